@@ -1,0 +1,71 @@
+/**
+ * Fast-connect sessions (mpush-wire §6): what a device needs to resume its cipher on a new
+ * connection without a new RSA handshake. One interface; memory here, Redis for a cluster
+ * (`mp:rs:<sessionId>` with the session's TTL).
+ */
+export interface StoredSession {
+  deviceId: string;
+  osName: string;
+  osVersion: string;
+  clientVersion: string;
+  /** AES session key (clientKey XOR serverKey), hex. */
+  sessionKey: string;
+  /** AES iv, hex. */
+  iv: string;
+  /** Unix ms after which the session is gone. */
+  expireTime: number;
+}
+
+export interface SessionStore {
+  get(sessionId: string): Promise<StoredSession | undefined>;
+  /** Stores with a time to live; a later `get` after it passed finds nothing. */
+  set(sessionId: string, session: StoredSession, ttlMs: number): Promise<void>;
+  delete(sessionId: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** In-memory sessions for one machine: expired entries are dropped on read and by a sweep. */
+export class MemorySessionStore implements SessionStore {
+  private readonly sessions = new Map<string, { s: StoredSession; until: number }>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    sweepIntervalMs = 60_000,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.sweeper = setInterval(() => this.sweep(), sweepIntervalMs);
+    this.sweeper.unref();
+  }
+
+  async get(sessionId: string): Promise<StoredSession | undefined> {
+    const e = this.sessions.get(sessionId);
+    if (!e) return undefined;
+    if (e.until <= this.now()) {
+      this.sessions.delete(sessionId);
+      return undefined;
+    }
+    return e.s;
+  }
+
+  async set(sessionId: string, session: StoredSession, ttlMs: number): Promise<void> {
+    this.sessions.set(sessionId, { s: session, until: this.now() + ttlMs });
+  }
+
+  async delete(sessionId: string): Promise<void> {
+    this.sessions.delete(sessionId);
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  sweep(): void {
+    const now = this.now();
+    for (const [id, e] of this.sessions) if (e.until <= now) this.sessions.delete(id);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.sessions.clear();
+  }
+}

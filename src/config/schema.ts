@@ -1,0 +1,114 @@
+/**
+ * The one configuration schema: every key with its type, default and meaning. Keys are dotted
+ * paths (`limits.maxConnections`); the environment spells them `MPUSH_LIMITS_MAX_CONNECTIONS`
+ * and the command line `--limits.maxConnections=…`.
+ */
+export type KeyType = 'int' | 'string' | 'bool';
+
+export interface KeySpec {
+  type: KeyType;
+  default: number | string | boolean;
+  doc: string;
+  min?: number;
+  max?: number;
+}
+
+function int(def: number, doc: string, min = 0, max = Number.MAX_SAFE_INTEGER): KeySpec & { type: 'int' } {
+  return { type: 'int', default: def, doc, min, max };
+}
+function str(def: string, doc: string): KeySpec & { type: 'string' } {
+  return { type: 'string', default: def, doc };
+}
+function bool(def: boolean, doc: string): KeySpec & { type: 'bool' } {
+  return { type: 'bool', default: def, doc };
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+export const schema = {
+  node: {
+    id: str('', 'Node id in the cluster; empty means host:port of the connection server.'),
+    dataDir: str('./data', 'Directory for state kept across restarts (the generated RSA key pair).'),
+  },
+  server: {
+    host: str('0.0.0.0', 'Address the TCP connection server binds.'),
+    port: int(3000, 'TCP port for devices (MPush binary protocol); 0 picks a free port.', 0, 65535),
+  },
+  http: {
+    host: str('0.0.0.0', 'Address the HTTP port binds (WebSocket, /public-key, health, API).'),
+    port: int(8080, 'HTTP port; 0 picks a free port.', 0, 65535),
+    wsPath: str('/', 'Path of the WebSocket endpoint on the HTTP port.'),
+    wsEnabled: bool(true, 'Accept WebSocket devices on the HTTP port.'),
+  },
+  security: {
+    privateKey: str(
+      '',
+      'RSA private key: PKCS#8 base64 (MPush non-CRT keys too) or PEM. Empty: generate and keep one in node.dataDir.',
+    ),
+    publicKey: str(
+      '',
+      'RSA public key (base64 X.509 SPKI or PEM), needed only to load an MPush non-CRT private key whose exponent is not 65537.',
+    ),
+  },
+  heartbeat: {
+    minMs: int(180_000, 'Smallest heartbeat the server grants (MPush min-heartbeat).', 1),
+    maxMs: int(180_000, 'Largest heartbeat the server grants (MPush max-heartbeat).', 1),
+    maxTimeouts: int(
+      2,
+      'Read timeouts (heartbeat + 1 s with nothing read) tolerated; the next one closes.',
+      0,
+      100,
+    ),
+    graceMs: int(1000, 'Added to the heartbeat before a read timeout counts.', 0),
+    tickMs: int(
+      1000,
+      'Resolution of the shared timer wheel that checks heartbeats and deadlines.',
+      1,
+      60_000,
+    ),
+  },
+  session: {
+    expireMs: int(86_400_000, 'Lifetime of a fast-connect session (MPush session-expired-time).', 1000),
+  },
+  limits: {
+    maxConnections: int(100_000, 'Connections (TCP + WebSocket) one node holds; the next is refused.', 1),
+    maxPacketSize: int(10 * KiB, 'Largest packet body a device may send (MPush max-packet-size).', 64),
+    maxInflatedSize: int(1 * MiB, 'Largest size a compressed body may inflate to.', 1024),
+    handshakeTimeoutMs: int(10_000, 'Time a new connection has to complete its handshake.', 100),
+    handshakesPerSecond: int(10_000, 'Handshakes (full and fast) accepted per second, token bucket rate.', 1),
+    handshakeBurst: int(20_000, 'Token bucket size for handshakes.', 1),
+    maxOutboundBytes: int(
+      1 * MiB,
+      'Bytes queued to one device before it is disconnected as a slow reader.',
+      1024,
+    ),
+    drainTimeoutMs: int(
+      30_000,
+      'Time a backpressured connection may take to drain before it is closed.',
+      100,
+    ),
+    wsMaxPayload: int(64 * KiB, 'Largest WebSocket message accepted.', 256),
+  },
+  compress: {
+    thresholdBytes: int(
+      10 * KiB,
+      'Bodies longer than this are zlib-compressed before encryption (MPush compress-threshold).',
+      0,
+    ),
+  },
+  auth: {
+    bindSecret: str('', 'When set, a bind must carry a valid signed token in its data field (HMAC-SHA256).'),
+  },
+  log: {
+    level: str('info', 'Log level: error, warn, info, debug.'),
+  },
+} as const satisfies Record<string, Record<string, KeySpec>>;
+
+type Schema = typeof schema;
+type ValueOf<S> = S extends { type: 'int' } ? number : S extends { type: 'bool' } ? boolean : string;
+
+/** The validated configuration. */
+export type Config = {
+  -readonly [G in keyof Schema]: { -readonly [K in keyof Schema[G]]: ValueOf<Schema[G][K]> };
+};

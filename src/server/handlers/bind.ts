@@ -1,0 +1,57 @@
+import { type Connection, Disconnect } from '../../connection/index.js';
+import { verifyBindToken } from '../../crypto/bind-token.js';
+import { type BindUserMessage, Command, ErrorCode } from '../../protocol/index.js';
+import type { ConnectionServer } from '../connection-server.js';
+import { replyError, replyOk } from './reply.js';
+
+/**
+ * BIND (mpush-wire §8): one live connection per (user, client type). A second device of the same
+ * type displaces the first, which gets a KICK and is unbound but left connected, as MPush does:
+ * closing it would make MPush SDKs reconnect, re-bind and kick the new device back, for ever.
+ */
+export function handleBind(
+  server: ConnectionServer,
+  conn: Connection,
+  sessionId: number,
+  m: BindUserMessage,
+): void {
+  if (!conn.handshaked) {
+    return replyError(conn, Command.BIND, sessionId, 0, 'not handshake', Disconnect.NOT_HANDSHAKED);
+  }
+  if (m.userId === '') return replyError(conn, Command.BIND, sessionId, ErrorCode.UNKNOWN, 'invalid param');
+  const secret = server.config.auth.bindSecret;
+  if (secret) {
+    const check = verifyBindToken(secret, m.userId, m.data);
+    if (!check.ok) {
+      server.stats.bindsRefused++;
+      return replyError(conn, Command.BIND, sessionId, ErrorCode.UNKNOWN, `bind token ${check.reason}`);
+    }
+  }
+  if (conn.userId === m.userId && server.router.get(m.userId, conn.clientType) === conn) {
+    conn.tags = m.tags; // re-bind of the same user: refresh tags only
+    return replyOk(conn, Command.BIND, sessionId, `${m.userId},${conn.clientType}`);
+  }
+  if (conn.userId !== '') server.unbind(conn);
+  conn.userId = m.userId;
+  conn.tags = m.tags;
+  const previous = server.router.bind(conn);
+  if (previous) server.kick(previous);
+  server.stats.binds++;
+  replyOk(conn, Command.BIND, sessionId, `${m.userId},${conn.clientType}`);
+  server.events.emit('online', conn);
+}
+
+/** UNBIND: drops the binding if this connection holds it; answered OK either way (idempotent). */
+export function handleUnbind(
+  server: ConnectionServer,
+  conn: Connection,
+  sessionId: number,
+  m: BindUserMessage,
+): void {
+  if (!conn.handshaked) {
+    return replyError(conn, Command.UNBIND, sessionId, 0, 'not handshake', Disconnect.NOT_HANDSHAKED);
+  }
+  if (m.userId === '') return replyError(conn, Command.UNBIND, sessionId, ErrorCode.UNKNOWN, 'invalid param');
+  if (conn.userId === m.userId) server.unbind(conn);
+  replyOk(conn, Command.UNBIND, sessionId, `${m.userId},${conn.clientType}`);
+}

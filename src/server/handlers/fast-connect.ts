@@ -1,0 +1,34 @@
+import type { Connection } from '../../connection/index.js';
+import { AesCipher } from '../../crypto/index.js';
+import { Command, ErrorCode, type FastConnectMessage } from '../../protocol/index.js';
+import type { ConnectionServer } from '../connection-server.js';
+import { identify, negotiateHeartbeat } from './handshake.js';
+import { replyError } from './reply.js';
+
+/**
+ * FAST_CONNECT (mpush-wire §6): resumes a stored session's cipher. Unknown or expired → 103,
+ * another device's session → 104; the connection stays open for a full handshake either way.
+ * The store lookup is asynchronous: packets that arrive meanwhile are held by the dispatcher.
+ */
+export async function handleFastConnect(
+  server: ConnectionServer,
+  conn: Connection,
+  sessionId: number,
+  m: FastConnectMessage,
+): Promise<void> {
+  const session = m.sessionId ? await server.sessions.get(m.sessionId) : undefined;
+  if (conn.closed) return;
+  if (!session || session.expireTime <= Date.now()) {
+    return replyError(conn, Command.FAST_CONNECT, sessionId, ErrorCode.SESSION_EXPIRED, 'session expired');
+  }
+  if (session.deviceId !== m.deviceId) {
+    return replyError(conn, Command.FAST_CONNECT, sessionId, ErrorCode.INVALID_DEVICE, 'invalid device');
+  }
+  const heartbeat = negotiateHeartbeat(server, m.maxHeartbeat);
+  conn.send({ cmd: Command.FAST_CONNECT, sessionId, body: { heartbeat } });
+  conn.cipher = new AesCipher(Buffer.from(session.sessionKey, 'hex'), Buffer.from(session.iv, 'hex'));
+  identify(conn, session);
+  conn.sessionId = m.sessionId;
+  conn.startHeartbeat(heartbeat);
+  server.stats.fastConnects++;
+}

@@ -1,0 +1,123 @@
+import { createHash } from 'node:crypto';
+import { type Connection, Disconnect } from '../../connection/index.js';
+import { AesCipher, mixKey, randomKey } from '../../crypto/index.js';
+import { Command, clientTypeOf, ErrorCode, type HandshakeMessage } from '../../protocol/index.js';
+import type { ConnectionServer } from '../connection-server.js';
+import { replyError } from './reply.js';
+
+/** Negotiated heartbeat = max(serverMin, min(clientMax, serverMax)) (mpush-wire §7). */
+export function negotiateHeartbeat(server: ConnectionServer, clientMax: number): number {
+  const { minMs, maxMs } = server.config.heartbeat;
+  return Math.max(minMs, Math.min(clientMax > 0 ? clientMax : maxMs, maxMs));
+}
+
+function identify(
+  conn: Connection,
+  m: Pick<HandshakeMessage, 'deviceId' | 'osName' | 'osVersion' | 'clientVersion'>,
+): void {
+  conn.deviceId = m.deviceId;
+  conn.osName = m.osName;
+  conn.osVersion = m.osVersion;
+  conn.clientVersion = m.clientVersion;
+  conn.clientType = clientTypeOf(m.osName);
+}
+
+/**
+ * HANDSHAKE on the binary protocol (mpush-wire §5): checks the keys, answers HandshakeOk
+ * encrypted with AES(clientKey, iv), then switches to AES(clientKey XOR serverKey, iv) and
+ * stores the session for fast connect.
+ */
+export function handleHandshake(
+  server: ConnectionServer,
+  conn: Connection,
+  sessionId: number,
+  m: HandshakeMessage,
+): void {
+  if (m.deviceId === '' || m.iv.length !== 16 || m.clientKey.length !== 16) {
+    return replyError(
+      conn,
+      Command.HANDSHAKE,
+      sessionId,
+      ErrorCode.UNKNOWN,
+      'invalid handshake',
+      Disconnect.BAD_HANDSHAKE,
+    );
+  }
+  if (conn.handshaked && conn.deviceId === m.deviceId) {
+    return replyError(conn, Command.HANDSHAKE, sessionId, ErrorCode.REPEAT_HANDSHAKE, 'repeat handshake');
+  }
+  const serverKey = randomKey();
+  const sessionKey = mixKey(m.clientKey, serverKey);
+  const heartbeat = negotiateHeartbeat(server, m.maxHeartbeat);
+  const now = Date.now();
+  const expireTime = now + server.config.session.expireMs;
+  const id = createHash('md5')
+    .update(m.deviceId + now)
+    .digest('hex');
+
+  conn.cipher = new AesCipher(m.clientKey, m.iv);
+  conn.send({ cmd: Command.HANDSHAKE, sessionId, body: { serverKey, heartbeat, sessionId: id, expireTime } });
+  conn.cipher = new AesCipher(sessionKey, m.iv);
+  identify(conn, m);
+  conn.sessionId = id;
+  conn.startHeartbeat(heartbeat);
+  server.stats.handshakes++;
+  server.sessions
+    .set(
+      id,
+      {
+        deviceId: m.deviceId,
+        osName: m.osName,
+        osVersion: m.osVersion,
+        clientVersion: m.clientVersion,
+        sessionKey: sessionKey.toString('hex'),
+        iv: m.iv.toString('hex'),
+        expireTime,
+      },
+      server.config.session.expireMs,
+    )
+    .catch((err: Error) => server.log.warn('session store write failed', { err: err.message }));
+}
+
+/** HANDSHAKE on the WebSocket JSON protocol: no keys, no session (mpush-wire §10). */
+export function handleJsonHandshake(
+  server: ConnectionServer,
+  conn: Connection,
+  sessionId: number,
+  m: Pick<HandshakeMessage, 'deviceId' | 'osName' | 'osVersion' | 'clientVersion' | 'maxHeartbeat'>,
+): void {
+  if (m.deviceId === '') {
+    return replyError(
+      conn,
+      Command.HANDSHAKE,
+      sessionId,
+      ErrorCode.UNKNOWN,
+      'invalid handshake',
+      Disconnect.BAD_HANDSHAKE,
+    );
+  }
+  if (conn.handshaked && conn.deviceId === m.deviceId) {
+    return replyError(conn, Command.HANDSHAKE, sessionId, ErrorCode.REPEAT_HANDSHAKE, 'repeat handshake');
+  }
+  const heartbeat = negotiateHeartbeat(server, m.maxHeartbeat);
+  const now = Date.now();
+  const id = createHash('md5')
+    .update(m.deviceId + now)
+    .digest('hex');
+  identify(conn, m);
+  conn.sessionId = id;
+  conn.send({
+    cmd: Command.HANDSHAKE,
+    sessionId,
+    body: {
+      serverKey: Buffer.alloc(0),
+      heartbeat,
+      sessionId: id,
+      expireTime: now + server.config.session.expireMs,
+    },
+  });
+  conn.startHeartbeat(heartbeat);
+  server.stats.handshakes++;
+}
+
+export { identify };
