@@ -20,7 +20,8 @@ export class BodyWriter {
 
   private ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
+    // `|| 64`: a writer created with capacity 0 would otherwise double 0 forever.
+    let size = this.buf.length * 2 || 64;
     while (size < this.pos + n) size *= 2;
     const next = Buffer.allocUnsafe(size);
     this.buf.copy(next, 0, 0, this.pos);

@@ -12,8 +12,14 @@ export interface JsonPacket {
   body: Record<string, unknown>;
 }
 
-export function encodeJsonPacket(cmd: number, sessionId: number, body: Record<string, unknown>): string {
-  return JSON.stringify({ cmd, flags: Flags.JSON_BODY, sessionId, body });
+/** Serialises one packet; JSON_BODY is always set in `flags`. */
+export function encodeJsonPacket(
+  cmd: number,
+  sessionId: number,
+  body: Record<string, unknown>,
+  flags: number = Flags.JSON_BODY,
+): string {
+  return JSON.stringify({ cmd, flags: flags | Flags.JSON_BODY, sessionId, body });
 }
 
 function isInt32(v: unknown): v is number {

@@ -1,0 +1,26 @@
+// The crypto layer: RSA handshake, AES session cipher, bounded zlib. Depends on node: builtins only.
+
+export { AesCipher, mixKey, randomKey } from './aes.js';
+export { type Cipher, RsaClientCipher, RsaServerCipher } from './cipher.js';
+export {
+  CryptoError,
+  type CryptoErrorCode,
+  MPUSH_ERR_AES_DECRYPT,
+  MPUSH_ERR_INFLATE,
+  MPUSH_ERR_INFLATE_TOO_LARGE,
+  MPUSH_ERR_KEY,
+  MPUSH_ERR_RSA_BLOCK,
+} from './errors.js';
+export {
+  generateRsaKeyPair,
+  loadPrivateKey,
+  loadPublicKey,
+  privateKeyToBase64,
+  privateKeyToPem,
+  publicKeyOf,
+  publicKeyToBase64,
+  publicKeyToPem,
+  RsaDecryptor,
+  rsaEncrypt,
+} from './rsa.js';
+export { deflate, inflate } from './zlib.js';

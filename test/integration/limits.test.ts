@@ -1,0 +1,195 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { deflate, loadPublicKey } from '../../src/crypto/index.js';
+import {
+  ClientType,
+  Command,
+  ErrorCode,
+  encodePacket,
+  Flags,
+  HEARTBEAT_FRAME,
+} from '../../src/protocol/index.js';
+import { startTestNode } from '../helpers/node.js';
+import { RawDevice } from '../helpers/raw-device.js';
+import { mpushDefaultKeys } from '../helpers/shared.js';
+import { waitFor } from '../helpers/wait.js';
+
+const publicKey = loadPublicKey(mpushDefaultKeys().publicKey);
+
+describe('limits: each closes only the offending connection', () => {
+  it('heartbeat.*: a silent device is closed after maxTimeouts misses; a talking one stays', async () => {
+    const t = await startTestNode({
+      heartbeat: { minMs: 200, maxMs: 200, graceMs: 50, tickMs: 20, maxTimeouts: 2 },
+    });
+    try {
+      const silent = await RawDevice.connect(t.tcpPort);
+      const talker = await RawDevice.connect(t.tcpPort);
+      await silent.handshake(publicKey);
+      await talker.handshake(publicKey);
+      const beat = setInterval(() => talker.raw(HEARTBEAT_FRAME), 100);
+      const started = Date.now();
+      await silent.waitClosed(5000);
+      clearInterval(beat);
+      // Three read timeouts of 250 ms each: not before the third.
+      assert.ok(Date.now() - started >= 700, 'closed only after the third miss');
+      assert.equal(talker.closed, false);
+      assert.ok(talker.heartbeats > 0, 'heartbeats are echoed');
+      assert.equal(t.node.connections.stats.closed['heartbeat-timeout'], 1);
+      talker.close();
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('limits.handshakeTimeoutMs: no handshake in time closes', async () => {
+    const t = await startTestNode({ limits: { handshakeTimeoutMs: 150 }, heartbeat: { tickMs: 20 } });
+    try {
+      const d = await RawDevice.connect(t.tcpPort);
+      await d.waitClosed(3000);
+      assert.equal(t.node.connections.stats.closed['handshake-timeout'], 1);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('limits.maxPacketSize: an oversized header closes that connection before its body is sent', async () => {
+    const t = await startTestNode({ limits: { maxPacketSize: 1024 } });
+    try {
+      const bystander = await RawDevice.connect(t.tcpPort);
+      await bystander.handshake(publicKey);
+      const d = await RawDevice.connect(t.tcpPort);
+      // Only the header, declaring 1 MiB: the server must not wait for the body.
+      d.raw(
+        encodePacket({ cmd: Command.BIND, flags: 0, sessionId: 1, body: Buffer.alloc(1024 * 1024) }).subarray(
+          0,
+          13,
+        ),
+      );
+      const err = d.error(await d.next(Command.ERROR));
+      assert.match(err.reason, /exceeds the limit of 1024 bytes/);
+      await d.waitClosed();
+      assert.ok((await bystander.bind('still-here')).ok);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('limits.maxInflatedSize: a decompression bomb closes the connection', async () => {
+    const t = await startTestNode({ limits: { maxInflatedSize: 64 * 1024 } });
+    try {
+      const d = await RawDevice.connect(t.tcpPort);
+      await d.handshake(publicKey);
+      const bomb = deflate(Buffer.alloc(8 * 1024 * 1024)); // ~8 KiB on the wire
+      d.send(Command.PUSH, bomb, { flags: Flags.COMPRESS });
+      await d.next(Command.ERROR);
+      await d.waitClosed();
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('limits.maxConnections: the next connection is refused', async () => {
+    const t = await startTestNode({ limits: { maxConnections: 3 } });
+    try {
+      const ds = await Promise.all([1, 2, 3].map(() => RawDevice.connect(t.tcpPort)));
+      await waitFor(() => t.node.connections.connections.size === 3);
+      const extra = await RawDevice.connect(t.tcpPort);
+      await extra.waitClosed();
+      assert.equal(t.node.connections.stats.refused, 1);
+      await ds[0]!.handshake(publicKey);
+      for (const d of ds) d.close();
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('limits.handshakesPerSecond: handshakes past the bucket are refused', async () => {
+    const t = await startTestNode({ limits: { handshakesPerSecond: 1, handshakeBurst: 2 } });
+    try {
+      const ds = await Promise.all([1, 2, 3].map(() => RawDevice.connect(t.tcpPort)));
+      await ds[0]!.handshake(publicKey);
+      await ds[1]!.handshake(publicKey);
+      await assert.rejects(ds[2]!.handshake(publicKey));
+      const err = ds[2]!.error(
+        ds[2]!.packets.find((p) => p.cmd === Command.ERROR) ?? (await ds[2]!.next(Command.ERROR)),
+      );
+      assert.equal(err.reason, 'handshake rate exceeded');
+      await ds[2]!.waitClosed();
+      assert.equal(t.node.connections.stats.handshakesThrottled, 1);
+      for (const d of ds) d.close();
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('limits.maxOutboundBytes: a device that stops reading is dropped while 100 others keep receiving', async () => {
+    const t = await startTestNode({ limits: { maxOutboundBytes: 256 * 1024, drainTimeoutMs: 2000 } });
+    try {
+      const frozen = await RawDevice.connect(t.tcpPort);
+      await frozen.handshake(publicKey);
+      await frozen.bind('frozen');
+      frozen.pauseReading();
+      const others: RawDevice[] = [];
+      for (let i = 0; i < 100; i++) {
+        const d = await RawDevice.connect(t.tcpPort);
+        await d.handshake(publicKey);
+        await d.bind(`user-${i}`);
+        others.push(d);
+      }
+      const server = t.node.connections;
+      const frozenConn = server.router.get('frozen', ClientType.MOBILE)!;
+      // Loopback socket buffers absorb several MiB: the frozen device is sent far more than that.
+      const big = randomBytes(64 * 1024); // incompressible: the server deflates bodies over 10 KiB
+      const content = Buffer.alloc(1024, 0x61);
+      const rounds = 256;
+      for (let r = 0; r < rounds; r++) {
+        frozenConn.send({ cmd: Command.PUSH, sessionId: server.nextPushSessionId(), flags: 0, content: big });
+        for (const c of server.router.all()) {
+          if (c === frozenConn) continue;
+          c.send({ cmd: Command.PUSH, sessionId: server.nextPushSessionId(), flags: 0, content });
+        }
+        await new Promise((res) => setImmediate(res));
+      }
+      await waitFor(
+        () => server.router.get('frozen', ClientType.MOBILE) === undefined,
+        5000,
+        'frozen device dropped',
+      );
+      assert.equal(server.stats.closed['slow-reader'], 1);
+      for (const d of others) {
+        await d.until(
+          () => d.packets.filter((p) => p.cmd === Command.PUSH).length === rounds || undefined,
+          10000,
+          'all pushes',
+        );
+        assert.equal(d.closed, false);
+      }
+      for (const d of others) d.close();
+      frozen.close();
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('a garbage stream closes only its connection', async () => {
+    const t = await startTestNode();
+    try {
+      const ok = await RawDevice.connect(t.tcpPort);
+      await ok.handshake(publicKey);
+      const bad = await RawDevice.connect(t.tcpPort);
+      let x = 12345;
+      const junk = Buffer.alloc(64 * 1024);
+      for (let i = 0; i < junk.length; i++) {
+        x = (x * 1103515245 + 12345) & 0x7fffffff;
+        junk[i] = x & 0xff;
+      }
+      bad.raw(junk);
+      await bad.waitClosed();
+      assert.ok((await ok.bind('survivor')).ok);
+      assert.equal(ErrorCode.UNKNOWN, -1);
+    } finally {
+      await t.stop();
+    }
+  });
+});
