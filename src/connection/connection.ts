@@ -80,7 +80,13 @@ export class Connection implements FrameHandler {
   heartbeatMs = 0;
 
   readonly createdAt: number;
+  /** Coarse time of the last read (the wheel's clock). */
   lastReadAt: number;
+  /**
+   * Set by every read, cleared by every check: a read the coarse clock dates to the check's own
+   * tick (a pong answering the ping sent then) still counts.
+   */
+  private readSinceCheck = false;
   misses = 0;
   private nextCheckAt = Number.POSITIVE_INFINITY;
   private blockedSince = 0;
@@ -103,6 +109,7 @@ export class Connection implements FrameHandler {
   receive(chunk: Buffer): void {
     if (this.closed) return;
     this.lastReadAt = this.ctx.wheel.now;
+    this.readSinceCheck = true;
     if (!this.decoder) this.decoder = new FrameDecoder(this, { maxBodyLength: this.ctx.maxPacketSize });
     try {
       this.decoder.push(chunk);
@@ -116,6 +123,7 @@ export class Connection implements FrameHandler {
   receiveText(text: string): void {
     if (this.closed) return;
     this.lastReadAt = this.ctx.wheel.now;
+    this.readSinceCheck = true;
     let packet: JsonPacket;
     try {
       packet = decodeJsonPacket(text);
@@ -129,6 +137,7 @@ export class Connection implements FrameHandler {
   /** Anything read that is not a packet (a WebSocket pong) still proves the peer alive. */
   touch(): void {
     this.lastReadAt = this.ctx.wheel.now;
+    this.readSinceCheck = true;
   }
 
   /** @internal FrameHandler */
@@ -227,7 +236,9 @@ export class Connection implements FrameHandler {
       return this.scheduleCheck(this.createdAt + ctx.handshakeTimeoutMs);
     }
     const limit = this.heartbeatMs + ctx.heartbeatGraceMs;
-    if (now - this.lastReadAt >= limit) {
+    const read = this.readSinceCheck;
+    this.readSinceCheck = false;
+    if (!read && now - this.lastReadAt >= limit) {
       if (++this.misses > ctx.maxHeartbeatTimeouts) return this.close(Disconnect.HEARTBEAT_TIMEOUT);
       this.transport.ping?.();
       this.scheduleCheck(now + limit);

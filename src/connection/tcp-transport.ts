@@ -25,6 +25,10 @@ function onEnd(this: TaggedSocket): void {
   this.end();
 }
 
+function destroySocket(socket: Socket): void {
+  socket.destroy();
+}
+
 /** A TCP (or TLS) socket as a {@link Transport}. */
 export class TcpTransport implements Transport {
   readonly kind: 'tcp' | 'tls';
@@ -71,8 +75,9 @@ export class TcpTransport implements Transport {
   close(): void {
     if (this.socket.destroyed) return;
     this.socket.end();
-    // A peer that never reads could hold the half-closed socket open: do not wait on it.
-    this.socket.setTimeout(5000, () => this.socket.destroy());
+    // A peer that never reads, or never closes its side, could hold the socket open: give the
+    // queued bytes (an ERROR, a KICK) a moment to flush, then let go.
+    setTimeout(destroySocket, 5000, this.socket).unref();
   }
 
   destroy(): void {

@@ -58,6 +58,9 @@ export class TimerWheel<T> {
     this.now = this.clock();
     const current = Math.floor(this.now / this.tickMs);
     for (let t = this.lastTick + 1; t <= current; t++) {
+      // Advance first: an item rescheduled into the past from inside onDue lands in the next
+      // tick, never in a bucket this loop has already passed.
+      this.lastTick = t;
       const bucket = this.buckets.get(t);
       if (!bucket) continue;
       this.buckets.delete(t);

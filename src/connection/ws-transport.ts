@@ -29,6 +29,10 @@ function onClose(this: TaggedWs, code: number): void {
   conn?.transportClosed(code === 1006);
 }
 
+function terminate(ws: WebSocket): void {
+  if (ws.readyState !== 3) ws.terminate();
+}
+
 /** A WebSocket (the `ws` package) as a {@link Transport}. */
 export class WsTransport implements Transport {
   readonly kind = 'ws' as const;
@@ -74,8 +78,10 @@ export class WsTransport implements Transport {
   }
 
   close(code = 1000, reason = ''): void {
-    if (this.ws.readyState === 0 || this.ws.readyState === 1) this.ws.close(code, reason);
-    // ws terminates by itself if the closing handshake does not complete in 30 s.
+    if (this.ws.readyState !== 0 && this.ws.readyState !== 1) return;
+    this.ws.close(code, reason);
+    // ws would wait 30 s for the peer's close frame; a peer that stopped reading never sends it.
+    setTimeout(terminate, 2000, this.ws).unref();
   }
 
   destroy(): void {
