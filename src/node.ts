@@ -1,14 +1,26 @@
 import { HttpServer } from './api/http-server.js';
+import { MemoryNodeRegistry, type NodeInfo, type NodeRegistry } from './cluster/node-registry.js';
+import { MemoryRouteStore, type RouteStore } from './cluster/route-store.js';
 import { MemorySessionStore, type SessionStore } from './cluster/session-store.js';
 import type { Config } from './config/index.js';
+import type { Connection } from './connection/index.js';
+import { GatewayServer } from './gateway/gateway-server.js';
 import { createLogger, type Logger } from './log.js';
+import { PushCenter } from './push/push-center.js';
 import { ConnectionServer } from './server/connection-server.js';
 import { loadServerKeys, type ServerKeys } from './server/keys.js';
+
+/** The stores a node runs on: memory for one machine, Redis for a cluster. */
+export interface NodeStores {
+  sessions: SessionStore;
+  routes: RouteStore;
+  registry: NodeRegistry;
+}
 
 export interface MpushNodeOptions {
   config: Config;
   log?: Logger;
-  sessions?: SessionStore;
+  stores?: Partial<NodeStores>;
   clock?: () => number;
 }
 
@@ -16,51 +28,126 @@ export interface MpushNodeOptions {
 export interface NodeAddresses {
   tcpPort: number;
   httpPort: number;
+  gatewayPort: number;
 }
 
 /**
- * One mpush-ts node: the connection server and the HTTP port, wired to its stores. The
- * all-in-one default uses in-memory stores; a cluster passes Redis ones.
+ * One mpush-ts node: connection server, push center, gateway and HTTP port, wired to its
+ * stores. The all-in-one default uses in-memory stores; a cluster passes Redis ones.
  */
 export class MpushNode {
   readonly config: Config;
   readonly log: Logger;
   readonly keys: ServerKeys;
-  readonly sessions: SessionStore;
+  readonly stores: NodeStores;
   readonly connections: ConnectionServer;
+  readonly push: PushCenter;
+  readonly gateway: GatewayServer;
   readonly http: HttpServer;
-  addresses: NodeAddresses = { tcpPort: 0, httpPort: 0 };
+  addresses: NodeAddresses = { tcpPort: 0, httpPort: 0, gatewayPort: 0 };
+  /** Set at start: `<gateway host>:<gateway port>`, unless node.id names it. */
+  id = '';
 
   constructor(opts: MpushNodeOptions) {
-    this.config = opts.config;
-    this.log = opts.log ?? createLogger(opts.config.log.level);
-    this.keys = loadServerKeys(opts.config);
-    this.sessions = opts.sessions ?? new MemorySessionStore();
+    const config = opts.config;
+    this.config = config;
+    this.log = opts.log ?? createLogger(config.log.level);
+    this.keys = loadServerKeys(config);
+    this.stores = {
+      sessions: opts.stores?.sessions ?? new MemorySessionStore(),
+      routes: opts.stores?.routes ?? new MemoryRouteStore(),
+      registry: opts.stores?.registry ?? new MemoryNodeRegistry(),
+    };
     this.connections = new ConnectionServer({
-      config: opts.config,
+      config,
       privateKey: this.keys.privateKey,
-      sessions: this.sessions,
+      sessions: this.stores.sessions,
       log: this.log,
       ...(opts.clock ? { clock: opts.clock } : {}),
     });
-    this.http = new HttpServer({
-      config: opts.config,
+    this.push = new PushCenter({
+      config,
       log: this.log,
-      connections: this.connections,
-      publicKeyBase64: this.keys.publicKeyBase64,
+      server: this.connections,
+      routes: this.stores.routes,
+      nodeId: '',
+      isRouteLive: (r) => this.stores.registry.isLive(r.host, r.port),
     });
+    this.gateway = new GatewayServer({
+      config,
+      log: this.log,
+      server: this.connections,
+      push: this.push,
+      routes: this.stores.routes,
+    });
+    this.http = new HttpServer({ node: this });
+    this.connections.events.on('online', (conn) => this.routeOnline(conn));
+    this.connections.events.on('offline', (conn, userId) => this.routeOffline(conn, userId));
+  }
+
+  /** The host other nodes and push clients reach this node's gateway at. */
+  get gatewayHost(): string {
+    const { advertiseHost, host } = this.config.gateway;
+    return advertiseHost || (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
+  }
+
+  private connId(conn: Connection): string {
+    return `${this.id}:${conn.id}`;
+  }
+
+  private routeOnline(conn: Connection): void {
+    this.stores.routes
+      .register(conn.userId, conn.clientType, {
+        host: this.gatewayHost,
+        port: this.addresses.gatewayPort,
+        deviceId: conn.deviceId,
+        osName: conn.osName,
+        clientVersion: conn.clientVersion,
+        connId: this.connId(conn),
+      })
+      .catch((err: Error) =>
+        this.log.warn('route register failed', { userId: conn.userId, err: err.message }),
+      );
+  }
+
+  private routeOffline(conn: Connection, userId: string): void {
+    this.stores.routes
+      .unregister(userId, conn.clientType, this.connId(conn))
+      .catch((err: Error) => this.log.warn('route unregister failed', { userId, err: err.message }));
+  }
+
+  /** What this node publishes in the registry. */
+  info(): NodeInfo {
+    return {
+      id: this.id,
+      gatewayHost: this.gatewayHost,
+      gatewayPort: this.addresses.gatewayPort,
+      host: this.config.server.host,
+      port: this.addresses.tcpPort,
+      connections: this.connections.connections.size,
+      onlineUsers: this.connections.router.onlineUsers,
+    };
   }
 
   async start(): Promise<NodeAddresses> {
+    const gatewayPort = await this.gateway.listen();
     const tcpPort = await this.connections.listen();
     const httpPort = await this.http.listen();
-    this.addresses = { tcpPort, httpPort };
+    this.addresses = { tcpPort, httpPort, gatewayPort };
+    this.id = this.config.node.id || `${this.gatewayHost}:${gatewayPort}`;
+    this.push.setNodeId(this.id);
+    await this.stores.registry.publish(this.info());
     return this.addresses;
   }
 
   /** Graceful stop: no new connections, every connection closed, stores closed. */
   async stop(): Promise<void> {
-    await Promise.all([this.connections.close(), this.http.close()]);
-    await this.sessions.close();
+    await Promise.all([this.connections.close(), this.http.close(), this.gateway.close()]);
+    this.push.close();
+    await Promise.all([
+      this.stores.sessions.close(),
+      this.stores.routes.close(),
+      this.stores.registry.close(),
+    ]);
   }
 }

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { PushSender } from '../client/push/push-sender.js';
 import { ConfigError, describeConfig, loadConfig } from '../config/index.js';
 import { mintBindToken } from '../crypto/bind-token.js';
 import { generateRsaKeyPair, privateKeyToBase64, publicKeyToBase64 } from '../crypto/index.js';
@@ -9,6 +10,12 @@ const usage = `mpush — an MPush-compatible push system
 
 usage:
   mpush start [--config file.json] [--port 3000] [--http-port 8080] [--<group>.<key>=value ...]
+  mpush push --user U[,U2...] --content TEXT [--ack none|auto|biz] [--timeout MS]
+             [--gateway host:port] [--secret S]
+                                       push through a gateway with PushSender; prints the results
+  mpush broadcast --content TEXT [--tags a,b] [--condition EXPR] [--ack ...] [--rate N] [--max N]
+             [--gateway host:port] [--secret S]
+                                       broadcast and print the counts
   mpush keygen                         print a new RSA key pair (private PKCS#8, public SPKI; base64)
   mpush token --secret S --user U [--ttl 3600]
                                        mint a bind token for auth.bindSecret
@@ -24,6 +31,9 @@ const aliases: Record<string, string> = {
   'log-level': 'log.level',
   'bind-secret': 'auth.bindSecret',
   'private-key': 'security.privateKey',
+  'gateway-port': 'gateway.port',
+  'gateway-secret': 'gateway.secret',
+  'api-secret': 'api.secret',
 };
 
 async function start(flags: Record<string, string | boolean>): Promise<void> {
@@ -35,7 +45,7 @@ async function start(flags: Record<string, string | boolean>): Promise<void> {
   }
   const config = loadConfig({ ...(file ? { file } : {}), env: process.env, flags: overrides });
   const node = new MpushNode({ config });
-  const { tcpPort, httpPort } = await node.start();
+  const { tcpPort, httpPort, gatewayPort } = await node.start();
   const out = process.stdout;
   out.write(`mpush-ts node started (in-memory stores)\n`);
   out.write(`  devices, TCP (MPush binary protocol): ${config.server.host}:${tcpPort}\n`);
@@ -43,7 +53,13 @@ async function start(flags: Record<string, string | boolean>): Promise<void> {
     out.write(
       `  devices, WebSocket (MPush JSON protocol): ws://${config.http.host}:${httpPort}${config.http.wsPath}\n`,
     );
-  out.write(`  HTTP: http://${config.http.host}:${httpPort}  (GET /public-key, GET /health)\n`);
+  out.write(`  gateway (push clients, PushSender): ${config.gateway.host}:${gatewayPort}\n`);
+  out.write(
+    `  HTTP: http://${config.http.host}:${httpPort}  (POST /api/push, /api/broadcast; GET /public-key, /health)\n`,
+  );
+  if (node.http.apiSecretGenerated) {
+    out.write(`  HTTP API bearer secret (generated; set api.secret to choose one): ${node.http.apiSecret}\n`);
+  }
   out.write(`  RSA key: ${node.keys.source}\n`);
   out.write(`  public key for MPush SDKs (base64 X.509):\n  ${node.keys.publicKeyBase64}\n`);
   if (config.auth.bindSecret) out.write('  bind tokens required (auth.bindSecret is set)\n');
@@ -67,12 +83,80 @@ async function start(flags: Record<string, string | boolean>): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
+const ackModels: Record<string, 'NO_ACK' | 'AUTO_ACK' | 'BIZ_ACK'> = {
+  none: 'NO_ACK',
+  auto: 'AUTO_ACK',
+  biz: 'BIZ_ACK',
+};
+
+function str(flags: Record<string, string | boolean>, name: string): string | undefined {
+  const v = flags[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+async function pushCommand(
+  cmd: 'push' | 'broadcast',
+  flags: Record<string, string | boolean>,
+): Promise<void> {
+  const [host, port] = (str(flags, 'gateway') ?? '127.0.0.1:3001').split(':');
+  const secret = str(flags, 'secret') ?? process.env.MPUSH_GATEWAY_SECRET;
+  const content = str(flags, 'content');
+  if (content === undefined) throw new ConfigError(`${cmd} needs --content`);
+  const ack = str(flags, 'ack') ?? 'none';
+  const ackModel = ackModels[ack];
+  if (!ackModel) throw new ConfigError('--ack must be none, auto or biz');
+  const timeout = str(flags, 'timeout') ? Number(str(flags, 'timeout')) : undefined;
+  if (timeout !== undefined && (!Number.isInteger(timeout) || timeout <= 0))
+    throw new ConfigError('--timeout must be a positive integer (ms)');
+  const sender = PushSender.create({
+    gateways: [{ host: host || '127.0.0.1', port: Number(port || 3001) }],
+    ...(secret ? { gatewaySecret: secret } : {}),
+    clientId: 'mpush-cli',
+  });
+  try {
+    await sender.start();
+    if (cmd === 'push') {
+      const users = str(flags, 'user');
+      if (!users) throw new ConfigError('push needs --user');
+      const results = await sender.send({
+        userIds: users.split(','),
+        content,
+        ackModel,
+        ...(timeout ? { timeout } : {}),
+      });
+      process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+      if (results.some((r) => r.result !== 'success')) process.exitCode = 3;
+    } else {
+      const tags = str(flags, 'tags')?.split(',').filter(Boolean);
+      const condition = str(flags, 'condition');
+      const rate = str(flags, 'rate');
+      const max = str(flags, 'max');
+      const result = await sender.broadcast({
+        content,
+        ackModel,
+        ...(tags?.length ? { tags } : {}),
+        ...(condition ? { condition } : {}),
+        ...(timeout ? { timeout } : {}),
+        ...(rate ? { broadcastRate: Number(rate) } : {}),
+        ...(max ? { broadcastMax: Number(max) } : {}),
+      });
+      process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      if (result.result !== 'success') process.exitCode = 3;
+    }
+  } finally {
+    await sender.stop();
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const { positional, flags } = parseArgs(argv);
   const cmd = positional[0];
   switch (cmd) {
     case 'start':
       return start(flags);
+    case 'push':
+    case 'broadcast':
+      return pushCommand(cmd, flags);
     case 'keygen': {
       const { privateKey, publicKey } = generateRsaKeyPair(1024);
       process.stdout.write(

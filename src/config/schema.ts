@@ -41,6 +41,43 @@ export const schema = {
     wsPath: str('/', 'Path of the WebSocket endpoint on the HTTP port.'),
     wsEnabled: bool(true, 'Accept WebSocket devices on the HTTP port.'),
   },
+  gateway: {
+    host: str(
+      '0.0.0.0',
+      'Address the gateway (push clients, other nodes) binds; keep it on a private network.',
+    ),
+    port: int(3001, 'Gateway TCP port (MPush gateway protocol); 0 picks a free port.', 0, 65535),
+    advertiseHost: str(
+      '',
+      'Host other nodes and push clients reach this gateway at; empty means 127.0.0.1 when bound to 0.0.0.0.',
+    ),
+    secret: str('', 'When set, push clients must prove they hold it (HMAC) before the gateway answers them.'),
+    maxPacketSize: int(
+      1 * MiB,
+      'Largest gateway packet body; an oversize push is answered with an ERROR, not a close.',
+      1024,
+    ),
+  },
+  push: {
+    defaultTimeoutMs: int(3000, 'Timeout of a push that names none (or names 0: mpush-wire §12).', 1),
+    ackTickMs: int(10, 'Resolution of ack timeouts.', 1, 1000),
+    broadcastRate: int(
+      0,
+      'Default broadcast rate, devices per second; 0 means as fast as the node can write.',
+      0,
+    ),
+    broadcastSlice: int(
+      2000,
+      'Devices a broadcast writes per turn of the event loop before yielding to I/O.',
+      1,
+    ),
+    taskRetentionMs: int(600_000, 'How long a finished broadcast task stays queryable.', 0),
+    maxRedirects: int(3, 'Route changes (gateway ERROR 3) a push request follows before it fails.', 0, 100),
+  },
+  api: {
+    secret: str('', 'Bearer secret for the HTTP API; required whenever http.host is not a loopback address.'),
+    maxBodyBytes: int(1 * MiB, 'Largest HTTP API request body.', 1024),
+  },
   security: {
     privateKey: str(
       '',

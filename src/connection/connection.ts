@@ -181,6 +181,11 @@ export class Connection implements FrameHandler {
   }
 
   private write(data: Buffer | string): boolean {
+    if (!this.transport.writable) {
+      // The peer is gone but its close has not been processed yet: fail this write now.
+      this.close(Disconnect.TRANSPORT_ERROR, true);
+      return false;
+    }
     if (!this.corked) {
       this.corked = true;
       this.transport.cork();

@@ -59,6 +59,10 @@ export class TcpTransport implements Transport {
     return this.socket.writableLength;
   }
 
+  get writable(): boolean {
+    return !this.socket.destroyed && this.socket.writable;
+  }
+
   write(data: Buffer | string): boolean {
     if (this.socket.destroyed) return false;
     return this.socket.write(data);

@@ -7,6 +7,8 @@ export interface Transport {
   readonly kind: 'tcp' | 'tls' | 'ws';
   /** `ip:port` of the peer, for logs. */
   readonly remoteAddress: string;
+  /** False once the transport can no longer carry bytes (destroyed, closing). */
+  readonly writable: boolean;
   /** Bytes accepted by {@link write} and not yet handed to the kernel. */
   readonly bufferedBytes: number;
   /** Queues bytes (binary) or a text frame (WebSocket JSON). False when the peer is not keeping up. */

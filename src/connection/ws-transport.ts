@@ -61,6 +61,10 @@ export class WsTransport implements Transport {
     return this.ws.bufferedAmount;
   }
 
+  get writable(): boolean {
+    return this.ws.readyState === 1;
+  }
+
   write(data: Buffer | string): boolean {
     if (this.ws.readyState !== 1) return false;
     this.ws.send(data);

@@ -63,3 +63,16 @@ export const ErrorCode = {
 
 export type ErrorCodeName = keyof typeof ErrorCode;
 export type ErrorCodeValue = (typeof ErrorCode)[ErrorCodeName];
+
+/**
+ * Commands mpush-ts adds on the gateway port only, for its own push clients. MPush's device SDKs
+ * never see them; codes are outside MPush's table so an MPush peer answers them with 101.
+ */
+export const ExtCommand = {
+  /** Push client → gateway: proves it holds the gateway secret (HMAC over a timestamp). */
+  GATEWAY_AUTH: 64,
+  /** Push client → gateway: where are these users? Answered by OK with the routes as JSON. */
+  GATEWAY_ROUTE_QUERY: 65,
+  /** Push client → gateway: a broadcast task's counts, or its cancel. Answered by OK with JSON. */
+  GATEWAY_BROADCAST_CONTROL: 66,
+} as const;

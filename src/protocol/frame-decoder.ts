@@ -5,6 +5,12 @@ import { DEFAULT_MAX_BODY_LENGTH, HEADER_LENGTH, HEARTBEAT_BYTE, type Packet } f
 export interface FrameHandler {
   onPacket(packet: Packet): void;
   onHeartbeat(): void;
+  /**
+   * When present, a frame declaring more than the limit is skipped (its body discarded as it
+   * arrives, never buffered) and reported here instead of failing the stream: the gateway
+   * answers an oversize push with an ERROR and keeps the connection (mpush-wire §12).
+   */
+  onOversized?(cmd: number, sessionId: number, length: number): void;
 }
 
 export interface FrameDecoderOptions {
@@ -17,6 +23,8 @@ enum State {
   Header = 0,
   Body = 1,
   Failed = 2,
+  /** Discarding the body of an oversized frame. */
+  Skip = 3,
 }
 
 /**
@@ -47,6 +55,8 @@ export class FrameDecoder {
   /** Pieces of a body that straddles chunks, and how many bytes they hold. */
   private parts: Buffer[] = [];
   private partsLength = 0;
+  /** Body bytes of an oversized frame still to discard. */
+  private skipLeft = 0;
 
   constructor(handler: FrameHandler, options: FrameDecoderOptions = {}) {
     this.handler = handler;
@@ -99,6 +109,11 @@ export class FrameDecoder {
           this.headerFill = 0;
           this.readHeader(this.header, 0);
         }
+      } else if (this.state === State.Skip) {
+        const n = Math.min(this.skipLeft, end - pos);
+        this.skipLeft -= n;
+        pos += n;
+        if (this.skipLeft === 0) this.state = State.Header;
       } else if (this.state === State.Body) {
         const need = this.bodyLength - this.partsLength;
         const n = Math.min(need, end - pos);
@@ -138,6 +153,12 @@ export class FrameDecoder {
       throw new ProtocolError('MPUSH_ERR_NEGATIVE_LENGTH', `negative body length ${length}`);
     }
     if (length > this.maxBodyLength) {
+      if (this.handler.onOversized) {
+        this.skipLeft = length;
+        this.state = length > 0 ? State.Skip : State.Header;
+        this.handler.onOversized(buf[at + 4]!, buf.readInt32BE(at + 8), length);
+        return;
+      }
       this.fail();
       throw new ProtocolError(
         'MPUSH_ERR_PACKET_TOO_LARGE',

@@ -241,6 +241,13 @@ export interface GatewayPushMessage {
   /** Sent as a JSON array string; `null` when absent. */
   tags: string[] | null;
   condition: string;
+  /**
+   * mpush-ts extension, appended after MPush's fields (MPush ignores trailing bytes): the
+   * broadcast rate in pushes per second (0 = the server default) and the most devices a
+   * broadcast may reach (0 = no limit). Absent on MPush push clients' packets.
+   */
+  broadcastRate?: number;
+  broadcastMax?: number;
 }
 
 function decodeTags(json: string): string[] | null {
@@ -268,10 +275,12 @@ export const GatewayPushCodec: MessageCodec<GatewayPushMessage> = {
       .writeString(m.taskId)
       .writeString(m.tags ? JSON.stringify(m.tags) : null)
       .writeString(m.condition)
+      .writeInt(m.broadcastRate ?? 0)
+      .writeInt(m.broadcastMax ?? 0)
       .finish(),
   decode: (body) => {
     const r = new BodyReader(body);
-    return {
+    const m: GatewayPushMessage = {
       userId: r.readString(),
       clientType: r.readInt(),
       timeout: r.readInt(),
@@ -280,6 +289,11 @@ export const GatewayPushCodec: MessageCodec<GatewayPushMessage> = {
       tags: decodeTags(r.readString()),
       condition: r.readString(),
     };
+    if (r.remaining >= 8) {
+      m.broadcastRate = Math.max(0, r.readInt());
+      m.broadcastMax = Math.max(0, r.readInt());
+    }
+    return m;
   },
 };
 

@@ -217,6 +217,13 @@ export class ConnectionServer implements ConnectionHandler {
     this.events.emit('offline', conn, userId);
   }
 
+  /** Removes `conn` from the router, then kicks it (a GATEWAY_KICK from another node). */
+  unbindAndKick(conn: Connection): void {
+    if (!conn.userId) return;
+    this.router.unbind(conn, conn.userId);
+    this.kick(conn);
+  }
+
   /** Removes `conn`'s binding, if it holds one. */
   unbind(conn: Connection): void {
     const userId = conn.userId;

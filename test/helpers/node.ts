@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Config, type DeepPartial, loadConfig } from '../../src/config/index.js';
 import { silentLogger } from '../../src/log.js';
-import { MpushNode } from '../../src/node.js';
+import { MpushNode, type NodeStores } from '../../src/node.js';
 import { mpushDefaultKeys } from './shared.js';
 
 export interface TestNode {
@@ -15,7 +15,10 @@ export interface TestNode {
 }
 
 /** A node on free ports with MPush's default key pair and a private data dir. */
-export async function startTestNode(overrides: DeepPartial<Config> = {}): Promise<TestNode> {
+export async function startTestNode(
+  overrides: DeepPartial<Config> = {},
+  stores: Partial<NodeStores> = {},
+): Promise<TestNode> {
   const dataDir = mkdtempSync(join(tmpdir(), 'mpush-test-'));
   const keys = mpushDefaultKeys();
   const config = loadConfig({
@@ -23,11 +26,12 @@ export async function startTestNode(overrides: DeepPartial<Config> = {}): Promis
       ...overrides,
       node: { dataDir, ...overrides.node },
       server: { host: '127.0.0.1', port: 0, ...overrides.server },
+      gateway: { host: '127.0.0.1', port: 0, ...overrides.gateway },
       http: { host: '127.0.0.1', port: 0, ...overrides.http },
       security: { privateKey: keys.privateKey, publicKey: keys.publicKey, ...overrides.security },
     },
   });
-  const node = new MpushNode({ config, log: silentLogger });
+  const node = new MpushNode({ config, log: silentLogger, stores });
   const { tcpPort, httpPort } = await node.start();
   return {
     node,

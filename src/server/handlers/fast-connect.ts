@@ -27,7 +27,7 @@ export async function handleFastConnect(
   const heartbeat = negotiateHeartbeat(server, m.maxHeartbeat);
   conn.send({ cmd: Command.FAST_CONNECT, sessionId, body: { heartbeat } });
   conn.cipher = new AesCipher(Buffer.from(session.sessionKey, 'hex'), Buffer.from(session.iv, 'hex'));
-  identify(conn, session);
+  identify(server, conn, session);
   conn.sessionId = m.sessionId;
   conn.startHeartbeat(heartbeat);
   server.stats.fastConnects++;

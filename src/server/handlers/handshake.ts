@@ -11,10 +11,17 @@ export function negotiateHeartbeat(server: ConnectionServer, clientMax: number):
   return Math.max(minMs, Math.min(clientMax > 0 ? clientMax : maxMs, maxMs));
 }
 
+/**
+ * Gives the connection its device identity. A binding made under an earlier identity (a second
+ * handshake or fast connect on the same connection) is dropped first, while the router can still
+ * find it under the old client type: left in place, it would outlive the connection.
+ */
 function identify(
+  server: ConnectionServer,
   conn: Connection,
   m: Pick<HandshakeMessage, 'deviceId' | 'osName' | 'osVersion' | 'clientVersion'>,
 ): void {
+  if (conn.userId !== '') server.unbind(conn);
   conn.deviceId = m.deviceId;
   conn.osName = m.osName;
   conn.osVersion = m.osVersion;
@@ -58,7 +65,7 @@ export function handleHandshake(
   conn.cipher = new AesCipher(m.clientKey, m.iv);
   conn.send({ cmd: Command.HANDSHAKE, sessionId, body: { serverKey, heartbeat, sessionId: id, expireTime } });
   conn.cipher = new AesCipher(sessionKey, m.iv);
-  identify(conn, m);
+  identify(server, conn, m);
   conn.sessionId = id;
   conn.startHeartbeat(heartbeat);
   server.stats.handshakes++;
@@ -104,7 +111,7 @@ export function handleJsonHandshake(
   const id = createHash('md5')
     .update(m.deviceId + now)
     .digest('hex');
-  identify(conn, m);
+  identify(server, conn, m);
   conn.sessionId = id;
   conn.send({
     cmd: Command.HANDSHAKE,

@@ -1,0 +1,169 @@
+import { connect, type Socket } from 'node:net';
+import { encodeGatewayAuth } from '../../gateway/gateway-auth.js';
+import {
+  Command,
+  ErrorCodec,
+  ExtCommand,
+  encodePacket,
+  FrameDecoder,
+  type FrameHandler,
+  type Packet,
+} from '../../protocol/index.js';
+
+/** Receives the reply to one gateway request, or learns the channel died first. */
+export interface ReplyHandler {
+  onReply(packet: Packet): void;
+  onChannelClosed(reason: string): void;
+}
+
+export interface GatewayChannelOptions {
+  secret?: string;
+  clientId?: string;
+  connectTimeoutMs?: number;
+  /** Largest reply body accepted. */
+  maxPacketSize?: number;
+}
+
+/**
+ * One TCP connection from a push client to a gateway, multiplexing requests by sessionId (the
+ * request bus). Connects lazily, authenticates when a secret is set, and fails every pending
+ * request when the connection drops, so each request learns its fate exactly once.
+ */
+export class GatewayChannel implements FrameHandler {
+  private socket: Socket | null = null;
+  private connecting: Promise<void> | null = null;
+  private readonly pending = new Map<number, ReplyHandler>();
+  private seq = 0;
+  private decoder: FrameDecoder | null = null;
+  private closedByUser = false;
+  private corked = false;
+
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    private readonly opts: GatewayChannelOptions = {},
+  ) {}
+
+  get address(): string {
+    return `${this.host}:${this.port}`;
+  }
+
+  get connected(): boolean {
+    return this.socket !== null && this.connecting === null;
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Resolves once the channel can carry requests (connected and authenticated). */
+  connect(): Promise<void> {
+    if (this.connected) return Promise.resolve();
+    if (this.connecting) return this.connecting;
+    this.closedByUser = false;
+    this.connecting = this.open().finally(() => {
+      this.connecting = null;
+    });
+    return this.connecting;
+  }
+
+  private open(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const socket = connect({ host: this.host, port: this.port, noDelay: true });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`connect to gateway ${this.address} timed out`));
+      }, this.opts.connectTimeoutMs ?? 3000);
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new Error(`gateway ${this.address}: ${err.message}`));
+      });
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        this.socket = socket;
+        this.decoder = new FrameDecoder(this, { maxBodyLength: this.opts.maxPacketSize ?? 16 * 1024 * 1024 });
+        socket.removeAllListeners('error');
+        socket.on('error', () => {});
+        socket.on('data', (chunk: Buffer) => {
+          try {
+            this.decoder?.push(chunk);
+          } catch {
+            socket.destroy();
+          }
+        });
+        socket.on('close', () => this.dropped(socket));
+        if (!this.opts.secret) return resolve();
+        this.authenticate(this.opts.secret).then(resolve, (err: Error) => {
+          socket.destroy();
+          reject(err);
+        });
+      });
+    });
+  }
+
+  private authenticate(secret: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const body = encodeGatewayAuth(secret, this.opts.clientId ?? 'push-sender');
+      this.send(ExtCommand.GATEWAY_AUTH, 0, body, {
+        onReply: (p) => {
+          if (p.cmd === Command.OK) resolve();
+          else reject(new Error(`gateway ${this.address} refused auth: ${ErrorCodec.decode(p.body).reason}`));
+        },
+        onChannelClosed: (reason) => reject(new Error(reason)),
+      });
+    });
+  }
+
+  /**
+   * Sends one request; the reply (matched by sessionId) goes to `handler`.
+   * @returns the sessionId, or -1 when the channel is not connected (nothing was sent).
+   */
+  send(cmd: number, flags: number, body: Buffer, handler: ReplyHandler): number {
+    const socket = this.socket;
+    if (!socket || socket.destroyed) return -1;
+    this.seq = (this.seq + 1) & 0x7fffffff || 1;
+    const sessionId = this.seq;
+    this.pending.set(sessionId, handler);
+    if (!this.corked) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        socket.uncork();
+      });
+    }
+    socket.write(encodePacket({ cmd, flags, sessionId, body }));
+    return sessionId;
+  }
+
+  /** Forgets a request (it timed out): a late reply is then dropped here. */
+  forget(sessionId: number): void {
+    this.pending.delete(sessionId);
+  }
+
+  /** @internal FrameHandler */
+  onPacket(p: Packet): void {
+    const handler = this.pending.get(p.sessionId);
+    if (!handler) return; // late reply to a request that already timed out
+    this.pending.delete(p.sessionId);
+    handler.onReply(p);
+  }
+
+  /** @internal FrameHandler */
+  onHeartbeat(): void {}
+
+  private dropped(socket: Socket): void {
+    if (this.socket !== socket) return;
+    this.socket = null;
+    this.decoder = null;
+    const reason = this.closedByUser ? 'push sender stopped' : `gateway ${this.address} connection lost`;
+    const handlers = [...this.pending.values()];
+    this.pending.clear();
+    for (const h of handlers) h.onChannelClosed(reason);
+  }
+
+  close(): void {
+    this.closedByUser = true;
+    this.socket?.destroy();
+  }
+}

@@ -1,0 +1,5 @@
+export * from './gateway-channel.js';
+export * from './push-request.js';
+export * from './push-sender.js';
+export * from './route-source.js';
+export * from './types.js';

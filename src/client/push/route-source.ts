@@ -1,0 +1,76 @@
+import type { RouteStore } from '../../cluster/route-store.js';
+import { BodyWriter, Command, ErrorCodec, ExtCommand, OkCodec } from '../../protocol/index.js';
+import type { GatewayChannel } from './gateway-channel.js';
+
+/** Where one device of a user is: its client type and the gateway of its node. */
+export interface RouteEntry {
+  clientType: number;
+  host: string;
+  port: number;
+  connId: string;
+}
+
+/** How a push client finds routes: from a store it can read, or by asking a gateway. */
+export interface RouteSource {
+  lookup(userIds: readonly string[]): Promise<Map<string, RouteEntry[]>>;
+}
+
+/** Reads a route store directly (in-process, or Redis in a cluster). */
+export class StoreRouteSource implements RouteSource {
+  constructor(private readonly store: RouteStore) {}
+
+  async lookup(userIds: readonly string[]): Promise<Map<string, RouteEntry[]>> {
+    const out = new Map<string, RouteEntry[]>();
+    await Promise.all(
+      userIds.map(async (u) => {
+        const routes = await this.store.lookup(u);
+        out.set(
+          u,
+          [...routes].map(([clientType, r]) => ({
+            clientType,
+            host: r.host,
+            port: r.port,
+            connId: r.connId,
+          })),
+        );
+      }),
+    );
+    return out;
+  }
+}
+
+/** Asks a gateway (GATEWAY_ROUTE_QUERY) when the push client cannot read the store itself. */
+export class GatewayRouteSource implements RouteSource {
+  constructor(private readonly channel: () => Promise<GatewayChannel>) {}
+
+  async lookup(userIds: readonly string[]): Promise<Map<string, RouteEntry[]>> {
+    const ch = await this.channel();
+    const body = new BodyWriter(64).writeString(JSON.stringify(userIds)).finish();
+    const data = await new Promise<string>((resolve, reject) => {
+      const sid = ch.send(ExtCommand.GATEWAY_ROUTE_QUERY, 0, body, {
+        onReply: (p) => {
+          if (p.cmd === Command.OK) {
+            resolve(OkCodec.decode(p.body).data);
+          } else {
+            reject(new Error(`route query refused: ${ErrorCodec.decode(p.body).reason}`));
+          }
+        },
+        onChannelClosed: (reason) => reject(new Error(reason)),
+      });
+      if (sid < 0) reject(new Error(`gateway ${ch.address} not connected`));
+    });
+    const parsed = JSON.parse(data) as Record<string, RouteEntry[]>;
+    const out = new Map<string, RouteEntry[]>();
+    for (const u of userIds)
+      out.set(
+        u,
+        (parsed[u] ?? []).map((r) => ({
+          clientType: r.clientType,
+          host: r.host,
+          port: r.port,
+          connId: r.connId,
+        })),
+      );
+    return out;
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Where each user's devices are connected: user → client type → route. Memory here; Redis for a
+ * cluster, in MPush's schema (hash `mp:ur:<userId>`, field = client type, value = the JSON
+ * below), so MPush's own tools can read it.
+ */
+export interface Route {
+  /** Gateway address of the node holding the connection (mpush-wire §8). */
+  host: string;
+  port: number;
+  deviceId: string;
+  osName: string;
+  clientVersion: string;
+  /** `<nodeId>:<connection id>`: tells two connections of one device apart. */
+  connId: string;
+}
+
+export interface RouteStore {
+  /** Sets the route of (user, client type), replacing any other. */
+  register(userId: string, clientType: number, route: Route): Promise<void>;
+  /**
+   * Removes the route of (user, client type) only if it is still `connId`'s: a device that
+   * moved elsewhere must not lose its new route to the old node's cleanup.
+   */
+  unregister(userId: string, clientType: number, connId: string): Promise<void>;
+  /** Every route of a user, by client type (empty map when offline). */
+  lookup(userId: string): Promise<Map<number, Route>>;
+  close(): Promise<void>;
+}
+
+/** In-memory routes for one machine. */
+export class MemoryRouteStore implements RouteStore {
+  private readonly routes = new Map<string, Map<number, Route>>();
+
+  async register(userId: string, clientType: number, route: Route): Promise<void> {
+    let byType = this.routes.get(userId);
+    if (!byType) {
+      byType = new Map();
+      this.routes.set(userId, byType);
+    }
+    byType.set(clientType, route);
+  }
+
+  async unregister(userId: string, clientType: number, connId: string): Promise<void> {
+    const byType = this.routes.get(userId);
+    if (byType?.get(clientType)?.connId !== connId) return;
+    byType.delete(clientType);
+    if (byType.size === 0) this.routes.delete(userId);
+  }
+
+  async lookup(userId: string): Promise<Map<number, Route>> {
+    return new Map(this.routes.get(userId) ?? []);
+  }
+
+  get size(): number {
+    return this.routes.size;
+  }
+
+  async close(): Promise<void> {
+    this.routes.clear();
+  }
+}

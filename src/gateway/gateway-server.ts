@@ -1,0 +1,284 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { RouteStore } from '../cluster/route-store.js';
+import type { Config } from '../config/index.js';
+import { CryptoError } from '../crypto/index.js';
+import type { Logger } from '../log.js';
+import {
+  BodyReader,
+  Command,
+  ErrorCode,
+  ErrorCodec,
+  ExtCommand,
+  encodePacket,
+  FrameDecoder,
+  type FrameHandler,
+  GatewayKickCodec,
+  GatewayPushCodec,
+  HEARTBEAT_FRAME,
+  OkCodec,
+  type Packet,
+  ProtocolError,
+} from '../protocol/index.js';
+import { ConditionError } from '../push/condition.js';
+import type { PushCenter } from '../push/push-center.js';
+import type { ConnectionServer } from '../server/connection-server.js';
+import { verifyGatewayAuth } from './gateway-auth.js';
+
+/** Broadcast control actions (GATEWAY_BROADCAST_CONTROL body: taskId str, action byte). */
+export const BroadcastAction = { QUERY: 0, CANCEL: 1 } as const;
+
+const corked = new Set<GatewayConnection>();
+function uncorkAll(): void {
+  for (const c of corked) c.socket.uncork();
+  corked.clear();
+}
+
+/** One push client (or peer node) on the gateway port. */
+class GatewayConnection implements FrameHandler {
+  readonly decoder: FrameDecoder;
+  authed: boolean;
+  closed = false;
+
+  constructor(
+    readonly socket: Socket,
+    private readonly gw: GatewayServer,
+  ) {
+    this.authed = gw.config.gateway.secret === '';
+    this.decoder = new FrameDecoder(this, { maxBodyLength: gw.config.gateway.maxPacketSize });
+  }
+
+  onPacket(p: Packet): void {
+    if (!this.closed) this.gw.handle(this, p);
+  }
+
+  onHeartbeat(): void {
+    this.write(HEARTBEAT_FRAME);
+  }
+
+  onOversized(cmd: number, sessionId: number, length: number): void {
+    this.gw.stats.oversized++;
+    this.error(
+      cmd,
+      sessionId,
+      ErrorCode.PUSH_CLIENT_FAILURE,
+      `packet of ${length} bytes exceeds gateway.maxPacketSize`,
+    );
+  }
+
+  write(frame: Buffer): void {
+    if (this.closed) return;
+    if (!corked.has(this)) {
+      this.socket.cork();
+      if (corked.size === 0) process.nextTick(uncorkAll);
+      corked.add(this);
+    }
+    this.socket.write(frame);
+  }
+
+  ok(cmd: number, sessionId: number, data: string): void {
+    this.write(
+      encodePacket({ cmd: Command.OK, flags: 0, sessionId, body: OkCodec.encode({ cmd, code: 0, data }) }),
+    );
+  }
+
+  error(cmd: number, sessionId: number, code: number, reason: string, data = ''): void {
+    this.write(
+      encodePacket({
+        cmd: Command.ERROR,
+        flags: 0,
+        sessionId,
+        body: ErrorCodec.encode({ cmd, code, reason, data }),
+      }),
+    );
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+  }
+}
+
+export interface GatewayServerOptions {
+  config: Config;
+  log: Logger;
+  server: ConnectionServer;
+  push: PushCenter;
+  routes: RouteStore;
+}
+
+/**
+ * The gateway: the packet protocol push clients (and other nodes) speak to push through this
+ * node (mpush-wire §9). GATEWAY_PUSH in; OK, or ERROR 1 offline / 2 failure / 3 route change /
+ * 4 ack timeout, out, with the request's sessionId. Its own packet-size limit; an oversize push
+ * gets an ERROR, not a silent close.
+ */
+export class GatewayServer {
+  readonly config: Config;
+  readonly stats = { pushes: 0, broadcasts: 0, oversized: 0, authFailures: 0 };
+  private tcp: Server | undefined;
+  private readonly conns = new Set<GatewayConnection>();
+
+  constructor(private readonly opts: GatewayServerOptions) {
+    this.config = opts.config;
+  }
+
+  listen(port = this.config.gateway.port, host = this.config.gateway.host): Promise<number> {
+    const server = createServer({ noDelay: true }, (s) => this.accept(s));
+    this.tcp = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        server.on('error', (err) => this.opts.log.error('gateway server error', { err: err.message }));
+        const a = server.address();
+        resolve(typeof a === 'object' && a ? a.port : port);
+      });
+    });
+  }
+
+  private accept(socket: Socket): void {
+    const conn = new GatewayConnection(socket, this);
+    this.conns.add(conn);
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        conn.decoder.push(chunk);
+      } catch (err) {
+        // Only a negative length gets here (oversize frames are skipped): the stream is lost.
+        conn.error(0, 0, ErrorCode.UNKNOWN, (err as Error).message);
+        conn.close();
+      }
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      conn.closed = true;
+      corked.delete(conn);
+      this.conns.delete(conn);
+    });
+  }
+
+  /** One switch for every gateway command. */
+  handle(c: GatewayConnection, p: Packet): void {
+    try {
+      if (p.cmd === ExtCommand.GATEWAY_AUTH) return this.auth(c, p);
+      if (!c.authed) {
+        this.stats.authFailures++;
+        c.error(p.cmd, p.sessionId, ErrorCode.UNKNOWN, 'gateway secret required');
+        return c.close();
+      }
+      switch (p.cmd) {
+        case Command.GATEWAY_PUSH:
+          return this.push(c, p);
+        case Command.GATEWAY_KICK:
+          return this.kick(p);
+        case ExtCommand.GATEWAY_ROUTE_QUERY:
+          return void this.routeQuery(c, p);
+        case ExtCommand.GATEWAY_BROADCAST_CONTROL:
+          return this.broadcastControl(c, p);
+        default:
+          c.error(p.cmd, p.sessionId, ErrorCode.UNSUPPORTED_CMD, 'unsupported command');
+          return c.close();
+      }
+    } catch (err) {
+      if (err instanceof ProtocolError || err instanceof CryptoError || err instanceof ConditionError) {
+        return c.error(p.cmd, p.sessionId, ErrorCode.UNKNOWN, err.message);
+      }
+      this.opts.log.error('gateway handler failed', { cmd: p.cmd, err: (err as Error).stack });
+      c.error(p.cmd, p.sessionId, ErrorCode.DISPATCH_ERROR, 'internal error');
+    }
+  }
+
+  private auth(c: GatewayConnection, p: Packet): void {
+    const secret = this.config.gateway.secret;
+    if (secret) {
+      const check = verifyGatewayAuth(secret, p.body);
+      if (!check.ok) {
+        this.stats.authFailures++;
+        c.error(p.cmd, p.sessionId, ErrorCode.UNKNOWN, check.reason);
+        return c.close();
+      }
+    }
+    c.authed = true;
+    c.ok(p.cmd, p.sessionId, '');
+  }
+
+  private push(c: GatewayConnection, p: Packet): void {
+    const m = GatewayPushCodec.decode(p.body);
+    const sessionId = p.sessionId;
+    if (m.userId === '') {
+      this.stats.broadcasts++;
+      const task = this.opts.push.broadcast(m, p.flags, m.taskId || randomUUID());
+      task.onFinish((t) => c.ok(Command.GATEWAY_PUSH, sessionId, JSON.stringify(t.report())));
+      return;
+    }
+    this.stats.pushes++;
+    this.opts.push.unicast(m, p.flags, (o) => {
+      if (o.kind === 'ok') {
+        c.ok(
+          Command.GATEWAY_PUSH,
+          sessionId,
+          JSON.stringify({ userId: o.userId, clientType: o.clientType, timePoints: o.timePoints }),
+        );
+      } else {
+        c.error(Command.GATEWAY_PUSH, sessionId, o.code, o.reason);
+      }
+    });
+  }
+
+  private kick(p: Packet): void {
+    const m = GatewayKickCodec.decode(p.body);
+    const conn = this.opts.server.router.get(m.userId, m.clientType);
+    if (!conn) return;
+    if (m.deviceId && conn.deviceId !== m.deviceId) return;
+    this.opts.server.unbindAndKick(conn);
+  }
+
+  private async routeQuery(c: GatewayConnection, p: Packet): Promise<void> {
+    const r = new BodyReader(p.body);
+    let userIds: unknown;
+    try {
+      userIds = JSON.parse(r.readString());
+    } catch {
+      userIds = null;
+    }
+    if (!Array.isArray(userIds) || !userIds.every((u) => typeof u === 'string') || userIds.length > 10_000) {
+      return c.error(
+        p.cmd,
+        p.sessionId,
+        ErrorCode.UNKNOWN,
+        'route query needs a JSON array of up to 10000 user ids',
+      );
+    }
+    try {
+      const out: Record<string, Array<Record<string, unknown>>> = {};
+      await Promise.all(
+        (userIds as string[]).map(async (u) => {
+          const routes = await this.opts.routes.lookup(u);
+          out[u] = [...routes].map(([clientType, route]) => ({ clientType, ...route }));
+        }),
+      );
+      c.ok(p.cmd, p.sessionId, JSON.stringify(out));
+    } catch (err) {
+      c.error(p.cmd, p.sessionId, ErrorCode.PUSH_CLIENT_FAILURE, `route store: ${(err as Error).message}`);
+    }
+  }
+
+  private broadcastControl(c: GatewayConnection, p: Packet): void {
+    const r = new BodyReader(p.body);
+    const taskId = r.readString();
+    const action = r.readByte();
+    const task = this.opts.push.task(taskId);
+    if (!task) return c.error(p.cmd, p.sessionId, ErrorCode.UNKNOWN, 'unknown task');
+    if (action === BroadcastAction.CANCEL) task.cancel();
+    c.ok(p.cmd, p.sessionId, JSON.stringify(task.report()));
+  }
+
+  async close(): Promise<void> {
+    const tcp = this.tcp;
+    this.tcp = undefined;
+    for (const c of this.conns) c.close();
+    if (tcp) await new Promise<void>((r) => tcp.close(() => r()));
+  }
+}

@@ -1,0 +1,177 @@
+import type { Route, RouteStore } from '../cluster/route-store.js';
+import type { Config } from '../config/index.js';
+import type { Connection } from '../connection/index.js';
+import type { Logger } from '../log.js';
+import { Command, ErrorCode, Flags, type GatewayPushMessage } from '../protocol/index.js';
+import type { ConnectionServer } from '../server/connection-server.js';
+import { AckTracker, type AckWaiter } from './ack-tracker.js';
+import { BroadcastTask } from './broadcast-task.js';
+import { ConditionError, compileCondition } from './condition.js';
+import type { PushOutcome } from './outcome.js';
+
+export interface PushCenterOptions {
+  config: Config;
+  log: Logger;
+  server: ConnectionServer;
+  routes: RouteStore;
+  /** This node's id: routes whose connId starts with `<nodeId>:` were made here. */
+  nodeId: string;
+  /** True when the node a route points at is alive (a route to a dead node is offline). */
+  isRouteLive: (route: Route) => boolean;
+}
+
+/** A single-user push on this node, completed exactly once. */
+class UnicastJob implements AckWaiter {
+  constructor(
+    readonly userId: string,
+    readonly clientType: number,
+    readonly timePoints: Record<string, number>,
+    private readonly done: (outcome: PushOutcome) => void,
+  ) {}
+
+  onAck(): void {
+    this.timePoints.acked = Date.now();
+    this.onWritten();
+  }
+
+  onWritten(): void {
+    this.done({ kind: 'ok', userId: this.userId, clientType: this.clientType, timePoints: this.timePoints });
+  }
+
+  onAckTimeout(): void {
+    this.done({ kind: 'error', code: ErrorCode.ACK_TIMEOUT, reason: 'ack timeout' });
+  }
+
+  fail(code: number, reason: string): void {
+    this.done({ kind: 'error', code, reason });
+  }
+}
+
+/**
+ * The push center: delivers gateway pushes to this node's devices. A single-user push ends in
+ * one outcome (OK, or ERROR offline / failure / route change / ack timeout); a broadcast runs as
+ * a task with live counts that can be queried and cancelled.
+ */
+export class PushCenter {
+  readonly acks: AckTracker;
+  readonly slice: number;
+  private readonly tasks = new Map<string, BroadcastTask>();
+  private readonly sweeper: NodeJS.Timeout;
+  private nodeId: string;
+
+  constructor(private readonly opts: PushCenterOptions) {
+    this.nodeId = opts.nodeId;
+    this.acks = new AckTracker(opts.config.push.ackTickMs);
+    this.slice = opts.config.push.broadcastSlice;
+    opts.server.ackListener = (conn, sessionId) => {
+      if (!this.acks.ack(conn, sessionId))
+        opts.log.debug('ack for nothing awaited', { conn: conn.id, sessionId });
+    };
+    this.sweeper = setInterval(() => this.sweepTasks(), 30_000);
+    this.sweeper.unref();
+  }
+
+  /** The node id is known once the gateway port is bound. */
+  setNodeId(id: string): void {
+    this.nodeId = id;
+  }
+
+  nextPushSessionId(): number {
+    return this.opts.server.nextPushSessionId();
+  }
+
+  private timeoutOf(ms: number): number {
+    return ms > 0 ? ms : this.opts.config.push.defaultTimeoutMs;
+  }
+
+  /**
+   * Pushes to one user's device of one client type. The ack task is registered before the write
+   * (mpush-wire §12), so an ack can never arrive unexpected.
+   */
+  unicast(m: GatewayPushMessage, flags: number, done: (outcome: PushOutcome) => void): void {
+    const timePoints: Record<string, number> = { received: Date.now() };
+    const job = new UnicastJob(m.userId, m.clientType, timePoints, done);
+    const conn = this.opts.server.router.get(m.userId, m.clientType);
+    if (!conn || conn.closed) {
+      this.notHere(m.userId, m.clientType).then(
+        (o) => done(o),
+        (err: Error) => job.fail(ErrorCode.PUSH_CLIENT_FAILURE, `route store: ${err.message}`),
+      );
+      return;
+    }
+    this.deliver(conn, m.content, flags & (Flags.AUTO_ACK | Flags.BIZ_ACK), this.timeoutOf(m.timeout), job);
+  }
+
+  private deliver(
+    conn: Connection,
+    content: Buffer,
+    ackFlags: number,
+    timeoutMs: number,
+    job: UnicastJob,
+  ): void {
+    const sessionId = this.nextPushSessionId();
+    if (ackFlags) this.acks.add(sessionId, conn, Date.now() + timeoutMs, job);
+    if (!conn.send({ cmd: Command.PUSH, sessionId, flags: ackFlags, content })) {
+      if (ackFlags) this.acks.cancel(sessionId);
+      return job.fail(ErrorCode.PUSH_CLIENT_FAILURE, 'write to device failed');
+    }
+    job.timePoints.written = Date.now();
+    // NO_ACK: success once written (mpush-wire §12).
+    if (!ackFlags) job.onWritten();
+  }
+
+  /** No local connection: offline, or moved to a live node (route change). */
+  private async notHere(userId: string, clientType: number): Promise<PushOutcome> {
+    const route = (await this.opts.routes.lookup(userId)).get(clientType);
+    if (route && !route.connId.startsWith(`${this.nodeId}:`) && this.opts.isRouteLive(route)) {
+      return { kind: 'error', code: ErrorCode.ROUTER_CHANGE, reason: 'router change' };
+    }
+    return { kind: 'error', code: ErrorCode.OFFLINE, reason: 'offline' };
+  }
+
+  /**
+   * Starts a broadcast on this node (every bound device, or those matching tags or a condition).
+   * @throws ConditionError for a condition that does not compile.
+   */
+  broadcast(m: GatewayPushMessage, flags: number, taskId: string): BroadcastTask {
+    const existing = this.tasks.get(taskId);
+    if (existing?.status === 'running') return existing;
+    const condition = m.condition ? compileCondition(m.condition) : null;
+    const task = new BroadcastTask(
+      {
+        taskId,
+        content: m.content,
+        ackFlags: flags & (Flags.AUTO_ACK | Flags.BIZ_ACK),
+        timeoutMs: this.timeoutOf(m.timeout),
+        tags: m.tags && m.tags.length > 0 ? new Set(m.tags) : null,
+        condition,
+        rate: m.broadcastRate || this.opts.config.push.broadcastRate,
+        max: m.broadcastMax ?? 0,
+      },
+      this.opts.server.router.all(),
+      this,
+    );
+    this.tasks.set(taskId, task);
+    task.start();
+    return task;
+  }
+
+  task(taskId: string): BroadcastTask | undefined {
+    return this.tasks.get(taskId);
+  }
+
+  private sweepTasks(): void {
+    const keep = this.opts.config.push.taskRetentionMs;
+    const now = Date.now();
+    for (const [id, t] of this.tasks)
+      if (t.finishedAt !== null && now - t.finishedAt > keep) this.tasks.delete(id);
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    for (const t of this.tasks.values()) t.cancel();
+    this.acks.close();
+  }
+}
+
+export { ConditionError };
