@@ -1,4 +1,5 @@
 import { HttpServer } from './api/http-server.js';
+import { type BusMessage, type ClusterBus, kickTopic, MemoryClusterBus } from './cluster/cluster-bus.js';
 import { MemoryNodeRegistry, type NodeInfo, type NodeRegistry } from './cluster/node-registry.js';
 import { MemoryRouteStore, type RouteStore } from './cluster/route-store.js';
 import { MemorySessionStore, type SessionStore } from './cluster/session-store.js';
@@ -15,6 +16,7 @@ export interface NodeStores {
   sessions: SessionStore;
   routes: RouteStore;
   registry: NodeRegistry;
+  bus: ClusterBus;
 }
 
 export interface MpushNodeOptions {
@@ -57,6 +59,7 @@ export class MpushNode {
       sessions: opts.stores?.sessions ?? new MemorySessionStore(),
       routes: opts.stores?.routes ?? new MemoryRouteStore(),
       registry: opts.stores?.registry ?? new MemoryNodeRegistry(),
+      bus: opts.stores?.bus ?? new MemoryClusterBus(),
     };
     this.connections = new ConnectionServer({
       config,
@@ -95,9 +98,16 @@ export class MpushNode {
     return `${this.id}:${conn.id}`;
   }
 
+  /** The node a route was made by: connIds are `<nodeId>:<connection id>`. */
+  static nodeOf(connId: string): string {
+    return connId.slice(0, connId.lastIndexOf(':'));
+  }
+
   private routeOnline(conn: Connection): void {
+    const userId = conn.userId;
+    const clientType = conn.clientType;
     this.stores.routes
-      .register(conn.userId, conn.clientType, {
+      .register(userId, clientType, {
         host: this.gatewayHost,
         port: this.addresses.gatewayPort,
         deviceId: conn.deviceId,
@@ -105,9 +115,26 @@ export class MpushNode {
         clientVersion: conn.clientVersion,
         connId: this.connId(conn),
       })
-      .catch((err: Error) =>
-        this.log.warn('route register failed', { userId: conn.userId, err: err.message }),
-      );
+      .then((previous) => {
+        // The same user's same-type device on another node: kick it there (mpush-wire §8).
+        if (!previous) return;
+        const owner = MpushNode.nodeOf(previous.connId);
+        if (owner === this.id || !this.stores.registry.isLive(previous.host, previous.port)) return;
+        return this.stores.bus.publish(kickTopic(owner), {
+          userId,
+          clientType,
+          connId: previous.connId,
+          deviceId: previous.deviceId,
+        });
+      })
+      .catch((err: Error) => this.log.warn('route register failed', { userId, err: err.message }));
+  }
+
+  /** A kick from another node for one of ours. */
+  private onKick(m: BusMessage): void {
+    const { userId, clientType, connId } = m as { userId: string; clientType: number; connId: string };
+    const conn = this.connections.router.get(userId, clientType);
+    if (conn && this.connId(conn) === connId) this.connections.unbindAndKick(conn);
   }
 
   private routeOffline(conn: Connection, userId: string): void {
@@ -136,6 +163,7 @@ export class MpushNode {
     this.addresses = { tcpPort, httpPort, gatewayPort };
     this.id = this.config.node.id || `${this.gatewayHost}:${gatewayPort}`;
     this.push.setNodeId(this.id);
+    await this.stores.bus.subscribe(kickTopic(this.id), (m) => this.onKick(m));
     await this.stores.registry.publish(this.info());
     return this.addresses;
   }

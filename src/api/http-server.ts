@@ -119,7 +119,9 @@ export class HttpServer {
       const node = this.opts.node;
       this.sender = PushSender.create({
         gateways: [{ host: node.gatewayHost, port: node.addresses.gatewayPort }],
-        routeSource: new StoreRouteSource(node.stores.routes),
+        routeSource: new StoreRouteSource(node.stores.routes, (host, port) =>
+          node.stores.registry.isLive(host, port),
+        ),
         broadcastTargets: async () =>
           (await node.stores.registry.list()).map((n) => ({ host: n.gatewayHost, port: n.gatewayPort })),
         ...(node.config.gateway.secret ? { gatewaySecret: node.config.gateway.secret } : {}),

@@ -15,8 +15,11 @@ export interface Route {
 }
 
 export interface RouteStore {
-  /** Sets the route of (user, client type), replacing any other. */
-  register(userId: string, clientType: number, route: Route): Promise<void>;
+  /**
+   * Sets the route of (user, client type), replacing any other, atomically.
+   * @returns the route it replaced (its node may have a device to kick), if any.
+   */
+  register(userId: string, clientType: number, route: Route): Promise<Route | undefined>;
   /**
    * Removes the route of (user, client type) only if it is still `connId`'s: a device that
    * moved elsewhere must not lose its new route to the old node's cleanup.
@@ -31,13 +34,15 @@ export interface RouteStore {
 export class MemoryRouteStore implements RouteStore {
   private readonly routes = new Map<string, Map<number, Route>>();
 
-  async register(userId: string, clientType: number, route: Route): Promise<void> {
+  async register(userId: string, clientType: number, route: Route): Promise<Route | undefined> {
     let byType = this.routes.get(userId);
     if (!byType) {
       byType = new Map();
       this.routes.set(userId, byType);
     }
+    const previous = byType.get(clientType);
     byType.set(clientType, route);
+    return previous;
   }
 
   async unregister(userId: string, clientType: number, connId: string): Promise<void> {

@@ -15,24 +15,26 @@ export interface RouteSource {
   lookup(userIds: readonly string[]): Promise<Map<string, RouteEntry[]>>;
 }
 
-/** Reads a route store directly (in-process, or Redis in a cluster). */
+/**
+ * Reads a route store directly (in-process, or Redis in a cluster). With `isLive`, a route to a
+ * node missing from the registry is dropped: its user is offline there, not a failure.
+ */
 export class StoreRouteSource implements RouteSource {
-  constructor(private readonly store: RouteStore) {}
+  constructor(
+    private readonly store: RouteStore,
+    private readonly isLive?: (host: string, port: number) => boolean,
+  ) {}
 
   async lookup(userIds: readonly string[]): Promise<Map<string, RouteEntry[]>> {
     const out = new Map<string, RouteEntry[]>();
     await Promise.all(
       userIds.map(async (u) => {
-        const routes = await this.store.lookup(u);
-        out.set(
-          u,
-          [...routes].map(([clientType, r]) => ({
-            clientType,
-            host: r.host,
-            port: r.port,
-            connId: r.connId,
-          })),
-        );
+        const entries: RouteEntry[] = [];
+        for (const [clientType, r] of await this.store.lookup(u)) {
+          if (this.isLive && !this.isLive(r.host, r.port)) continue;
+          entries.push({ clientType, host: r.host, port: r.port, connId: r.connId });
+        }
+        out.set(u, entries);
       }),
     );
     return out;

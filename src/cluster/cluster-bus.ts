@@ -1,0 +1,45 @@
+import { EventEmitter } from 'node:events';
+
+/** A message on the bus: plain JSON data. */
+export type BusMessage = Record<string, unknown>;
+
+/**
+ * Cross-node events: kicks addressed to one node, online/offline notices for all. Memory (one
+ * process, possibly several in-process nodes sharing it) and Redis pub/sub implementations.
+ */
+export interface ClusterBus {
+  publish(topic: string, message: BusMessage): Promise<void>;
+  subscribe(topic: string, handler: (message: BusMessage) => void): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Topic a node listens on for kicks of its devices. */
+export function kickTopic(nodeId: string): string {
+  return `kick:${nodeId}`;
+}
+
+/** Delivers synchronously-queued (next tick) to subscribers in this process. */
+export class MemoryClusterBus implements ClusterBus {
+  private readonly emitter = new EventEmitter();
+  private readonly mine: Array<[string, (m: BusMessage) => void]> = [];
+
+  constructor() {
+    this.emitter.setMaxListeners(0);
+  }
+
+  async publish(topic: string, message: BusMessage): Promise<void> {
+    // Copy, as a network bus would: no subscriber shares the publisher's object.
+    const copy = JSON.parse(JSON.stringify(message)) as BusMessage;
+    process.nextTick(() => this.emitter.emit(topic, copy));
+  }
+
+  async subscribe(topic: string, handler: (message: BusMessage) => void): Promise<void> {
+    this.emitter.on(topic, handler);
+    this.mine.push([topic, handler]);
+  }
+
+  async close(): Promise<void> {
+    for (const [topic, handler] of this.mine) this.emitter.off(topic, handler);
+    this.mine.length = 0;
+  }
+}

@@ -1,0 +1,51 @@
+import type { Cluster, Redis } from 'ioredis';
+import type { BusMessage, ClusterBus } from './cluster-bus.js';
+
+/**
+ * The cluster bus on Redis pub/sub: one extra connection for subscriptions (a subscribed
+ * connection can issue no other command). Channel = prefix + topic; messages are JSON.
+ * ioredis re-subscribes after a reconnect.
+ */
+export class RedisClusterBus implements ClusterBus {
+  private readonly sub: Redis | Cluster;
+  private readonly handlers = new Map<string, Array<(m: BusMessage) => void>>();
+
+  constructor(
+    private readonly redis: Redis | Cluster,
+    private readonly prefix = 'mp:',
+  ) {
+    this.sub = redis.duplicate();
+    this.sub.on('error', () => {});
+    this.sub.on('message', (channel: string, text: string) => {
+      const list = this.handlers.get(channel);
+      if (!list) return;
+      let msg: BusMessage;
+      try {
+        msg = JSON.parse(text) as BusMessage;
+      } catch {
+        return; // not ours
+      }
+      for (const h of list) h(msg);
+    });
+  }
+
+  async publish(topic: string, message: BusMessage): Promise<void> {
+    await this.redis.publish(`${this.prefix}bus:${topic}`, JSON.stringify(message));
+  }
+
+  async subscribe(topic: string, handler: (message: BusMessage) => void): Promise<void> {
+    const channel = `${this.prefix}bus:${topic}`;
+    const list = this.handlers.get(channel);
+    if (list) {
+      list.push(handler);
+      return;
+    }
+    this.handlers.set(channel, [handler]);
+    await this.sub.subscribe(channel);
+  }
+
+  async close(): Promise<void> {
+    this.handlers.clear();
+    this.sub.disconnect();
+  }
+}

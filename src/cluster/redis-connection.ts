@@ -1,0 +1,125 @@
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
+
+/** A connection the Redis stores run on: one server (plain or behind Sentinel) or a Cluster. */
+export type RedisClient = Redis | Cluster;
+
+/** A `host:port` pair. */
+export interface RedisAddress {
+  host: string;
+  port: number;
+}
+
+/**
+ * Where Redis is: a URL (`redis://[:password@]host:port[/db]`, `rediss://` for TLS), a Sentinel
+ * group (the sentinels and the master's name), or the seed nodes of a Redis Cluster.
+ */
+export type RedisEndpoint =
+  | string
+  | { sentinels: RedisAddress[]; name: string }
+  | { cluster: Array<RedisAddress | string> };
+
+export interface CreateRedisOptions {
+  /**
+   * Connection errors (refused, reset, auth, …). The client reconnects by itself; this is for
+   * logging or metrics. Without it errors are dropped, never printed.
+   */
+  onError?: (err: Error) => void;
+  /**
+   * A command queued while Redis is unreachable fails after this many reconnection attempts
+   * (default 3): a store call rejects instead of waiting for Redis forever.
+   */
+  maxRetriesPerRequest?: number;
+  /** Reconnection delay cap in ms (default 2000); the delay doubles from 50 ms up to it. */
+  maxRetryDelayMs?: number;
+  /** Time allowed to open a TCP connection, in ms (default 5000). */
+  connectTimeoutMs?: number;
+  /**
+   * A command without a reply after this many ms fails (default 5000): bounds a call to a
+   * Redis that accepts connections but does not answer.
+   */
+  commandTimeoutMs?: number;
+  /** Further ioredis options (password, tls, db, …), applied over the defaults above. */
+  redis?: RedisOptions;
+  /** Further Cluster options (natMap, scaleReads, …), for a Cluster endpoint. */
+  cluster?: ClusterOptions;
+}
+
+/** Capped exponential backoff: 50, 100, 200, … ms, never more than `maxMs`. */
+export function retryDelay(attempt: number, maxMs: number): number {
+  return Math.min(50 * 2 ** Math.min(Math.max(attempt - 1, 0), 16), maxMs);
+}
+
+function parseAddress(a: RedisAddress | string): RedisAddress {
+  if (typeof a !== 'string') return a;
+  const u = new URL(a.includes('://') ? a : `redis://${a}`);
+  return { host: u.hostname, port: Number(u.port || 6379) };
+}
+
+/**
+ * Opens a Redis connection for the cluster stores: single server, Sentinel or Cluster, with
+ * bounded retries, a command timeout and an offline queue (commands issued while reconnecting
+ * wait for the connection, up to the retry bound). Connects at once (not lazily).
+ *
+ * In Cluster mode, keys that one command or transaction uses together share a hash tag (the
+ * node registry's keys are `<prefix>{nodes}…`); every other operation touches a single key.
+ */
+export function createRedis(endpoint: RedisEndpoint, opts: CreateRedisOptions = {}): RedisClient {
+  const maxRetries = opts.maxRetriesPerRequest ?? 3;
+  const maxDelay = opts.maxRetryDelayMs ?? 2000;
+  const common: RedisOptions = {
+    maxRetriesPerRequest: maxRetries,
+    enableOfflineQueue: true,
+    lazyConnect: false,
+    connectTimeout: opts.connectTimeoutMs ?? 5000,
+    commandTimeout: opts.commandTimeoutMs ?? 5000,
+    retryStrategy: (times) => retryDelay(times, maxDelay),
+    ...opts.redis,
+  };
+  let client: RedisClient;
+  if (typeof endpoint === 'string') {
+    client = new Redis(endpoint, common);
+  } else if ('sentinels' in endpoint) {
+    client = new Redis({
+      ...common,
+      sentinels: endpoint.sentinels,
+      name: endpoint.name,
+      sentinelRetryStrategy: (times) => retryDelay(times, maxDelay),
+    });
+  } else {
+    const cluster: Cluster = new Cluster(endpoint.cluster.map(parseAddress), {
+      enableOfflineQueue: true,
+      lazyConnect: false,
+      clusterRetryStrategy: (times) => {
+        // A Cluster's own offline queue has no retry bound (a single node's does): apply
+        // maxRetriesPerRequest the way ioredis does for one node, so calls fail, not hang.
+        if (times % (maxRetries + 1) === 0) {
+          (cluster as unknown as { flushQueue?(e: Error): void }).flushQueue?.(
+            new Error(`Redis Cluster unreachable after ${times} attempts`),
+          );
+        }
+        return retryDelay(times, maxDelay);
+      },
+      redisOptions: common,
+      ...opts.cluster,
+    });
+    client = cluster;
+  }
+  client.on('error', (err: Error) => opts.onError?.(err));
+  return client;
+}
+
+/**
+ * Closes a connection: QUIT (pending replies arrive first) when connected, else an immediate
+ * disconnect, so closing never waits for an unreachable Redis.
+ */
+export async function closeRedis(redis: RedisClient): Promise<void> {
+  if (redis.status !== 'ready') {
+    redis.disconnect();
+    return;
+  }
+  try {
+    await redis.quit();
+  } catch {
+    redis.disconnect();
+  }
+}
