@@ -29,6 +29,15 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 }
 
+/** One path segment, percent-decoded; a malformed escape is the caller's error (400), not ours. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(400, 'malformed percent-encoding in the path');
+  }
+}
+
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
@@ -143,20 +152,34 @@ export class HttpServer {
     }
   }
 
-  private async body(req: IncomingMessage): Promise<unknown> {
+  private body(req: IncomingMessage): Promise<unknown> {
     const max = this.opts.node.config.api.maxBodyBytes;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length;
-      if (size > max) throw new HttpError(413, `body larger than api.maxBodyBytes (${max})`);
-      chunks.push(chunk as Buffer);
-    }
-    try {
-      return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    } catch {
-      throw new HttpError(400, 'body is not JSON');
-    }
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let over = false;
+      req.on('data', (chunk: Buffer) => {
+        // Past the limit the rest is still read, and dropped: a request left half-read would
+        // stall its keep-alive connection, and the client's next request on it.
+        if (over) return;
+        size += chunk.length;
+        if (size > max) {
+          over = true;
+          chunks.length = 0;
+          return reject(new HttpError(413, `body larger than api.maxBodyBytes (${max})`));
+        }
+        chunks.push(chunk);
+      });
+      req.on('end', () => {
+        if (over) return;
+        try {
+          resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+        } catch {
+          reject(new HttpError(400, 'body is not JSON'));
+        }
+      });
+      req.on('error', reject);
+    });
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -208,13 +231,13 @@ export class HttpServer {
     }
     const task = /^\/api\/broadcast\/([^/]+)$/.exec(path);
     if (task) {
-      const taskId = decodeURIComponent(task[1]!);
+      const taskId = decodeSegment(task[1]!);
       if (method === 'GET') return json(res, 200, await this.pushSender().broadcastStatus(taskId));
       if (method === 'DELETE') return json(res, 200, await this.pushSender().cancelBroadcast(taskId));
     }
     const user = /^\/api\/users\/([^/]+)$/.exec(path);
     if (user && method === 'GET') {
-      const userId = decodeURIComponent(user[1]!);
+      const userId = decodeSegment(user[1]!);
       const routes = await node.stores.routes.lookup(userId);
       const devices = [...routes].map(([clientType, r]) => ({
         clientType,

@@ -45,25 +45,6 @@ async function start(flags: Record<string, string | boolean>): Promise<void> {
   }
   const config = loadConfig({ ...(file ? { file } : {}), env: process.env, flags: overrides });
   const node = new MpushNode({ config });
-  const { tcpPort, httpPort, gatewayPort } = await node.start();
-  const out = process.stdout;
-  out.write(`mpush-ts node started (in-memory stores)\n`);
-  out.write(`  devices, TCP (MPush binary protocol): ${config.server.host}:${tcpPort}\n`);
-  if (config.http.wsEnabled)
-    out.write(
-      `  devices, WebSocket (MPush JSON protocol): ws://${config.http.host}:${httpPort}${config.http.wsPath}\n`,
-    );
-  out.write(`  gateway (push clients, PushSender): ${config.gateway.host}:${gatewayPort}\n`);
-  out.write(
-    `  HTTP: http://${config.http.host}:${httpPort}  (POST /api/push, /api/broadcast; GET /public-key, /health)\n`,
-  );
-  if (node.http.apiSecretGenerated) {
-    out.write(`  HTTP API bearer secret (generated; set api.secret to choose one): ${node.http.apiSecret}\n`);
-  }
-  out.write(`  RSA key: ${node.keys.source}\n`);
-  out.write(`  public key for MPush SDKs (base64 X.509):\n  ${node.keys.publicKeyBase64}\n`);
-  if (config.auth.bindSecret) out.write('  bind tokens required (auth.bindSecret is set)\n');
-
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -79,8 +60,28 @@ async function start(flags: Record<string, string | boolean>): Promise<void> {
       },
     );
   };
+  // Before start: a signal during start-up still stops the node cleanly.
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  const { tcpPort, httpPort, gatewayPort } = await node.start();
+  const out = process.stdout;
+  out.write(`mpush-ts node ${node.id} started (in-memory stores)\n`);
+  out.write(`  devices, TCP (MPush binary protocol): ${config.server.host}:${tcpPort}\n`);
+  if (config.http.wsEnabled) {
+    out.write(
+      `  devices, WebSocket (MPush JSON protocol): ws://${config.http.host}:${httpPort}${config.http.wsPath}\n`,
+    );
+  }
+  out.write(`  gateway (push clients, PushSender): ${config.gateway.host}:${gatewayPort}\n`);
+  out.write(
+    `  HTTP: http://${config.http.host}:${httpPort}  (POST /api/push, /api/broadcast; GET /public-key, /health)\n`,
+  );
+  if (node.http.apiSecretGenerated) {
+    out.write(`  HTTP API bearer secret (generated; set api.secret to choose one): ${node.http.apiSecret}\n`);
+  }
+  out.write(`  RSA key: ${node.keys.source}\n`);
+  out.write(`  public key for MPush SDKs (base64 X.509):\n  ${node.keys.publicKeyBase64}\n`);
+  if (config.auth.bindSecret) out.write('  bind tokens required (auth.bindSecret is set)\n');
 }
 
 const ackModels: Record<string, 'NO_ACK' | 'AUTO_ACK' | 'BIZ_ACK'> = {

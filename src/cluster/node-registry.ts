@@ -25,14 +25,25 @@ export interface NodeRegistry {
 }
 
 /**
- * Nodes of one process: the node itself on one machine; several nodes sharing one instance form
- * an in-process cluster (tests).
+ * Nodes of one process: the node itself on one machine. Several nodes form an in-process
+ * cluster (tests) by sharing one instance, or better each with its own `peer()` of one
+ * instance, so that a node's `close()` removes only that node.
  */
 export class MemoryNodeRegistry implements NodeRegistry {
-  private readonly nodes = new Map<string, NodeInfo>();
+  /** Ids published through this instance: what close() removes. */
+  private readonly own = new Set<string>();
+
+  /** @param nodes the node table; registries sharing it see each other (see `peer()`). */
+  constructor(private readonly nodes: Map<string, NodeInfo> = new Map()) {}
+
+  /** Another registry on the same node table, for another node of an in-process cluster. */
+  peer(): MemoryNodeRegistry {
+    return new MemoryNodeRegistry(this.nodes);
+  }
 
   async publish(self: NodeInfo): Promise<void> {
     this.nodes.set(self.id, self);
+    this.own.add(self.id);
   }
 
   async list(): Promise<NodeInfo[]> {
@@ -50,7 +61,9 @@ export class MemoryNodeRegistry implements NodeRegistry {
     this.nodes.delete(id);
   }
 
+  /** Removes the nodes published through this instance. */
   async close(): Promise<void> {
-    this.nodes.clear();
+    for (const id of this.own) this.nodes.delete(id);
+    this.own.clear();
   }
 }

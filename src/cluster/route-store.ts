@@ -27,12 +27,21 @@ export interface RouteStore {
   unregister(userId: string, clientType: number, connId: string): Promise<void>;
   /** Every route of a user, by client type (empty map when offline). */
   lookup(userId: string): Promise<Map<number, Route>>;
+  /** Adds a user to a node's online set (MPush: sorted set `mp:oul:<ip>`, mpush-wire §8). */
+  markOnline(nodeId: string, userId: string): Promise<void>;
+  /** Removes a user from a node's online set. */
+  markOffline(nodeId: string, userId: string): Promise<void>;
+  /** How many users a node's online set holds. */
+  onlineCount(nodeId: string): Promise<number>;
+  /** Empties a node's online set: a node starting again drops what a crash left (as MPush). */
+  clearOnline(nodeId: string): Promise<void>;
   close(): Promise<void>;
 }
 
 /** In-memory routes for one machine. */
 export class MemoryRouteStore implements RouteStore {
   private readonly routes = new Map<string, Map<number, Route>>();
+  private readonly online = new Map<string, Set<string>>();
 
   async register(userId: string, clientType: number, route: Route): Promise<Route | undefined> {
     let byType = this.routes.get(userId);
@@ -56,11 +65,35 @@ export class MemoryRouteStore implements RouteStore {
     return new Map(this.routes.get(userId) ?? []);
   }
 
+  async markOnline(nodeId: string, userId: string): Promise<void> {
+    let users = this.online.get(nodeId);
+    if (!users) {
+      users = new Set();
+      this.online.set(nodeId, users);
+    }
+    users.add(userId);
+  }
+
+  async markOffline(nodeId: string, userId: string): Promise<void> {
+    const users = this.online.get(nodeId);
+    users?.delete(userId);
+    if (users?.size === 0) this.online.delete(nodeId);
+  }
+
+  async onlineCount(nodeId: string): Promise<number> {
+    return this.online.get(nodeId)?.size ?? 0;
+  }
+
+  async clearOnline(nodeId: string): Promise<void> {
+    this.online.delete(nodeId);
+  }
+
   get size(): number {
     return this.routes.size;
   }
 
   async close(): Promise<void> {
     this.routes.clear();
+    this.online.clear();
   }
 }

@@ -34,7 +34,8 @@ export function verifyBindToken(
   token: string,
   nowSec = Math.floor(Date.now() / 1000),
 ): BindTokenCheck {
-  const m = /^v1\.(\d{1,12})\.([A-Za-z0-9_-]{43})$/.exec(token);
+  // One spelling per expiry (no leading zeros): a token's text then names exactly one token.
+  const m = /^v1\.([1-9]\d{0,11})\.([A-Za-z0-9_-]{43})$/.exec(token);
   if (!m) return { ok: false, reason: 'malformed' };
   const expiry = Number(m[1]);
   const given = Buffer.from(m[2]!, 'base64url');

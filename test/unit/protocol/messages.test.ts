@@ -57,6 +57,8 @@ interface CodecCase {
   name: string;
   codec: MessageCodec<unknown>;
   arb: fc.Arbitrary<unknown>;
+  /** Bytes of optional trailing fields: a prefix that drops only those is a valid older message. */
+  optionalTail?: number;
 }
 
 const cases: CodecCase[] = [
@@ -131,7 +133,11 @@ const cases: CodecCase[] = [
       taskId: str,
       tags: fc.option(fc.array(str, { maxLength: 5 }), { nil: null }),
       condition: str,
+      broadcastRate: fc.nat(),
+      broadcastMax: fc.nat(),
     }),
+    // mpush-ts's broadcast rate and cap follow MPush's fields; without them it is MPush's message.
+    optionalTail: 8,
   },
   {
     name: 'GatewayKick',
@@ -148,7 +154,7 @@ const cases: CodecCase[] = [
 ];
 
 describe('message codecs', () => {
-  for (const { name, codec, arb } of cases) {
+  for (const { name, codec, arb, optionalTail = 0 } of cases) {
     describe(name, () => {
       it('decode(encode(m)) equals m (property)', () => {
         fc.assert(
@@ -165,7 +171,7 @@ describe('message codecs', () => {
         fc.assert(
           fc.property(arb, (m) => {
             const full = codec.encode(m);
-            for (let n = 0; n < full.length; n++) {
+            for (let n = 0; n < full.length - optionalTail; n++) {
               assertProtocolError(
                 () => codec.decode(Buffer.from(full.subarray(0, n))),
                 'MPUSH_ERR_TRUNCATED',
@@ -177,6 +183,7 @@ describe('message codecs', () => {
       });
 
       it('ignores trailing bytes after the last field', () => {
+        if (optionalTail) return; // its tail is read; covered by the test below
         fc.assert(
           fc.property(arb, fc.uint8Array({ minLength: 1, maxLength: 8 }), (m, extra) => {
             const body = Buffer.concat([codec.encode(m), extra]);
@@ -229,6 +236,39 @@ describe('message codecs', () => {
       HttpRequestCodec.encode({ method: 0, uri: 'u', headers: '', body: Buffer.alloc(0) }),
     );
     assert.equal(ok.body.length, 0);
+  });
+});
+
+describe('GatewayPush extension fields', () => {
+  const base = {
+    userId: 'u',
+    clientType: 1,
+    timeout: 0,
+    content: Buffer.from('x'),
+    taskId: '',
+    tags: null,
+    condition: '',
+  };
+
+  it("decodes MPush's message (no extension) with no rate or cap", () => {
+    const full = GatewayPushCodec.encode(base);
+    const mpush = full.subarray(0, full.length - 8);
+    const m = GatewayPushCodec.decode(Buffer.from(mpush));
+    assert.equal(m.broadcastRate, undefined);
+    assert.equal(m.broadcastMax, undefined);
+    assert.equal(m.condition, '');
+  });
+
+  it('reads the rate and cap, and clamps negative values to 0', () => {
+    assert.equal(
+      GatewayPushCodec.decode(GatewayPushCodec.encode({ ...base, broadcastRate: 50, broadcastMax: 7 }))
+        .broadcastMax,
+      7,
+    );
+    const neg = GatewayPushCodec.decode(
+      GatewayPushCodec.encode({ ...base, broadcastRate: -5, broadcastMax: -1 }),
+    );
+    assert.deepEqual([neg.broadcastRate, neg.broadcastMax], [0, 0]);
   });
 });
 

@@ -1,0 +1,22 @@
+/** Cluster stores: one interface each, an in-memory and a Redis implementation. */
+export { MemoryNodeRegistry, type NodeInfo, type NodeRegistry } from './node-registry.js';
+export {
+  type CreateRedisOptions,
+  closeRedis,
+  createRedis,
+  type RedisAddress,
+  type RedisClient,
+  type RedisEndpoint,
+  retryDelay,
+} from './redis-connection.js';
+export { RedisNodeRegistry, type RedisNodeRegistryOptions } from './redis-node-registry.js';
+export {
+  decodeRoute,
+  encodeRoute,
+  RedisRouteStore,
+  type RedisStoreOptions,
+} from './redis-route-store.js';
+export { RedisSessionStore } from './redis-session-store.js';
+export { createRedisStores, type RedisStores, type RedisStoresOptions } from './redis-stores.js';
+export { MemoryRouteStore, type Route, type RouteStore } from './route-store.js';
+export { MemorySessionStore, type SessionStore, type StoredSession } from './session-store.js';
