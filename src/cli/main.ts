@@ -109,6 +109,8 @@ async function pushCommand(
   const timeout = str(flags, 'timeout') ? Number(str(flags, 'timeout')) : undefined;
   if (timeout !== undefined && (!Number.isInteger(timeout) || timeout <= 0))
     throw new ConfigError('--timeout must be a positive integer (ms)');
+  const users = str(flags, 'user');
+  if (cmd === 'push' && !users) throw new ConfigError('push needs --user');
   const sender = PushSender.create({
     gateways: [{ host: host || '127.0.0.1', port: Number(port || 3001) }],
     ...(secret ? { gatewaySecret: secret } : {}),
@@ -117,16 +119,18 @@ async function pushCommand(
   try {
     await sender.start();
     if (cmd === 'push') {
-      const users = str(flags, 'user');
-      if (!users) throw new ConfigError('push needs --user');
       const results = await sender.send({
-        userIds: users.split(','),
+        userIds: users!.split(','),
         content,
         ackModel,
         ...(timeout ? { timeout } : {}),
       });
       process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
-      if (results.some((r) => r.result !== 'success')) process.exitCode = 3;
+      // The results are the data (stdout); what went wrong is also said where a person looks.
+      for (const r of results.filter((r) => r.result !== 'success')) {
+        process.exitCode = 3;
+        process.stderr.write(`mpush: ${r.userId}: ${r.result}${r.reason ? ` (${r.reason})` : ''}\n`);
+      }
     } else {
       const tags = str(flags, 'tags')?.split(',').filter(Boolean);
       const condition = str(flags, 'condition');
@@ -142,7 +146,12 @@ async function pushCommand(
         ...(max ? { broadcastMax: Number(max) } : {}),
       });
       process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-      if (result.result !== 'success') process.exitCode = 3;
+      if (result.result !== 'success') {
+        process.exitCode = 3;
+        process.stderr.write(
+          `mpush: broadcast ${result.taskId} failed (${result.reason ?? 'no reason given'})\n`,
+        );
+      }
     }
   } finally {
     await sender.stop();
