@@ -1,5 +1,7 @@
-/** Cluster stores: one interface each, an in-memory and a Redis implementation. */
+/** Cluster stores and bus: one interface each, an in-memory and a Redis implementation. */
+export { type BusMessage, type ClusterBus, kickTopic, MemoryClusterBus } from './cluster-bus.js';
 export { MemoryNodeRegistry, type NodeInfo, type NodeRegistry } from './node-registry.js';
+export { RedisClusterBus } from './redis-cluster-bus.js';
 export {
   type CreateRedisOptions,
   closeRedis,

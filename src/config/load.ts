@@ -98,6 +98,9 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     }
   }
   const config = out as unknown as Config;
+  if (config.push.tagMatch !== 'mpush' && config.push.tagMatch !== 'exact') {
+    throw new ConfigError("push.tagMatch must be 'mpush' or 'exact'");
+  }
   if (config.heartbeat.minMs > config.heartbeat.maxMs) {
     throw new ConfigError('heartbeat.minMs must not exceed heartbeat.maxMs');
   }

@@ -72,11 +72,30 @@ export const schema = {
       1,
     ),
     taskRetentionMs: int(600_000, 'How long a finished broadcast task stays queryable.', 0),
+    tagMatch: str(
+      'mpush',
+      "Broadcast tag matching: 'mpush' (a tag matches when the device's bind tags contain it as a substring, as MPush does) or 'exact' (whole comma-separated tags).",
+    ),
     maxRedirects: int(3, 'Route changes (gateway ERROR 3) a push request follows before it fails.', 0, 100),
   },
   api: {
     secret: str('', 'Bearer secret for the HTTP API; required whenever http.host is not a loopback address.'),
     maxBodyBytes: int(1 * MiB, 'Largest HTTP API request body.', 1024),
+  },
+  cluster: {
+    redis: str(
+      '',
+      'Redis for a cluster: redis://host:6379 (single), redis-sentinel://host:26379,host2:26379/<master name>, or redis-cluster://host:7000,host:7001; empty: one machine with in-memory stores.',
+    ),
+    prefix: str('mp:', 'Key prefix in Redis (MPush uses mp:, so its tools read the routes).'),
+    registryTtlMs: int(10_000, 'A node missing its registry refresh this long is dead.', 1000),
+    registryRefreshMs: int(3_000, 'How often a node refreshes its registry entry.', 100),
+    workers: int(
+      1,
+      'Worker processes on this machine (node:cluster), each a cluster node sharing the public ports; more than 1 needs cluster.redis.',
+      1,
+      64,
+    ),
   },
   security: {
     privateKey: str(

@@ -3,7 +3,7 @@ import { Command } from '../protocol/index.js';
 import type { AckTracker, AckWaiter } from './ack-tracker.js';
 import type { CompiledCondition } from './condition.js';
 import type { BroadcastCounts, BroadcastReport, BroadcastStatus } from './outcome.js';
-import { matchesAnyTag, parseTags } from './tags.js';
+import { matchesAnyTag, matchesTagsLikeMpush, parseTags } from './tags.js';
 
 export interface BroadcastSpec {
   taskId: string;
@@ -11,8 +11,10 @@ export interface BroadcastSpec {
   ackFlags: number;
   /** Ack deadline for each delivery, ms. */
   timeoutMs: number;
-  /** Only devices with any of these tags (null: no tag filter). */
-  tags: ReadonlySet<string> | null;
+  /** Only devices whose tags contain any of these (null: no tag filter; empty: nobody). */
+  tags: readonly string[] | null;
+  /** Match whole tags instead of MPush's substring test (push.tagMatch = exact). */
+  exactTags: boolean;
   /** Only devices for which this holds (null: no condition). */
   condition: CompiledCondition | null;
   /** Devices per second; 0 = unlimited. */
@@ -124,20 +126,27 @@ export class BroadcastTask {
     this.timer = setImmediate(() => this.step());
   }
 
+  /**
+   * MPush's targeting, exactly (GatewayPushMessage.getCondition, TagsCondition, ScriptCondition):
+   * a condition, when present, decides alone and sees `tags` as the raw bind string; otherwise a
+   * tag list (even an empty one) filters by substring of that string; otherwise everyone.
+   */
   private accepts(conn: Connection): boolean {
     const { tags, condition } = this.spec;
-    if (!tags && !condition) return true;
-    const deviceTags = conn.tags ? parseTags(conn.tags) : null;
-    if (tags && !(deviceTags && matchesAnyTag(deviceTags, tags))) return false;
+    const raw = conn.tags === '' ? null : conn.tags; // MPush decodes an empty string as null
     if (condition) {
       return condition.evaluate({
         userId: conn.userId,
-        tags: deviceTags,
+        tags: raw,
         clientVersion: conn.clientVersion,
         osName: conn.osName,
         osVersion: conn.osVersion,
       });
     }
+    if (tags)
+      return this.spec.exactTags
+        ? raw !== null && matchesAnyTag(parseTags(raw), new Set(tags))
+        : matchesTagsLikeMpush(raw, tags);
     return true;
   }
 

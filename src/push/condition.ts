@@ -210,7 +210,7 @@ function charge(c: Ctx, units: number): void {
   if (c.steps > c.maxSteps) overrun(c);
 }
 
-function describe(v: unknown): string {
+function nameOf(v: unknown): string {
   return v === null ? 'null' : typeof v === 'undefined' ? 'undefined' : typeof v;
 }
 
@@ -303,7 +303,7 @@ function jsTypeof(v: Value): string {
 
 function readMember(o: Value, what: string): void {
   if (o === null || o === undefined) {
-    throw evalError(`cannot read ${what} of ${describe(o)}`);
+    throw evalError(`cannot read ${what} of ${nameOf(o)}`);
   }
 }
 
@@ -441,6 +441,67 @@ const METHOD_NAMES: ReadonlySet<string> = new Set([...STRING_METHODS.keys(), ...
 // ---------------------------------------------------------------------------------------------
 // Compiler
 
+const SIMPLE_ESCAPES: Readonly<Record<string, string>> = {
+  n: '\n',
+  r: '\r',
+  t: '\t',
+  b: '\b',
+  f: '\f',
+  v: '\v',
+};
+
+/** Decode a quoted string literal (jsep's `raw`) with JavaScript's escape rules. */
+function decodeStringLiteral(raw: string): string {
+  const bad = (what: string): never => {
+    throw new ConditionError(
+      'MPUSH_ERR_CONDITION_SYNTAX',
+      `invalid escape in string literal ${raw}: ${what}`,
+    );
+  };
+  const hex = (digits: string): number => {
+    if (!/^[0-9a-fA-F]+$/.test(digits)) bad(`\\${digits}`);
+    return Number.parseInt(digits, 16);
+  };
+  let out = '';
+  const end = raw.length - 1; // skip the closing quote
+  for (let i = 1; i < end; i++) {
+    const ch = raw[i]!;
+    if (ch !== '\\') {
+      out += ch;
+      continue;
+    }
+    const e = raw[++i] ?? '';
+    const simple = SIMPLE_ESCAPES[e];
+    if (simple !== undefined) {
+      out += simple;
+    } else if (e === '0' && !/[0-9]/.test(raw[i + 1] ?? '')) {
+      out += '\0';
+    } else if (/[0-9]/.test(e)) {
+      bad('octal escapes are not supported');
+    } else if (e === 'x') {
+      out += String.fromCharCode(hex(raw.slice(i + 1, i + 3).padEnd(2, 'g')));
+      i += 2;
+    } else if (e === 'u') {
+      if (raw[i + 1] === '{') {
+        const close = raw.indexOf('}', i + 2);
+        if (close < 0 || close >= end) bad('unterminated \\u{');
+        const cp = hex(raw.slice(i + 2, close));
+        if (cp > 0x10ffff) bad('code point out of range');
+        out += String.fromCodePoint(cp);
+        i = close;
+      } else {
+        out += String.fromCharCode(hex(raw.slice(i + 1, i + 5).padEnd(4, 'g')));
+        i += 4;
+      }
+    } else if (e === '\r') {
+      if (raw[i + 1] === '\n') i++; // line continuation
+    } else if (e !== '\n' && e !== '\u2028' && e !== '\u2029') {
+      out += e; // identity escape: \' \" \\ \a ...
+    }
+  }
+  return out;
+}
+
 type Node = jsep.Expression;
 
 function forbidden(message: string): ConditionError {
@@ -542,8 +603,16 @@ class Compiler {
   }
 
   private literal(n: jsep.Literal): Fn {
-    const v = n.value;
+    let v = n.value;
     if (v !== null && typeof v === 'object') throw forbidden('regular expressions are not allowed');
+    if (typeof v === 'string' && typeof n.raw === 'string' && n.raw.includes('\\')) {
+      v = decodeStringLiteral(n.raw); // jsep only knows \n \r \t \b \f \v
+    } else if (typeof v === 'number' && /^0[0-9]/.test(n.raw)) {
+      throw new ConditionError(
+        'MPUSH_ERR_CONDITION_SYNTAX',
+        `legacy octal literal ${n.raw} is not supported`,
+      );
+    }
     return (c) => {
       if (++c.steps > c.maxSteps) overrun(c);
       return v;

@@ -136,14 +136,16 @@ export class PushCenter {
   broadcast(m: GatewayPushMessage, flags: number, taskId: string): BroadcastTask {
     const existing = this.tasks.get(taskId);
     if (existing?.status === 'running') return existing;
-    const condition = m.condition ? compileCondition(m.condition) : null;
+    // MPush's ScriptCondition accepts only a real `true` (a ClassCastException is false).
+    const condition = m.condition ? compileCondition(m.condition, { strictBoolean: true }) : null;
     const task = new BroadcastTask(
       {
         taskId,
         content: m.content,
         ackFlags: flags & (Flags.AUTO_ACK | Flags.BIZ_ACK),
         timeoutMs: this.timeoutOf(m.timeout),
-        tags: m.tags && m.tags.length > 0 ? new Set(m.tags) : null,
+        tags: m.tags,
+        exactTags: this.opts.config.push.tagMatch === 'exact',
         condition,
         rate: m.broadcastRate || this.opts.config.push.broadcastRate,
         max: m.broadcastMax ?? 0,

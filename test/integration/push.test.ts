@@ -504,3 +504,29 @@ describe('push path: every gateway answer maps to exactly one result', () => {
     gw.server.close();
   });
 });
+
+describe('push.tagMatch', () => {
+  it("'exact' matches whole tags where MPush's default matches substrings", async () => {
+    const exact = await startTestNode({ push: { tagMatch: 'exact' } });
+    const mpush = await startTestNode();
+    const devices: TestDevice[] = [];
+    try {
+      for (const t of [exact, mpush]) {
+        devices.push(await connectDevice(t.tcpPort, 'tm-1', { tags: 'vip' }));
+        devices.push(await connectDevice(t.tcpPort, 'tm-2', { tags: 'vipx,beta' }));
+      }
+      const count = async (t: TestNode) => {
+        const s = PushSender.create({ gateways: [{ host: '127.0.0.1', port: t.node.addresses.gatewayPort }] });
+        const r = await s.broadcast({ content: 'x', tags: ['vip'] });
+        await s.stop();
+        return r.matched;
+      };
+      assert.equal(await count(exact), 1);
+      assert.equal(await count(mpush), 2);
+    } finally {
+      await closeAll(devices);
+      await exact.stop();
+      await mpush.stop();
+    }
+  });
+});

@@ -213,7 +213,7 @@ export class PushSender implements RequestHost {
       timeout: ctx.timeout ?? 0,
       content: contentOf(ctx),
       taskId,
-      tags: ctx.tags && ctx.tags.length > 0 ? ctx.tags : null,
+      tags: ctx.tags ?? null, // an empty list reaches nobody, as in MPush
       condition: ctx.condition ?? '',
       broadcastRate: ctx.broadcastRate ?? 0,
       broadcastMax: ctx.broadcastMax ?? 0,
