@@ -1,8 +1,10 @@
 import { HttpServer } from './api/http-server.js';
-import { type BusMessage, type ClusterBus, kickTopic, MemoryClusterBus } from './cluster/cluster-bus.js';
-import { MemoryNodeRegistry, type NodeInfo, type NodeRegistry } from './cluster/node-registry.js';
-import { MemoryRouteStore, type RouteStore } from './cluster/route-store.js';
-import { MemorySessionStore, type SessionStore } from './cluster/session-store.js';
+import { type BusMessage, kickTopic, MemoryClusterBus } from './cluster/cluster-bus.js';
+import type { NodeInfo } from './cluster/node-registry.js';
+import { isLiveNow, MemoryNodeRegistry } from './cluster/node-registry.js';
+import { memoryStores, type NodeStores, redisStores } from './cluster/node-stores.js';
+import { MemoryRouteStore } from './cluster/route-store.js';
+import { MemorySessionStore } from './cluster/session-store.js';
 import type { Config } from './config/index.js';
 import type { Connection } from './connection/index.js';
 import { GatewayServer } from './gateway/gateway-server.js';
@@ -11,13 +13,7 @@ import { PushCenter } from './push/push-center.js';
 import { ConnectionServer } from './server/connection-server.js';
 import { loadServerKeys, type ServerKeys } from './server/keys.js';
 
-/** The stores a node runs on: memory for one machine, Redis for a cluster. */
-export interface NodeStores {
-  sessions: SessionStore;
-  routes: RouteStore;
-  registry: NodeRegistry;
-  bus: ClusterBus;
-}
+export type { NodeStores };
 
 export interface MpushNodeOptions {
   config: Config;
@@ -49,18 +45,29 @@ export class MpushNode {
   addresses: NodeAddresses = { tcpPort: 0, httpPort: 0, gatewayPort: 0 };
   /** Set at start: `<gateway host>:<gateway port>`, unless node.id names it. */
   id = '';
+  private readonly pendingUnregisters = new Map<
+    string,
+    { userId: string; clientType: number; connId: string }
+  >();
+  private publisher: NodeJS.Timeout | undefined;
 
   constructor(opts: MpushNodeOptions) {
     const config = opts.config;
     this.config = config;
     this.log = opts.log ?? createLogger(config.log.level);
     this.keys = loadServerKeys(config);
-    this.stores = {
-      sessions: opts.stores?.sessions ?? new MemorySessionStore(),
-      routes: opts.stores?.routes ?? new MemoryRouteStore(),
-      registry: opts.stores?.registry ?? new MemoryNodeRegistry(),
-      bus: opts.stores?.bus ?? new MemoryClusterBus(),
-    };
+    this.stores = opts.stores
+      ? {
+          sessions: opts.stores.sessions ?? new MemorySessionStore(),
+          routes: opts.stores.routes ?? new MemoryRouteStore(),
+          registry: opts.stores.registry ?? new MemoryNodeRegistry(),
+          bus: opts.stores.bus ?? new MemoryClusterBus(),
+          ...(opts.stores.onReconnect ? { onReconnect: opts.stores.onReconnect } : {}),
+          kind: opts.stores.kind ?? 'custom stores',
+        }
+      : config.cluster.redis
+        ? redisStores(config.cluster, (err) => this.log.warn('redis', { err: err.message }))
+        : memoryStores();
     this.connections = new ConnectionServer({
       config,
       privateKey: this.keys.privateKey,
@@ -74,7 +81,7 @@ export class MpushNode {
       server: this.connections,
       routes: this.stores.routes,
       nodeId: '',
-      isRouteLive: (r) => this.stores.registry.isLive(r.host, r.port),
+      isRouteLive: (r) => isLiveNow(this.stores.registry, r.host, r.port),
     });
     this.gateway = new GatewayServer({
       config,
@@ -115,11 +122,12 @@ export class MpushNode {
         clientVersion: conn.clientVersion,
         connId: this.connId(conn),
       })
-      .then((previous) => {
+      .then(async (previous) => {
         // The same user's same-type device on another node: kick it there (mpush-wire §8).
         if (!previous) return;
         const owner = MpushNode.nodeOf(previous.connId);
-        if (owner === this.id || !this.stores.registry.isLive(previous.host, previous.port)) return;
+        if (owner === this.id || !(await isLiveNow(this.stores.registry, previous.host, previous.port)))
+          return;
         return this.stores.bus.publish(kickTopic(owner), {
           userId,
           clientType,
@@ -138,9 +146,32 @@ export class MpushNode {
   }
 
   private routeOffline(conn: Connection, userId: string): void {
-    this.stores.routes
-      .unregister(userId, conn.clientType, this.connId(conn))
-      .catch((err: Error) => this.log.warn('route unregister failed', { userId, err: err.message }));
+    const clientType = conn.clientType;
+    const connId = this.connId(conn);
+    this.stores.routes.unregister(userId, clientType, connId).catch((err: Error) => {
+      // Kept and retried when the store is back: a user who left during an outage must not stay online.
+      if (this.pendingUnregisters.size < 1_000_000)
+        this.pendingUnregisters.set(connId, { userId, clientType, connId });
+      this.log.warn('route unregister failed; will retry', { userId, err: err.message });
+    });
+  }
+
+  /** The shared store came back: re-register what this node holds, replay failed unregisters. */
+  private async resync(): Promise<void> {
+    const pending = [...this.pendingUnregisters.values()];
+    this.pendingUnregisters.clear();
+    for (const p of pending) {
+      await this.stores.routes.unregister(p.userId, p.clientType, p.connId).catch(() => {
+        this.pendingUnregisters.set(p.connId, p);
+      });
+    }
+    let n = 0;
+    for (const conn of this.connections.router.all()) {
+      this.routeOnline(conn);
+      if (++n % 1000 === 0) await new Promise((r) => setImmediate(r)); // let I/O in between
+    }
+    await this.stores.registry.publish(this.info());
+    this.log.info('re-published routes after reconnect', { routes: n, unregistered: pending.length });
   }
 
   /** What this node publishes in the registry. */
@@ -165,17 +196,27 @@ export class MpushNode {
     this.push.setNodeId(this.id);
     await this.stores.bus.subscribe(kickTopic(this.id), (m) => this.onKick(m));
     await this.stores.registry.publish(this.info());
+    this.stores.onReconnect?.(() => {
+      this.resync().catch((err: Error) => this.log.warn('resync failed', { err: err.message }));
+    });
+    // Keep the registry's view of this node's load current.
+    this.publisher = setInterval(() => {
+      this.stores.registry.publish(this.info()).catch(() => {});
+    }, this.config.cluster.registryRefreshMs);
+    this.publisher.unref();
     return this.addresses;
   }
 
   /** Graceful stop: no new connections, every connection closed, stores closed. */
   async stop(): Promise<void> {
+    clearInterval(this.publisher);
     await Promise.all([this.connections.close(), this.http.close(), this.gateway.close()]);
     this.push.close();
     await Promise.all([
       this.stores.sessions.close(),
       this.stores.routes.close(),
       this.stores.registry.close(),
+      this.stores.bus.close(),
     ]);
   }
 }

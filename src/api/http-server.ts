@@ -6,6 +6,7 @@ import { WebSocketServer } from 'ws';
 import { PushSender } from '../client/push/push-sender.js';
 import { StoreRouteSource } from '../client/push/route-source.js';
 import type { PushContext, PushMsg } from '../client/push/types.js';
+import { isLiveNow } from '../cluster/node-registry.js';
 import type { MpushNode } from '../node.js';
 import { clientTypeName } from '../protocol/index.js';
 import { ConditionError, compileCondition } from '../push/condition.js';
@@ -129,7 +130,7 @@ export class HttpServer {
       this.sender = PushSender.create({
         gateways: [{ host: node.gatewayHost, port: node.addresses.gatewayPort }],
         routeSource: new StoreRouteSource(node.stores.routes, (host, port) =>
-          node.stores.registry.isLive(host, port),
+          isLiveNow(node.stores.registry, host, port),
         ),
         broadcastTargets: async () =>
           (await node.stores.registry.list()).map((n) => ({ host: n.gatewayHost, port: n.gatewayPort })),

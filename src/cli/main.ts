@@ -1,15 +1,18 @@
 #!/usr/bin/env node
+import cluster from 'node:cluster';
 import { PushSender } from '../client/push/push-sender.js';
-import { ConfigError, describeConfig, loadConfig } from '../config/index.js';
+import { type Config, ConfigError, describeConfig, loadConfig } from '../config/index.js';
 import { mintBindToken } from '../crypto/bind-token.js';
 import { generateRsaKeyPair, privateKeyToBase64, publicKeyToBase64 } from '../crypto/index.js';
 import { MpushNode } from '../node.js';
+import { loadServerKeys } from '../server/keys.js';
 import { parseArgs } from './args.js';
 
 const usage = `mpush — an MPush-compatible push system
 
 usage:
   mpush start [--config file.json] [--port 3000] [--http-port 8080] [--<group>.<key>=value ...]
+              [--redis redis://host:6379 [--workers N]]   join a cluster; N worker nodes on this machine
   mpush push --user U[,U2...] --content TEXT [--ack none|auto|biz] [--timeout MS]
              [--gateway host:port] [--secret S]
                                        push through a gateway with PushSender; prints the results
@@ -34,6 +37,8 @@ const aliases: Record<string, string> = {
   'gateway-port': 'gateway.port',
   'gateway-secret': 'gateway.secret',
   'api-secret': 'api.secret',
+  redis: 'cluster.redis',
+  workers: 'cluster.workers',
 };
 
 async function start(flags: Record<string, string | boolean>): Promise<void> {
@@ -44,6 +49,10 @@ async function start(flags: Record<string, string | boolean>): Promise<void> {
     overrides[aliases[k] ?? k] = v;
   }
   const config = loadConfig({ ...(file ? { file } : {}), env: process.env, flags: overrides });
+  if (config.cluster.workers > 1 && cluster.isPrimary) return startWorkers(config);
+  const worker = Number(process.env.MPUSH_WORKER_INDEX ?? 0);
+  // Each worker is a cluster node of its own: the public ports are shared, the gateway is not.
+  if (worker > 0 && config.gateway.port !== 0) config.gateway.port += worker;
   const node = new MpushNode({ config });
   let stopping = false;
   const stop = (signal: string) => {
@@ -65,7 +74,9 @@ async function start(flags: Record<string, string | boolean>): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   const { tcpPort, httpPort, gatewayPort } = await node.start();
   const out = process.stdout;
-  out.write(`mpush-ts node ${node.id} started (in-memory stores)\n`);
+  out.write(
+    `mpush-ts node ${node.id} started (${node.stores.kind})${cluster.isWorker ? ` [worker ${worker}]` : ''}\n`,
+  );
   out.write(`  devices, TCP (MPush binary protocol): ${config.server.host}:${tcpPort}\n`);
   if (config.http.wsEnabled) {
     out.write(
@@ -82,6 +93,44 @@ async function start(flags: Record<string, string | boolean>): Promise<void> {
   out.write(`  RSA key: ${node.keys.source}\n`);
   out.write(`  public key for MPush SDKs (base64 X.509):\n  ${node.keys.publicKeyBase64}\n`);
   if (config.auth.bindSecret) out.write('  bind tokens required (auth.bindSecret is set)\n');
+}
+
+/**
+ * `--workers N`: N worker processes, each a cluster node on the shared Redis, sharing the public
+ * TCP and HTTP ports through node:cluster (a process uses one core and at most 20,000 files
+ * here). The primary keeps the RSA key (generated once, before forking), restarts a worker that
+ * dies, and stops them all on SIGTERM/SIGINT.
+ */
+function startWorkers(config: Config): void {
+  if (!config.cluster.redis)
+    throw new ConfigError('--workers needs --redis: workers share routes and sessions through it');
+  const keys = loadServerKeys(config);
+  process.stdout.write(
+    `mpush-ts primary ${process.pid}: ${config.cluster.workers} workers, RSA key ${keys.source}\n`,
+  );
+  let stopping = false;
+  const fork = (index: number) => {
+    const w = cluster.fork({ MPUSH_WORKER_INDEX: String(index) });
+    w.on('exit', (code, signal) => {
+      if (stopping) return;
+      process.stderr.write(`mpush: worker ${index} exited (${signal ?? code}); restarting\n`);
+      setTimeout(() => fork(index), 1000);
+    });
+  };
+  for (let i = 0; i < config.cluster.workers; i++) fork(i);
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    const workers = Object.values(cluster.workers ?? {});
+    for (const w of workers) w?.process.kill('SIGTERM');
+    const force = setTimeout(() => process.exit(1), 12_000);
+    force.unref();
+    let left = workers.length;
+    if (left === 0) process.exit(0);
+    for (const w of workers) w?.once('exit', () => --left === 0 && process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 }
 
 const ackModels: Record<string, 'NO_ACK' | 'AUTO_ACK' | 'BIZ_ACK'> = {

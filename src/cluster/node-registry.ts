@@ -67,3 +67,13 @@ export class MemoryNodeRegistry implements NodeRegistry {
     this.own.clear();
   }
 }
+
+/**
+ * `isLive`, double-checked against the store when the cache says no: a node that started since
+ * the last refresh is not taken for dead. A dead node costs one registry read per lookup.
+ */
+export async function isLiveNow(registry: NodeRegistry, host: string, port: number): Promise<boolean> {
+  if (registry.isLive(host, port)) return true;
+  await registry.list();
+  return registry.isLive(host, port);
+}

@@ -17,7 +17,7 @@ export interface PushCenterOptions {
   /** This node's id: routes whose connId starts with `<nodeId>:` were made here. */
   nodeId: string;
   /** True when the node a route points at is alive (a route to a dead node is offline). */
-  isRouteLive: (route: Route) => boolean;
+  isRouteLive: (route: Route) => boolean | Promise<boolean>;
 }
 
 /** A single-user push on this node, completed exactly once. */
@@ -123,7 +123,7 @@ export class PushCenter {
   /** No local connection: offline, or moved to a live node (route change). */
   private async notHere(userId: string, clientType: number): Promise<PushOutcome> {
     const route = (await this.opts.routes.lookup(userId)).get(clientType);
-    if (route && !route.connId.startsWith(`${this.nodeId}:`) && this.opts.isRouteLive(route)) {
+    if (route && !route.connId.startsWith(`${this.nodeId}:`) && (await this.opts.isRouteLive(route))) {
       return { kind: 'error', code: ErrorCode.ROUTER_CHANGE, reason: 'router change' };
     }
     return { kind: 'error', code: ErrorCode.OFFLINE, reason: 'offline' };

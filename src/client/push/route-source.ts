@@ -22,7 +22,7 @@ export interface RouteSource {
 export class StoreRouteSource implements RouteSource {
   constructor(
     private readonly store: RouteStore,
-    private readonly isLive?: (host: string, port: number) => boolean,
+    private readonly isLive?: (host: string, port: number) => boolean | Promise<boolean>,
   ) {}
 
   async lookup(userIds: readonly string[]): Promise<Map<string, RouteEntry[]>> {
@@ -31,7 +31,7 @@ export class StoreRouteSource implements RouteSource {
       userIds.map(async (u) => {
         const entries: RouteEntry[] = [];
         for (const [clientType, r] of await this.store.lookup(u)) {
-          if (this.isLive && !this.isLive(r.host, r.port)) continue;
+          if (this.isLive && !(await this.isLive(r.host, r.port))) continue;
           entries.push({ clientType, host: r.host, port: r.port, connId: r.connId });
         }
         out.set(u, entries);
