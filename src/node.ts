@@ -113,6 +113,7 @@ export class MpushNode {
   private routeOnline(conn: Connection): void {
     const userId = conn.userId;
     const clientType = conn.clientType;
+    this.stores.routes.markOnline(this.id, userId).catch(() => {});
     this.stores.routes
       .register(userId, clientType, {
         host: this.gatewayHost,
@@ -148,6 +149,9 @@ export class MpushNode {
   private routeOffline(conn: Connection, userId: string): void {
     const clientType = conn.clientType;
     const connId = this.connId(conn);
+    if (this.connections.router.connectionsOf(userId).length === 0) {
+      this.stores.routes.markOffline(this.id, userId).catch(() => {});
+    }
     this.stores.routes.unregister(userId, clientType, connId).catch((err: Error) => {
       // Kept and retried when the store is back: a user who left during an outage must not stay online.
       if (this.pendingUnregisters.size < 1_000_000)
@@ -194,6 +198,10 @@ export class MpushNode {
     this.addresses = { tcpPort, httpPort, gatewayPort };
     this.id = this.config.node.id || `${this.gatewayHost}:${gatewayPort}`;
     this.push.setNodeId(this.id);
+    // As MPush does on start: what a crash of this node left in its online set is gone.
+    await this.stores.routes
+      .clearOnline(this.id)
+      .catch((err: Error) => this.log.warn('clearOnline failed', { err: err.message }));
     await this.stores.bus.subscribe(kickTopic(this.id), (m) => this.onKick(m));
     await this.stores.registry.publish(this.info());
     this.stores.onReconnect?.(() => {
