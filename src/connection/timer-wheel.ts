@@ -20,26 +20,42 @@ export class TimerWheel<T> {
     tickMs: number,
     private readonly onDue: (item: T, now: number) => void,
     private readonly clock: () => number = Date.now,
+    /**
+     * Run the interval only while items wait (a fine-grained wheel that is often empty, like ack
+     * timeouts, then costs nothing when idle). `now` is then fresh only while items wait.
+     */
+    private readonly idleStop = false,
   ) {
     this.tickMs = tickMs;
     this.now = clock();
     this.lastTick = Math.floor(this.now / tickMs);
   }
 
+  private started = false;
+
   /** Starts the interval (unref'd: it never keeps the process alive). */
   start(): void {
-    if (this.timer) return;
+    this.started = true;
+    if (this.timer || (this.idleStop && this.buckets.size === 0)) return;
     this.timer = setInterval(() => this.advance(), this.tickMs);
     this.timer.unref();
   }
 
   stop(): void {
+    this.started = false;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
   }
 
   /** Files `item` to be checked at (or just after) `atMs`. */
   schedule(item: T, atMs: number): void {
+    if (this.idleStop && this.started && !this.timer) {
+      // Waking from idle: skip the ticks that passed with nothing to do.
+      this.now = this.clock();
+      this.lastTick = Math.floor(this.now / this.tickMs);
+      this.timer = setInterval(() => this.advance(), this.tickMs);
+      this.timer.unref();
+    }
     const tick = Math.max(Math.ceil(atMs / this.tickMs), this.lastTick + 1);
     const bucket = this.buckets.get(tick);
     if (bucket) bucket.push(item);
@@ -76,5 +92,9 @@ export class TimerWheel<T> {
       }
     }
     this.lastTick = Math.max(this.lastTick, current);
+    if (this.idleStop && this.buckets.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
   }
 }

@@ -25,7 +25,7 @@ export class AckTracker {
   private readonly wheel: TimerWheel<AckTask>;
 
   constructor(tickMs: number, clock?: () => number) {
-    this.wheel = new TimerWheel<AckTask>(tickMs, (task, now) => this.due(task, now), clock);
+    this.wheel = new TimerWheel<AckTask>(tickMs, (task, now) => this.due(task, now), clock, true);
     this.wheel.start();
   }
 
