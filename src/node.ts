@@ -67,7 +67,7 @@ export class MpushNode {
         }
       : config.cluster.redis
         ? redisStores(config.cluster, (err) => this.log.warn('redis', { err: err.message }))
-        : memoryStores();
+        : memoryStores(config.session.maxEntries);
     this.connections = new ConnectionServer({
       config,
       privateKey: this.keys.privateKey,

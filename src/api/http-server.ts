@@ -269,7 +269,7 @@ export class HttpServer {
   listen(port = this.opts.node.config.http.port, host = this.opts.node.config.http.host): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(port, host, () => {
+      this.server.listen({ port, host, backlog: this.opts.node.config.server.backlog }, () => {
         this.server.off('error', reject);
         const a = this.server.address();
         resolve(typeof a === 'object' && a ? a.port : port);

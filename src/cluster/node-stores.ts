@@ -49,9 +49,9 @@ export function parseRedisEndpoint(url: string): RedisEndpoint {
 }
 
 /** In-memory stores: one machine. */
-export function memoryStores(): NodeStores {
+export function memoryStores(maxSessions?: number): NodeStores {
   return {
-    sessions: new MemorySessionStore(),
+    sessions: new MemorySessionStore(60_000, Date.now, maxSessions),
     routes: new MemoryRouteStore(),
     registry: new MemoryNodeRegistry(),
     bus: new MemoryClusterBus(),

@@ -32,6 +32,8 @@ export class MemorySessionStore implements SessionStore {
   constructor(
     sweepIntervalMs = 60_000,
     private readonly now: () => number = Date.now,
+    /** Past this many, the oldest session goes first: sessions outlive their connections by a day. */
+    private readonly maxEntries = 1_000_000,
   ) {
     this.sweeper = setInterval(() => this.sweep(), sweepIntervalMs);
     this.sweeper.unref();
@@ -48,7 +50,13 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async set(sessionId: string, session: StoredSession, ttlMs: number): Promise<void> {
+    this.sessions.delete(sessionId); // re-insert at the young end
     this.sessions.set(sessionId, { s: session, until: this.now() + ttlMs });
+    if (this.sessions.size > this.maxEntries) {
+      // A Map iterates in insertion order: the first key is the oldest session.
+      const oldest = this.sessions.keys().next().value;
+      if (oldest !== undefined) this.sessions.delete(oldest);
+    }
   }
 
   async delete(sessionId: string): Promise<void> {

@@ -49,6 +49,9 @@ function coerce(path: string, spec: KeySpec, raw: unknown): number | string | bo
     case 'string':
       if (typeof raw !== 'string')
         throw new ConfigError(`${path} must be a string, got ${JSON.stringify(raw)}`);
+      if (spec.enum && !spec.enum.includes(raw)) {
+        throw new ConfigError(`${path} must be one of ${spec.enum.join(', ')}, got ${JSON.stringify(raw)}`);
+      }
       return raw;
   }
 }
@@ -98,9 +101,6 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     }
   }
   const config = out as unknown as Config;
-  if (config.push.tagMatch !== 'mpush' && config.push.tagMatch !== 'exact') {
-    throw new ConfigError("push.tagMatch must be 'mpush' or 'exact'");
-  }
   if (config.heartbeat.minMs > config.heartbeat.maxMs) {
     throw new ConfigError('heartbeat.minMs must not exceed heartbeat.maxMs');
   }

@@ -11,6 +11,8 @@ export interface KeySpec {
   doc: string;
   min?: number;
   max?: number;
+  /** For strings: the only values allowed. */
+  enum?: readonly string[];
 }
 
 function int(def: number, doc: string, min = 0, max = Number.MAX_SAFE_INTEGER): KeySpec & { type: 'int' } {
@@ -18,6 +20,9 @@ function int(def: number, doc: string, min = 0, max = Number.MAX_SAFE_INTEGER): 
 }
 function str(def: string, doc: string): KeySpec & { type: 'string' } {
   return { type: 'string', default: def, doc };
+}
+function choice(def: string, values: readonly string[], doc: string): KeySpec & { type: 'string' } {
+  return { type: 'string', default: def, doc, enum: values };
 }
 function bool(def: boolean, doc: string): KeySpec & { type: 'bool' } {
   return { type: 'bool', default: def, doc };
@@ -34,6 +39,11 @@ export const schema = {
   server: {
     host: str('0.0.0.0', 'Address the TCP connection server binds.'),
     port: int(3000, 'TCP port for devices (MPush binary protocol); 0 picks a free port.', 0, 65535),
+    backlog: int(
+      4096,
+      "Listen backlog of the device, gateway and HTTP ports (the kernel caps it at somaxconn); Node's 511 overflows under connection storms.",
+      1,
+    ),
   },
   http: {
     host: str('0.0.0.0', 'Address the HTTP port binds (WebSocket, /public-key, health, API).'),
@@ -72,8 +82,9 @@ export const schema = {
       1,
     ),
     taskRetentionMs: int(600_000, 'How long a finished broadcast task stays queryable.', 0),
-    tagMatch: str(
+    tagMatch: choice(
       'mpush',
+      ['mpush', 'exact'],
       "Broadcast tag matching: 'mpush' (a tag matches when the device's bind tags contain it as a substring, as MPush does) or 'exact' (whole comma-separated tags).",
     ),
     maxRedirects: int(3, 'Route changes (gateway ERROR 3) a push request follows before it fails.', 0, 100),
@@ -126,6 +137,11 @@ export const schema = {
   },
   session: {
     expireMs: int(86_400_000, 'Lifetime of a fast-connect session (MPush session-expired-time).', 1000),
+    maxEntries: int(
+      1_000_000,
+      'Most sessions the in-memory store keeps; past it the oldest go first (Redis keeps its own).',
+      1,
+    ),
   },
   limits: {
     maxConnections: int(100_000, 'Connections (TCP + WebSocket) one node holds; the next is refused.', 1),
@@ -157,7 +173,7 @@ export const schema = {
     bindSecret: str('', 'When set, a bind must carry a valid signed token in its data field (HMAC-SHA256).'),
   },
   log: {
-    level: str('info', 'Log level: error, warn, info, debug.'),
+    level: choice('info', ['error', 'warn', 'info', 'debug'], 'Log level.'),
   },
 } as const satisfies Record<string, Record<string, KeySpec>>;
 

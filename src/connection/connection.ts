@@ -251,6 +251,8 @@ export class Connection implements FrameHandler {
       this.misses = 0;
       this.scheduleCheck(this.lastReadAt + limit);
     }
+    // Checked once per heartbeat: an idle device's cipher need not hold its native contexts.
+    this.cipher?.release?.();
   }
 
   /** Starts heartbeat checking once the handshake set `heartbeatMs`. */

@@ -42,8 +42,7 @@ export class TcpTransport implements Transport {
   /** Wires the socket's events to `conn`. Call once, right after constructing the connection. */
   attach(conn: Connection): void {
     const s = this.socket;
-    s[kConn] = conn;
-    s.setNoDelay(true);
+    s[kConn] = conn; // Nagle is off from the server's noDelay option; writes are batched per tick
     s.on('data', onData);
     s.on('drain', onDrain);
     s.on('error', onError);

@@ -9,6 +9,8 @@ import { type RsaDecryptor, rsaEncrypt } from './rsa.js';
 export interface Cipher {
   encrypt(plain: Buffer): Buffer;
   decrypt(cipher: Buffer): Buffer;
+  /** Frees what an idle connection need not hold (native contexts); the cipher stays usable. */
+  release?(): void;
 }
 
 export { AesCipher } from './aes.js';

@@ -130,7 +130,7 @@ export class GatewayServer {
     this.tcp = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, host, () => {
+      server.listen({ port, host, backlog: this.config.server.backlog }, () => {
         server.off('error', reject);
         server.on('error', (err) => this.opts.log.error('gateway server error', { err: err.message }));
         const a = server.address();

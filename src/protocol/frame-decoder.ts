@@ -43,7 +43,8 @@ export class FrameDecoder {
   private readonly maxBodyLength: number;
   private readonly handler: FrameHandler;
   /** Bytes of a header that straddles chunks. */
-  private readonly header = Buffer.alloc(HEADER_LENGTH);
+  /** Allocated on first need: most connections never see a header cut between chunks. */
+  private header: Buffer | null = null;
   private headerFill = 0;
   /** The header fields of the frame whose body is being collected. */
   private cmd = 0;
@@ -102,6 +103,7 @@ export class FrameDecoder {
           }
         }
         const n = Math.min(HEADER_LENGTH - this.headerFill, end - pos);
+        if (this.header === null) this.header = Buffer.alloc(HEADER_LENGTH);
         chunk.copy(this.header, this.headerFill, pos, pos + n);
         this.headerFill += n;
         pos += n;

@@ -130,7 +130,7 @@ export class ConnectionServer implements ConnectionHandler {
     server.on('error', (err) => this.log.error('tcp server error', { err: err.message }));
     return new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, host, () => {
+      server.listen({ port, host, backlog: this.config.server.backlog }, () => {
         server.off('error', reject);
         const addr = server.address();
         resolve(typeof addr === 'object' && addr ? addr.port : port);

@@ -516,7 +516,9 @@ describe('push.tagMatch', () => {
         devices.push(await connectDevice(t.tcpPort, 'tm-2', { tags: 'vipx,beta' }));
       }
       const count = async (t: TestNode) => {
-        const s = PushSender.create({ gateways: [{ host: '127.0.0.1', port: t.node.addresses.gatewayPort }] });
+        const s = PushSender.create({
+          gateways: [{ host: '127.0.0.1', port: t.node.addresses.gatewayPort }],
+        });
         const r = await s.broadcast({ content: 'x', tags: ['vip'] });
         await s.stop();
         return r.matched;

@@ -275,6 +275,9 @@ describe('configuration', () => {
         } else if (spec.type === 'bool') {
           want = !spec.default;
           value = String(want);
+        } else if (spec.enum) {
+          value = spec.enum.find((v) => v !== spec.default)!;
+          want = value;
         } else {
           value = `value-of-${r.key}`;
           want = value;
@@ -284,5 +287,15 @@ describe('configuration', () => {
         assert.equal(valueAt(loadConfig({ env }), r.key), want, r.key);
       }
     });
+  });
+});
+
+describe('string choices', () => {
+  it('refuse a value outside the choices, naming them', () => {
+    assert.throws(
+      () => loadConfig({ flags: { 'push.tagMatch': 'fuzzy' } }),
+      /push\.tagMatch must be one of mpush, exact/,
+    );
+    assert.equal(loadConfig({ flags: { 'push.tagMatch': 'exact' } }).push.tagMatch, 'exact');
   });
 });
