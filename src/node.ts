@@ -170,8 +170,17 @@ export class MpushNode {
       });
     }
     let n = 0;
-    for (const conn of this.connections.router.all()) {
-      this.routeOnline(conn);
+    for (const conn of [...this.connections.router.all()]) {
+      // A user who bound elsewhere while this node was cut off owns the route now (the kick sent
+      // to us then was lost): drop our older binding rather than take the route back.
+      const current = (await this.stores.routes.lookup(conn.userId).catch(() => undefined))?.get(
+        conn.clientType,
+      );
+      if (current && current.connId !== this.connId(conn) && MpushNode.nodeOf(current.connId) !== this.id) {
+        this.connections.unbindAndKick(conn);
+      } else {
+        this.routeOnline(conn);
+      }
       if (++n % 1000 === 0) await new Promise((r) => setImmediate(r)); // let I/O in between
     }
     await this.stores.registry.publish(this.info());

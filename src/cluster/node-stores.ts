@@ -67,17 +67,20 @@ export function redisStores(settings: ClusterSettings, onError?: (err: Error) =>
     registry: { ttlMs: settings.registryTtlMs, refreshMs: settings.registryRefreshMs },
     ...(onError ? { onError } : {}),
   });
-  let connectedOnce = false;
+  // Counted from the connection's creation, not from subscription: a node subscribes once its
+  // first connection is up, so the next 'ready' it sees is already a reconnect.
+  let readies = 0;
+  const reconnectListeners: Array<() => void> = [];
+  redis.on('ready', () => {
+    if (readies++ > 0) for (const listener of reconnectListeners) listener();
+  });
   return {
     sessions: s.sessions,
     routes: s.routes,
     registry: s.registry,
     bus: new RedisClusterBus(redis, settings.prefix),
     onReconnect(listener) {
-      redis.on('ready', () => {
-        if (connectedOnce) listener();
-        connectedOnce = true;
-      });
+      reconnectListeners.push(listener);
     },
     kind: `Redis ${settings.redis.replace(/\/\/[^@]*@/, '//***@')}`,
   };

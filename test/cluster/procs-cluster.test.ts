@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { PushSender } from '../../src/client/push/push-sender.js';
 import { type RouteSource, StoreRouteSource } from '../../src/client/push/route-source.js';
 import type { BroadcastResult, PushResult } from '../../src/client/push/types.js';
 import { isLiveNow } from '../../src/cluster/node-registry.js';
+import { redisStores } from '../../src/cluster/node-stores.js';
 import { RedisNodeRegistry } from '../../src/cluster/redis-node-registry.js';
 import { RedisRouteStore } from '../../src/cluster/redis-route-store.js';
 import { closeAll, connectDevice, type TestDevice } from '../helpers/devices.js';
@@ -266,6 +267,9 @@ async function pong(port: number): Promise<boolean> {
 
 /** A private redis-server that can be stopped and started again on the same port, empty. */
 async function privateRedis() {
+  const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0)
+    throw new Error('the Redis outage tests spawn redis-server: install it (apt-get install redis-server)');
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'mpush-procs-redis-'));
   let proc: ChildProcess | undefined;
@@ -488,5 +492,45 @@ describe('Redis going away under running node processes', () => {
     );
     assert.equal((await routeOf(client, prefix, 'p-stay'))?.port, node.gatewayPort, 'the live route stays');
     assert.ok(node.alive);
+  });
+});
+
+describe('redisStores().onReconnect', () => {
+  it('the first reconnect after a node subscribed (once connected) is reported', async () => {
+    const server = await privateRedis();
+    const proxy = await redisProxy(server.port);
+    const stores = redisStores({
+      redis: proxy.url,
+      prefix: `mpo:${process.pid}:`,
+      registryTtlMs: TTL_MS,
+      registryRefreshMs: REFRESH_MS,
+    });
+    try {
+      // As MpushNode.start(): the connection is up (a command answered) before it subscribes.
+      await stores.routes.lookup('x');
+      let reconnects = 0;
+      stores.onReconnect!(() => reconnects++);
+      await proxy.cut();
+      await eventually(
+        () =>
+          stores.routes.lookup('x').then(
+            () => false,
+            () => true,
+          ),
+        'a store call to fail while Redis is unreachable',
+      );
+      await proxy.restore();
+      await eventually(() => reconnects === 1, 'the reconnect to be reported', 15_000);
+      await stores.routes.lookup('x');
+    } finally {
+      await Promise.all([
+        stores.sessions.close(),
+        stores.routes.close(),
+        stores.registry.close(),
+        stores.bus.close(),
+      ]);
+      await proxy.close();
+      await server.close();
+    }
   });
 });

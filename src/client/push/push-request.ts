@@ -70,6 +70,8 @@ export class PushRequest implements ReplyHandler {
     try {
       await ch.connect();
     } catch (err) {
+      // The node may be gone: the next push looks the route up again instead of reusing this one.
+      this.host.dropRoute(this.userId);
       return this.finish('failure', (err as Error).message);
     }
     if (this.done || !this.content) return;
