@@ -1,3 +1,5 @@
+import { slotDelete, slotEntries, slotGet, slotSet, type TypeSlots } from './type-slots.js';
+
 /**
  * Where each user's devices are connected: user → client type → route. Memory here; Redis for a
  * cluster, in MPush's schema (hash `mp:ur:<userId>`, field = client type, value = the JSON
@@ -40,29 +42,28 @@ export interface RouteStore {
 
 /** In-memory routes for one machine. */
 export class MemoryRouteStore implements RouteStore {
-  private readonly routes = new Map<string, Map<number, Route>>();
+  private readonly routes = new Map<string, TypeSlots<Route>>();
   private readonly online = new Map<string, Set<string>>();
 
   async register(userId: string, clientType: number, route: Route): Promise<Route | undefined> {
-    let byType = this.routes.get(userId);
-    if (!byType) {
-      byType = new Map();
-      this.routes.set(userId, byType);
+    let slots = this.routes.get(userId);
+    if (!slots) {
+      slots = [];
+      this.routes.set(userId, slots);
     }
-    const previous = byType.get(clientType);
-    byType.set(clientType, route);
-    return previous;
+    return slotSet(slots, clientType, route);
   }
 
   async unregister(userId: string, clientType: number, connId: string): Promise<void> {
-    const byType = this.routes.get(userId);
-    if (byType?.get(clientType)?.connId !== connId) return;
-    byType.delete(clientType);
-    if (byType.size === 0) this.routes.delete(userId);
+    const slots = this.routes.get(userId);
+    if (!slots || slotGet(slots, clientType)?.connId !== connId) return;
+    slotDelete(slots, clientType);
+    if (slots.length === 0) this.routes.delete(userId);
   }
 
   async lookup(userId: string): Promise<Map<number, Route>> {
-    return new Map(this.routes.get(userId) ?? []);
+    const slots = this.routes.get(userId);
+    return new Map(slots ? slotEntries(slots) : []);
   }
 
   async markOnline(nodeId: string, userId: string): Promise<void> {

@@ -160,6 +160,9 @@ export class Connection implements FrameHandler {
     if (packet.flags & Flags.CRYPTO) {
       if (!this.cipher) throw new ProtocolError('MPUSH_ERR_BAD_FIELD', 'encrypted packet before any cipher');
       body = this.cipher.decrypt(body);
+      // Devices send encrypted packets rarely (bind, unbind, their own pushes; acks and heartbeats
+      // travel raw): keeping a decrypt context per idle connection costs more than re-creating it.
+      this.cipher.releaseDecrypt?.();
     }
     if (packet.flags & Flags.COMPRESS) body = inflate(body, this.ctx.maxInflatedSize);
     return body;

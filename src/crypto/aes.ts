@@ -62,6 +62,11 @@ export class AesCipher implements Cipher {
    * Drops the native contexts (about 1 KB each) of an idle connection; the next message creates
    * them again (about 5 µs), starting from the iv as a fresh cipher would.
    */
+  releaseDecrypt(): void {
+    this.#dec = undefined;
+    this.#iv.copy(this.#decLast);
+  }
+
   release(): void {
     this.#enc = undefined;
     this.#dec = undefined;

@@ -11,6 +11,8 @@ export interface Cipher {
   decrypt(cipher: Buffer): Buffer;
   /** Frees what an idle connection need not hold (native contexts); the cipher stays usable. */
   release?(): void;
+  /** Frees only the decrypt context. */
+  releaseDecrypt?(): void;
 }
 
 export { AesCipher } from './aes.js';

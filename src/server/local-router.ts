@@ -1,3 +1,4 @@
+import { slotDelete, slotGet, slotSet, slotValues, type TypeSlots } from '../cluster/type-slots.js';
 import type { Connection } from '../connection/index.js';
 
 /**
@@ -5,7 +6,7 @@ import type { Connection } from '../connection/index.js';
  * (user, client type) (mpush-wire §8). Counts are kept, not computed.
  */
 export class LocalRouter {
-  private readonly users = new Map<string, Map<number, Connection>>();
+  private readonly users = new Map<string, TypeSlots<Connection>>();
   private bound = 0;
 
   /**
@@ -13,36 +14,36 @@ export class LocalRouter {
    * @returns the connection it displaces (to be kicked), if any.
    */
   bind(conn: Connection): Connection | undefined {
-    let byType = this.users.get(conn.userId);
-    if (!byType) {
-      byType = new Map();
-      this.users.set(conn.userId, byType);
+    let slots = this.users.get(conn.userId);
+    if (!slots) {
+      slots = [];
+      this.users.set(conn.userId, slots);
     }
-    const previous = byType.get(conn.clientType);
-    if (previous === conn) return undefined;
-    byType.set(conn.clientType, conn);
+    if (slotGet(slots, conn.clientType) === conn) return undefined;
+    const previous = slotSet(slots, conn.clientType, conn);
     if (!previous) this.bound++;
     return previous;
   }
 
   /** Removes `conn` if it is the one bound for its user and type. True when it was. */
   unbind(conn: Connection, userId = conn.userId): boolean {
-    const byType = this.users.get(userId);
-    if (!byType || byType.get(conn.clientType) !== conn) return false;
-    byType.delete(conn.clientType);
-    if (byType.size === 0) this.users.delete(userId);
+    const slots = this.users.get(userId);
+    if (!slots || slotGet(slots, conn.clientType) !== conn) return false;
+    slotDelete(slots, conn.clientType);
+    if (slots.length === 0) this.users.delete(userId);
     this.bound--;
     return true;
   }
 
   get(userId: string, clientType: number): Connection | undefined {
-    return this.users.get(userId)?.get(clientType);
+    const slots = this.users.get(userId);
+    return slots ? slotGet(slots, clientType) : undefined;
   }
 
   /** Every bound connection of a user. */
   connectionsOf(userId: string): Connection[] {
-    const byType = this.users.get(userId);
-    return byType ? [...byType.values()] : [];
+    const slots = this.users.get(userId);
+    return slots ? slotValues(slots) : [];
   }
 
   /** Users with at least one bound connection. */
@@ -57,6 +58,8 @@ export class LocalRouter {
 
   /** Iterates over every bound connection (broadcast). */
   *all(): IterableIterator<Connection> {
-    for (const byType of this.users.values()) yield* byType.values();
+    for (const slots of this.users.values()) {
+      for (let i = 1; i < slots.length; i += 2) yield slots[i] as Connection;
+    }
   }
 }
