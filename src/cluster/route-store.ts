@@ -46,10 +46,10 @@ export class MemoryRouteStore implements RouteStore {
   private readonly online = new Map<string, Set<string>>();
 
   async register(userId: string, clientType: number, route: Route): Promise<Route | undefined> {
-    let slots = this.routes.get(userId);
+    const slots = this.routes.get(userId);
     if (!slots) {
-      slots = [];
-      this.routes.set(userId, slots);
+      this.routes.set(userId, [clientType, route]); // exact size: [] + push reserves 17 slots
+      return undefined;
     }
     return slotSet(slots, clientType, route);
   }

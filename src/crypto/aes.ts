@@ -12,6 +12,11 @@ import type { Cipher } from './cipher.js';
 import { CryptoError, MPUSH_ERR_AES_DECRYPT, MPUSH_ERR_KEY } from './errors.js';
 
 const BLOCK = 16;
+/** Offsets in an AesCipher's store. */
+const KEY = 0;
+const IV = 16;
+const ENC_LAST = 32;
+const DEC_LAST = 48;
 
 /**
  * AES-128-CBC/PKCS#7 with a fixed key and iv, as MPush's `AesCipher`.
@@ -26,14 +31,14 @@ const BLOCK = 16;
  * any sequence of calls gives the same bytes as a fresh `createCipheriv` per message.
  */
 export class AesCipher implements Cipher {
-  readonly #key: Buffer;
-  readonly #iv: Buffer;
+  /**
+   * Key, iv and the two chaining blocks in one unpooled 64-byte store, addressed by offset: four
+   * pooled 16-byte copies would each pin a slice of an 8 KiB pool slab, and four Buffer views
+   * would cost about 100 bytes each, per connection.
+   */
+  readonly #s: Buffer;
   #enc: NodeCipher | undefined;
   #dec: Decipher | undefined;
-  /** Chaining value the encrypt context holds: the last ciphertext block it produced (iv at first). */
-  readonly #encLast: Buffer;
-  /** Chaining value the decrypt context holds: the last ciphertext block it consumed (iv at first). */
-  readonly #decLast: Buffer;
 
   /**
    * @param key 16-byte AES key.
@@ -45,40 +50,36 @@ export class AesCipher implements Cipher {
       throw new CryptoError(MPUSH_ERR_KEY, `AES key must be 16 bytes, got ${key.length}`);
     if (iv.length !== BLOCK)
       throw new CryptoError(MPUSH_ERR_KEY, `AES iv must be 16 bytes, got ${iv.length}`);
-    // One unpooled 64-byte store for the four values: four small Buffer.from copies would each pin
-    // a slice of an 8 KiB pool slab, about 1 KB per connection held for nothing.
-    const store = Buffer.alloc(4 * BLOCK);
-    key.copy(store, 0);
-    iv.copy(store, BLOCK);
-    iv.copy(store, 2 * BLOCK);
-    iv.copy(store, 3 * BLOCK);
-    this.#key = store.subarray(0, BLOCK);
-    this.#iv = store.subarray(BLOCK, 2 * BLOCK);
-    this.#encLast = store.subarray(2 * BLOCK, 3 * BLOCK);
-    this.#decLast = store.subarray(3 * BLOCK, 4 * BLOCK);
+    const s = Buffer.alloc(4 * BLOCK);
+    key.copy(s, KEY);
+    iv.copy(s, IV);
+    iv.copy(s, ENC_LAST);
+    iv.copy(s, DEC_LAST);
+    this.#s = s;
   }
 
   /**
-   * Drops the native contexts (about 1 KB each) of an idle connection; the next message creates
-   * them again (about 5 µs), starting from the iv as a fresh cipher would.
+   * Drops the decrypt context; the next message creates it again (about 5 µs), starting from the
+   * iv as a fresh cipher would.
    */
   releaseDecrypt(): void {
     this.#dec = undefined;
-    this.#iv.copy(this.#decLast);
+    this.#s.copyWithin(DEC_LAST, IV, IV + BLOCK);
   }
 
+  /** Drops both native contexts (about 1 KB each) of an idle connection. */
   release(): void {
     this.#enc = undefined;
-    this.#dec = undefined;
-    this.#iv.copy(this.#encLast);
-    this.#iv.copy(this.#decLast);
+    this.#s.copyWithin(ENC_LAST, IV, IV + BLOCK);
+    this.releaseDecrypt();
   }
 
   /** Encrypts one message; the result is 1 to 16 bytes longer than the input (PKCS#7). */
   encrypt(plain: Buffer): Buffer {
+    const s = this.#s;
     // Contexts are created on first use: many connections only ever decrypt or never send.
     if (this.#enc === undefined) {
-      this.#enc = createCipheriv('aes-128-cbc', this.#key, this.#iv);
+      this.#enc = createCipheriv('aes-128-cbc', s.subarray(KEY, KEY + BLOCK), s.subarray(IV, IV + BLOCK));
       this.#enc.setAutoPadding(false);
     }
     const n = plain.length;
@@ -86,11 +87,9 @@ export class AesCipher implements Cipher {
     const buf = Buffer.allocUnsafe(total);
     plain.copy(buf, 0);
     buf.fill(total - n, n);
-    const iv = this.#iv;
-    const last = this.#encLast;
-    for (let i = 0; i < BLOCK; i++) buf[i] = buf[i]! ^ iv[i]! ^ last[i]!;
+    for (let i = 0; i < BLOCK; i++) buf[i] = buf[i]! ^ s[IV + i]! ^ s[ENC_LAST + i]!;
     const out = this.#enc.update(buf);
-    out.copy(last, 0, total - BLOCK, total);
+    out.copy(s, ENC_LAST, total - BLOCK, total);
     return out;
   }
 
@@ -108,15 +107,14 @@ export class AesCipher implements Cipher {
         `AES ciphertext length ${n} is not a positive multiple of 16`,
       );
     }
+    const s = this.#s;
     if (this.#dec === undefined) {
-      this.#dec = createDecipheriv('aes-128-cbc', this.#key, this.#iv);
+      this.#dec = createDecipheriv('aes-128-cbc', s.subarray(KEY, KEY + BLOCK), s.subarray(IV, IV + BLOCK));
       this.#dec.setAutoPadding(false);
     }
     const out = this.#dec.update(cipher);
-    const iv = this.#iv;
-    const last = this.#decLast;
-    for (let i = 0; i < BLOCK; i++) out[i] = out[i]! ^ iv[i]! ^ last[i]!;
-    cipher.copy(last, 0, n - BLOCK, n);
+    for (let i = 0; i < BLOCK; i++) out[i] = out[i]! ^ s[IV + i]! ^ s[DEC_LAST + i]!;
+    cipher.copy(s, DEC_LAST, n - BLOCK, n);
 
     // Unauthenticated CBC is a padding oracle whatever this check does (MPush has no MAC); the check
     // still looks at every padding byte so garbage is not mistaken for a message.

@@ -14,10 +14,11 @@ export class LocalRouter {
    * @returns the connection it displaces (to be kicked), if any.
    */
   bind(conn: Connection): Connection | undefined {
-    let slots = this.users.get(conn.userId);
+    const slots = this.users.get(conn.userId);
     if (!slots) {
-      slots = [];
-      this.users.set(conn.userId, slots);
+      this.users.set(conn.userId, [conn.clientType, conn]); // exact size: [] + push reserves 17 slots
+      this.bound++;
+      return undefined;
     }
     if (slotGet(slots, conn.clientType) === conn) return undefined;
     const previous = slotSet(slots, conn.clientType, conn);
