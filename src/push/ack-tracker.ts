@@ -6,6 +6,12 @@ export interface AckWaiter {
   onAckTimeout(): void;
 }
 
+/**
+ * What a finished task holds instead of its waiter: a finished task stays filed in the wheel until
+ * its deadline tick, and must not keep the push's job (and what that captures) alive until then.
+ */
+const RELEASED: AckWaiter = { onAck() {}, onAckTimeout() {} };
+
 interface AckTask {
   sessionId: number;
   conn: Connection;
@@ -41,6 +47,7 @@ export class AckTracker {
     const task = this.tasks.get(sessionId);
     if (!task) return;
     task.done = true;
+    task.waiter = RELEASED;
     this.tasks.delete(sessionId);
   }
 
@@ -50,7 +57,9 @@ export class AckTracker {
     if (!task || task.conn !== conn) return false;
     task.done = true;
     this.tasks.delete(sessionId);
-    task.waiter.onAck();
+    const waiter = task.waiter;
+    task.waiter = RELEASED;
+    waiter.onAck();
     return true;
   }
 
