@@ -69,6 +69,9 @@ export function createRedis(endpoint: RedisEndpoint, opts: CreateRedisOptions = 
   const common: RedisOptions = {
     maxRetriesPerRequest: maxRetries,
     enableOfflineQueue: true,
+    // Commands issued in the same tick (a bind's route register, online-set add and session write;
+    // a burst of binds) go out in one write instead of one each.
+    enableAutoPipelining: true,
     lazyConnect: false,
     connectTimeout: opts.connectTimeoutMs ?? 5000,
     commandTimeout: opts.commandTimeoutMs ?? 5000,
@@ -88,6 +91,7 @@ export function createRedis(endpoint: RedisEndpoint, opts: CreateRedisOptions = 
   } else {
     const cluster: Cluster = new Cluster(endpoint.cluster.map(parseAddress), {
       enableOfflineQueue: true,
+      enableAutoPipelining: true,
       lazyConnect: false,
       clusterRetryStrategy: (times) => {
         // A Cluster's own offline queue has no retry bound (a single node's does): apply
