@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import cluster from 'node:cluster';
+import { readFileSync } from 'node:fs';
 import { PushSender } from '../client/push/push-sender.js';
 import { type Config, ConfigError, describeConfig, loadConfig } from '../config/index.js';
 import { mintBindToken } from '../crypto/bind-token.js';
@@ -93,6 +94,26 @@ async function start(flags: Record<string, string | boolean>): Promise<void> {
   out.write(`  RSA key: ${node.keys.source}\n`);
   out.write(`  public key for MPush SDKs (base64 X.509):\n  ${node.keys.publicKeyBase64}\n`);
   if (config.auth.bindSecret) out.write('  bind tokens required (auth.bindSecret is set)\n');
+  const files = openFileLimit();
+  if (files !== undefined && config.limits.maxConnections > files - 200) {
+    out.write(
+      `  warning: limits.maxConnections (${config.limits.maxConnections}) is above what this process may open (${files} files); ` +
+        `set it to about ${Math.max(1, files - 500)}, or run --workers to use more processes\n`,
+    );
+  }
+}
+
+/** The soft limit on open files of this process (Linux), or undefined where /proc does not say. */
+function openFileLimit(): number | undefined {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const n = Number(line?.split(/\s+/)[3]);
+    return Number.isFinite(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
@@ -221,6 +221,27 @@ describe('mpush CLI', () => {
       await disconnected;
       assert.equal((await webDisconnected).code, 1001, 'WebSocket closed with 1001 (going away)');
       assert.equal(client.state, 'idle', 'down, and not reconnecting (autoReconnect: false)');
+    });
+
+    it('warns when limits.maxConnections is above what the process may open', async () => {
+      const limits = existsSync('/proc/self/limits') ? readFileSync('/proc/self/limits', 'utf8') : '';
+      const files = Number(/Max open files\s+(\d+)/.exec(limits)?.[1]);
+      const { cli } = await startCli([
+        ...loopbackFlags(join(dir, 'node-files')),
+        '--limits.maxConnections=100000000',
+      ]);
+      running.push(cli);
+      if (Number.isFinite(files)) {
+        await waitFor(() => cli.stdout.includes('warning: limits.maxConnections'), GUARD, 'the warning');
+        assert.match(
+          cli.stdout,
+          new RegExp(
+            `warning: limits\\.maxConnections \\(100000000\\) is above what this process may open \\(${files} files\\)`,
+          ),
+        );
+      } else {
+        assert.doesNotMatch(cli.stdout, /warning: limits\.maxConnections/); // no limit known: nothing to warn about
+      }
     });
 
     it('keeps the generated key pair in the data dir: a restart prints the same public key', async () => {
