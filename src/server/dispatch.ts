@@ -45,6 +45,32 @@ export function rejectInput(
   replyError(conn, cmd, sessionId, code, err.message, Disconnect.PROTOCOL_ERROR);
 }
 
+/** A command with no handler: ERROR 101 and close (mpush-wire §2). */
+function unsupported(server: ConnectionServer, conn: Connection, cmd: number, sessionId: number): void {
+  server.stats.unsupported++;
+  replyError(
+    conn,
+    cmd,
+    sessionId,
+    ErrorCode.UNSUPPORTED_CMD,
+    'unsupported command',
+    Disconnect.UNSUPPORTED_CMD,
+  );
+}
+
+/** A handler threw: bad input closes with its ERROR; anything else is ours, ERROR 100 and close. */
+function handlerFailed(
+  server: ConnectionServer,
+  conn: Connection,
+  cmd: number,
+  sessionId: number,
+  err: unknown,
+): void {
+  if (isBadInput(err)) return rejectInput(server, conn, cmd, sessionId, err);
+  server.log.error('handler failed', { cmd, err: (err as Error).stack });
+  replyError(conn, cmd, sessionId, ErrorCode.DISPATCH_ERROR, 'internal error', Disconnect.DISPATCH_ERROR);
+}
+
 function isBadInput(err: unknown): err is ProtocolError | CryptoError {
   return err instanceof ProtocolError || err instanceof CryptoError;
 }
@@ -100,27 +126,10 @@ export function dispatchPacket(server: ConnectionServer, conn: Connection, p: Pa
         if (!conn.handshaked) return handleDevicePush(server, conn, p.sessionId, p.flags, p.body);
         return handleDevicePush(server, conn, p.sessionId, p.flags, conn.openBody(p));
       default:
-        server.stats.unsupported++;
-        return replyError(
-          conn,
-          p.cmd,
-          p.sessionId,
-          ErrorCode.UNSUPPORTED_CMD,
-          'unsupported command',
-          Disconnect.UNSUPPORTED_CMD,
-        );
+        return unsupported(server, conn, p.cmd, p.sessionId);
     }
   } catch (err) {
-    if (isBadInput(err)) return rejectInput(server, conn, p.cmd, p.sessionId, err);
-    server.log.error('handler failed', { cmd: p.cmd, err: (err as Error).stack });
-    replyError(
-      conn,
-      p.cmd,
-      p.sessionId,
-      ErrorCode.DISPATCH_ERROR,
-      'internal error',
-      Disconnect.DISPATCH_ERROR,
-    );
+    handlerFailed(server, conn, p.cmd, p.sessionId, err);
   }
 }
 
@@ -172,26 +181,9 @@ export function dispatchJson(server: ConnectionServer, conn: Connection, p: Json
           Buffer.from(jsonStringField(b, 'content'), 'utf8'),
         );
       default:
-        server.stats.unsupported++;
-        return replyError(
-          conn,
-          p.cmd,
-          p.sessionId,
-          ErrorCode.UNSUPPORTED_CMD,
-          'unsupported command',
-          Disconnect.UNSUPPORTED_CMD,
-        );
+        return unsupported(server, conn, p.cmd, p.sessionId);
     }
   } catch (err) {
-    if (isBadInput(err)) return rejectInput(server, conn, p.cmd, p.sessionId, err);
-    server.log.error('handler failed', { cmd: p.cmd, err: (err as Error).stack });
-    replyError(
-      conn,
-      p.cmd,
-      p.sessionId,
-      ErrorCode.DISPATCH_ERROR,
-      'internal error',
-      Disconnect.DISPATCH_ERROR,
-    );
+    handlerFailed(server, conn, p.cmd, p.sessionId, err);
   }
 }

@@ -4,6 +4,19 @@ import { type BindUserMessage, Command, ErrorCode } from '../../protocol/index.j
 import type { ConnectionServer } from '../connection-server.js';
 import { replyError, replyOk } from './reply.js';
 
+/** BIND and UNBIND need a handshake (else ERROR and close, as MPush) and a userId. */
+function accepted(conn: Connection, cmd: number, sessionId: number, m: BindUserMessage): boolean {
+  if (!conn.handshaked) {
+    replyError(conn, cmd, sessionId, 0, 'not handshake', Disconnect.NOT_HANDSHAKED);
+    return false;
+  }
+  if (m.userId === '') {
+    replyError(conn, cmd, sessionId, ErrorCode.UNKNOWN, 'invalid param');
+    return false;
+  }
+  return true;
+}
+
 /**
  * BIND (mpush-wire §8): one live connection per (user, client type). A second device of the same
  * type displaces the first, which gets a KICK and is unbound but left connected, as MPush does:
@@ -15,10 +28,7 @@ export function handleBind(
   sessionId: number,
   m: BindUserMessage,
 ): void {
-  if (!conn.handshaked) {
-    return replyError(conn, Command.BIND, sessionId, 0, 'not handshake', Disconnect.NOT_HANDSHAKED);
-  }
-  if (m.userId === '') return replyError(conn, Command.BIND, sessionId, ErrorCode.UNKNOWN, 'invalid param');
+  if (!accepted(conn, Command.BIND, sessionId, m)) return;
   const secret = server.config.auth.bindSecret;
   if (secret) {
     const check = verifyBindToken(secret, m.userId, m.data);
@@ -48,10 +58,7 @@ export function handleUnbind(
   sessionId: number,
   m: BindUserMessage,
 ): void {
-  if (!conn.handshaked) {
-    return replyError(conn, Command.UNBIND, sessionId, 0, 'not handshake', Disconnect.NOT_HANDSHAKED);
-  }
-  if (m.userId === '') return replyError(conn, Command.UNBIND, sessionId, ErrorCode.UNKNOWN, 'invalid param');
+  if (!accepted(conn, Command.UNBIND, sessionId, m)) return;
   if (conn.userId === m.userId) server.unbind(conn);
   replyOk(conn, Command.UNBIND, sessionId, `${m.userId},${conn.clientType}`);
 }

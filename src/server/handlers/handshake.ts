@@ -30,6 +30,29 @@ function identify(
 }
 
 /**
+ * The checks every handshake passes (mpush-wire §5): a deviceId and sound keys, else ERROR and
+ * close; the same deviceId again on this connection, ERROR 102 and the connection stays.
+ */
+function acceptable(conn: Connection, sessionId: number, deviceId: string, keysOk: boolean): boolean {
+  if (deviceId === '' || !keysOk) {
+    replyError(
+      conn,
+      Command.HANDSHAKE,
+      sessionId,
+      ErrorCode.UNKNOWN,
+      'invalid handshake',
+      Disconnect.BAD_HANDSHAKE,
+    );
+    return false;
+  }
+  if (conn.handshaked && conn.deviceId === deviceId) {
+    replyError(conn, Command.HANDSHAKE, sessionId, ErrorCode.REPEAT_HANDSHAKE, 'repeat handshake');
+    return false;
+  }
+  return true;
+}
+
+/**
  * HANDSHAKE on the binary protocol (mpush-wire §5): checks the keys, answers HandshakeOk
  * encrypted with AES(clientKey, iv), then switches to AES(clientKey XOR serverKey, iv) and
  * stores the session for fast connect.
@@ -40,19 +63,7 @@ export function handleHandshake(
   sessionId: number,
   m: HandshakeMessage,
 ): void {
-  if (m.deviceId === '' || m.iv.length !== 16 || m.clientKey.length !== 16) {
-    return replyError(
-      conn,
-      Command.HANDSHAKE,
-      sessionId,
-      ErrorCode.UNKNOWN,
-      'invalid handshake',
-      Disconnect.BAD_HANDSHAKE,
-    );
-  }
-  if (conn.handshaked && conn.deviceId === m.deviceId) {
-    return replyError(conn, Command.HANDSHAKE, sessionId, ErrorCode.REPEAT_HANDSHAKE, 'repeat handshake');
-  }
+  if (!acceptable(conn, sessionId, m.deviceId, m.iv.length === 16 && m.clientKey.length === 16)) return;
   const serverKey = randomKey();
   const sessionKey = mixKey(m.clientKey, serverKey);
   const heartbeat = negotiateHeartbeat(server, m.maxHeartbeat);
@@ -93,19 +104,7 @@ export function handleJsonHandshake(
   sessionId: number,
   m: Pick<HandshakeMessage, 'deviceId' | 'osName' | 'osVersion' | 'clientVersion' | 'maxHeartbeat'>,
 ): void {
-  if (m.deviceId === '') {
-    return replyError(
-      conn,
-      Command.HANDSHAKE,
-      sessionId,
-      ErrorCode.UNKNOWN,
-      'invalid handshake',
-      Disconnect.BAD_HANDSHAKE,
-    );
-  }
-  if (conn.handshaked && conn.deviceId === m.deviceId) {
-    return replyError(conn, Command.HANDSHAKE, sessionId, ErrorCode.REPEAT_HANDSHAKE, 'repeat handshake');
-  }
+  if (!acceptable(conn, sessionId, m.deviceId, true)) return;
   const heartbeat = negotiateHeartbeat(server, m.maxHeartbeat);
   const now = Date.now();
   const id = createHash('md5')
