@@ -212,11 +212,6 @@ export class Connection implements FrameHandler {
     this.blockedSince = 0;
   }
 
-  /** True when the transport is backpressured. */
-  get blocked(): boolean {
-    return this.blockedSince !== 0;
-  }
-
   // ---- liveness ---------------------------------------------------------------------------------
 
   /** Files a check with the shared wheel, unless an earlier one is already filed. */

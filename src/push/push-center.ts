@@ -6,7 +6,7 @@ import { Command, ErrorCode, Flags, type GatewayPushMessage } from '../protocol/
 import type { ConnectionServer } from '../server/connection-server.js';
 import { AckTracker, type AckWaiter } from './ack-tracker.js';
 import { BroadcastTask } from './broadcast-task.js';
-import { ConditionError, compileCondition } from './condition.js';
+import { compileCondition } from './condition.js';
 import type { PushOutcome } from './outcome.js';
 
 export interface PushCenterOptions {
@@ -175,5 +175,3 @@ export class PushCenter {
     this.acks.close();
   }
 }
-
-export { ConditionError };

@@ -274,11 +274,6 @@ export class ConnectionServer implements ConnectionHandler {
     this.wheel.stop();
     await closed;
   }
-
-  get address(): { port: number } | undefined {
-    const a = this.tcp?.address();
-    return typeof a === 'object' && a ? { port: a.port } : undefined;
-  }
 }
 
 function checkConnection(conn: Connection, now: number): void {

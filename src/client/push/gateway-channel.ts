@@ -52,10 +52,6 @@ export class GatewayChannel implements FrameHandler {
     return this.socket !== null && this.connecting === null;
   }
 
-  get inFlight(): number {
-    return this.pending.size;
-  }
-
   /** Resolves once the channel can carry requests (connected and authenticated). */
   connect(): Promise<void> {
     if (this.connected) return Promise.resolve();

@@ -54,7 +54,6 @@ export class PushSender implements RequestHost {
   private readonly routeSource: RouteSource;
   private readonly waiting = new Map<PushRequest, (r: PushResult) => void>();
   private queue: Queued[] = [];
-  private started = false;
 
   private constructor(private readonly opts: PushSenderOptions) {
     if (opts.gateways.length === 0) throw new Error('PushSender needs at least one gateway address');
@@ -68,13 +67,11 @@ export class PushSender implements RequestHost {
 
   /** Connects to the first gateway (failing early on a wrong address or secret). */
   async start(): Promise<void> {
-    this.started = true;
     await this.seedChannel();
   }
 
   /** Closes every gateway connection; requests still waiting end as failures. */
   async stop(): Promise<void> {
-    this.started = false;
     for (const ch of this.channels.values()) ch.close();
     this.channels.clear();
   }
@@ -288,10 +285,6 @@ export class PushSender implements RequestHost {
         }, timeoutMs);
       }
     });
-  }
-
-  get isStarted(): boolean {
-    return this.started;
   }
 }
 
