@@ -67,6 +67,11 @@ export const schema = {
       'Largest gateway packet body; an oversize push is answered with an ERROR, not a close.',
       1024,
     ),
+    maxOutboundBytes: int(
+      8 * MiB,
+      'Replies queued to one push client before the gateway drops it as a slow reader.',
+      1024,
+    ),
   },
   push: {
     defaultTimeoutMs: int(3000, 'Timeout of a push that names none (or names 0: mpush-wire §12).', 1),
@@ -161,6 +166,11 @@ export const schema = {
       100,
     ),
     wsMaxPayload: int(64 * KiB, 'Largest WebSocket message accepted.', 256),
+    fastConnectQueue: int(
+      16,
+      'Packets a device may send while its fast connect is being looked up; one more closes it.',
+      1,
+    ),
   },
   compress: {
     thresholdBytes: int(

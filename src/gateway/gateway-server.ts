@@ -74,6 +74,12 @@ class GatewayConnection implements FrameHandler {
       corked.add(this);
     }
     this.socket.write(frame);
+    if (this.socket.writableLength > this.gw.config.gateway.maxOutboundBytes) {
+      // A push client that stopped reading its replies: drop it rather than buffer without bound.
+      this.gw.stats.slowClients++;
+      this.closed = true;
+      this.socket.destroy();
+    }
   }
 
   ok(cmd: number, sessionId: number, data: string): void {
@@ -117,7 +123,7 @@ export interface GatewayServerOptions {
  */
 export class GatewayServer {
   readonly config: Config;
-  readonly stats = { pushes: 0, broadcasts: 0, oversized: 0, authFailures: 0 };
+  readonly stats = { pushes: 0, broadcasts: 0, oversized: 0, authFailures: 0, slowClients: 0 };
   private tcp: Server | undefined;
   private readonly conns = new Set<GatewayConnection>();
 

@@ -19,8 +19,7 @@ import { handleFastConnect } from './handlers/fast-connect.js';
 import { handleHandshake, handleJsonHandshake } from './handlers/handshake.js';
 import { replyError } from './handlers/reply.js';
 
-/** Packets held while an asynchronous handler (fast connect) runs; more than this is abuse. */
-const MAX_HELD = 16;
+/** Packets held while an asynchronous handler (fast connect) runs, at most limits.fastConnectQueue. */
 const held = new WeakMap<Connection, Packet[]>();
 
 /** Bad input: an ERROR naming it, then close only this connection (mpush-wire §12: ERROR 100). */
@@ -79,7 +78,7 @@ function isBadInput(err: unknown): err is ProtocolError | CryptoError {
 export function dispatchPacket(server: ConnectionServer, conn: Connection, p: Packet): void {
   const queue = held.get(conn);
   if (queue) {
-    if (queue.length >= MAX_HELD)
+    if (queue.length >= server.config.limits.fastConnectQueue)
       return rejectInput(server, conn, p.cmd, p.sessionId, new Error('too many packets during fast connect'));
     // The body may be a view of a chunk the socket reuses only after we return: keep a copy.
     queue.push({ ...p, body: Buffer.from(p.body) });

@@ -172,6 +172,40 @@ describe('limits: each closes only the offending connection', () => {
     }
   });
 
+  it('limits.fastConnectQueue: more packets than it during a fast connect close the connection', async () => {
+    const t = await startTestNode({ limits: { fastConnectQueue: 4 } });
+    try {
+      const first = await RawDevice.connect(t.tcpPort);
+      const ok = await first.handshake(publicKey, { deviceId: 'dev-queue' });
+      first.close();
+      const { FastConnectCodec } = await import('../../src/protocol/index.js');
+      const fc = encodePacket({
+        cmd: Command.FAST_CONNECT,
+        flags: 0,
+        sessionId: 1,
+        body: FastConnectCodec.encode({
+          sessionId: ok.sessionId,
+          deviceId: 'dev-queue',
+          minHeartbeat: 0,
+          maxHeartbeat: 0,
+        }),
+      });
+      const beat = encodePacket({ cmd: Command.HEARTBEAT, flags: 0, sessionId: 2, body: Buffer.alloc(0) });
+      const within = await RawDevice.connect(t.tcpPort);
+      within.raw(Buffer.concat([fc, beat, beat, beat, beat])); // 4 held: replayed after the lookup
+      await within.next(Command.FAST_CONNECT);
+      await within.until(() => within.heartbeats === 4 || undefined, 3000, 'held heartbeats answered');
+      const flood = await RawDevice.connect(t.tcpPort);
+      flood.raw(Buffer.concat([fc, beat, beat, beat, beat, beat])); // 5 held: one too many
+      const err = flood.error(await flood.next(Command.ERROR));
+      assert.match(err.reason, /too many packets during fast connect/);
+      await flood.waitClosed();
+      within.close();
+    } finally {
+      await t.stop();
+    }
+  });
+
   it('a garbage stream closes only its connection', async () => {
     const t = await startTestNode();
     try {

@@ -532,3 +532,37 @@ describe('push.tagMatch', () => {
     }
   });
 });
+
+describe('gateway.maxOutboundBytes', () => {
+  it('drops a push client that stops reading its replies; other clients are served', async () => {
+    const t = await startTestNode({ gateway: { maxOutboundBytes: 64 * 1024 } });
+    const { connect } = await import('node:net');
+    const { BodyWriter } = await import('../../src/protocol/index.js');
+    try {
+      const port = t.node.addresses.gatewayPort;
+      const slow = connect(port, '127.0.0.1');
+      await new Promise<void>((r) => slow.once('connect', () => r()));
+      slow.pause(); // never reads: its replies pile up on the gateway
+      let closed = false;
+      slow.on('close', () => {
+        closed = true;
+      });
+      slow.on('error', () => {});
+      // Each route query for 10,000 users is answered with ~150 KB: far past the socket buffers.
+      const ids = JSON.stringify(Array.from({ length: 10_000 }, (_, i) => `nobody-${i}`));
+      const body = new BodyWriter(ids.length + 8).writeString(ids).finish();
+      for (let i = 1; i <= 200 && !closed; i++) {
+        slow.write(encodePacket({ cmd: ExtCommand.GATEWAY_ROUTE_QUERY, flags: 0, sessionId: i, body }));
+        await new Promise((r) => setImmediate(r));
+      }
+      await waitFor(() => t.node.gateway.stats.slowClients === 1, 10_000, 'slow push client dropped');
+      const sender = PushSender.create({ gateways: [{ host: '127.0.0.1', port }] });
+      const [r] = await sender.send({ userId: 'nobody', content: 'x' });
+      assert.equal(r!.result, 'offline');
+      await sender.stop();
+      slow.destroy();
+    } finally {
+      await t.stop();
+    }
+  });
+});
