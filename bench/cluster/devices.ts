@@ -10,7 +10,7 @@
 // (RST every connection), `exit`.
 
 import type { KeyObject } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { AesCipher, loadPublicKey, mixKey, randomKey, rsaEncrypt } from '../../src/crypto/index.js';
 import {
   BindUserCodec,
@@ -25,6 +25,7 @@ import {
   HEARTBEAT_FRAME,
   type Packet,
 } from '../../src/protocol/index.js';
+import { openLeanSocket } from '../common/lean-socket.js';
 import { emit, type Percentiles, percentiles, type Request, serveRequests } from './ipc.js';
 
 /** `count` devices on host:port, bound as `<userPrefix><i>`, i = 0 … count-1. */
@@ -70,11 +71,9 @@ export interface DeviceStats {
 const State = { Idle: 0, Connecting: 1, Handshaking: 2, Binding: 3, Bound: 4, Failed: 5 } as const;
 const HANDSHAKE_SID = 1;
 const BIND_SID = 2;
-const kDev = Symbol('bench.cluster.device');
-type TaggedSocket = Socket & { [kDev]?: Device };
 
 class Device implements FrameHandler {
-  socket: TaggedSocket | null = null;
+  socket: Socket | null = null;
   decoder: FrameDecoder | null = null;
   cipher: AesCipher | null = null;
   clientKey: Buffer | null = null;
@@ -209,46 +208,12 @@ class Device implements FrameHandler {
     this.state = State.Connecting;
     this.t0 = performance.now();
     this.lastError = '';
-    const s: TaggedSocket = connect({
-      host: this.group.host,
-      port: this.group.port,
-      localAddress: this.localAddress,
-      noDelay: true,
-    });
-    s[kDev] = this;
-    this.socket = s;
     this.decoder = new FrameDecoder(this);
-    s.on('connect', onConnect);
-    s.on('data', onData);
-    s.on('error', onError);
-    s.on('close', onClose);
+    openLeanSocket(this, { host: this.group.host, port: this.group.port, localAddress: this.localAddress });
   }
 }
 
 const EMPTY = Buffer.alloc(0);
-
-function onConnect(this: TaggedSocket): void {
-  this[kDev]?.connected();
-}
-function onData(this: TaggedSocket, chunk: Buffer): void {
-  const dev = this[kDev];
-  if (!dev?.decoder) return;
-  try {
-    dev.decoder.push(chunk);
-  } catch (err) {
-    dev.fail(`client framing: ${(err as Error).message}`);
-  }
-}
-function onError(this: TaggedSocket, err: NodeJS.ErrnoException): void {
-  const dev = this[kDev];
-  if (dev) dev.lastError = err.code ?? err.message;
-}
-function onClose(this: TaggedSocket): void {
-  const dev = this[kDev];
-  this[kDev] = undefined;
-  if (!dev || dev.socket !== this) return;
-  dev.fail(dev.lastError ? `socket ${dev.lastError}` : 'closed by server');
-}
 
 interface Run {
   params: ConnectParams;

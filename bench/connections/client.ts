@@ -12,7 +12,7 @@
 // At most `concurrency` connections are between "connect started" and "done" at any time.
 
 import type { KeyObject } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { AesCipher, loadPublicKey, mixKey, randomKey, rsaEncrypt } from '../../src/crypto/index.js';
 import {
   BindUserCodec,
@@ -26,6 +26,7 @@ import {
   HandshakeOkCodec,
   type Packet,
 } from '../../src/protocol/index.js';
+import { openLeanSocket } from '../common/lean-socket.js';
 import { emit, epochMs, type Request, serveRequests } from './ipc.js';
 
 export type ClientMode = 'mpush' | 'churn' | 'bare';
@@ -81,11 +82,8 @@ const State = { Connecting: 0, Handshaking: 1, Binding: 2, Done: 3, Failed: 4 } 
 const HANDSHAKE_SID = 1;
 const BIND_SID = 2;
 
-const kDev = Symbol('bench.device');
-type TaggedSocket = Socket & { [kDev]?: Device };
-
 class Device implements FrameHandler {
-  socket: TaggedSocket | null = null;
+  socket: Socket | null = null;
   decoder: FrameDecoder | null = null;
   cipher: AesCipher | null = null;
   clientKey: Buffer | null = null;
@@ -244,44 +242,9 @@ class Device implements FrameHandler {
     r.attempts++;
     this.state = State.Connecting;
     this.t0 = epochMs();
-    const s: TaggedSocket = connect({
-      host: r.params.host,
-      port: r.params.port,
-      localAddress: r.params.localAddress,
-      noDelay: true,
-    });
-    s[kDev] = this;
-    this.socket = s;
     if (r.params.mode !== 'bare') this.decoder = new FrameDecoder(this);
-    s.on('connect', onConnect);
-    s.on('data', onData);
-    s.on('error', onError);
-    s.on('close', onClose);
+    openLeanSocket(this, { host: r.params.host, port: r.params.port, localAddress: r.params.localAddress });
   }
-}
-
-// Module-level listeners: no closure per connection.
-function onConnect(this: TaggedSocket): void {
-  this[kDev]?.connected();
-}
-function onData(this: TaggedSocket, chunk: Buffer): void {
-  const dev = this[kDev];
-  if (!dev?.decoder) return;
-  try {
-    dev.decoder.push(chunk);
-  } catch (err) {
-    dev.fail(`client framing: ${(err as Error).message}`);
-  }
-}
-function onError(this: TaggedSocket, err: NodeJS.ErrnoException): void {
-  const dev = this[kDev];
-  if (dev) dev.lastError = err.code ?? err.message;
-}
-function onClose(this: TaggedSocket): void {
-  const dev = this[kDev];
-  this[kDev] = undefined;
-  if (!dev || dev.socket !== this) return;
-  dev.fail(dev.lastError ? `socket ${dev.lastError}` : 'closed by server');
 }
 
 interface Run {

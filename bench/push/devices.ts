@@ -17,7 +17,7 @@
 // run is not cut by the server's read timeout.
 
 import type { KeyObject } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { AesCipher, loadPublicKey, mixKey, randomKey, rsaEncrypt } from '../../src/crypto/index.js';
 import {
   BindUserCodec,
@@ -32,6 +32,7 @@ import {
   HEARTBEAT_FRAME,
   type Packet,
 } from '../../src/protocol/index.js';
+import { openLeanSocket } from '../common/lean-socket.js';
 import { emit, type Request, serveRequests, watchLoop } from './ipc.js';
 
 export interface ConnectParams {
@@ -88,9 +89,6 @@ const BIND_SID = 2;
 const EMPTY = Buffer.alloc(0);
 const ACK_MASK = Flags.AUTO_ACK | Flags.BIZ_ACK;
 
-const kDev = Symbol('bench.device');
-type TaggedSocket = Socket & { [kDev]?: Device };
-
 // ---- process-wide state ------------------------------------------------------------------------------
 
 const proc = Number(process.env.BENCH_PUSH_PROC ?? 0);
@@ -137,7 +135,7 @@ function bump(map: Record<string, number>, key: string): void {
 // ---- one device -------------------------------------------------------------------------------------
 
 class Device implements FrameHandler {
-  socket: TaggedSocket | null = null;
+  socket: Socket | null = null;
   decoder: FrameDecoder | null = null;
   cipher: AesCipher | null = null;
   clientKey: Buffer | null = null;
@@ -281,44 +279,9 @@ class Device implements FrameHandler {
     r.result.attempts++;
     this.state = State.Connecting;
     this.lastError = '';
-    const s: TaggedSocket = connect({
-      host: r.params.host,
-      port: r.params.port,
-      localAddress: r.params.localAddress,
-      noDelay: true,
-    });
-    s[kDev] = this;
-    this.socket = s;
     this.decoder = new FrameDecoder(this);
-    s.on('connect', onConnect);
-    s.on('data', onData);
-    s.on('error', onError);
-    s.on('close', onClose);
+    openLeanSocket(this, { host: r.params.host, port: r.params.port, localAddress: r.params.localAddress });
   }
-}
-
-// Module-level listeners: no closure per connection.
-function onConnect(this: TaggedSocket): void {
-  this[kDev]?.connected();
-}
-function onData(this: TaggedSocket, chunk: Buffer): void {
-  const dev = this[kDev];
-  if (!dev?.decoder) return;
-  try {
-    dev.decoder.push(chunk);
-  } catch (err) {
-    dev.fail(`client framing: ${(err as Error).message}`);
-  }
-}
-function onError(this: TaggedSocket, err: NodeJS.ErrnoException): void {
-  const dev = this[kDev];
-  if (dev) dev.lastError = err.code ?? err.message;
-}
-function onClose(this: TaggedSocket): void {
-  const dev = this[kDev];
-  this[kDev] = undefined;
-  if (!dev || dev.socket !== this) return;
-  dev.fail(dev.lastError ? `socket ${dev.lastError}` : 'closed by server');
 }
 
 /** Starts connections while below the concurrency bound; settles the ramp when all are done. */
