@@ -86,12 +86,13 @@
 // Exit status 1 when a part failed (the report then has `error`).
 
 import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { defaultKeys } from '../common/keys.js';
 import type { ConnectParams, ConnectResult, DeviceStats } from './devices.js';
 import {
   allProcCpu,
@@ -157,19 +158,6 @@ const runPrefix = `bench${process.pid}:`;
 const log = (msg: string) =>
   process.stderr.write(`[bench/cluster ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
-function defaultKeys(): { privateKey: string; publicKey: string } {
-  for (const dir of [
-    process.env.MPUSH_SHARED_DIR,
-    join(process.cwd(), '../shared/protocol'),
-    '/work/shared/protocol',
-  ]) {
-    if (!dir) continue;
-    try {
-      return JSON.parse(readFileSync(join(dir, 'mpush-default-test-keys.json'), 'utf8'));
-    } catch {}
-  }
-  throw new Error('mpush-default-test-keys.json not found: set MPUSH_SHARED_DIR');
-}
 const keys = defaultKeys();
 
 // ---- processes ----------------------------------------------------------------------------------

@@ -14,33 +14,19 @@
 // ConnectionServer.acceptSocket (the path ConnectionServer.listen uses); the clients connect there.
 // Everything else is identical: it shows what the backlog costs under a connection storm.
 
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { writeHeapSnapshot } from 'node:v8';
 import { loadConfig } from '../../src/config/index.js';
 import { loadPublicKey, RsaDecryptor, rsaEncrypt } from '../../src/crypto/index.js';
 import { MpushNode } from '../../src/node.js';
 import { Command, HandshakeCodec } from '../../src/protocol/index.js';
+import { defaultKeys } from '../common/keys.js';
 import { emit, measureMemory, memoryNow, type ServerStats, serveRequests } from './ipc.js';
-
-/** MPush's published default key pair, when the shared protocol folder is there; else generated. */
-function defaultKeys(): { privateKey: string; publicKey: string } | undefined {
-  const candidates = [
-    process.env.MPUSH_SHARED_DIR,
-    resolve(process.cwd(), '../shared/protocol'),
-    '/work/shared/protocol',
-  ];
-  for (const dir of candidates) {
-    if (!dir) continue;
-    const file = join(dir, 'mpush-default-test-keys.json');
-    if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
-  }
-  return undefined;
-}
 
 let profiler: Session | undefined;
 

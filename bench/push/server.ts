@@ -1,7 +1,7 @@
 // The mpush-ts node under test, forked by bench/push/main.ts (IPC).
 //
 // One MpushNode as `mpush start` builds it, on 127.0.0.1 with free ports (device TCP, gateway,
-// HTTP), MPush's default RSA key pair (/work/shared/protocol/mpush-default-test-keys.json), the
+// HTTP), MPush's default RSA key pair (test/fixtures/mpush-default-test-keys.json), the
 // default heartbeat and push settings, log level warn, and the admission limits raised so the
 // bench measures the push path rather than admission control (maxConnections 20,000, handshake
 // token bucket 1,000,000/s).
@@ -12,13 +12,14 @@
 //   profileStop   returns the profile
 //   stop          stops the node and exits (a --cpu-prof profile is written on exit)
 
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadConfig } from '../../src/config/index.js';
 import { MpushNode } from '../../src/node.js';
+import { defaultKeys } from '../common/keys.js';
 import { emit, maxOpenFiles, serveRequests, watchLoop } from './ipc.js';
 
 /** What the server answers to `stats`. */
@@ -36,20 +37,6 @@ export interface ServerStats {
   gateway: { pushes: number; broadcasts: number; oversized: number; authFailures: number };
   counters: { handshakes: number; binds: number; acks: number; protocolErrors: number; refused: number };
   closed: Record<string, number>;
-}
-
-function defaultKeys(): { privateKey: string; publicKey: string } {
-  const candidates = [
-    process.env.MPUSH_SHARED_DIR,
-    resolve(process.cwd(), '../shared/protocol'),
-    '/work/shared/protocol',
-  ];
-  for (const dir of candidates) {
-    if (!dir) continue;
-    const file = join(dir, 'mpush-default-test-keys.json');
-    if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
-  }
-  throw new Error('mpush-default-test-keys.json not found: set MPUSH_SHARED_DIR');
 }
 
 function post(session: Session, method: string, params: Record<string, unknown> = {}): Promise<unknown> {

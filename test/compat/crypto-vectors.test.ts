@@ -1,8 +1,6 @@
 // The crypto layer against bytes produced by the real MPush Java SDK (mpush-wire §5, vectors.json).
 
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, test } from 'node:test';
 import {
   AesCipher,
@@ -14,6 +12,7 @@ import {
   publicKeyToBase64,
   RsaDecryptor,
 } from '../../src/crypto/index.js';
+import { mpushDefaultKeys, readFixture } from '../helpers/shared.js';
 
 interface Vector {
   id: string;
@@ -30,39 +29,14 @@ interface SharedData {
   keys: { publicKey: string; privateKey: string };
 }
 
-/**
- * Tests run compiled from dist/test/compat, so the shared folder is found from the working directory
- * (the project root): ../shared/protocol. MPUSH_SHARED_DIR overrides it and may name either the
- * protocol folder itself or the shared folder above it.
- */
-function sharedProtocolDir(): string {
-  const override = process.env['MPUSH_SHARED_DIR'];
-  const candidates = override
-    ? [path.resolve(override), path.resolve(override, 'protocol')]
-    : [path.resolve(process.cwd(), '../shared/protocol')];
-  for (const dir of candidates) {
-    if (existsSync(path.join(dir, 'vectors.json'))) return dir;
-  }
-  throw new Error(
-    `MPush test vectors not found (looked for vectors.json in ${candidates.join(', ')}). ` +
-      'Run the tests from the project root, or set MPUSH_SHARED_DIR to the shared/protocol folder.',
-  );
-}
-
 let cached: SharedData | undefined;
 function shared(): SharedData {
   if (cached !== undefined) return cached;
-  const dir = sharedProtocolDir();
-  const keysFile = path.join(dir, 'mpush-default-test-keys.json');
-  if (!existsSync(keysFile)) throw new Error(`MPush default test keys not found: ${keysFile}`);
-  const doc = JSON.parse(readFileSync(path.join(dir, 'vectors.json'), 'utf8')) as {
-    vectors: Vector[];
-    commonInputs: Record<string, string>;
-  };
+  const doc = readFixture<{ vectors: Vector[]; commonInputs: Record<string, string> }>('vectors.json');
   cached = {
     vectors: new Map(doc.vectors.map((v) => [v.id, v])),
     commonInputs: doc.commonInputs,
-    keys: JSON.parse(readFileSync(keysFile, 'utf8')) as SharedData['keys'],
+    keys: mpushDefaultKeys(),
   };
   return cached;
 }

@@ -1,9 +1,7 @@
-// Every vector of the shared vectors.json (bytes produced by the real MPush 0.8.1 Java SDK) must
+// Every vector of vectors.json (test/fixtures) (bytes produced by the real MPush 0.8.1 Java SDK) must
 // decode, and re-encode to the same bytes, through this project's framing, codecs and AES/zlib.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { describe, it, test } from 'node:test';
+import { describe, it } from 'node:test';
 import { AesCipher, deflate, inflate, mixKey } from '../../src/crypto/index.js';
 import {
   BindUserCodec,
@@ -27,6 +25,7 @@ import {
   OkCodec,
   type Packet,
 } from '../../src/protocol/index.js';
+import { readFixture } from '../helpers/shared.js';
 
 interface VectorHeader {
   bodyLength: number;
@@ -58,9 +57,6 @@ interface VectorFile {
   commonInputs: { iv: string; clientKey: string; serverKey: string; mixKey: string };
   vectors: Vector[];
 }
-
-const sharedDir = process.env.MPUSH_SHARED_DIR ?? path.resolve(process.cwd(), '../shared/protocol');
-const vectorsPath = path.join(sharedDir, 'vectors.json');
 
 type Event = { kind: 'heartbeat' } | { kind: 'packet'; packet: Packet };
 
@@ -508,13 +504,4 @@ function runVectorSuite(file: VectorFile): void {
 }
 
 // Last, so every helper above is initialised before the suite is registered.
-if (!existsSync(vectorsPath)) {
-  test('protocol vectors are present', () => {
-    assert.fail(
-      `MPush wire vectors not found at ${vectorsPath}. Run the tests from the project root with ` +
-        'the shared directory beside it, or set MPUSH_SHARED_DIR to the folder holding vectors.json.',
-    );
-  });
-} else {
-  runVectorSuite(JSON.parse(readFileSync(vectorsPath, 'utf8')) as VectorFile);
-}
+runVectorSuite(readFixture<VectorFile>('vectors.json'));

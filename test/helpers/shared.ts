@@ -1,18 +1,20 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
-/** The read-only ../shared/protocol folder (vectors, MPush's default keys). Missing → a clear failure. */
-export function sharedProtocolDir(): string {
-  const dir = process.env.MPUSH_SHARED_DIR ?? resolve(process.cwd(), '../shared/protocol');
-  if (!existsSync(resolve(dir, 'vectors.json'))) {
-    throw new Error(
-      `shared protocol folder not found at ${dir}: set MPUSH_SHARED_DIR to the folder holding vectors.json`,
-    );
-  }
-  return dir;
+/**
+ * The repository's test fixtures (test/fixtures/, copied from MPush's sources: see its README). Tests run
+ * compiled from dist/test/helpers, so the folder is found from this file, not from the working directory.
+ */
+export function fixturePath(name: string): string {
+  return fileURLToPath(new URL(`../../../test/fixtures/${name}`, import.meta.url));
+}
+
+/** A fixture file, parsed as JSON. */
+export function readFixture<T>(name: string): T {
+  return JSON.parse(readFileSync(fixturePath(name), 'utf8')) as T;
 }
 
 /** MPush's published default key pair (non-CRT private key), test data only. */
 export function mpushDefaultKeys(): { publicKey: string; privateKey: string } {
-  return JSON.parse(readFileSync(resolve(sharedProtocolDir(), 'mpush-default-test-keys.json'), 'utf8'));
+  return readFixture('mpush-default-test-keys.json');
 }

@@ -153,7 +153,7 @@ describe('configuration', () => {
     });
 
     it('ignores environment variables that name no key (other programs’ MPUSH_*)', () => {
-      const c = loadConfig({ env: { MPUSH_SHARED_DIR: '/x', MPUSH_NOPE: '1', PATH: '/bin' } });
+      const c = loadConfig({ env: { MPUSH_HOME: '/x', MPUSH_NOPE: '1', PATH: '/bin' } });
       assert.equal(c.server.port, 3000);
     });
   });

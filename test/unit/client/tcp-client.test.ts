@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import {
   DeviceClient,
@@ -19,7 +17,7 @@ import {
   HEADER_LENGTH,
   KickCodec,
 } from '../../../src/protocol/index.js';
-import { sharedProtocolDir } from '../../helpers/shared.js';
+import { readFixture } from '../../helpers/shared.js';
 import { deadPort, FakeServer, type Peer, TEST_PUBLIC_KEY } from './fake-server.js';
 
 const WAIT = 5000;
@@ -573,11 +571,10 @@ describe('DeviceClient', () => {
  */
 describe('DeviceClient against the Java SDK vectors', () => {
   const vectors = new Map<string, { hex: string }>(
-    (
-      JSON.parse(readFileSync(resolve(sharedProtocolDir(), 'vectors.json'), 'utf8')) as {
-        vectors: Array<{ id: string; hex: string }>;
-      }
-    ).vectors.map((v) => [v.id, v]),
+    readFixture<{ vectors: Array<{ id: string; hex: string }> }>('vectors.json').vectors.map((v) => [
+      v.id,
+      v,
+    ]),
   );
   const hex = (id: string): Buffer => {
     const v = vectors.get(id);
