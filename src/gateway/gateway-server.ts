@@ -24,7 +24,7 @@ import {
   ProtocolError,
   RouteQueryCodec,
 } from '../protocol/index.js';
-import { ConditionError } from '../push/condition.js';
+import { ConditionError } from '../push/condition/index.js';
 import type { PushCenter } from '../push/push-center.js';
 import type { ConnectionServer } from '../server/connection-server.js';
 
