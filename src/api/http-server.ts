@@ -9,7 +9,7 @@ import type { PushContext, PushMsg } from '../client/push/types.js';
 import { isLiveNow } from '../cluster/node-registry.js';
 import type { MpushNode } from '../node.js';
 import { clientTypeName } from '../protocol/index.js';
-import { ConditionError, compileCondition } from '../push/condition.js';
+import { ConditionError, compileCondition } from '../push/condition/index.js';
 import { broadcastSchema, pushSchema } from './schemas.js';
 import { ValidationError, validate } from './validate.js';
 

@@ -2,10 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { RouteStore } from '../cluster/route-store.js';
 import type { Config } from '../config/index.js';
+import { verifyGatewayAuth } from '../crypto/gateway-mac.js';
 import { CryptoError } from '../crypto/index.js';
 import type { Logger } from '../log.js';
 import {
-  BodyReader,
+  BroadcastAction,
+  BroadcastControlCodec,
   Command,
   ErrorCode,
   ErrorCodec,
@@ -13,20 +15,18 @@ import {
   encodePacket,
   FrameDecoder,
   type FrameHandler,
+  GatewayAuthCodec,
   GatewayKickCodec,
   GatewayPushCodec,
   HEARTBEAT_FRAME,
   OkCodec,
   type Packet,
   ProtocolError,
+  RouteQueryCodec,
 } from '../protocol/index.js';
-import { ConditionError } from '../push/condition.js';
+import { ConditionError } from '../push/condition/index.js';
 import type { PushCenter } from '../push/push-center.js';
 import type { ConnectionServer } from '../server/connection-server.js';
-import { verifyGatewayAuth } from './gateway-auth.js';
-
-/** Broadcast control actions (GATEWAY_BROADCAST_CONTROL body: taskId str, action byte). */
-export const BroadcastAction = { QUERY: 0, CANCEL: 1 } as const;
 
 const corked = new Set<GatewayConnection>();
 function uncorkAll(): void {
@@ -199,7 +199,7 @@ export class GatewayServer {
   private auth(c: GatewayConnection, p: Packet): void {
     const secret = this.config.gateway.secret;
     if (secret) {
-      const check = verifyGatewayAuth(secret, p.body);
+      const check = verifyGatewayAuth(secret, GatewayAuthCodec.decode(p.body));
       if (!check.ok) {
         this.stats.authFailures++;
         c.error(p.cmd, p.sessionId, ErrorCode.UNKNOWN, check.reason);
@@ -242,14 +242,13 @@ export class GatewayServer {
   }
 
   private async routeQuery(c: GatewayConnection, p: Packet): Promise<void> {
-    const r = new BodyReader(p.body);
-    let userIds: unknown;
+    let userIds: readonly string[] | null;
     try {
-      userIds = JSON.parse(r.readString());
+      userIds = RouteQueryCodec.decode(p.body).userIds;
     } catch {
       userIds = null;
     }
-    if (!Array.isArray(userIds) || !userIds.every((u) => typeof u === 'string') || userIds.length > 10_000) {
+    if (!userIds || userIds.length > 10_000) {
       return c.error(
         p.cmd,
         p.sessionId,
@@ -260,7 +259,7 @@ export class GatewayServer {
     try {
       const out: Record<string, Array<Record<string, unknown>>> = {};
       await Promise.all(
-        (userIds as string[]).map(async (u) => {
+        userIds.map(async (u) => {
           const routes = await this.opts.routes.lookup(u);
           out[u] = [...routes].map(([clientType, route]) => ({ clientType, ...route }));
         }),
@@ -272,9 +271,7 @@ export class GatewayServer {
   }
 
   private broadcastControl(c: GatewayConnection, p: Packet): void {
-    const r = new BodyReader(p.body);
-    const taskId = r.readString();
-    const action = r.readByte();
+    const { taskId, action } = BroadcastControlCodec.decode(p.body);
     const task = this.opts.push.task(taskId);
     if (!task) return c.error(p.cmd, p.sessionId, ErrorCode.UNKNOWN, 'unknown task');
     if (action === BroadcastAction.CANCEL) task.cancel();

@@ -1,7 +1,7 @@
 import type { Connection } from '../connection/index.js';
 import { Command } from '../protocol/index.js';
 import type { AckTracker, AckWaiter } from './ack-tracker.js';
-import type { CompiledCondition } from './condition.js';
+import type { CompiledCondition } from './condition/index.js';
 import type { BroadcastCounts, BroadcastReport, BroadcastStatus } from './outcome.js';
 import { matchesAnyTag, matchesTagsLikeMpush, parseTags } from './tags.js';
 

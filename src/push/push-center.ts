@@ -6,7 +6,7 @@ import { Command, ErrorCode, Flags, type GatewayPushMessage } from '../protocol/
 import type { ConnectionServer } from '../server/connection-server.js';
 import { AckTracker, type AckWaiter } from './ack-tracker.js';
 import { BroadcastTask } from './broadcast-task.js';
-import { compileCondition } from './condition.js';
+import { compileCondition } from './condition/index.js';
 import type { PushOutcome } from './outcome.js';
 
 export interface PushCenterOptions {

@@ -1,5 +1,5 @@
 import { connect, type Socket } from 'node:net';
-import { encodeGatewayAuth } from '../../gateway/gateway-auth.js';
+import { signGatewayAuth } from '../../crypto/gateway-mac.js';
 import {
   Command,
   ErrorCodec,
@@ -7,6 +7,7 @@ import {
   encodePacket,
   FrameDecoder,
   type FrameHandler,
+  GatewayAuthCodec,
   type Packet,
 } from '../../protocol/index.js';
 
@@ -99,7 +100,7 @@ export class GatewayChannel implements FrameHandler {
 
   private authenticate(secret: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      const body = encodeGatewayAuth(secret, this.opts.clientId ?? 'push-sender');
+      const body = GatewayAuthCodec.encode(signGatewayAuth(secret, this.opts.clientId ?? 'push-sender'));
       this.send(ExtCommand.GATEWAY_AUTH, 0, body, {
         onReply: (p) => {
           if (p.cmd === Command.OK) resolve();

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { BroadcastAction } from '../../gateway/gateway-server.js';
 import {
-  BodyWriter,
+  BroadcastAction,
+  BroadcastControlCodec,
   Command,
   ErrorCodec,
   ExtCommand,
@@ -233,7 +233,7 @@ export class PushSender implements RequestHost {
   }
 
   private async control(taskId: string, action: number): Promise<BroadcastResult> {
-    const body = new BodyWriter(64).writeString(taskId).writeByte(action).finish();
+    const body = BroadcastControlCodec.encode({ taskId, action });
     const targets = await this.broadcastTargets();
     const nodes = await Promise.all(
       targets.map((g) =>

@@ -1,5 +1,4 @@
-import type { RouteStore } from '../../cluster/route-store.js';
-import { BodyWriter, Command, ErrorCodec, ExtCommand, OkCodec } from '../../protocol/index.js';
+import { Command, ErrorCodec, ExtCommand, OkCodec, RouteQueryCodec } from '../../protocol/index.js';
 import type { GatewayChannel } from './gateway-channel.js';
 
 /** Where one device of a user is: its client type and the gateway of its node. */
@@ -16,12 +15,20 @@ export interface RouteSource {
 }
 
 /**
+ * What {@link StoreRouteSource} reads: every route of one user, by client type. Declared here so
+ * the SDK does not depend on the server's stores; cluster/'s RouteStore (memory or Redis) fits.
+ */
+export interface RouteLookup {
+  lookup(userId: string): Promise<ReadonlyMap<number, { host: string; port: number; connId: string }>>;
+}
+
+/**
  * Reads a route store directly (in-process, or Redis in a cluster). With `isLive`, a route to a
  * node missing from the registry is dropped: its user is offline there, not a failure.
  */
 export class StoreRouteSource implements RouteSource {
   constructor(
-    private readonly store: RouteStore,
+    private readonly store: RouteLookup,
     private readonly isLive?: (host: string, port: number) => boolean | Promise<boolean>,
   ) {}
 
@@ -47,7 +54,7 @@ export class GatewayRouteSource implements RouteSource {
 
   async lookup(userIds: readonly string[]): Promise<Map<string, RouteEntry[]>> {
     const ch = await this.channel();
-    const body = new BodyWriter(64).writeString(JSON.stringify(userIds)).finish();
+    const body = RouteQueryCodec.encode({ userIds });
     const data = await new Promise<string>((resolve, reject) => {
       const sid = ch.send(ExtCommand.GATEWAY_ROUTE_QUERY, 0, body, {
         onReply: (p) => {

@@ -8,7 +8,7 @@ import {
   type ConditionValue,
   type ConditionVars,
   compileCondition,
-} from '../../../src/push/condition.js';
+} from '../../../src/push/condition/index.js';
 
 const device = (over: Partial<ConditionVars> = {}): ConditionVars => ({
   userId: 'vip_42',

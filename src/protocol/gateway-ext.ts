@@ -1,0 +1,71 @@
+import { BodyReader, BodyWriter } from './body.js';
+import { ProtocolError } from './errors.js';
+import type { MessageCodec } from './messages.js';
+
+/**
+ * Bodies of the commands mpush-ts adds on the gateway port ({@link ExtCommand}), as codecs like
+ * MPush's own in messages.ts. Push clients encode them and the gateway decodes them, so both
+ * sides share one definition of the bytes. Each is answered by OK (data: JSON) or ERROR.
+ */
+
+/** GATEWAY_ROUTE_QUERY: where are these users? The body is the ids as one JSON array string. */
+export interface RouteQueryMessage {
+  userIds: readonly string[];
+}
+
+export const RouteQueryCodec: MessageCodec<RouteQueryMessage> = {
+  encode: (m) => new BodyWriter(64).writeString(JSON.stringify(m.userIds)).finish(),
+  decode: (body) => {
+    const json = new BodyReader(body).readString();
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(json);
+    } catch {
+      throw new ProtocolError('MPUSH_ERR_BAD_FIELD', 'route query user ids are not JSON');
+    }
+    if (!Array.isArray(parsed) || !parsed.every((u) => typeof u === 'string')) {
+      throw new ProtocolError('MPUSH_ERR_BAD_FIELD', 'route query user ids must be a JSON array of strings');
+    }
+    return { userIds: parsed };
+  },
+};
+
+/** GATEWAY_BROADCAST_CONTROL actions. */
+export const BroadcastAction = { QUERY: 0, CANCEL: 1 } as const;
+
+/** GATEWAY_BROADCAST_CONTROL: a broadcast task's counts, or its cancel. */
+export interface BroadcastControlMessage {
+  taskId: string;
+  /**
+   * A {@link BroadcastAction}. Decoded as sent: the gateway treats any value but CANCEL as a
+   * query, so an unknown action is not a decode error.
+   */
+  action: number;
+}
+
+export const BroadcastControlCodec: MessageCodec<BroadcastControlMessage> = {
+  encode: (m) => new BodyWriter(64).writeString(m.taskId).writeByte(m.action).finish(),
+  decode: (body) => {
+    const r = new BodyReader(body);
+    return { taskId: r.readString(), action: r.readByte() };
+  },
+};
+
+/**
+ * GATEWAY_AUTH: a push client proves it holds the gateway secret without sending it. `mac` is
+ * HMAC-SHA256 over the client id and the timestamp (crypto/gateway-mac.ts computes and checks it).
+ */
+export interface GatewayAuthMessage {
+  clientId: string;
+  /** Milliseconds since the epoch, when the client signed. */
+  timestamp: number;
+  mac: Buffer;
+}
+
+export const GatewayAuthCodec: MessageCodec<GatewayAuthMessage> = {
+  encode: (m) => new BodyWriter(96).writeString(m.clientId).writeLong(m.timestamp).writeBytes(m.mac).finish(),
+  decode: (body) => {
+    const r = new BodyReader(body);
+    return { clientId: r.readString(), timestamp: r.readLong(), mac: r.readBytes() };
+  },
+};
