@@ -114,7 +114,11 @@ export class BinaryWire implements DeviceWire<BinaryWireTypes>, FrameHandler {
   }
 
   receive(chunk: Buffer): void {
-    const decoder = (this.decoder ??= new FrameDecoder(this, { maxBodyLength: this.settings.maxPacketSize }));
+    let decoder = this.decoder;
+    if (decoder === undefined) {
+      decoder = new FrameDecoder(this, { maxBodyLength: this.settings.maxPacketSize });
+      this.decoder = decoder;
+    }
     try {
       decoder.push(chunk);
     } catch (err) {
