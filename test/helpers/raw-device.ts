@@ -1,6 +1,15 @@
 import type { KeyObject } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import { AesCipher, type Cipher, mixKey, RsaClientCipher, randomKey } from '../../src/crypto/index.js';
+import {
+  BinaryWire,
+  type BinaryWireTypes,
+  binaryWireSettings,
+  type DeviceHandshake,
+  type DeviceHost,
+  type DeviceProfile,
+  DeviceProtocol,
+} from '../../src/client/device/index.js';
+import { type Cipher, mixKey, randomKey } from '../../src/crypto/index.js';
 import {
   BindUserCodec,
   Command,
@@ -10,17 +19,65 @@ import {
   FastConnectCodec,
   Flags,
   FrameDecoder,
-  HandshakeCodec,
-  HandshakeOkCodec,
   type HandshakeOkMessage,
   OkCodec,
   type OkMessage,
   type Packet,
 } from '../../src/protocol/index.js';
 
+/** One handshake of a {@link RawDevice}, run by the SDK's own protocol object over the device's socket. */
+class RawHandshake implements DeviceHost<BinaryWireTypes> {
+  readonly wire: BinaryWire;
+  readonly protocol: DeviceProtocol<BinaryWireTypes>;
+  readonly result: Promise<DeviceHandshake>;
+  /** The session cipher, taken from the wire before it is reset. */
+  cipher: Cipher | undefined;
+  active = true;
+  private settle: { resolve: (h: DeviceHandshake) => void; reject: (err: Error) => void } | undefined;
+
+  constructor(
+    private readonly socket: Socket,
+    publicKey: KeyObject,
+    keys: { clientKey: Buffer; iv: Buffer },
+    deviceId: string,
+    profile: DeviceProfile,
+  ) {
+    this.wire = new BinaryWire(
+      binaryWireSettings({ publicKey, maxPacketSize: 16 * 1024 * 1024, handshakeKeys: () => keys }),
+    );
+    this.protocol = new DeviceProtocol(this.wire, this, deviceId, profile);
+    this.result = new Promise((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+  }
+
+  write(bytes: Buffer): void {
+    this.socket.write(bytes);
+  }
+
+  onHandshake(h: DeviceHandshake): void {
+    this.cipher = this.wire.cipher;
+    this.finish();
+    this.settle?.resolve(h);
+  }
+
+  onError(err: Error): void {
+    this.finish();
+    this.settle?.reject(err);
+  }
+
+  /** Stops at once: what follows in the same chunk is the test's to read raw (no automatic ack). */
+  finish(): void {
+    this.active = false;
+    this.protocol.reset();
+  }
+}
+
 /**
  * A device at the protocol level, for tests that need exact control of the bytes: it frames,
- * encrypts and decrypts like MPush's Java SDK, and records what the server sends.
+ * encrypts and decrypts like MPush's Java SDK, and records what the server sends. Its handshake is the
+ * SDK's (DeviceProtocol over a BinaryWire); everything else is sent and read raw, so a test can send
+ * what no SDK would.
  */
 export class RawDevice {
   readonly socket: Socket;
@@ -32,9 +89,13 @@ export class RawDevice {
   iv = randomKey();
   private seq = 0;
   private waiters: Array<() => void> = [];
+  /** While it runs, what arrives is also fed to the handshake's protocol object. */
+  private handshaking: RawHandshake | undefined;
   private readonly decoder = new FrameDecoder(
     {
       onPacket: (p) => {
+        // The handshake's reply is the protocol's, not a packet for the test.
+        if (this.handshaking?.active && p.cmd === Command.HANDSHAKE) return;
         this.packets.push(p);
         this.wake();
       },
@@ -48,7 +109,10 @@ export class RawDevice {
 
   private constructor(socket: Socket) {
     this.socket = socket;
-    socket.on('data', (c) => this.decoder.push(c));
+    socket.on('data', (c: Buffer) => {
+      this.decoder.push(c);
+      if (this.handshaking?.active) this.handshaking.protocol.receive(c);
+    });
     socket.on('close', () => {
       this.closed = true;
       this.wake();
@@ -133,29 +197,45 @@ export class RawDevice {
     return p.flags & Flags.CRYPTO ? this.cipher!.decrypt(p.body) : p.body;
   }
 
-  /** Full RSA handshake, like the Java SDK. */
+  /**
+   * Full RSA handshake, like the Java SDK, with this device's `clientKey` and `iv`. Rejects when the
+   * server refuses it (its ERROR stays in `packets`).
+   */
   async handshake(
     publicKey: KeyObject,
     fields: { deviceId?: string; osName?: string; maxHeartbeat?: number } = {},
   ): Promise<HandshakeOkMessage> {
-    this.cipher = new RsaClientCipher(publicKey);
-    const body = HandshakeCodec.encode({
-      deviceId: fields.deviceId ?? `dev-${Math.random().toString(36).slice(2)}`,
-      osName: fields.osName ?? 'android',
-      osVersion: '10',
-      clientVersion: '1.0.0',
-      iv: this.iv,
-      clientKey: this.clientKey,
-      minHeartbeat: 0,
-      maxHeartbeat: fields.maxHeartbeat ?? 240_000,
-      timestamp: 0,
-    });
-    this.send(Command.HANDSHAKE, body);
-    this.cipher = new AesCipher(this.clientKey, this.iv);
-    const reply = await this.next(Command.HANDSHAKE);
-    const ok = HandshakeOkCodec.decode(this.open(reply));
-    this.cipher = new AesCipher(mixKey(this.clientKey, ok.serverKey), this.iv);
-    return ok;
+    const hs = new RawHandshake(
+      this.socket,
+      publicKey,
+      { clientKey: this.clientKey, iv: this.iv },
+      fields.deviceId ?? `dev-${Math.random().toString(36).slice(2)}`,
+      {
+        osName: fields.osName ?? 'android',
+        osVersion: '10',
+        clientVersion: '1.0.0',
+        minHeartbeat: 0,
+        maxHeartbeat: fields.maxHeartbeat ?? 240_000,
+      },
+    );
+    this.handshaking = hs;
+    this.cipher = null;
+    const timer = setTimeout(() => hs.onError(new Error('timed out waiting for packet cmd 2')), 5000);
+    try {
+      hs.protocol.start();
+      const h = await hs.result;
+      this.cipher = hs.cipher ?? null;
+      return {
+        // mixKey is XOR: the session key mixed with the client key again gives the server key.
+        serverKey: mixKey(this.clientKey, Buffer.from(h.sessionKey!, 'hex')),
+        heartbeat: h.heartbeat,
+        sessionId: h.sessionId,
+        expireTime: h.expireTime,
+      };
+    } finally {
+      clearTimeout(timer);
+      if (this.handshaking === hs) this.handshaking = undefined;
+    }
   }
 
   fastConnect(sessionId: string, deviceId: string, maxHeartbeat = 240_000): number {

@@ -1,9 +1,36 @@
-// The device SDKs: the Node TCP client (MPush binary protocol) and the WebSocket JSON client. A
-// browser bundle imports ws-client.js directly: it has no Node imports.
+// The device SDKs: the Node TCP client (MPush binary protocol) and the WebSocket JSON client, both on
+// one socket-free protocol object (DeviceProtocol) over a binary or a JSON wire. A browser bundle
+// imports ws-client.js directly: it and what it imports have no Node imports.
 
 export { backoffDelay, type ReconnectOptions } from './backoff.js';
+export {
+  BinaryWire,
+  type BinaryWireOptions,
+  type BinaryWireSettings,
+  type BinaryWireTypes,
+  binaryWireSettings,
+  type HandshakeKeys,
+} from './binary-wire.js';
+export {
+  type AckModel,
+  type DeviceHandshake,
+  type DeviceHost,
+  type DeviceProfile,
+  DeviceProtocol,
+  type DeviceProtocolState,
+  type DevicePush,
+  type DeviceWire,
+  joinTags,
+  type KickEvent,
+  type OkEvent,
+  type ResumeSession,
+  type ServerErrorEvent,
+  type WireHandler,
+  type WireTypes,
+} from './device-protocol.js';
 export { TinyEmitter } from './emitter.js';
 export { DeviceClientError, type DeviceClientErrorCode, ServerReplyError } from './errors.js';
+export { JsonWire, type JsonWireTypes } from './json-wire.js';
 export {
   FileSessionStorage,
   isStoredSession,
@@ -11,20 +38,16 @@ export {
   type SessionStorage,
   type StoredSession,
 } from './session-storage.js';
-export {
-  type AckModel,
-  DeviceClient,
-  type DeviceClientEvents,
-  type DeviceClientOptions,
-  type DeviceClientState,
-  type DisconnectedEvent,
-  type HandshakeEvent,
-  type KickEvent,
-  type PushEvent,
-  type ReconnectingEvent,
-  type ServerAddress,
-  type ServerErrorEvent,
-} from './tcp-client.js';
+export { DeviceClient } from './tcp-client.js';
+export type {
+  DeviceClientEvents,
+  DeviceClientState,
+  DisconnectedEvent,
+  HandshakeEvent,
+  PushEvent,
+  ReconnectingEvent,
+} from './tcp-client-events.js';
+export type { DeviceClientOptions, ServerAddress } from './tcp-client-options.js';
 export {
   type WebSocketConstructorLike,
   type WebSocketLike,

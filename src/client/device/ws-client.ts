@@ -1,16 +1,30 @@
 // The WebSocket JSON device client (mpush-wire §10). It runs in browsers as well as in Node: no Node
 // imports here or in what it imports (the protocol's command and JSON files are plain TypeScript).
 
-import { Command, Flags } from '../../protocol/command.js';
-import { decodeJsonPacket, encodeJsonPacket, type JsonPacket } from '../../protocol/json-packet.js';
+import { Command } from '../../protocol/command.js';
+import { encodeJsonPacket, type JsonPacket } from '../../protocol/json-packet.js';
 import {
   backoffDelay,
   type ReconnectOptions,
   type ResolvedReconnectOptions,
   resolveReconnectOptions,
 } from './backoff.js';
+import {
+  type AckModel,
+  type DeviceHandshake,
+  type DeviceHost,
+  type DeviceProfile,
+  DeviceProtocol,
+  type DevicePush,
+  joinTags,
+  type KickEvent,
+  type OkEvent,
+  type ServerErrorEvent,
+} from './device-protocol.js';
 import { TinyEmitter } from './emitter.js';
 import { DeviceClientError, ServerReplyError } from './errors.js';
+import { JsonWire, type JsonWireTypes } from './json-wire.js';
+import { PendingRequests, Waiters } from './requests.js';
 
 /**
  * What the client needs of a WebSocket: the browser's `WebSocket` and the `ws` package's both fit.
@@ -55,7 +69,7 @@ export interface WsDeviceClientOptions {
   requestTimeoutMs?: number;
 }
 
-export type WsAckModel = 'none' | 'auto' | 'biz';
+export type WsAckModel = AckModel;
 
 export interface WsHandshakeEvent {
   /** As the server sent them; MPush's web handshake reply may carry none of these. */
@@ -64,20 +78,9 @@ export interface WsHandshakeEvent {
   expireTime: number;
 }
 
-export interface WsPushEvent {
-  content: string;
-  sessionId: number;
-  flags: number;
-  ackModel: WsAckModel;
-}
+export type WsPushEvent = DevicePush<string>;
 
-export interface WsServerErrorEvent {
-  cmd: number;
-  code: number;
-  reason: string;
-  data: string;
-  sessionId: number;
-}
+export type WsServerErrorEvent = ServerErrorEvent;
 
 /** Events of {@link WsDeviceClient}, with their arguments. */
 export type WsDeviceClientEvents = {
@@ -99,40 +102,13 @@ export type WsDeviceClientEvents = {
 
 export type WsDeviceClientState = 'idle' | 'connecting' | 'handshaking' | 'ready' | 'reconnecting' | 'closed';
 
-interface Pending {
-  cmd: number;
-  userId: string;
-  resolve: () => void;
-  reject: (err: Error) => void;
-  timer: ReturnType<typeof setTimeout>;
-}
-
-interface Waiter {
-  resolve: () => void;
-  reject: (err: Error) => void;
-}
-
 const OPEN = 1;
 const CLOSED = 3;
 
-function str(body: Record<string, unknown>, key: string): string {
-  const v = body[key];
-  return typeof v === 'string' ? v : '';
-}
-
-function num(body: Record<string, unknown>, key: string): number {
-  const v = body[key];
-  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
-}
-
-function normalizeTags(tags: string | ReadonlyArray<string> | undefined): string {
-  if (tags === undefined) return '';
-  return typeof tags === 'string' ? tags : tags.join(',');
-}
-
 /**
  * A device (typically a browser page) speaking MPush's WebSocket JSON protocol: handshake, bind,
- * pushes with acks, kicks; reconnects with backoff and re-binds after every handshake.
+ * pushes with acks, kicks; reconnects with backoff and re-binds after every handshake. The protocol is
+ * a {@link DeviceProtocol} over a {@link JsonWire}, reset for each connection.
  *
  * ```ts
  * import WebSocket from 'ws'; // Node only; browsers have their own
@@ -144,15 +120,13 @@ function normalizeTags(tags: string | ReadonlyArray<string> | undefined): string
 export class WsDeviceClient extends TinyEmitter<WsDeviceClientEvents> {
   readonly deviceId: string;
   private readonly url: string;
-  private readonly osName: string;
-  private readonly osVersion: string;
-  private readonly clientVersion: string;
   private readonly WebSocketImpl: WebSocketConstructorLike;
   private readonly protocols: string | string[] | undefined;
   private readonly autoReconnect: boolean;
   private readonly reconnectOptions: ResolvedReconnectOptions;
   private readonly connectTimeoutMs: number;
   private readonly requestTimeoutMs: number;
+  private readonly protocol: DeviceProtocol<JsonWireTypes>;
 
   private userId: string | undefined;
   private tags: string;
@@ -160,17 +134,14 @@ export class WsDeviceClient extends TinyEmitter<WsDeviceClientEvents> {
   private bound: string | undefined;
 
   private ws: WebSocketLike | undefined;
-  private ready = false;
-  private handshakeId = 0;
   private clientState: WsDeviceClientState = 'idle';
   private stopped = true;
   private attempt = 0;
-  private seq = 0;
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  private readonly pending = new Map<number, Pending>();
-  private readyWaiters: Waiter[] = [];
-  private bindWaiters: Waiter[] = [];
+  private readonly requests: PendingRequests;
+  private readonly readyWaiters = new Waiters();
+  private readonly bindWaiters = new Waiters();
   private closeWaiters: Array<() => void> = [];
 
   constructor(options: WsDeviceClientOptions) {
@@ -184,11 +155,8 @@ export class WsDeviceClient extends TinyEmitter<WsDeviceClientEvents> {
     }
     this.url = options.url;
     this.deviceId = options.deviceId;
-    this.osName = options.osName ?? 'web';
-    this.osVersion = options.osVersion ?? '';
-    this.clientVersion = options.clientVersion ?? '';
     this.userId = options.userId || undefined;
-    this.tags = normalizeTags(options.tags);
+    this.tags = joinTags(options.tags);
     this.bindData = options.bindData ?? '';
     this.WebSocketImpl = impl;
     this.protocols = options.protocols;
@@ -196,6 +164,33 @@ export class WsDeviceClient extends TinyEmitter<WsDeviceClientEvents> {
     this.reconnectOptions = resolveReconnectOptions(options.reconnect);
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+    this.requests = new PendingRequests(this.requestTimeoutMs);
+    const profile: DeviceProfile = {
+      osName: options.osName ?? 'web',
+      osVersion: options.osVersion ?? '',
+      clientVersion: options.clientVersion ?? '',
+      // The JSON handshake carries no heartbeat (mpush-wire §10).
+      minHeartbeat: 0,
+      maxHeartbeat: 0,
+    };
+    this.protocol = new DeviceProtocol(new JsonWire(), this.protocolHost(), this.deviceId, profile);
+  }
+
+  /** Where the protocol's frames and events go: the current socket, this client. */
+  private protocolHost(): DeviceHost<JsonWireTypes> {
+    return {
+      write: (text) => {
+        const ws = this.ws;
+        if (ws !== undefined && ws.readyState === OPEN) ws.send(text);
+      },
+      onHandshake: (h) => this.onHandshake(h),
+      onError: (err, fatal) => this.onProtocolError(err, fatal),
+      onServerError: (e) => this.onServerError(e),
+      onOk: (r) => this.onOk(r),
+      onPush: (p) => this.emit('push', p),
+      onKick: (k) => this.onKick(k),
+      onPacket: (p) => this.emit('packet', p),
+    };
   }
 
   get state(): WsDeviceClientState {
@@ -209,10 +204,8 @@ export class WsDeviceClient extends TinyEmitter<WsDeviceClientEvents> {
 
   /** Connects; resolves at the first handshake (see DeviceClient.connect for the rules). */
   connect(): Promise<void> {
-    if (this.ready) return Promise.resolve();
-    const p = new Promise<void>((resolve, reject) => {
-      this.readyWaiters.push({ resolve, reject });
-    });
+    if (this.protocol.ready) return Promise.resolve();
+    const p = this.readyWaiters.add();
     p.catch(() => undefined);
     this.stopped = false;
     if (this.ws === undefined && this.reconnectTimer === undefined) {
@@ -230,8 +223,8 @@ export class WsDeviceClient extends TinyEmitter<WsDeviceClientEvents> {
       this.reconnectTimer = undefined;
     }
     const closedError = new DeviceClientError('MPUSH_ERR_CLOSED', 'the client was closed');
-    this.settle('readyWaiters', closedError);
-    this.settle('bindWaiters', closedError);
+    this.readyWaiters.settle(closedError);
+    this.bindWaiters.settle(closedError);
     const ws = this.ws;
     if (ws === undefined || ws.readyState === CLOSED) {
       if (ws !== undefined) this.drop(ws, 'closed by the client');
@@ -252,41 +245,26 @@ export class WsDeviceClient extends TinyEmitter<WsDeviceClientEvents> {
   bindUser(userId: string, tags?: string | ReadonlyArray<string>, data?: string): Promise<void> {
     if (!userId) return Promise.reject(new TypeError('bindUser needs a userId'));
     this.userId = userId;
-    if (tags !== undefined) this.tags = normalizeTags(tags);
+    if (tags !== undefined) this.tags = joinTags(tags);
     if (data !== undefined) this.bindData = data;
-    if (this.ready) return this.request(Command.BIND, userId);
+    if (this.protocol.ready) return this.request(Command.BIND, userId);
     if (this.stopped) {
       return Promise.reject(
         new DeviceClientError('MPUSH_ERR_NOT_CONNECTED', 'not connected: call connect() first'),
       );
     }
     // Connecting: settled by the bind that follows the next handshake.
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.bindWaiters = this.bindWaiters.filter((w) => w !== waiter);
-        reject(
-          new DeviceClientError('MPUSH_ERR_TIMEOUT', 'no handshake and bind within the request timeout'),
-        );
-      }, this.requestTimeoutMs);
-      const waiter: Waiter = {
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        reject: (err) => {
-          clearTimeout(timer);
-          reject(err);
-        },
-      };
-      this.bindWaiters.push(waiter);
-    });
+    return this.bindWaiters.addWithTimeout(
+      this.requestTimeoutMs,
+      'no handshake and bind within the request timeout',
+    );
   }
 
   /** Unbinds the current user and forgets it. Resolves at once when there is none or no connection. */
   unbindUser(): Promise<void> {
     const userId = this.userId ?? this.bound;
     this.userId = undefined;
-    if (userId === undefined || !this.ready) {
+    if (userId === undefined || !this.protocol.ready) {
       this.bound = undefined;
       return Promise.resolve();
     }
@@ -295,18 +273,20 @@ export class WsDeviceClient extends TinyEmitter<WsDeviceClientEvents> {
 
   /** Acks a push by its sessionId. False when not connected. */
   ack(sessionId: number): boolean {
-    if (!this.ready) return false;
-    return this.send(Command.ACK, sessionId, {});
+    if (!this.protocol.ready || !this.isOpen()) return false;
+    this.protocol.ack(sessionId);
+    return true;
   }
 
   /** Sends one JSON packet as given (tests, tools). False when the socket is not open. */
   sendPacket(cmd: number, sessionId: number, body: Record<string, unknown>): boolean {
-    return this.send(cmd, sessionId, body);
+    if (!this.isOpen()) return false;
+    this.protocol.write(encodeJsonPacket(cmd, sessionId, body));
+    return true;
   }
 
-  private nextId(): number {
-    this.seq = this.seq >= 0x7fffffff ? 1 : this.seq + 1;
-    return this.seq;
+  private isOpen(): boolean {
+    return this.ws !== undefined && this.ws.readyState === OPEN;
   }
 
   private open(): void {
@@ -325,13 +305,7 @@ export class WsDeviceClient extends TinyEmitter<WsDeviceClientEvents> {
       if (ws !== this.ws) return;
       this.clientState = 'handshaking';
       this.emit('connected');
-      this.handshakeId = this.nextId();
-      this.send(Command.HANDSHAKE, this.handshakeId, {
-        deviceId: this.deviceId,
-        osName: this.osName,
-        osVersion: this.osVersion,
-        clientVersion: this.clientVersion,
-      });
+      this.protocol.start();
     };
     const onMessage = (event: { data?: unknown }): void => {
       if (ws !== this.ws) return;
@@ -339,16 +313,7 @@ export class WsDeviceClient extends TinyEmitter<WsDeviceClientEvents> {
         this.emitError(new DeviceClientError('MPUSH_ERR_PROTOCOL', 'binary frame on the JSON protocol'));
         return;
       }
-      let packet: JsonPacket;
-      try {
-        packet = decodeJsonPacket(event.data);
-      } catch (err) {
-        this.emitError(
-          new DeviceClientError('MPUSH_ERR_PROTOCOL', `bad frame from the server: ${err}`, { cause: err }),
-        );
-        return;
-      }
-      this.onPacket(packet);
+      this.protocol.receive(event.data);
     };
     const onClose = (event: { code?: number; reason?: string }): void => {
       for (const resolve of this.closeWaiters.splice(0)) resolve();
@@ -366,7 +331,7 @@ export class WsDeviceClient extends TinyEmitter<WsDeviceClientEvents> {
     ws.onclose = onClose;
     ws.onerror = onError;
     this.connectTimer = setTimeout(() => {
-      if (ws !== this.ws || this.ready) return;
+      if (ws !== this.ws || this.protocol.ready) return;
       this.emitError(
         new DeviceClientError('MPUSH_ERR_CONNECT_TIMEOUT', `no handshake within ${this.connectTimeoutMs} ms`),
       );
@@ -387,16 +352,13 @@ export class WsDeviceClient extends TinyEmitter<WsDeviceClientEvents> {
     this.ws = undefined;
     clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
-    this.ready = false;
+    this.protocol.reset();
     this.bound = undefined;
-    const err = this.stopped
-      ? new DeviceClientError('MPUSH_ERR_CLOSED', 'the client was closed')
-      : new DeviceClientError('MPUSH_ERR_DISCONNECTED', `connection lost: ${reason}`);
-    for (const [id, pending] of [...this.pending]) {
-      this.pending.delete(id);
-      clearTimeout(pending.timer);
-      pending.reject(err);
-    }
+    this.requests.rejectAll(
+      this.stopped
+        ? new DeviceClientError('MPUSH_ERR_CLOSED', 'the client was closed')
+        : new DeviceClientError('MPUSH_ERR_DISCONNECTED', `connection lost: ${reason}`),
+    );
     this.emit('disconnected', code === undefined ? { reason } : { reason, code });
     this.afterDrop(reason);
   }
@@ -414,78 +376,53 @@ export class WsDeviceClient extends TinyEmitter<WsDeviceClientEvents> {
       }, delayMs);
       this.emit('reconnecting', { attempt: this.attempt, delayMs });
     } else {
-      this.settle('readyWaiters', new DeviceClientError('MPUSH_ERR_DISCONNECTED', reason));
-      this.settle('bindWaiters', new DeviceClientError('MPUSH_ERR_DISCONNECTED', reason));
+      this.readyWaiters.settle(new DeviceClientError('MPUSH_ERR_DISCONNECTED', reason));
+      this.bindWaiters.settle(new DeviceClientError('MPUSH_ERR_DISCONNECTED', reason));
     }
   }
 
-  private onPacket(p: JsonPacket): void {
-    const body = p.body;
-    switch (p.cmd) {
-      case Command.HANDSHAKE:
-        this.onHandshakeOk(p);
-        break;
-      case Command.OK:
-        if (!this.ready && num(body, 'cmd') === Command.HANDSHAKE) this.onHandshakeOk(p);
-        else this.onOk(p);
-        break;
-      case Command.ERROR:
-        this.onServerError(p);
-        break;
-      case Command.PUSH: {
-        const ackModel: WsAckModel =
-          (p.flags & Flags.AUTO_ACK) !== 0 ? 'auto' : (p.flags & Flags.BIZ_ACK) !== 0 ? 'biz' : 'none';
-        if (ackModel === 'auto') this.send(Command.ACK, p.sessionId, {});
-        this.emit('push', {
-          content: str(body, 'content'),
-          sessionId: p.sessionId,
-          flags: p.flags,
-          ackModel,
-        });
-        break;
-      }
-      case Command.KICK: {
-        const userId = str(body, 'userId');
-        if (userId === '' || userId === this.bound) this.bound = undefined;
-        if (userId === '' || userId === this.userId) this.userId = undefined;
-        this.emit('kick', { deviceId: str(body, 'deviceId'), userId });
-        break;
-      }
-      default:
-        this.emit('packet', p);
-    }
-  }
+  // -------------------------------------------------------------------------------------------
+  // Protocol events
+  // -------------------------------------------------------------------------------------------
 
-  private onHandshakeOk(p: JsonPacket): void {
-    if (this.ready) return;
-    this.ready = true;
+  private onHandshake(h: DeviceHandshake): void {
     this.clientState = 'ready';
     this.attempt = 0;
     clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
-    const body = p.body;
     if (this.userId !== undefined) {
       this.request(Command.BIND, this.userId).then(
-        () => this.settle('bindWaiters'),
+        () => this.bindWaiters.settle(),
         (err: Error) => {
-          if (this.bindWaiters.length > 0) this.settle('bindWaiters', err);
+          if (this.bindWaiters.size > 0) this.bindWaiters.settle(err);
           else this.emitError(err);
         },
       );
     }
-    this.settle('readyWaiters');
-    this.emit('handshake', {
-      sessionId: str(body, 'sessionId'),
-      heartbeat: num(body, 'heartbeat'),
-      expireTime: num(body, 'expireTime'),
-    });
+    this.readyWaiters.settle();
+    this.emit('handshake', { sessionId: h.sessionId, heartbeat: h.heartbeat, expireTime: h.expireTime });
   }
 
-  private onOk(p: JsonPacket): void {
-    const pending = this.pending.get(p.sessionId);
+  private onProtocolError(err: DeviceClientError, fatal: boolean): void {
+    if (!fatal) {
+      this.emitError(err);
+      return;
+    }
+    // The one fatal error of the JSON wire: a refused handshake, reported as the server's reply.
+    this.emitError(err.cause instanceof ServerReplyError ? err.cause : err);
+    const ws = this.ws;
+    if (ws === undefined) return;
+    try {
+      ws.close(1000, 'handshake refused');
+    } catch {
+      // Already closing.
+    }
+    this.drop(ws, err.message);
+  }
+
+  private onOk(r: OkEvent): void {
+    const pending = this.requests.take(r.sessionId);
     if (pending === undefined) return;
-    this.pending.delete(p.sessionId);
-    clearTimeout(pending.timer);
     if (pending.cmd === Command.BIND) {
       this.bound = pending.userId;
       pending.resolve();
@@ -497,65 +434,24 @@ export class WsDeviceClient extends TinyEmitter<WsDeviceClientEvents> {
     }
   }
 
-  private onServerError(p: JsonPacket): void {
-    const body = p.body;
-    const event: WsServerErrorEvent = {
-      cmd: num(body, 'cmd'),
-      code: num(body, 'code'),
-      reason: str(body, 'reason'),
-      data: str(body, 'data'),
-      sessionId: p.sessionId,
-    };
-    this.emit('serverError', event);
-    if (!this.ready && (event.cmd === Command.HANDSHAKE || p.sessionId === this.handshakeId)) {
-      const err = new ServerReplyError(event.cmd, event.code, event.reason, event.data);
-      this.emitError(err);
-      const ws = this.ws;
-      if (ws !== undefined) {
-        try {
-          ws.close(1000, 'handshake refused');
-        } catch {
-          // Already closing.
-        }
-        this.drop(ws, `handshake refused: ${event.code} ${event.reason}`);
-      }
-      return;
-    }
-    const pending = this.pending.get(p.sessionId);
-    if (pending === undefined) return;
-    this.pending.delete(p.sessionId);
-    clearTimeout(pending.timer);
-    pending.reject(new ServerReplyError(event.cmd, event.code, event.reason, event.data));
+  private onServerError(e: ServerErrorEvent): void {
+    this.emit('serverError', e);
+    // A refused handshake is not a request: the protocol reports it next, as a fatal error.
+    this.requests.take(e.sessionId)?.reject(new ServerReplyError(e.cmd, e.code, e.reason, e.data));
+  }
+
+  private onKick(k: KickEvent): void {
+    if (k.userId === '' || k.userId === this.bound) this.bound = undefined;
+    if (k.userId === '' || k.userId === this.userId) this.userId = undefined;
+    this.emit('kick', k);
   }
 
   private request(cmd: number, userId: string): Promise<void> {
-    const id = this.nextId();
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (this.pending.get(id) === undefined) return;
-        this.pending.delete(id);
-        reject(new DeviceClientError('MPUSH_ERR_TIMEOUT', `no reply to command ${cmd} (sessionId ${id})`));
-      }, this.requestTimeoutMs);
-      this.pending.set(id, { cmd, userId, resolve, reject, timer });
-      this.send(cmd, id, { userId, tags: this.tags, data: this.bindData });
-    });
-  }
-
-  private send(cmd: number, sessionId: number, body: Record<string, unknown>): boolean {
-    const ws = this.ws;
-    if (ws === undefined || ws.readyState !== OPEN) return false;
-    ws.send(encodeJsonPacket(cmd, sessionId, body));
-    return true;
-  }
-
-  private settle(which: 'readyWaiters' | 'bindWaiters', err?: Error): void {
-    const waiters = this[which];
-    if (waiters.length === 0) return;
-    this[which] = [];
-    for (const w of waiters) {
-      if (err === undefined) w.resolve();
-      else w.reject(err);
-    }
+    const id = this.protocol.nextId();
+    const done = this.requests.add(id, cmd, userId);
+    if (cmd === Command.BIND) this.protocol.bind(userId, this.tags, this.bindData, id);
+    else this.protocol.unbind(userId, this.tags, this.bindData, id);
+    return done;
   }
 
   private emitError(err: unknown): void {

@@ -1,0 +1,104 @@
+import type { KeyObject } from 'node:crypto';
+import { type ReconnectOptions, type ResolvedReconnectOptions, resolveReconnectOptions } from './backoff.js';
+import { type BinaryWireSettings, binaryWireSettings } from './binary-wire.js';
+import { type DeviceProfile, joinTags } from './device-protocol.js';
+import { MemorySessionStorage, type SessionStorage } from './session-storage.js';
+
+/** One connection server address. */
+export interface ServerAddress {
+  host: string;
+  port: number;
+}
+
+/** Options of {@link DeviceClient}. Only `servers`, `publicKey` and `deviceId` are required. */
+export interface DeviceClientOptions {
+  /** Connection servers; on a failed attempt the next one is tried, round robin. */
+  servers: ReadonlyArray<ServerAddress>;
+  /**
+   * The server's RSA public key: base64 of the X.509 SubjectPublicKeyInfo DER (what MPush SDKs are
+   * configured with), PEM, or a loaded key (share one `KeyObject` across many clients).
+   */
+  publicKey: string | KeyObject;
+  deviceId: string;
+  /** Decides the client type on the server (mpush-wire §8). Default `'android'`. */
+  osName?: string;
+  osVersion?: string;
+  clientVersion?: string;
+  /** When set, the user is bound after every handshake (as the Java SDK re-binds). */
+  userId?: string;
+  /** Bind tags, sent as one string (an array is joined with `,`). */
+  tags?: string | ReadonlyArray<string>;
+  /** The bind `data` slot (the Java SDK's alias): where a bind token goes. */
+  bindData?: string;
+  /** The maxHeartbeat asked at the handshake, in ms. Default 240 000 (the Java SDK's). */
+  heartbeatMs?: number;
+  /** The minHeartbeat sent at the handshake (MPush ignores it). Default: `heartbeatMs`. */
+  minHeartbeatMs?: number;
+  /** Reconnect after a lost connection. Default true. */
+  autoReconnect?: boolean;
+  reconnect?: ReconnectOptions;
+  /**
+   * Where the fast-connect session is kept. Default: in memory (fast connect across reconnects of
+   * this process); `null` disables fast connect.
+   */
+  sessionStorage?: SessionStorage | null;
+  /** Largest packet body accepted from the server. Default 1 MiB. */
+  maxPacketSize?: number;
+  /** Largest inflated body of a COMPRESS packet (decompression bombs). Default 4 MiB. */
+  maxInflateBytes?: number;
+  /** Bodies longer than this are zlib-compressed before encryption. Default 1024 (the Java SDK's). */
+  compressThreshold?: number;
+  /** TCP connect + handshake must finish within this. Default 10 000 ms. */
+  connectTimeoutMs?: number;
+  /** Bind, unbind and acked pushes fail after this. Default 10 000 ms. */
+  requestTimeoutMs?: number;
+}
+
+/** {@link DeviceClientOptions} with every default applied. */
+export interface ResolvedDeviceClientOptions {
+  servers: ReadonlyArray<ServerAddress>;
+  deviceId: string;
+  profile: DeviceProfile;
+  wire: BinaryWireSettings;
+  userId: string | undefined;
+  tags: string;
+  bindData: string;
+  autoReconnect: boolean;
+  reconnect: ResolvedReconnectOptions;
+  storage: SessionStorage | undefined;
+  connectTimeoutMs: number;
+  requestTimeoutMs: number;
+}
+
+/** Checks and completes the options. */
+export function resolveDeviceClientOptions(options: DeviceClientOptions): ResolvedDeviceClientOptions {
+  if (options.servers.length === 0) throw new TypeError('DeviceClient needs at least one server');
+  if (!options.deviceId) throw new TypeError('DeviceClient needs a deviceId');
+  const heartbeatMs = options.heartbeatMs ?? 240_000;
+  return {
+    servers: options.servers.map((s) => ({ host: s.host, port: s.port })),
+    deviceId: options.deviceId,
+    profile: {
+      osName: options.osName ?? 'android',
+      osVersion: options.osVersion ?? '',
+      clientVersion: options.clientVersion ?? '',
+      minHeartbeat: options.minHeartbeatMs ?? heartbeatMs,
+      maxHeartbeat: heartbeatMs,
+    },
+    wire: binaryWireSettings({
+      publicKey: options.publicKey,
+      maxPacketSize: options.maxPacketSize,
+      maxInflateBytes: options.maxInflateBytes,
+      compressThreshold: options.compressThreshold,
+    }),
+    userId: options.userId || undefined,
+    tags: joinTags(options.tags),
+    bindData: options.bindData ?? '',
+    autoReconnect: options.autoReconnect ?? true,
+    reconnect: resolveReconnectOptions(options.reconnect),
+    storage:
+      options.sessionStorage === null ? undefined : (options.sessionStorage ?? new MemorySessionStorage()),
+    connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+    requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+  };
+}

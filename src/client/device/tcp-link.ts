@@ -1,0 +1,102 @@
+// One TCP connection of a DeviceClient: its socket, the socket's listeners and the connection's one
+// timer (connect deadline before the handshake, heartbeat after). Listeners are module functions
+// shared by every connection, finding their Link through a symbol (as connection/tcp-transport.ts):
+// no closures per connection.
+
+import { connect as netConnect, type Socket } from 'node:net';
+import type { ServerAddress } from './tcp-client-options.js';
+
+export const kOnConnect = Symbol('mpush.device.onConnect');
+export const kOnData = Symbol('mpush.device.onData');
+export const kOnError = Symbol('mpush.device.onError');
+export const kOnClose = Symbol('mpush.device.onClose');
+export const kOnLinkTimer = Symbol('mpush.device.onLinkTimer');
+
+/** What a {@link Link} reports to the client that opened it. */
+export interface LinkOwner {
+  [kOnConnect](link: Link): void;
+  [kOnData](link: Link, chunk: Buffer): void;
+  [kOnError](link: Link, err: Error): void;
+  [kOnClose](link: Link): void;
+  [kOnLinkTimer](link: Link): void;
+}
+
+const kLink = Symbol('mpush.device.link');
+type LinkedSocket = Socket & { [kLink]?: Link };
+
+/** Timers never fire sooner than this (ms). */
+const MIN_TICK = 5;
+
+/**
+ * One TCP connection and what belongs to it alone. Each socket gets one: a callback of an old
+ * socket finds its old Link, which is no longer the client's current one, and is ignored
+ * (the `connectionEpoch` guard of ioredis).
+ */
+export class Link {
+  /** Connect/handshake deadline before the handshake, heartbeat timer after. */
+  timer: NodeJS.Timeout | undefined;
+  closeReason: string | undefined;
+  closeError: Error | undefined;
+
+  constructor(
+    readonly owner: LinkOwner,
+    readonly socket: Socket,
+    readonly epoch: number,
+    readonly address: ServerAddress,
+  ) {}
+
+  /** Starts the connect deadline (cleared by the first {@link armAt}). */
+  armConnectTimeout(ms: number): void {
+    this.timer = setTimeout(onLinkTimer, ms, this);
+  }
+
+  /** Runs the timer at `due` (epoch ms), at least MIN_TICK from `now`. */
+  armAt(due: number, now: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(onLinkTimer, Math.max(MIN_TICK, due - now), this);
+    // The socket keeps the process alive; the heartbeat alone must not.
+    this.timer.unref();
+  }
+
+  /** Stops the timer and destroys the socket. */
+  destroy(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.socket.destroy();
+  }
+}
+
+// Socket listeners are module functions shared by every connection: no closures per connection.
+function onSocketConnect(this: LinkedSocket): void {
+  const link = this[kLink];
+  if (link) link.owner[kOnConnect](link);
+}
+function onSocketData(this: LinkedSocket, chunk: Buffer): void {
+  const link = this[kLink];
+  if (link) link.owner[kOnData](link, chunk);
+}
+function onSocketError(this: LinkedSocket, err: Error): void {
+  const link = this[kLink];
+  if (link) link.owner[kOnError](link, err);
+}
+function onSocketClose(this: LinkedSocket): void {
+  const link = this[kLink];
+  if (link) link.owner[kOnClose](link);
+}
+function onLinkTimer(link: Link): void {
+  link.timer = undefined;
+  link.owner[kOnLinkTimer](link);
+}
+
+/** Opens a TCP connection to `address` for `owner`. */
+export function openLink(owner: LinkOwner, address: ServerAddress, epoch: number): Link {
+  const socket: LinkedSocket = netConnect({ host: address.host, port: address.port });
+  socket.setNoDelay(true);
+  const link = new Link(owner, socket, epoch, address);
+  socket[kLink] = link;
+  socket.on('connect', onSocketConnect);
+  socket.on('data', onSocketData);
+  socket.on('error', onSocketError);
+  socket.on('close', onSocketClose);
+  return link;
+}
