@@ -60,6 +60,7 @@ export class HttpServer {
     if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
   }
 
+  /** Listens on http.host:http.port unless told otherwise; resolves with the port (0 picks one). */
   listen(port = this.opts.node.config.http.port, host = this.opts.node.config.http.host): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
@@ -71,6 +72,7 @@ export class HttpServer {
     });
   }
 
+  /** Stops the API's PushSender, then the server and every connection it holds. */
   async close(): Promise<void> {
     await this.routes.close();
     await new Promise<void>((r) => {
