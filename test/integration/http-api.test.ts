@@ -348,6 +348,19 @@ describe('HTTP API: validation and routing', () => {
     );
   });
 
+  it('a field set to null counts as left out', async () => {
+    const reply = await push({
+      userId: 'nobody',
+      userIds: null,
+      content: 'x',
+      timeout: null,
+      ackModel: null,
+    });
+    assert.equal(reply.status, 200, reply.text);
+    assert.equal(reply.body.results[0].result, 'offline');
+    assertProblem(await push({ userId: null, content: 'x' }), 'userId');
+  });
+
   it('an unknown field: 400 naming it', async () => {
     assertProblem(await push({ userId: 'u1', content: 'hi', ackmodel: 'NO_ACK' }), 'ackmodel');
     assertProblem(
@@ -805,6 +818,22 @@ describe('HTTP API: users, stats, health, public key', () => {
     assert.equal(health.body.node, t.node.id);
     assert.equal(health.body.connections, 3);
     assert.equal(health.body.onlineUsers, 2);
+  });
+
+  it('GET /api/stats: the node, its counts, the connection and gateway counters, in that order', async () => {
+    const stats = await call(port, 'GET', '/api/stats');
+    assert.equal(stats.status, 200, stats.text);
+    assert.deepEqual(Object.keys(stats.body), [
+      'node',
+      'connections',
+      'onlineUsers',
+      'boundConnections',
+      'pendingAcks',
+      'connection',
+      'gateway',
+    ]);
+    assert.deepEqual(stats.body.connection, JSON.parse(JSON.stringify(t.node.connections.stats)));
+    assert.deepEqual(stats.body.gateway, t.node.gateway.stats);
   });
 
   it('a user whose device goes away is offline again, and the stats follow', async () => {
