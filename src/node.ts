@@ -1,4 +1,5 @@
 import { HttpServer } from './api/http-server.js';
+import type { NodeStats } from './api/node-view.js';
 import { type BusMessage, kickTopic, MemoryClusterBus } from './cluster/cluster-bus.js';
 import type { NodeInfo } from './cluster/node-registry.js';
 import { isLiveNow, MemoryNodeRegistry } from './cluster/node-registry.js';
@@ -90,7 +91,19 @@ export class MpushNode {
       push: this.push,
       routes: this.stores.routes,
     });
-    this.http = new HttpServer({ node: this });
+    this.http = new HttpServer({
+      node: {
+        config,
+        log: this.log,
+        id: () => this.id,
+        publicKeyBase64: this.keys.publicKeyBase64,
+        routes: this.stores.routes,
+        registry: this.stores.registry,
+        gatewayAddress: () => ({ host: this.gatewayHost, port: this.addresses.gatewayPort }),
+        stats: () => this.stats(),
+        acceptWebSocket: (ws, req) => void this.connections.acceptWebSocket(ws, req),
+      },
+    });
     this.connections.events.on('online', (conn) => this.routeOnline(conn));
     this.connections.events.on('offline', (conn, userId) => this.routeOffline(conn, userId));
   }
@@ -185,6 +198,20 @@ export class MpushNode {
     }
     await this.stores.registry.publish(this.info());
     this.log.info('re-published routes after reconnect', { routes: n, unregistered: pending.length });
+  }
+
+  /** This node's counts (GET /api/stats). */
+  stats(): NodeStats {
+    const c = this.connections;
+    return {
+      node: this.id,
+      connections: c.connections.size,
+      onlineUsers: c.router.onlineUsers,
+      boundConnections: c.router.boundConnections,
+      pendingAcks: this.push.acks.pending,
+      connection: c.stats,
+      gateway: this.gateway.stats,
+    };
   }
 
   /** What this node publishes in the registry. */

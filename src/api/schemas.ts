@@ -1,29 +1,91 @@
-import type { Schema } from './validate.js';
+import { z } from 'zod';
+import { ConditionError, compileCondition } from '../push/condition/index.js';
 
-const ackModel = { type: 'string', enum: ['NO_ACK', 'AUTO_ACK', 'BIZ_ACK'] } as const;
-const msg = { type: 'object' } as const;
+// A field's message completes a sentence that starts with the field's name ("timeout must be an
+// integer"); a message about the whole body is a sentence of its own (see validate.ts).
+
+/** A field that may be left out; JSON `null` counts as left out. */
+function optional<T extends z.ZodType>(schema: T) {
+  return z.preprocess((v) => (v === null ? undefined : v), schema.optional());
+}
+
+function text(maxLength: number) {
+  return z.string({ error: 'must be a string' }).max(maxLength, { error: `is longer than ${maxLength}` });
+}
+
+function strings(maxItems: number) {
+  return z
+    .array(z.string({ error: 'must be a string' }), { error: 'must be an array of strings' })
+    .max(maxItems, { error: `has more than ${maxItems} items` });
+}
+
+function integer(min: number, max?: number) {
+  const n = z.int({ error: 'must be an integer' }).min(min, { error: `must be ≥ ${min}` });
+  return max === undefined ? n : n.max(max, { error: `must be ≤ ${max}` });
+}
+
+/** A body must be an object; its unknown fields are errors (a typo must not pass silently). */
+function body<S extends z.core.$ZodLooseShape>(shape: S) {
+  return z.strictObject(shape, {
+    error: (issue) => (issue.code === 'invalid_type' ? 'body must be a JSON object' : undefined),
+  });
+}
+
+const ackModel = z.enum(['NO_ACK', 'AUTO_ACK', 'BIZ_ACK'], {
+  error: 'must be one of NO_ACK, AUTO_ACK, BIZ_ACK',
+});
+/** MPush's PushMsg: delivered as its JSON, so any other field is the sender's to choose. */
+const msg = z.looseObject(
+  { content: z.string({ error: 'must be a string' }) },
+  { error: 'must be an object' },
+);
+const content = text(4 * 1024 * 1024);
+const timeout = integer(1, 600_000);
 
 /** POST /api/push: the field names of PushContext. */
-export const pushSchema: Schema = {
-  userId: { type: 'string', maxLength: 256 },
-  userIds: { type: 'string[]', maxLength: 10_000 },
-  content: { type: 'string', maxLength: 4 * 1024 * 1024 },
-  msg,
-  ackModel,
-  timeout: { type: 'integer', min: 1, max: 600_000 },
-};
+export const pushSchema = body({
+  userId: optional(text(256)),
+  userIds: optional(strings(10_000)),
+  content: optional(content),
+  msg: optional(msg),
+  ackModel: optional(ackModel),
+  timeout: optional(timeout),
+}).check((ctx) => {
+  const b = ctx.value;
+  if (!b.userId && !b.userIds?.length)
+    ctx.issues.push({ code: 'custom', message: 'userId or userIds is required', input: b });
+  if (b.content === undefined && !b.msg)
+    ctx.issues.push({ code: 'custom', message: 'content or msg is required', input: b });
+});
 
 /** POST /api/broadcast. */
-export const broadcastSchema: Schema = {
-  content: { type: 'string', maxLength: 4 * 1024 * 1024 },
-  msg,
-  tags: { type: 'string[]', maxLength: 1000 },
-  condition: { type: 'string', maxLength: 1024 },
-  ackModel,
-  timeout: { type: 'integer', min: 1, max: 600_000 },
-  taskId: { type: 'string', maxLength: 128 },
-  broadcastRate: { type: 'integer', min: 0 },
-  broadcastMax: { type: 'integer', min: 0 },
+export const broadcastSchema = body({
+  content: optional(content),
+  msg: optional(msg),
+  tags: optional(strings(1000)),
+  condition: optional(
+    text(1024).check((ctx) => {
+      try {
+        compileCondition(ctx.value);
+      } catch (err) {
+        if (!(err instanceof ConditionError)) throw err;
+        ctx.issues.push({ code: 'custom', message: `is refused: ${err.message}`, input: ctx.value });
+      }
+    }),
+  ),
+  ackModel: optional(ackModel),
+  timeout: optional(timeout),
+  taskId: optional(text(128)),
+  broadcastRate: optional(integer(0)),
+  broadcastMax: optional(integer(0)),
   /** Answer only once every node has written its share (default: answer at once with the taskId). */
-  wait: { type: 'boolean' },
-};
+  wait: optional(z.boolean({ error: 'must be true or false' })),
+}).check((ctx) => {
+  if (ctx.value.content === undefined && !ctx.value.msg)
+    ctx.issues.push({ code: 'custom', message: 'content or msg is required', input: ctx.value });
+});
+
+/** A valid POST /api/push body. */
+export type PushBody = z.infer<typeof pushSchema>;
+/** A valid POST /api/broadcast body. */
+export type BroadcastBody = z.infer<typeof broadcastSchema>;

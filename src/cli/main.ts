@@ -7,7 +7,7 @@ import { mintBindToken } from '../crypto/bind-token.js';
 import { generateRsaKeyPair, privateKeyToBase64, publicKeyToBase64 } from '../crypto/index.js';
 import { MpushNode } from '../node.js';
 import { loadServerKeys } from '../server/keys.js';
-import { parseArgs } from './args.js';
+import { type Flags, type FlagTable, parseFlags, splitConfigFlags, UsageError } from './args.js';
 
 const usage = `mpush — an MPush-compatible push system
 
@@ -24,6 +24,10 @@ usage:
   mpush token --secret S --user U [--ttl 3600]
                                        mint a bind token for auth.bindSecret
   mpush config                         list every config key, its environment name and default
+
+start's short forms: --port --host --http-port --gateway-port --data-dir --log-level --redis --workers
+  --bind-secret --private-key --gateway-secret --api-secret; any config key is a flag (mpush config).
+An unknown flag, or a flag without its value, is an error (exit 2). -h, --help: this text.
 `;
 
 /** Short flags for the keys people set most. */
@@ -42,13 +46,38 @@ const aliases: Record<string, string> = {
   workers: 'cluster.workers',
 };
 
-async function start(flags: Record<string, string | boolean>): Promise<void> {
+const value = { type: 'string' } as const;
+const help = { help: { type: 'boolean', short: 'h' } } as const;
+
+/** `start`'s own flags; any other `--<key>` is a config key, checked by the config loader. */
+const startFlags: FlagTable = {
+  ...help,
+  config: value,
+  ...Object.fromEntries(Object.keys(aliases).map((name) => [name, value])),
+};
+const sendFlags = {
+  ...help,
+  gateway: value,
+  secret: value,
+  content: value,
+  ack: value,
+  timeout: value,
+} as const;
+const pushFlags = { ...sendFlags, user: value } as const;
+const broadcastFlags = { ...sendFlags, tags: value, condition: value, rate: value, max: value } as const;
+const tokenFlags = { ...help, secret: value, user: value, ttl: value } as const;
+
+async function start(argv: string[]): Promise<void> {
+  const { rest, keys } = splitConfigFlags(argv, startFlags);
+  const flags = parseFlags('start', rest, startFlags);
+  if (flags.help) return void process.stdout.write(usage);
   const file = typeof flags.config === 'string' ? flags.config : undefined;
   const overrides: Record<string, string | boolean> = {};
-  for (const [k, v] of Object.entries(flags)) {
-    if (k === 'config') continue;
-    overrides[aliases[k] ?? k] = v;
+  for (const [name, v] of Object.entries(flags)) {
+    const key = aliases[name];
+    if (key && typeof v === 'string') overrides[key] = v;
   }
+  Object.assign(overrides, keys);
   const config = loadConfig({ ...(file ? { file } : {}), env: process.env, flags: overrides });
   if (config.cluster.workers > 1 && cluster.isPrimary) return startWorkers(config);
   const worker = Number(process.env.MPUSH_WORKER_INDEX ?? 0);
@@ -160,27 +189,35 @@ const ackModels: Record<string, 'NO_ACK' | 'AUTO_ACK' | 'BIZ_ACK'> = {
   biz: 'BIZ_ACK',
 };
 
-function str(flags: Record<string, string | boolean>, name: string): string | undefined {
-  const v = flags[name];
-  return typeof v === 'string' ? v : undefined;
+/** What `push` and `broadcast` may be given (each refuses the other's own flags). */
+type SendFlags = Flags<typeof sendFlags> & {
+  user?: string;
+  tags?: string;
+  condition?: string;
+  rate?: string;
+  max?: string;
+};
+
+/** A whole number ≥ `min` given as `--<name>`, or undefined when the flag is absent or empty. */
+function integerFlag(name: string, raw: string | undefined, min: number, what: string): number | undefined {
+  if (!raw) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new ConfigError(`--${name} must be ${what}`);
+  return n;
 }
 
-async function pushCommand(
-  cmd: 'push' | 'broadcast',
-  flags: Record<string, string | boolean>,
-): Promise<void> {
-  const [host, port] = (str(flags, 'gateway') ?? '127.0.0.1:3001').split(':');
-  const secret = str(flags, 'secret') ?? process.env.MPUSH_GATEWAY_SECRET;
-  const content = str(flags, 'content');
+async function pushCommand(cmd: 'push' | 'broadcast', flags: SendFlags): Promise<void> {
+  const [host, port] = (flags.gateway ?? '127.0.0.1:3001').split(':');
+  const secret = flags.secret ?? process.env.MPUSH_GATEWAY_SECRET;
+  const content = flags.content;
   if (content === undefined) throw new ConfigError(`${cmd} needs --content`);
-  const ack = str(flags, 'ack') ?? 'none';
-  const ackModel = ackModels[ack];
+  const ackModel = ackModels[flags.ack ?? 'none'];
   if (!ackModel) throw new ConfigError('--ack must be none, auto or biz');
-  const timeout = str(flags, 'timeout') ? Number(str(flags, 'timeout')) : undefined;
-  if (timeout !== undefined && (!Number.isInteger(timeout) || timeout <= 0))
-    throw new ConfigError('--timeout must be a positive integer (ms)');
-  const users = str(flags, 'user');
+  const timeout = integerFlag('timeout', flags.timeout, 1, 'a positive integer (ms)');
+  const users = flags.user;
   if (cmd === 'push' && !users) throw new ConfigError('push needs --user');
+  const rate = integerFlag('rate', flags.rate, 0, 'an integer ≥ 0 (devices per second)');
+  const max = integerFlag('max', flags.max, 0, 'an integer ≥ 0 (devices)');
   const sender = PushSender.create({
     gateways: [{ host: host || '127.0.0.1', port: Number(port || 3001) }],
     ...(secret ? { gatewaySecret: secret } : {}),
@@ -202,18 +239,16 @@ async function pushCommand(
         process.stderr.write(`mpush: ${r.userId}: ${r.result}${r.reason ? ` (${r.reason})` : ''}\n`);
       }
     } else {
-      const tags = str(flags, 'tags')?.split(',').filter(Boolean);
-      const condition = str(flags, 'condition');
-      const rate = str(flags, 'rate');
-      const max = str(flags, 'max');
+      const tags = flags.tags?.split(',').filter(Boolean);
+      const condition = flags.condition;
       const result = await sender.broadcast({
         content,
         ackModel,
         ...(tags?.length ? { tags } : {}),
         ...(condition ? { condition } : {}),
         ...(timeout ? { timeout } : {}),
-        ...(rate ? { broadcastRate: Number(rate) } : {}),
-        ...(max ? { broadcastMax: Number(max) } : {}),
+        ...(rate !== undefined ? { broadcastRate: rate } : {}),
+        ...(max !== undefined ? { broadcastMax: max } : {}),
       });
       process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       if (result.result !== 'success') {
@@ -229,15 +264,20 @@ async function pushCommand(
 }
 
 async function main(argv: string[]): Promise<void> {
-  const { positional, flags } = parseArgs(argv);
-  const cmd = positional[0];
+  const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'start':
-      return start(flags);
-    case 'push':
-    case 'broadcast':
-      return pushCommand(cmd, flags);
+      return start(rest);
+    case 'push': {
+      const flags = parseFlags(cmd, rest, pushFlags);
+      return flags.help ? void process.stdout.write(usage) : pushCommand(cmd, flags);
+    }
+    case 'broadcast': {
+      const flags = parseFlags(cmd, rest, broadcastFlags);
+      return flags.help ? void process.stdout.write(usage) : pushCommand(cmd, flags);
+    }
     case 'keygen': {
+      if (parseFlags(cmd, rest, help).help) return void process.stdout.write(usage);
       const { privateKey, publicKey } = generateRsaKeyPair(1024);
       process.stdout.write(
         `${JSON.stringify({ privateKey: privateKeyToBase64(privateKey), publicKey: publicKeyToBase64(publicKey) }, null, 2)}\n`,
@@ -245,30 +285,41 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'token': {
-      const secret = flags.secret;
-      const user = flags.user;
-      if (typeof secret !== 'string' || typeof user !== 'string')
+      const { help, secret, user, ttl: rawTtl } = parseFlags(cmd, rest, tokenFlags);
+      if (help) return void process.stdout.write(usage);
+      if (secret === undefined || user === undefined)
         throw new ConfigError('token needs --secret and --user');
-      const ttl = typeof flags.ttl === 'string' ? Number(flags.ttl) : 3600;
-      if (!Number.isInteger(ttl) || ttl <= 0)
-        throw new ConfigError('--ttl must be a positive integer (seconds)');
+      const ttl = integerFlag('ttl', rawTtl, 1, 'a positive integer (seconds)') ?? 3600;
       process.stdout.write(`${mintBindToken(secret, user, ttl)}\n`);
       return;
     }
     case 'config':
+      if (parseFlags(cmd, rest, help).help) return void process.stdout.write(usage);
       for (const row of describeConfig()) {
         process.stdout.write(
           `${row.key} (${row.env}, ${row.type}, default ${JSON.stringify(row.default)})\n    ${row.doc}\n`,
         );
       }
       return;
-    default:
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      parseFlags(cmd ?? 'mpush', rest, {});
       process.stdout.write(usage);
-      if (cmd && cmd !== 'help') process.exitCode = 2;
+      return;
+    default:
+      process.stderr.write(`mpush: unknown command ${JSON.stringify(cmd)}\n`);
+      process.stdout.write(usage);
+      process.exitCode = 2;
   }
 }
 
 main(process.argv.slice(2)).catch((err: Error) => {
+  if (err instanceof UsageError) {
+    process.stderr.write(`mpush ${err.message}\n`);
+    process.exit(2);
+  }
   process.stderr.write(`mpush: ${err instanceof ConfigError ? err.message : err.stack}\n`);
   process.exit(1);
 });

@@ -1,7 +1,11 @@
 import { EventEmitter } from 'node:events';
+import { z } from 'zod';
 
 /** A message on the bus: plain JSON data. */
-export type BusMessage = Record<string, unknown>;
+export type BusMessage = z.infer<typeof busMessageSchema>;
+
+/** A message, also as read back from a shared bus: a JSON object (what else is there is not ours). */
+export const busMessageSchema = z.record(z.string(), z.unknown());
 
 /**
  * Cross-node events: kicks addressed to one node, online/offline notices for all. Memory (one

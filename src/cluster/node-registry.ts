@@ -1,18 +1,26 @@
+import { z } from 'zod';
+
 /**
  * The live nodes of a cluster. Memory (this node alone) for one machine; Redis keys with a TTL
  * that each node refreshes for a cluster (replacing MPush's ZooKeeper).
  */
-export interface NodeInfo {
-  id: string;
+export type NodeInfo = z.infer<typeof nodeInfoSchema>;
+
+/**
+ * A node's entry, also as read back from a shared store: id and gateway are required (without
+ * them no push reaches the node); the rest is informative and reads as '' or 0 when missing.
+ */
+export const nodeInfoSchema = z.object({
+  id: z.string(),
   /** Gateway address: where pushes for this node's devices are sent. */
-  gatewayHost: string;
-  gatewayPort: number;
+  gatewayHost: z.string(),
+  gatewayPort: z.number(),
   /** Device TCP address. */
-  host: string;
-  port: number;
-  connections: number;
-  onlineUsers: number;
-}
+  host: z.string().catch(''),
+  port: z.number().catch(0),
+  connections: z.number().catch(0),
+  onlineUsers: z.number().catch(0),
+});
 
 export interface NodeRegistry {
   /** Publishes (or refreshes) this node. */

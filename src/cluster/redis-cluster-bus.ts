@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
-import type { BusMessage, ClusterBus } from './cluster-bus.js';
+import { type BusMessage, busMessageSchema, type ClusterBus } from './cluster-bus.js';
+import { readJson } from './redis-json.js';
 
 /**
  * The cluster bus on Redis pub/sub: one extra connection for subscriptions (a subscribed
@@ -19,12 +20,8 @@ export class RedisClusterBus implements ClusterBus {
     this.sub.on('message', (channel: string, text: string) => {
       const list = this.handlers.get(channel);
       if (!list) return;
-      let msg: BusMessage;
-      try {
-        msg = JSON.parse(text) as BusMessage;
-      } catch {
-        return; // not ours
-      }
+      const msg = readJson(busMessageSchema, text);
+      if (msg === undefined) return; // not ours
       for (const h of list) h(msg);
     });
   }

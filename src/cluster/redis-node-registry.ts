@@ -1,5 +1,6 @@
-import type { NodeInfo, NodeRegistry } from './node-registry.js';
+import { type NodeInfo, type NodeRegistry, nodeInfoSchema } from './node-registry.js';
 import type { RedisClient } from './redis-connection.js';
+import { readJson } from './redis-json.js';
 import type { RedisStoreOptions } from './redis-route-store.js';
 import { RedisScript } from './redis-script.js';
 
@@ -25,29 +26,6 @@ for i = 2, #KEYS do
 end
 return n
 `);
-
-function decodeNode(json: string): NodeInfo | undefined {
-  let v: unknown;
-  try {
-    v = JSON.parse(json);
-  } catch {
-    return undefined;
-  }
-  if (typeof v !== 'object' || v === null) return undefined;
-  const o = v as Record<string, unknown>;
-  if (typeof o.id !== 'string' || typeof o.gatewayHost !== 'string' || typeof o.gatewayPort !== 'number')
-    return undefined;
-  const num = (x: unknown) => (typeof x === 'number' ? x : 0);
-  return {
-    id: o.id,
-    gatewayHost: o.gatewayHost,
-    gatewayPort: o.gatewayPort,
-    host: typeof o.host === 'string' ? o.host : '',
-    port: num(o.port),
-    connections: num(o.connections),
-    onlineUsers: num(o.onlineUsers),
-  };
-}
 
 function execErrors(res: Array<[Error | null, unknown]> | null): void {
   if (res === null) throw new Error('Redis transaction aborted');
@@ -126,7 +104,7 @@ export class RedisNodeRegistry implements NodeRegistry {
     const expired: string[] = [];
     ids.forEach((id, i) => {
       const json = values[i];
-      const node = json == null ? undefined : decodeNode(json);
+      const node = json == null ? undefined : readJson(nodeInfoSchema, json);
       if (node) nodes.push(node);
       else if (json == null) expired.push(id);
     });

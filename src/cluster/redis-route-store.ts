@@ -1,6 +1,7 @@
 import type { RedisClient } from './redis-connection.js';
+import { readJson } from './redis-json.js';
 import { RedisScript } from './redis-script.js';
-import type { Route, RouteStore } from './route-store.js';
+import { type Route, type RouteStore, routeSchema } from './route-store.js';
 
 /** Options shared by the Redis stores. */
 export interface RedisStoreOptions {
@@ -42,25 +43,7 @@ export function encodeRoute(r: Route): string {
 
 /** A route read back, or undefined when the value is not one (written by something else). */
 export function decodeRoute(json: string): Route | undefined {
-  let v: unknown;
-  try {
-    v = JSON.parse(json);
-  } catch {
-    return undefined;
-  }
-  if (typeof v !== 'object' || v === null) return undefined;
-  const o = v as Record<string, unknown>;
-  const port = typeof o.port === 'string' ? Number(o.port) : o.port;
-  if (typeof o.host !== 'string' || typeof port !== 'number' || !Number.isInteger(port)) return undefined;
-  const str = (x: unknown) => (typeof x === 'string' ? x : '');
-  return {
-    host: o.host,
-    port,
-    deviceId: str(o.deviceId),
-    osName: str(o.osName),
-    clientVersion: str(o.clientVersion),
-    connId: str(o.connId),
-  };
+  return readJson(routeSchema, json);
 }
 
 /**

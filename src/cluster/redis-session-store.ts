@@ -1,30 +1,7 @@
 import type { RedisClient } from './redis-connection.js';
+import { readJson } from './redis-json.js';
 import type { RedisStoreOptions } from './redis-route-store.js';
-import type { SessionStore, StoredSession } from './session-store.js';
-
-function decodeSession(json: string): StoredSession | undefined {
-  let v: unknown;
-  try {
-    v = JSON.parse(json);
-  } catch {
-    return undefined;
-  }
-  if (typeof v !== 'object' || v === null) return undefined;
-  const o = v as Record<string, unknown>;
-  for (const k of ['deviceId', 'osName', 'osVersion', 'clientVersion', 'sessionKey', 'iv'] as const) {
-    if (typeof o[k] !== 'string') return undefined;
-  }
-  if (typeof o.expireTime !== 'number') return undefined;
-  return {
-    deviceId: o.deviceId as string,
-    osName: o.osName as string,
-    osVersion: o.osVersion as string,
-    clientVersion: o.clientVersion as string,
-    sessionKey: o.sessionKey as string,
-    iv: o.iv as string,
-    expireTime: o.expireTime,
-  };
-}
+import { type SessionStore, type StoredSession, storedSessionSchema } from './session-store.js';
 
 /**
  * Fast-connect sessions in Redis (mpush-wire §6): `<prefix>rs:<sessionId>` = the session's
@@ -47,7 +24,7 @@ export class RedisSessionStore implements SessionStore {
 
   async get(sessionId: string): Promise<StoredSession | undefined> {
     const json = await this.redis.get(this.key(sessionId));
-    return json === null ? undefined : decodeSession(json);
+    return json === null ? undefined : readJson(storedSessionSchema, json);
   }
 
   async set(sessionId: string, session: StoredSession, ttlMs: number): Promise<void> {

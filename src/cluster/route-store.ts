@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { slotDelete, slotEntries, slotGet, slotSet, type TypeSlots } from './type-slots.js';
 
 /**
@@ -5,16 +6,25 @@ import { slotDelete, slotEntries, slotGet, slotSet, type TypeSlots } from './typ
  * cluster, in MPush's schema (hash `mp:ur:<userId>`, field = client type, value = the JSON
  * below), so MPush's own tools can read it.
  */
-export interface Route {
+export type Route = z.infer<typeof routeSchema>;
+
+/** A string field MPush's writers may leave out (connId, before mpush-ts): read as ''. */
+const optionalText = z.string().catch('');
+
+/**
+ * A route read back from a shared store, as MPush writes it too: host and port are required (a
+ * port may be a decimal string); other fields that are missing or not strings read as ''.
+ */
+export const routeSchema = z.object({
   /** Gateway address of the node holding the connection (mpush-wire §8). */
-  host: string;
-  port: number;
-  deviceId: string;
-  osName: string;
-  clientVersion: string;
+  host: z.string(),
+  port: z.union([z.int(), z.string().transform(Number).pipe(z.int())]),
+  deviceId: optionalText,
+  osName: optionalText,
+  clientVersion: optionalText,
   /** `<nodeId>:<connection id>`: tells two connections of one device apart. */
-  connId: string;
-}
+  connId: optionalText,
+});
 
 export interface RouteStore {
   /**

@@ -1,20 +1,25 @@
+import { z } from 'zod';
+
 /**
  * Fast-connect sessions (mpush-wire §6): what a device needs to resume its cipher on a new
  * connection without a new RSA handshake. One interface; memory here, Redis for a cluster
  * (`mp:rs:<sessionId>` with the session's TTL).
  */
-export interface StoredSession {
-  deviceId: string;
-  osName: string;
-  osVersion: string;
-  clientVersion: string;
+export type StoredSession = z.infer<typeof storedSessionSchema>;
+
+/** A session, also as read back from a shared store: every field is required. */
+export const storedSessionSchema = z.object({
+  deviceId: z.string(),
+  osName: z.string(),
+  osVersion: z.string(),
+  clientVersion: z.string(),
   /** AES session key (clientKey XOR serverKey), hex. */
-  sessionKey: string;
+  sessionKey: z.string(),
   /** AES iv, hex. */
-  iv: string;
+  iv: z.string(),
   /** Unix ms after which the session is gone. */
-  expireTime: number;
-}
+  expireTime: z.number(),
+});
 
 export interface SessionStore {
   get(sessionId: string): Promise<StoredSession | undefined>;

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { closest } from '../util/closest.js';
 import { type Config, type KeySpec, schema } from './schema.js';
 
 /** A configuration value that does not fit its key. */
@@ -96,7 +97,12 @@ export function loadConfig(sources: ConfigSources = {}): Config {
         group && key && rest.length === 0
           ? (schema as Record<string, Record<string, KeySpec>>)[group]?.[key]
           : undefined;
-      if (!spec) throw new ConfigError(`unknown config key "${path}" (from ${origin})`);
+      if (!spec) {
+        const near = closest(path, keyPaths());
+        throw new ConfigError(
+          `unknown config key "${path}" (from ${origin})${near ? `; did you mean "${near}"?` : ''}`,
+        );
+      }
       out[group!]![key!] = coerce(path, spec, raw);
     }
   }
@@ -105,6 +111,11 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     throw new ConfigError('heartbeat.minMs must not exceed heartbeat.maxMs');
   }
   return config;
+}
+
+/** Every key's dotted path (`limits.maxConnections`). */
+function keyPaths(): string[] {
+  return Object.entries(schema).flatMap(([group, keys]) => Object.keys(keys).map((key) => `${group}.${key}`));
 }
 
 function flatten(v: unknown, prefix: string): Record<string, unknown> {

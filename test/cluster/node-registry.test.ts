@@ -123,6 +123,36 @@ describe('RedisNodeRegistry: TTL and refresh', () => {
     }
   });
 
+  it("list() skips an entry that is not a node's info, reads an older writer's with defaults, prunes neither", async () => {
+    const c = await redisCluster();
+    try {
+      const { client } = await testRedis();
+      await client.set(`${c.prefix}{nodes}:bad`, '{"id":"bad","gatewayHost":"10.0.0.8"}'); // no gatewayPort
+      await client.set(`${c.prefix}{nodes}:junk`, 'junk');
+      await client.set(`${c.prefix}{nodes}:old`, '{"id":"old","gatewayHost":"10.0.0.9","gatewayPort":4009}');
+      await client.sadd(`${c.prefix}{nodes}`, 'bad', 'junk', 'old');
+      const { registry } = await c.open();
+      await registry.publish(nodeInfo('n1'));
+      assert.deepEqual(await registry.list(), [
+        nodeInfo('n1'),
+        {
+          id: 'old',
+          gatewayHost: '10.0.0.9',
+          gatewayPort: 4009,
+          host: '',
+          port: 0,
+          connections: 0,
+          onlineUsers: 0,
+        },
+      ]);
+      assert.equal(registry.isLive('10.0.0.9', 4009), true);
+      // Their keys exist: they are not ours to judge expired.
+      assert.deepEqual((await client.smembers(`${c.prefix}{nodes}`)).sort(), ['bad', 'junk', 'n1', 'old']);
+    } finally {
+      await c.cleanup();
+    }
+  });
+
   it('refuses a refresh period that would let its own key expire', async () => {
     const conn = await newClient();
     try {

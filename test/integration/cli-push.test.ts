@@ -227,6 +227,28 @@ describe('mpush push / broadcast (CLI) against a node', () => {
     assert.match(bc.stderr, /broadcast needs --content/);
   });
 
+  it('broadcast --tag (a typo for --tags): non-zero exit naming --tag, and no device gets it', async () => {
+    // Regression: unknown flags were ignored, so this broadcast went to every device.
+    const run = await mpush(['broadcast', '--gateway', gateway, '--tag', 'vip', '--content', 'typo-tag']);
+    assert.notEqual(run.code, 0);
+    assert.equal(run.stdout, '');
+    assert.match(run.stderr, /unknown flag --tag\b/);
+    assert.match(run.stderr, /did you mean --tags\?/);
+    const bare = await mpush(['broadcast', '--gateway', gateway, '--content', 'typo-bare', '--tags']);
+    assert.notEqual(bare.code, 0);
+    assert.match(bare.stderr, /broadcast needs --tags <value>/);
+    // A broadcast sent after them reaches every device: had either been sent, it would be there first.
+    const marker = await mpush(['broadcast', '--gateway', gateway, '--content', 'after-typo']);
+    assert.equal(marker.code, 0, marker.stderr);
+    await waitFor(
+      () => devices.every((d) => d.pushes.some((p) => p.content.toString() === 'after-typo')),
+      3000,
+      'the marker broadcast',
+    );
+    const got = devices.filter((d) => d.pushes.some((p) => p.content.toString().startsWith('typo-')));
+    assert.equal(got.length, 0, 'no device received the mistyped broadcasts');
+  });
+
   it('push without --user says so before trying to reach a gateway', async () => {
     // Regression: --user was checked only after connecting, so with no gateway up the message
     // was a connection error instead.

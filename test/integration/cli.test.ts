@@ -364,6 +364,54 @@ describe('mpush CLI', () => {
       assert.equal((await node.waitExit()).code, 0);
     });
 
+    it('every command refuses a misspelt flag, naming it and the flag meant, and does nothing', async () => {
+      for (const [args, flag, meant] of [
+        [['start', ...loopbackFlags(join(dir, 'node-typo')), '--data-dri', join(dir, 'x')], '--data-dri', ''],
+        [['push', '--gateway', '127.0.0.1:1', '--usr', 'u1', '--content', 'x'], '--usr', '--user'],
+        [
+          ['broadcast', '--gateway', '127.0.0.1:1', '--content', 'x', '--condtion', 'x'],
+          '--condtion',
+          '--condition',
+        ],
+        [['token', '--secret', 's', '--usr', 'u'], '--usr', '--user'],
+        [['token', '--secret', 's', '--user', 'u', '--tll', '60'], '--tll', '--ttl'],
+        [['keygen', '--bits', '2048'], '--bits', ''],
+        [['config', '--json'], '--json', ''],
+        [['help', '--all'], '--all', ''],
+      ] as const) {
+        const cli = await run([...args]);
+        const what = args.join(' ');
+        assert.notEqual(cli.exit.code, 0, `exit code of ${what}`);
+        assert.ok(cli.stderr.includes(flag.slice(2)), `${what}: stderr names ${flag}: ${cli.stderr}`);
+        if (meant) assert.ok(cli.stderr.includes(`did you mean ${meant}?`), `${what}: ${cli.stderr}`);
+        assert.equal(cli.stdout, '', `${what}: nothing done`);
+        assert.doesNotMatch(cli.stderr, /\n\s+at /, 'one line, not a stack trace');
+      }
+    });
+
+    it('a flag given without its value is an error naming it', async () => {
+      for (const [args, flag] of [
+        [['start', ...loopbackFlags(join(dir, 'node-novalue')), '--port'], '--port'],
+        [['start', ...loopbackFlags(join(dir, 'node-novalue')), '--config', '--port', '0'], '--config'],
+        [['token', '--secret', 's', '--user'], '--user'],
+        [['token', '--secret', '--user', 'u'], '--secret'],
+        [['push', '--user', 'u1', '--content', 'x', '--gateway'], '--gateway'],
+      ] as const) {
+        const cli = await run([...args]);
+        const what = args.join(' ');
+        assert.notEqual(cli.exit.code, 0, `exit code of ${what}`);
+        assert.ok(cli.stderr.includes(`needs ${flag} <value>`), `${what}: ${cli.stderr}`);
+        assert.equal(cli.stdout, '', `${what}: nothing done`);
+      }
+    });
+
+    it('a stray word after a command is an error, not ignored', async () => {
+      const cli = await run(['token', 'extra', '--secret', 's', '--user', 'u']);
+      assert.notEqual(cli.exit.code, 0);
+      assert.match(cli.stderr, /unexpected argument "extra"/);
+      assert.equal(cli.stdout, '');
+    });
+
     it('an unknown command prints the usage and exits 2', async () => {
       const cli = await run(['frobnicate']);
       assert.equal(cli.exit.code, 2);

@@ -1,10 +1,18 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PushSender } from '../../src/client/push/push-sender.js';
+import { loadConfig } from '../../src/config/index.js';
+import { createLogger } from '../../src/log.js';
+import { MpushNode } from '../../src/node.js';
 import { ClientType } from '../../src/protocol/index.js';
 import { closeAll, connectDevice, type TestDevice } from '../helpers/devices.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
+import { mpushDefaultKeys } from '../helpers/shared.js';
 import { waitFor } from '../helpers/wait.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: JSON bodies are checked field by field
@@ -340,6 +348,19 @@ describe('HTTP API: validation and routing', () => {
     );
   });
 
+  it('a field set to null counts as left out', async () => {
+    const reply = await push({
+      userId: 'nobody',
+      userIds: null,
+      content: 'x',
+      timeout: null,
+      ackModel: null,
+    });
+    assert.equal(reply.status, 200, reply.text);
+    assert.equal(reply.body.results[0].result, 'offline');
+    assertProblem(await push({ userId: null, content: 'x' }), 'userId');
+  });
+
   it('an unknown field: 400 naming it', async () => {
     assertProblem(await push({ userId: 'u1', content: 'hi', ackmodel: 'NO_ACK' }), 'ackmodel');
     assertProblem(
@@ -426,6 +447,49 @@ describe('HTTP API: validation and routing', () => {
     for (const path of ['/api/users/%E0%A4%A', '/api/broadcast/%zz']) {
       const reply = await call(port, 'GET', path);
       assert.equal(reply.status, 400, `${path}: ${reply.text}`);
+    }
+  });
+});
+
+describe('HTTP API: what the log says', () => {
+  it('a client that aborts its body mid-way is noted at debug, not logged as an error', async () => {
+    // Regression: every aborted body logged an ERROR with a stack, so any client could grow the log.
+    const lines: string[] = [];
+    const dataDir = mkdtempSync(join(tmpdir(), 'mpush-test-'));
+    const keys = mpushDefaultKeys();
+    const config = loadConfig({
+      overrides: {
+        node: { dataDir },
+        server: { host: '127.0.0.1', port: 0 },
+        gateway: { host: '127.0.0.1', port: 0 },
+        http: { host: '127.0.0.1', port: 0 },
+        security: { privateKey: keys.privateKey, publicKey: keys.publicKey },
+      },
+    });
+    const node = new MpushNode({ config, log: createLogger('debug', 'mpush', (l) => lines.push(l)) });
+    const { httpPort } = await node.start();
+    try {
+      for (let i = 0; i < 3; i++) {
+        const socket = connect(httpPort, '127.0.0.1');
+        await new Promise<void>((r) => socket.once('connect', () => r()));
+        socket.write('POST /api/push HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n{"userId":');
+        socket.destroy();
+      }
+      await waitFor(
+        () => lines.filter((l) => / DEBUG .*aborted/.test(l)).length === 3,
+        3000,
+        'the three aborts noted at debug',
+      );
+      assert.deepEqual(
+        lines.filter((l) => / (ERROR|WARN) /.test(l)),
+        [],
+        'no error or warning for a client that left',
+      );
+      // The port still answers.
+      assert.equal((await call(httpPort, 'GET', '/health')).status, 200);
+    } finally {
+      await node.stop();
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });
@@ -754,6 +818,22 @@ describe('HTTP API: users, stats, health, public key', () => {
     assert.equal(health.body.node, t.node.id);
     assert.equal(health.body.connections, 3);
     assert.equal(health.body.onlineUsers, 2);
+  });
+
+  it('GET /api/stats: the node, its counts, the connection and gateway counters, in that order', async () => {
+    const stats = await call(port, 'GET', '/api/stats');
+    assert.equal(stats.status, 200, stats.text);
+    assert.deepEqual(Object.keys(stats.body), [
+      'node',
+      'connections',
+      'onlineUsers',
+      'boundConnections',
+      'pendingAcks',
+      'connection',
+      'gateway',
+    ]);
+    assert.deepEqual(stats.body.connection, JSON.parse(JSON.stringify(t.node.connections.stats)));
+    assert.deepEqual(stats.body.gateway, t.node.gateway.stats);
   });
 
   it('a user whose device goes away is offline again, and the stats follow', async () => {

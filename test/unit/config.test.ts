@@ -169,6 +169,17 @@ describe('configuration', () => {
       assertConfigError({ overrides: { server: { nope: 1 } } as never }, 'server.nope', 'overrides');
     });
 
+    it('names the key probably meant, when one is near enough', () => {
+      assertConfigError({ flags: { 'limits.maxConections': '5' } }, 'did you mean "limits.maxConnections"?');
+      assertConfigError({ file: file('near.json', { server: { prot: 1 } }) }, 'did you mean "server.port"?');
+      assertConfigError({ flags: { 'limits.maxconnections': '5' } }, 'did you mean "limits.maxConnections"?');
+      assert.throws(
+        () => loadConfig({ flags: { 'zz.qq': '1' } }),
+        (err: Error) => !err.message.includes('did you mean'),
+        'no guess for a key near nothing',
+      );
+    });
+
     it('refuses a value that is not an integer', () => {
       for (const raw of ['abc', '1.5', '', ' ', 'NaN', 'Infinity', '12abc']) {
         assertConfigError({ flags: { 'server.port': raw } }, 'server.port', 'integer');

@@ -1,0 +1,42 @@
+import type { IncomingMessage } from 'node:http';
+import type { WebSocket } from 'ws';
+import type { NodeRegistry } from '../cluster/node-registry.js';
+import type { RouteStore } from '../cluster/route-store.js';
+import type { Config } from '../config/index.js';
+import type { GatewayServer } from '../gateway/gateway-server.js';
+import type { Logger } from '../log.js';
+import type { ConnectionStats } from '../server/connection-server.js';
+
+/** A node's counts, as GET /api/stats serves them. */
+export interface NodeStats {
+  node: string;
+  connections: number;
+  onlineUsers: number;
+  boundConnections: number;
+  pendingAcks: number;
+  connection: ConnectionStats;
+  gateway: GatewayServer['stats'];
+}
+
+/**
+ * What the HTTP port may see of its node: enough to serve the API and hand WebSockets over,
+ * and nothing of how the node is built (so api/ never imports node.ts). MpushNode supplies it.
+ */
+export interface HttpNodeView {
+  readonly config: Config;
+  readonly log: Logger;
+  /** The node's id, known once it listens: read it per request. */
+  id(): string;
+  /** The RSA public key MPush SDKs are configured with (base64 X.509). */
+  readonly publicKeyBase64: string;
+  /** The cluster's routes: GET /api/users, and where the API's pushes go. */
+  readonly routes: RouteStore;
+  /** The cluster's live nodes: which routes are live, and where a broadcast goes. */
+  readonly registry: NodeRegistry;
+  /** This node's gateway, which the API pushes through (known once it listens). */
+  gatewayAddress(): { host: string; port: number };
+  /** The counts of GET /api/stats (and of /health). */
+  stats(): NodeStats;
+  /** Takes a WebSocket the HTTP port upgraded: it is a device connection from here on. */
+  acceptWebSocket(ws: WebSocket, req: IncomingMessage): void;
+}

@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PushSender } from '../client/push/push-sender.js';
+import { StoreRouteSource } from '../client/push/route-source.js';
+import { isLiveNow } from '../cluster/node-registry.js';
+import { clientTypeName } from '../protocol/index.js';
+import { readJsonBody } from './body.js';
+import type { HttpNodeView } from './node-view.js';
+import { HttpError, sendJson } from './reply.js';
+import { broadcastSchema, pushSchema } from './schemas.js';
+import { validate } from './validate.js';
+
+/** One path segment, percent-decoded; a malformed escape is the caller's error (400), not ours. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(400, 'malformed percent-encoding in the path');
+  }
+}
+
+/**
+ * The handlers of the HTTP port: the open routes (public key, health) and the push API
+ * (`/api/*`, behind the bearer check), which pushes through an in-process PushSender exactly as
+ * a business server would. A refusal is thrown (HttpError, ValidationError) for the server to answer.
+ */
+export class ApiRoutes {
+  private sender: PushSender | undefined;
+
+  constructor(private readonly node: HttpNodeView) {}
+
+  /** GET /public-key and GET /health; anything else is a 404. */
+  async open(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const node = this.node;
+    if (req.method === 'GET' && path === '/public-key') {
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end(`${node.publicKeyBase64}\n`);
+      return;
+    }
+    if (req.method === 'GET' && path === '/health') {
+      const { node: id, connections, onlineUsers } = node.stats();
+      return sendJson(res, 200, { status: 'ok', node: id, connections, onlineUsers });
+    }
+    throw new HttpError(404, 'not found');
+  }
+
+  /** The push API under `/api/`; the caller has checked the bearer secret. */
+  async api(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const node = this.node;
+    const method = req.method ?? 'GET';
+    if (method === 'POST' && path === '/api/push') {
+      const b = validate(pushSchema, await this.body(req));
+      const results = await this.pushSender().send(b);
+      return sendJson(res, 200, { results });
+    }
+    if (method === 'POST' && path === '/api/broadcast') {
+      const { wait, ...ctx } = validate(broadcastSchema, await this.body(req));
+      const taskId = ctx.taskId || `bc-${randomBytes(8).toString('hex')}`;
+      const run = this.pushSender().broadcast({ ...ctx, taskId });
+      if (wait) return sendJson(res, 200, await run);
+      run.catch((err: Error) => node.log.warn('broadcast failed', { taskId, err: err.message }));
+      return sendJson(res, 202, { taskId, status: 'running' });
+    }
+    const task = /^\/api\/broadcast\/([^/]+)$/.exec(path);
+    if (task) {
+      const taskId = decodeSegment(task[1]!);
+      if (method === 'GET') return sendJson(res, 200, await this.pushSender().broadcastStatus(taskId));
+      if (method === 'DELETE') return sendJson(res, 200, await this.pushSender().cancelBroadcast(taskId));
+    }
+    const user = /^\/api\/users\/([^/]+)$/.exec(path);
+    if (user && method === 'GET') {
+      const userId = decodeSegment(user[1]!);
+      const routes = await node.routes.lookup(userId);
+      const devices = [...routes].map(([clientType, r]) => ({
+        clientType,
+        clientTypeName: clientTypeName(clientType),
+        deviceId: r.deviceId,
+        osName: r.osName,
+        clientVersion: r.clientVersion,
+        gateway: `${r.host}:${r.port}`,
+        connId: r.connId,
+      }));
+      return sendJson(res, 200, { userId, online: devices.length > 0, devices });
+    }
+    if (method === 'GET' && path === '/api/stats') return sendJson(res, 200, node.stats());
+    throw new HttpError(404, 'not found');
+  }
+
+  /** Stops the API's PushSender, if it ever started. */
+  async close(): Promise<void> {
+    await this.sender?.stop();
+  }
+
+  private body(req: IncomingMessage): Promise<unknown> {
+    return readJsonBody(req, this.node.config.api.maxBodyBytes);
+  }
+
+  private pushSender(): PushSender {
+    if (!this.sender) {
+      const { config, routes, registry } = this.node;
+      const gateway = this.node.gatewayAddress();
+      this.sender = PushSender.create({
+        gateways: [gateway],
+        routeSource: new StoreRouteSource(routes, (host, port) => isLiveNow(registry, host, port)),
+        broadcastTargets: async () =>
+          (await registry.list()).map((n) => ({ host: n.gatewayHost, port: n.gatewayPort })),
+        ...(config.gateway.secret ? { gatewaySecret: config.gateway.secret } : {}),
+        clientId: `http-api@${this.node.id()}`,
+        timeout: config.push.defaultTimeoutMs,
+        maxRedirects: config.push.maxRedirects,
+      });
+    }
+    return this.sender;
+  }
+}
