@@ -10,9 +10,9 @@ import {
   type Packet,
   ProtocolError,
 } from '../protocol/index.js';
+import type { TimerWheel } from '../util/timer-wheel.js';
 import { Disconnect, type DisconnectReason } from './disconnect.js';
 import { encodeBinary, encodeJson, type Outbound } from './outbound.js';
-import type { TimerWheel } from './timer-wheel.js';
 import type { Transport } from './transport.js';
 
 /** What the server does with what a connection reads. Called synchronously, in wire order. */
