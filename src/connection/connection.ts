@@ -1,5 +1,6 @@
 import type { Cipher } from '../crypto/index.js';
 import { type CryptoError, inflate } from '../crypto/index.js';
+import { Disconnect, type DisconnectReason } from '../protocol/disconnect.js';
 import {
   decodeJsonPacket,
   Flags,
@@ -11,7 +12,6 @@ import {
   ProtocolError,
 } from '../protocol/index.js';
 import type { TimerWheel } from '../util/timer-wheel.js';
-import { Disconnect, type DisconnectReason } from './disconnect.js';
 import { encodeBinary, encodeJson, type Outbound } from './outbound.js';
 import type { Transport } from './transport.js';
 
