@@ -31,3 +31,8 @@ export class CryptoError extends Error {
     this.code = code;
   }
 }
+
+/** A {@link CryptoError} `MPUSH_ERR_KEY`: the one error every key check throws. */
+export function keyError(message: string, cause?: unknown): CryptoError {
+  return new CryptoError(MPUSH_ERR_KEY, message, cause === undefined ? undefined : { cause });
+}
