@@ -1,4 +1,5 @@
-// The crypto layer: RSA handshake, AES session cipher, bounded zlib. Depends on node: builtins only.
+// The crypto layer: RSA handshake, AES session cipher, bounded zlib. Depends on node: builtins and,
+// for the one error shape every layer shares, protocol/errors.ts.
 
 export { AesCipher, mixKey, randomKey } from './aes.js';
 export type { Cipher } from './cipher.js';
