@@ -9,10 +9,10 @@ import { MemorySessionStore } from './cluster/session-store.js';
 import type { Config } from './config/index.js';
 import type { Connection } from './connection/index.js';
 import { GatewayServer } from './gateway/gateway-server.js';
+import { loadServerKeys, type ServerKeys } from './keys.js';
 import { createLogger, type Logger } from './log.js';
 import { PushCenter } from './push/push-center.js';
 import { ConnectionServer } from './server/connection-server.js';
-import { loadServerKeys, type ServerKeys } from './server/keys.js';
 
 export type { NodeStores };
 

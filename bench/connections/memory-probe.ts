@@ -27,12 +27,12 @@ import {
   Connection,
   type ConnectionContext,
   type ConnectionHandler,
-  TimerWheel,
   type Transport,
 } from '../../src/connection/index.js';
 import { AesCipher, mixKey, randomKey } from '../../src/crypto/index.js';
 import { FrameDecoder, type FrameHandler } from '../../src/protocol/index.js';
 import { LocalRouter } from '../../src/server/local-router.js';
+import { TimerWheel } from '../../src/util/timer-wheel.js';
 import { type MemorySample, measureMemory } from './ipc.js';
 
 export const PARTS = [

@@ -5,8 +5,8 @@ import { PushSender } from '../client/push/push-sender.js';
 import { type Config, ConfigError, describeConfig, loadConfig } from '../config/index.js';
 import { mintBindToken } from '../crypto/bind-token.js';
 import { generateRsaKeyPair, privateKeyToBase64, publicKeyToBase64 } from '../crypto/index.js';
+import { loadServerKeys } from '../keys.js';
 import { MpushNode } from '../node.js';
-import { loadServerKeys } from '../server/keys.js';
 import { type Flags, type FlagTable, parseFlags, splitConfigFlags, UsageError } from './args.js';
 
 const usage = `mpush — an MPush-compatible push system

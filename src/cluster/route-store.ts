@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { slotDelete, slotEntries, slotGet, slotSet, type TypeSlots } from './type-slots.js';
+import { slotDelete, slotEntries, slotGet, slotSet, type TypeSlots } from '../util/type-slots.js';
 
 /**
  * Where each user's devices are connected: user → client type → route. Memory here; Redis for a

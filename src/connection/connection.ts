@@ -1,5 +1,6 @@
 import type { Cipher } from '../crypto/index.js';
 import { type CryptoError, inflate } from '../crypto/index.js';
+import { Disconnect, type DisconnectReason } from '../protocol/disconnect.js';
 import {
   decodeJsonPacket,
   Flags,
@@ -10,9 +11,8 @@ import {
   type Packet,
   ProtocolError,
 } from '../protocol/index.js';
-import { Disconnect, type DisconnectReason } from './disconnect.js';
+import type { TimerWheel } from '../util/timer-wheel.js';
 import { encodeBinary, encodeJson, type Outbound } from './outbound.js';
-import type { TimerWheel } from './timer-wheel.js';
 import type { Transport } from './transport.js';
 
 /** What the server does with what a connection reads. Called synchronously, in wire order. */

@@ -1,7 +1,8 @@
-// The crypto layer: RSA handshake, AES session cipher, bounded zlib. Depends on node: builtins only.
+// The crypto layer: RSA handshake, AES session cipher, bounded zlib. Depends on node: builtins and,
+// for the one error shape every layer shares, protocol/errors.ts.
 
 export { AesCipher, mixKey, randomKey } from './aes.js';
-export { type Cipher, RsaClientCipher, RsaServerCipher } from './cipher.js';
+export type { Cipher } from './cipher.js';
 export {
   CryptoError,
   type CryptoErrorCode,
@@ -11,6 +12,7 @@ export {
   MPUSH_ERR_KEY,
   MPUSH_ERR_RSA_BLOCK,
 } from './errors.js';
+export { RsaClientCipher, RsaDecryptor, RsaServerCipher, rsaEncrypt } from './rsa.js';
 export {
   generateRsaKeyPair,
   loadPrivateKey,
@@ -20,7 +22,5 @@ export {
   publicKeyOf,
   publicKeyToBase64,
   publicKeyToPem,
-  RsaDecryptor,
-  rsaEncrypt,
-} from './rsa.js';
+} from './rsa-keys.js';
 export { deflate, inflate } from './zlib.js';

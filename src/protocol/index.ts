@@ -1,6 +1,7 @@
 export * from './body.js';
 export * from './client-type.js';
 export * from './command.js';
+export * from './disconnect.js';
 export * from './errors.js';
 export * from './frame-decoder.js';
 export * from './gateway-ext.js';

@@ -1,4 +1,5 @@
-import { type Connection, TimerWheel } from '../connection/index.js';
+import type { Connection } from '../connection/index.js';
+import { TimerWheel } from '../util/timer-wheel.js';
 
 /** Told how an awaited ack ended: exactly one of the two, once. */
 export interface AckWaiter {

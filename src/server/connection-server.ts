@@ -12,17 +12,17 @@ import {
   Disconnect,
   type DisconnectReason,
   TcpTransport,
-  TimerWheel,
   WsTransport,
 } from '../connection/index.js';
 import type { CryptoError } from '../crypto/index.js';
 import { type Cipher, RsaDecryptor, RsaServerCipher } from '../crypto/index.js';
 import type { Logger } from '../log.js';
 import { Command, ErrorCode, type JsonPacket, type Packet, type ProtocolError } from '../protocol/index.js';
+import { TimerWheel } from '../util/timer-wheel.js';
+import { TokenBucket } from '../util/token-bucket.js';
 import { dispatchJson, dispatchPacket } from './dispatch.js';
 import { replyError } from './handlers/reply.js';
 import { LocalRouter } from './local-router.js';
-import { TokenBucket } from './token-bucket.js';
 
 export interface ConnectionServerOptions {
   config: Config;

@@ -1,5 +1,5 @@
-import { slotDelete, slotGet, slotSet, slotValues, type TypeSlots } from '../cluster/type-slots.js';
 import type { Connection } from '../connection/index.js';
+import { slotDelete, slotGet, slotSet, slotValues, type TypeSlots } from '../util/type-slots.js';
 
 /**
  * Who is connected here: user → client type → connection, at most one connection per

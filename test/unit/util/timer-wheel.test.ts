@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { TimerWheel } from '../../src/connection/timer-wheel.js';
+import { TimerWheel } from '../../../src/util/timer-wheel.js';
 
 /** A wheel on a fake clock: the test moves time and calls `advance()` itself. */
 function fakeWheel<T>(tickMs: number, onDue: (item: T, now: number) => void, start = 1_000) {

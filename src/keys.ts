@@ -1,7 +1,11 @@
+// The server's key pair at start-up: reads key files and keeps a generated pair in node.dataDir.
+// Disk I/O done once while composing a node, so it sits beside node.ts and the CLI that use it,
+// not in server/, whose connection server only ever receives a KeyObject.
+
 import type { KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Config } from '../config/index.js';
+import type { Config } from './config/index.js';
 import {
   generateRsaKeyPair,
   loadPrivateKey,
@@ -9,7 +13,7 @@ import {
   privateKeyToBase64,
   publicKeyOf,
   publicKeyToBase64,
-} from '../crypto/index.js';
+} from './crypto/index.js';
 
 export interface ServerKeys {
   privateKey: KeyObject;
