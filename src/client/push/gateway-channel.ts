@@ -51,8 +51,6 @@ export class GatewayChannel implements FrameHandler, OutboundOwner {
   private seq = 0;
   private decoder: FrameDecoder | null = null;
   private closedByUser = false;
-  /** Why the channel itself dropped the connection (a writer limit), for the pending requests. */
-  private dropReason = '';
 
   constructor(
     readonly host: string,
@@ -93,7 +91,6 @@ export class GatewayChannel implements FrameHandler, OutboundOwner {
       socket.once('connect', () => {
         clearTimeout(timer);
         this.socket = socket;
-        this.dropReason = '';
         this.writer = streamWriter(socket, this, {
           maxBytes: this.opts.maxOutboundBytes ?? 16 * 1024 * 1024,
           drainTimeoutMs: this.opts.drainTimeoutMs ?? 10_000,
@@ -142,19 +139,25 @@ export class GatewayChannel implements FrameHandler, OutboundOwner {
     this.seq = (this.seq + 1) & 0x7fffffff || 1;
     const sessionId = this.seq;
     this.pending.set(sessionId, handler);
-    // Past a limit the writer has had the socket destroyed: this request is pending with the
-    // others and fails with them when the socket's close is processed.
+    // Past a limit the channel is dropped: this request is pending with the others and fails
+    // with them.
     writer.write(encodePacket({ cmd, flags, sessionId, body }));
     return sessionId;
   }
 
   /** @internal OutboundOwner: the gateway stopped reading what this channel writes. */
   onOutboundLimit(limit: OutboundLimit): void {
-    this.dropReason =
+    const socket = this.socket;
+    if (!socket) return;
+    const reason =
       limit === 'outbound-limit'
         ? `gateway ${this.address} not reading: more than maxOutboundBytes queued`
         : `gateway ${this.address} not reading: not drained within drainTimeoutMs`;
-    this.socket?.destroy();
+    this.detach();
+    socket.destroy();
+    // Unusable at once (the next request connects afresh); the pending requests fail as on a lost
+    // connection, on the next tick rather than inside the send() whose write passed the limit.
+    process.nextTick(() => this.failPending(reason));
   }
 
   /** Forgets a request (it timed out): a late reply is then dropped here. */
@@ -175,13 +178,18 @@ export class GatewayChannel implements FrameHandler, OutboundOwner {
 
   private dropped(socket: Socket): void {
     if (this.socket !== socket) return;
+    this.detach();
+    this.failPending(this.closedByUser ? 'push sender stopped' : `gateway ${this.address} connection lost`);
+  }
+
+  private detach(): void {
     this.socket = null;
     this.decoder = null;
     this.writer?.stop();
     this.writer = null;
-    const reason = this.closedByUser
-      ? 'push sender stopped'
-      : this.dropReason || `gateway ${this.address} connection lost`;
+  }
+
+  private failPending(reason: string): void {
     const handlers = [...this.pending.values()];
     this.pending.clear();
     for (const h of handlers) h.onChannelClosed(reason);
