@@ -49,7 +49,8 @@ export interface OutboundLimits {
   drainTimeoutMs: number;
   /**
    * Where the drain deadline is kept. Default: the writer's own timer, one per writer, armed only
-   * while the sink is backpressured, unref'd.
+   * while the sink is backpressured, unref'd (a deadline past ~24.8 days, Node's longest timer, is
+   * clamped to it).
    */
   scheduler?: DeadlineScheduler;
 }
@@ -65,6 +66,12 @@ function uncorkAll(): void {
     w.sink.uncork();
   }
 }
+
+/**
+ * Node's longest timer (2^31 - 1 ms, ~24.8 days): a longer delay fires after 1 ms instead, so a
+ * huge drain deadline is clamped to this.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function onDrainTimer(writer: OutboundWriter): void {
   writer.timerFired();
@@ -136,7 +143,7 @@ export class OutboundWriter {
       this.blockedSince = scheduler.now();
       scheduler.scheduleCheck(this.blockedSince + this.drainTimeoutMs);
     } else {
-      this.timer = setTimeout(onDrainTimer, this.drainTimeoutMs, this);
+      this.timer = setTimeout(onDrainTimer, Math.min(this.drainTimeoutMs, MAX_TIMER_MS), this);
       this.timer.unref();
     }
   }

@@ -71,7 +71,9 @@ describe('push client: each outbound limit alone drops a gateway that does not r
     });
     try {
       await sender.start();
-      const results = await flood(sender, gw.port, 1024, 0);
+      // 10 MiB at most: past the ~4 MiB the loopback buffers hold, short of the 16 MiB default
+      // (so the option must reach the channel for this to pass).
+      const results = await flood(sender, gw.port, 160, 0);
       assert.ok(results.length > 1);
       for (const r of results) {
         assert.equal(r.result, 'failure');

@@ -275,3 +275,17 @@ describe("OutboundWriter: drain deadline on the writer's own timer (byte bound o
     assert.equal(w.write('x'), false);
   });
 });
+
+describe("OutboundWriter: the writer's own timer on the real clock", () => {
+  it('a drain deadline longer than the longest Node timer does not fire at once', async () => {
+    // Node runs a setTimeout past 2^31 - 1 ms after 1 ms: the writer must clamp, not pass it on.
+    const sink = new MemorySink(10);
+    const owner = new Owner();
+    const w = new OutboundWriter(sink, owner, { maxBytes: HUGE, drainTimeoutMs: HUGE });
+    w.write(Buffer.alloc(20));
+    assert.ok(w.backpressured);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(owner.limits, []);
+    w.stop();
+  });
+});
