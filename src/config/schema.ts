@@ -72,6 +72,11 @@ export const schema = {
       'Replies queued to one push client before the gateway drops it as a slow reader.',
       1024,
     ),
+    drainTimeoutMs: int(
+      30_000,
+      'Time a backpressured push client connection may take to drain before the gateway drops it.',
+      100,
+    ),
   },
   push: {
     defaultTimeoutMs: int(3000, 'Timeout of a push that names none (or names 0: mpush-wire §12).', 1),

@@ -11,6 +11,12 @@ import {
   type Packet,
   ProtocolError,
 } from '../protocol/index.js';
+import {
+  type DeadlineScheduler,
+  type OutboundLimit,
+  type OutboundOwner,
+  OutboundWriter,
+} from '../util/outbound-writer.js';
 import type { TimerWheel } from '../util/timer-wheel.js';
 import { encodeBinary, encodeJson, type Outbound } from './outbound.js';
 import type { Transport } from './transport.js';
@@ -41,25 +47,15 @@ export interface ConnectionContext {
 
 export type WireProtocol = 'binary' | 'json';
 
-/** Connections corked this tick, uncorked together on the next one. */
-let corked: Connection[] = [];
-
-function uncorkAll(): void {
-  const list = corked;
-  corked = [];
-  for (const c of list) {
-    c.corked = false;
-    c.transport.uncork();
-  }
-}
-
 /**
  * One device connection: its cipher, session, heartbeat and client info, and the single path
- * every write goes through (batched per tick, bounded in bytes, slow readers disconnected).
+ * every write goes through: the {@link OutboundWriter} (corked per tick, bounded by
+ * `limits.maxOutboundBytes`, drain deadline `limits.drainTimeoutMs` kept on the timer wheel).
  */
-export class Connection implements FrameHandler {
+export class Connection implements FrameHandler, OutboundOwner, DeadlineScheduler {
   readonly id: number;
   readonly transport: Transport;
+  private readonly writer: OutboundWriter;
   readonly ctx: ConnectionContext;
   protocol: WireProtocol;
   private decoder: FrameDecoder | null = null;
@@ -89,8 +85,6 @@ export class Connection implements FrameHandler {
   private readSinceCheck = false;
   misses = 0;
   private nextCheckAt = Number.POSITIVE_INFINITY;
-  private blockedSince = 0;
-  corked = false;
   closed = false;
   closeReason: DisconnectReason | null = null;
 
@@ -99,6 +93,11 @@ export class Connection implements FrameHandler {
     this.transport = transport;
     this.protocol = protocol;
     this.ctx = ctx;
+    this.writer = new OutboundWriter(transport, this, {
+      maxBytes: ctx.maxOutboundBytes,
+      drainTimeoutMs: ctx.drainTimeoutMs,
+      scheduler: this,
+    });
     this.createdAt = this.lastReadAt = ctx.wheel.now;
     this.scheduleCheck(this.createdAt + ctx.handshakeTimeoutMs);
   }
@@ -184,32 +183,26 @@ export class Connection implements FrameHandler {
   }
 
   private write(data: Buffer | string): boolean {
-    if (!this.transport.writable) {
-      // The peer is gone but its close has not been processed yet: fail this write now.
-      this.close(Disconnect.TRANSPORT_ERROR, true);
-      return false;
-    }
-    if (!this.corked) {
-      this.corked = true;
-      this.transport.cork();
-      if (corked.push(this) === 1) process.nextTick(uncorkAll);
-    }
-    const ok = this.transport.write(data);
-    if (this.transport.bufferedBytes > this.ctx.maxOutboundBytes) {
-      // A reader that cannot keep up: drop it rather than buffer without bound.
-      this.close(Disconnect.SLOW_READER, true);
-      return false;
-    }
-    if (!ok && this.blockedSince === 0) {
-      this.blockedSince = this.ctx.wheel.now;
-      this.scheduleCheck(this.blockedSince + this.ctx.drainTimeoutMs);
-    }
-    return true;
+    if (this.writer.write(data)) return true;
+    // Not written and not closed by a limit: the peer is gone but its close has not been
+    // processed yet. Fail this write now.
+    if (!this.closed) this.close(Disconnect.TRANSPORT_ERROR, true);
+    return false;
   }
 
   /** The transport flushed its queue. */
   drained(): void {
-    this.blockedSince = 0;
+    this.writer.drained();
+  }
+
+  /** @internal OutboundOwner: the writer passed one of its limits. */
+  onOutboundLimit(limit: OutboundLimit): void {
+    this.close(limit === 'outbound-limit' ? Disconnect.SLOW_READER : Disconnect.DRAIN_TIMEOUT, true);
+  }
+
+  /** @internal DeadlineScheduler: the drain deadline runs on the wheel's coarse clock. */
+  now(): number {
+    return this.ctx.wheel.now;
   }
 
   // ---- liveness ---------------------------------------------------------------------------------
@@ -230,10 +223,7 @@ export class Connection implements FrameHandler {
     if (this.closed || now < this.nextCheckAt) return; // stale entry: a later one is filed
     this.nextCheckAt = Number.POSITIVE_INFINITY;
     const ctx = this.ctx;
-    if (this.blockedSince !== 0) {
-      if (now - this.blockedSince >= ctx.drainTimeoutMs) return this.close(Disconnect.SLOW_READER, true);
-      this.scheduleCheck(this.blockedSince + ctx.drainTimeoutMs);
-    }
+    if (this.writer.checkDeadline(now)) return; // closed for drain-timeout
     if (!this.handshaked) {
       if (now - this.createdAt >= ctx.handshakeTimeoutMs) return this.close(Disconnect.HANDSHAKE_TIMEOUT);
       return this.scheduleCheck(this.createdAt + ctx.handshakeTimeoutMs);
@@ -272,6 +262,7 @@ export class Connection implements FrameHandler {
     if (this.closed) return;
     this.closed = true;
     this.closeReason = reason;
+    this.writer.stop();
     if (now) this.transport.destroy();
     else this.transport.close(reason.wsCode, reason.name);
     this.decoder = null;

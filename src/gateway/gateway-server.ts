@@ -27,16 +27,17 @@ import {
 import { ConditionError } from '../push/condition/index.js';
 import type { PushCenter } from '../push/push-center.js';
 import type { ConnectionServer } from '../server/connection-server.js';
+import type { OutboundLimit, OutboundOwner, OutboundWriter } from '../util/outbound-writer.js';
+import { streamWriter } from '../util/stream-sink.js';
 
-const corked = new Set<GatewayConnection>();
-function uncorkAll(): void {
-  for (const c of corked) c.socket.uncork();
-  corked.clear();
-}
-
-/** One push client (or peer node) on the gateway port. */
-class GatewayConnection implements FrameHandler {
+/**
+ * One push client (or peer node) on the gateway port. Replies go through its outbound writer,
+ * bounded by `gateway.maxOutboundBytes` and `gateway.drainTimeoutMs`: a client that stops
+ * reading its replies is dropped, not buffered for.
+ */
+class GatewayConnection implements FrameHandler, OutboundOwner {
   readonly decoder: FrameDecoder;
+  readonly writer: OutboundWriter;
   authed: boolean;
   closed = false;
 
@@ -44,8 +45,13 @@ class GatewayConnection implements FrameHandler {
     readonly socket: Socket,
     private readonly gw: GatewayServer,
   ) {
-    this.authed = gw.config.gateway.secret === '';
-    this.decoder = new FrameDecoder(this, { maxBodyLength: gw.config.gateway.maxPacketSize });
+    const config = gw.config.gateway;
+    this.authed = config.secret === '';
+    this.decoder = new FrameDecoder(this, { maxBodyLength: config.maxPacketSize });
+    this.writer = streamWriter(socket, this, {
+      maxBytes: config.maxOutboundBytes,
+      drainTimeoutMs: config.drainTimeoutMs,
+    });
   }
 
   onPacket(p: Packet): void {
@@ -67,19 +73,15 @@ class GatewayConnection implements FrameHandler {
   }
 
   write(frame: Buffer): void {
-    if (this.closed) return;
-    if (!corked.has(this)) {
-      this.socket.cork();
-      if (corked.size === 0) process.nextTick(uncorkAll);
-      corked.add(this);
-    }
-    this.socket.write(frame);
-    if (this.socket.writableLength > this.gw.config.gateway.maxOutboundBytes) {
-      // A push client that stopped reading its replies: drop it rather than buffer without bound.
-      this.gw.stats.slowClients++;
-      this.closed = true;
-      this.socket.destroy();
-    }
+    if (!this.closed) this.writer.write(frame);
+  }
+
+  /** @internal OutboundOwner: a push client that stopped reading its replies. */
+  onOutboundLimit(limit: OutboundLimit): void {
+    if (limit === 'outbound-limit') this.gw.stats.slowClients++;
+    else this.gw.stats.drainTimeouts++;
+    this.closed = true;
+    this.socket.destroy();
   }
 
   ok(cmd: number, sessionId: number, data: string): void {
@@ -102,6 +104,7 @@ class GatewayConnection implements FrameHandler {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.writer.stop();
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 2000).unref();
   }
@@ -123,7 +126,14 @@ export interface GatewayServerOptions {
  */
 export class GatewayServer {
   readonly config: Config;
-  readonly stats = { pushes: 0, broadcasts: 0, oversized: 0, authFailures: 0, slowClients: 0 };
+  readonly stats = {
+    pushes: 0,
+    broadcasts: 0,
+    oversized: 0,
+    authFailures: 0,
+    slowClients: 0,
+    drainTimeouts: 0,
+  };
   private tcp: Server | undefined;
   private readonly conns = new Set<GatewayConnection>();
 
@@ -160,7 +170,7 @@ export class GatewayServer {
     socket.on('error', () => {});
     socket.on('close', () => {
       conn.closed = true;
-      corked.delete(conn);
+      conn.writer.stop();
       this.conns.delete(conn);
     });
   }

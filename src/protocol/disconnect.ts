@@ -24,7 +24,7 @@ export const Disconnect = {
   HANDSHAKE_TIMEOUT: reason('handshake-timeout', 4001, true),
   /** Too many heartbeat read timeouts in a row. */
   HEARTBEAT_TIMEOUT: reason('heartbeat-timeout', 4002, true),
-  /** Outbound bytes passed `limits.maxOutboundBytes`, or the drain took too long. */
+  /** Outbound bytes queued passed the byte bound (`limits.maxOutboundBytes`). */
   SLOW_READER: reason('slow-reader', 4003, true),
   /** Undecodable input: bad frame, bad body, bad cipher text, decompression bomb. */
   PROTOCOL_ERROR: reason('protocol-error', 4004, false),
@@ -40,6 +40,8 @@ export const Disconnect = {
   HANDSHAKE_RATE: reason('handshake-rate', 4009, true),
   /** The handler threw. */
   DISPATCH_ERROR: reason('dispatch-error', 4010, true),
+  /** A backpressured connection did not drain within `limits.drainTimeoutMs`. */
+  DRAIN_TIMEOUT: reason('drain-timeout', 4011, true),
 } as const;
 
 export type DisconnectName = keyof typeof Disconnect;

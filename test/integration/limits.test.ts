@@ -172,6 +172,70 @@ describe('limits: each closes only the offending connection', () => {
     }
   });
 
+  it('limits.maxOutboundBytes alone: a device that stops reading is closed for slow-reader', async () => {
+    // The drain deadline is out of reach: only the byte bound can close this device.
+    const t = await startTestNode({ limits: { maxOutboundBytes: 256 * 1024, drainTimeoutMs: 3_600_000 } });
+    try {
+      const frozen = await RawDevice.connect(t.tcpPort);
+      await frozen.handshake(publicKey);
+      await frozen.bind('frozen');
+      frozen.pauseReading();
+      const server = t.node.connections;
+      const conn = server.router.get('frozen', ClientType.MOBILE)!;
+      const reasons: string[] = [];
+      server.events.on('close', (c, reason) => {
+        if (c === conn) reasons.push(reason.name);
+      });
+      const big = randomBytes(64 * 1024); // incompressible: the server deflates bodies over 10 KiB
+      // Far more than the loopback socket buffers and the bound together.
+      for (let r = 0; r < 512 && !conn.closed; r++) {
+        conn.send({ cmd: Command.PUSH, sessionId: server.nextPushSessionId(), flags: 0, content: big });
+        await new Promise((res) => setImmediate(res));
+      }
+      await waitFor(() => conn.closed, 5000, 'frozen device closed');
+      assert.deepEqual(reasons, ['slow-reader']);
+      assert.equal(server.stats.closed['slow-reader'], 1);
+      assert.equal(server.stats.closed['drain-timeout'], undefined);
+      frozen.close();
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('limits.drainTimeoutMs alone: a device that stops reading is closed for drain-timeout', async () => {
+    // The byte bound is out of reach: only the drain deadline can close this device.
+    const t = await startTestNode({
+      limits: { maxOutboundBytes: 1024 * 1024 * 1024, drainTimeoutMs: 300 },
+      heartbeat: { tickMs: 20 },
+    });
+    try {
+      const frozen = await RawDevice.connect(t.tcpPort);
+      await frozen.handshake(publicKey);
+      await frozen.bind('frozen');
+      frozen.pauseReading();
+      const server = t.node.connections;
+      const conn = server.router.get('frozen', ClientType.MOBILE)!;
+      const reasons: string[] = [];
+      server.events.on('close', (c, reason) => {
+        if (c === conn) reasons.push(reason.name);
+      });
+      const big = randomBytes(64 * 1024);
+      // Until the kernel's buffers are full and the connection holds 1 MiB itself: its writes now
+      // return false and nothing drains. Then write nothing more and wait.
+      for (let r = 0; r < 1024 && !conn.closed && conn.transport.bufferedBytes < 1024 * 1024; r++) {
+        conn.send({ cmd: Command.PUSH, sessionId: server.nextPushSessionId(), flags: 0, content: big });
+        await new Promise((res) => setImmediate(res));
+      }
+      await waitFor(() => conn.closed, 5000, 'frozen device closed');
+      assert.deepEqual(reasons, ['drain-timeout']);
+      assert.equal(server.stats.closed['drain-timeout'], 1);
+      assert.equal(server.stats.closed['slow-reader'], undefined);
+      frozen.close();
+    } finally {
+      await t.stop();
+    }
+  });
+
   it('limits.fastConnectQueue: more packets than it during a fast connect close the connection', async () => {
     const t = await startTestNode({ limits: { fastConnectQueue: 4 } });
     try {

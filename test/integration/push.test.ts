@@ -533,9 +533,10 @@ describe('push.tagMatch', () => {
   });
 });
 
-describe('gateway.maxOutboundBytes', () => {
+describe('gateway.maxOutboundBytes and gateway.drainTimeoutMs, each alone', () => {
   it('drops a push client that stops reading its replies; other clients are served', async () => {
-    const t = await startTestNode({ gateway: { maxOutboundBytes: 64 * 1024 } });
+    // The drain deadline is out of reach: only the byte bound can drop this client.
+    const t = await startTestNode({ gateway: { maxOutboundBytes: 64 * 1024, drainTimeoutMs: 3_600_000 } });
     const { connect } = await import('node:net');
     const { BodyWriter } = await import('../../src/protocol/index.js');
     try {
@@ -556,6 +557,37 @@ describe('gateway.maxOutboundBytes', () => {
         await new Promise((r) => setImmediate(r));
       }
       await waitFor(() => t.node.gateway.stats.slowClients === 1, 10_000, 'slow push client dropped');
+      assert.equal(t.node.gateway.stats.drainTimeouts, 0);
+      const sender = PushSender.create({ gateways: [{ host: '127.0.0.1', port }] });
+      const [r] = await sender.send({ userId: 'nobody', content: 'x' });
+      assert.equal(r!.result, 'offline');
+      await sender.stop();
+      slow.destroy();
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('drops a push client whose replies do not drain in time; other clients are served', async () => {
+    // The byte bound is out of reach: only the drain deadline can drop this client.
+    const t = await startTestNode({ gateway: { maxOutboundBytes: 1024 * 1024 * 1024, drainTimeoutMs: 300 } });
+    const { connect } = await import('node:net');
+    const { BodyWriter } = await import('../../src/protocol/index.js');
+    try {
+      const port = t.node.addresses.gatewayPort;
+      const slow = connect(port, '127.0.0.1');
+      await new Promise<void>((r) => slow.once('connect', () => r()));
+      slow.pause(); // never reads: its replies fill the socket buffers, then wait on the gateway
+      slow.on('error', () => {});
+      const ids = JSON.stringify(Array.from({ length: 10_000 }, (_, i) => `nobody-${i}`));
+      const body = new BodyWriter(ids.length + 8).writeString(ids).finish();
+      // ~15 MB of replies: more than the loopback buffers hold, so a write is left waiting.
+      for (let i = 1; i <= 100 && t.node.gateway.stats.drainTimeouts === 0; i++) {
+        slow.write(encodePacket({ cmd: ExtCommand.GATEWAY_ROUTE_QUERY, flags: 0, sessionId: i, body }));
+        await new Promise((r) => setImmediate(r));
+      }
+      await waitFor(() => t.node.gateway.stats.drainTimeouts === 1, 10_000, 'undrained push client dropped');
+      assert.equal(t.node.gateway.stats.slowClients, 0);
       const sender = PushSender.create({ gateways: [{ host: '127.0.0.1', port }] });
       const [r] = await sender.send({ userId: 'nobody', content: 'x' });
       assert.equal(r!.result, 'offline');

@@ -10,6 +10,8 @@ import {
   GatewayAuthCodec,
   type Packet,
 } from '../../protocol/index.js';
+import type { OutboundLimit, OutboundOwner, OutboundWriter } from '../../util/outbound-writer.js';
+import { streamWriter } from '../../util/stream-sink.js';
 
 /** Receives the reply to one gateway request, or learns the channel died first. */
 export interface ReplyHandler {
@@ -23,21 +25,33 @@ export interface GatewayChannelOptions {
   connectTimeoutMs?: number;
   /** Largest reply body accepted. */
   maxPacketSize?: number;
+  /**
+   * Request bytes queued to a gateway that is not reading them before the channel is dropped
+   * (its pending requests fail). Default 16 MiB.
+   */
+  maxOutboundBytes?: number;
+  /**
+   * How long a backpressured gateway connection may take to drain before the channel is dropped
+   * (its pending requests fail), ms. Default 10 s.
+   */
+  drainTimeoutMs?: number;
 }
 
 /**
  * One TCP connection from a push client to a gateway, multiplexing requests by sessionId (the
  * request bus). Connects lazily, authenticates when a secret is set, and fails every pending
- * request when the connection drops, so each request learns its fate exactly once.
+ * request when the connection drops, so each request learns its fate exactly once. Requests are
+ * written through an outbound writer: a gateway that stops reading them (past `maxOutboundBytes`
+ * queued, or not drained within `drainTimeoutMs`) drops the connection like a lost one.
  */
-export class GatewayChannel implements FrameHandler {
+export class GatewayChannel implements FrameHandler, OutboundOwner {
   private socket: Socket | null = null;
+  private writer: OutboundWriter | null = null;
   private connecting: Promise<void> | null = null;
   private readonly pending = new Map<number, ReplyHandler>();
   private seq = 0;
   private decoder: FrameDecoder | null = null;
   private closedByUser = false;
-  private corked = false;
 
   constructor(
     readonly host: string,
@@ -78,6 +92,10 @@ export class GatewayChannel implements FrameHandler {
       socket.once('connect', () => {
         clearTimeout(timer);
         this.socket = socket;
+        this.writer = streamWriter(socket, this, {
+          maxBytes: this.opts.maxOutboundBytes ?? 16 * 1024 * 1024,
+          drainTimeoutMs: this.opts.drainTimeoutMs ?? 10_000,
+        });
         this.decoder = new FrameDecoder(this, { maxBodyLength: this.opts.maxPacketSize ?? 16 * 1024 * 1024 });
         socket.removeAllListeners('error');
         socket.on('error', () => {});
@@ -117,20 +135,30 @@ export class GatewayChannel implements FrameHandler {
    */
   send(cmd: number, flags: number, body: Buffer, handler: ReplyHandler): number {
     const socket = this.socket;
-    if (!socket || socket.destroyed) return -1;
+    const writer = this.writer;
+    if (!socket || socket.destroyed || !writer) return -1;
     this.seq = (this.seq + 1) & 0x7fffffff || 1;
     const sessionId = this.seq;
     this.pending.set(sessionId, handler);
-    if (!this.corked) {
-      this.corked = true;
-      socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        socket.uncork();
-      });
-    }
-    socket.write(encodePacket({ cmd, flags, sessionId, body }));
+    // Past a limit the channel is dropped: this request is pending with the others and fails
+    // with them.
+    writer.write(encodePacket({ cmd, flags, sessionId, body }));
     return sessionId;
+  }
+
+  /** @internal OutboundOwner: the gateway stopped reading what this channel writes. */
+  onOutboundLimit(limit: OutboundLimit): void {
+    const socket = this.socket;
+    if (!socket) return;
+    const reason =
+      limit === 'outbound-limit'
+        ? `gateway ${this.address} not reading: more than maxOutboundBytes queued`
+        : `gateway ${this.address} not reading: not drained within drainTimeoutMs`;
+    this.detach();
+    socket.destroy();
+    // Unusable at once (the next request connects afresh); the pending requests fail as on a lost
+    // connection, on the next tick rather than inside the send() whose write passed the limit.
+    process.nextTick(() => this.failPending(reason));
   }
 
   /** Forgets a request (it timed out): a late reply is then dropped here. */
@@ -151,9 +179,18 @@ export class GatewayChannel implements FrameHandler {
 
   private dropped(socket: Socket): void {
     if (this.socket !== socket) return;
+    this.detach();
+    this.failPending(this.closedByUser ? 'push sender stopped' : `gateway ${this.address} connection lost`);
+  }
+
+  private detach(): void {
     this.socket = null;
     this.decoder = null;
-    const reason = this.closedByUser ? 'push sender stopped' : `gateway ${this.address} connection lost`;
+    this.writer?.stop();
+    this.writer = null;
+  }
+
+  private failPending(reason: string): void {
     const handlers = [...this.pending.values()];
     this.pending.clear();
     for (const h of handlers) h.onChannelClosed(reason);

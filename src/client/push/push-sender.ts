@@ -36,6 +36,16 @@ export interface PushSenderOptions {
   /** How long a looked-up route is reused, ms (0: always look up). */
   routeCacheMs?: number;
   connectTimeoutMs?: number;
+  /**
+   * Request bytes queued to one gateway that is not reading them before its connection is
+   * dropped and the requests on it fail. Default 16 MiB.
+   */
+  maxOutboundBytes?: number;
+  /**
+   * How long a backpressured gateway connection may take to drain before it is dropped and the
+   * requests on it fail, ms. Default 10 s.
+   */
+  drainTimeoutMs?: number;
 }
 
 interface Queued {
@@ -85,6 +95,8 @@ export class PushSender implements RequestHost {
         ...(this.opts.gatewaySecret ? { secret: this.opts.gatewaySecret } : {}),
         ...(this.opts.clientId ? { clientId: this.opts.clientId } : {}),
         connectTimeoutMs: this.opts.connectTimeoutMs ?? 3000,
+        maxOutboundBytes: this.opts.maxOutboundBytes,
+        drainTimeoutMs: this.opts.drainTimeoutMs,
       });
       this.channels.set(key, ch);
     }

@@ -1,0 +1,196 @@
+/**
+ * What an {@link OutboundWriter} writes to: a transport, a socket adapter, or a test's in-memory
+ * sink. Nothing here names a socket, so the writer is unit-tested without one.
+ *
+ * The sink's drain event (its buffer flushed after a `write` returned false) must reach
+ * {@link OutboundWriter.drained}: the sink's owner wires it (a module-level listener, like the
+ * transports', so no closure is made per connection).
+ */
+export interface OutboundSink {
+  /** False once the sink can no longer carry bytes (destroyed, closing). */
+  readonly writable: boolean;
+  /** Bytes accepted by {@link write} and not yet handed to the kernel (or the peer). */
+  readonly bufferedBytes: number;
+  /** Queues bytes (or a text frame). False when the peer is not keeping up (backpressure). */
+  write(data: Buffer | string): boolean;
+  /** Holds writes until {@link uncork}, so one tick's writes leave in one syscall. */
+  cork(): void;
+  uncork(): void;
+}
+
+/**
+ * Which limit stopped a writer: `outbound-limit` when more than `maxBytes` were queued,
+ * `drain-timeout` when a backpressured sink did not drain within `drainTimeoutMs`. Each owner maps
+ * it to its own disconnect reason (util/ knows no catalogue).
+ */
+export type OutboundLimit = 'outbound-limit' | 'drain-timeout';
+
+/** The writer's owner: told once, synchronously, when a limit is passed. It closes the sink. */
+export interface OutboundOwner {
+  onOutboundLimit(limit: OutboundLimit): void;
+}
+
+/**
+ * A clock and a way to be called back, for owners that already keep a deadline timer (a device
+ * connection files with its server's timer wheel). When asked, the owner's timer calls
+ * {@link OutboundWriter.checkDeadline}; calling it early or for a deadline since cleared is harmless.
+ */
+export interface DeadlineScheduler {
+  /** The current time on the scheduler's clock, ms (a coarse clock is fine). */
+  now(): number;
+  /** Have {@link OutboundWriter.checkDeadline} called at, or soon after, `atMs`. */
+  scheduleCheck(atMs: number): void;
+}
+
+export interface OutboundLimits {
+  /** Most bytes the sink may hold queued after a write; one more stops the writer. */
+  maxBytes: number;
+  /** How long a backpressured sink may take to drain, ms. */
+  drainTimeoutMs: number;
+  /**
+   * Where the drain deadline is kept. Default: the writer's own timer, one per writer, armed only
+   * while the sink is backpressured, unref'd (a deadline past ~24.8 days, Node's longest timer, is
+   * clamped to it).
+   */
+  scheduler?: DeadlineScheduler;
+}
+
+/** Writers corked this tick; one nextTick uncorks them all, however many there are. */
+let corked: OutboundWriter[] = [];
+
+function uncorkAll(): void {
+  const list = corked;
+  corked = [];
+  for (const w of list) {
+    w.corked = false;
+    w.sink.uncork();
+  }
+}
+
+/**
+ * Node's longest timer (2^31 - 1 ms, ~24.8 days): a longer delay fires after 1 ms instead, so a
+ * huge drain deadline is clamped to this.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function onDrainTimer(writer: OutboundWriter): void {
+  writer.timerFired();
+}
+
+/**
+ * The one write path of every connection, device, gateway or push client (aedes `write.js` with
+ * `waitForDrain`, centrifuge's bounded client queue):
+ * - corked per tick: a tick's writes leave together, uncorked on the next tick;
+ * - bounded in bytes: past `maxBytes` queued the owner is told `outbound-limit`;
+ * - a drain deadline: a sink still backpressured `drainTimeoutMs` after a write returned false
+ *   gets `drain-timeout`.
+ * After a limit, or {@link stop}, the writer writes nothing more.
+ */
+export class OutboundWriter {
+  readonly sink: OutboundSink;
+  /** @internal set and cleared by the tick's uncork */
+  corked = false;
+  private stopped = false;
+  private blocked = false;
+  private blockedSince = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly owner: OutboundOwner;
+  private readonly maxBytes: number;
+  private readonly drainTimeoutMs: number;
+  private readonly scheduler: DeadlineScheduler | undefined;
+
+  constructor(sink: OutboundSink, owner: OutboundOwner, limits: OutboundLimits) {
+    this.sink = sink;
+    this.owner = owner;
+    this.maxBytes = limits.maxBytes;
+    this.drainTimeoutMs = limits.drainTimeoutMs;
+    this.scheduler = limits.scheduler;
+  }
+
+  /** True while a write is waiting for the sink to drain. */
+  get backpressured(): boolean {
+    return this.blocked;
+  }
+
+  /**
+   * Queues `data`. False when nothing was written (stopped, or the sink is not writable: the
+   * owner decides what that means) or when this write passed `maxBytes` (the owner has then
+   * been told, before this returns).
+   */
+  write(data: Buffer | string): boolean {
+    if (this.stopped) return false;
+    const sink = this.sink;
+    if (!sink.writable) return false;
+    if (!this.corked) {
+      this.corked = true;
+      sink.cork();
+      if (corked.push(this) === 1) process.nextTick(uncorkAll);
+    }
+    const ok = sink.write(data);
+    if (sink.bufferedBytes > this.maxBytes) {
+      // A reader that cannot keep up: drop it rather than buffer without bound.
+      this.limit('outbound-limit');
+      return false;
+    }
+    if (!ok && !this.blocked) this.block();
+    return true;
+  }
+
+  private block(): void {
+    this.blocked = true;
+    const scheduler = this.scheduler;
+    if (scheduler) {
+      this.blockedSince = scheduler.now();
+      scheduler.scheduleCheck(this.blockedSince + this.drainTimeoutMs);
+    } else {
+      this.timer = setTimeout(onDrainTimer, Math.min(this.drainTimeoutMs, MAX_TIMER_MS), this);
+      this.timer.unref();
+    }
+  }
+
+  /** The sink flushed its queue: the drain deadline is cleared. */
+  drained(): void {
+    if (!this.blocked) return;
+    this.blocked = false;
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  /**
+   * For an injected {@link DeadlineScheduler}: enforces the drain deadline at `now`, re-filing the
+   * check when the deadline is still ahead. True when the deadline passed (the owner was told).
+   */
+  checkDeadline(now: number): boolean {
+    if (!this.blocked || this.stopped) return false;
+    const due = this.blockedSince + this.drainTimeoutMs;
+    if (now >= due) {
+      this.limit('drain-timeout');
+      return true;
+    }
+    this.scheduler?.scheduleCheck(due);
+    return false;
+  }
+
+  /** @internal the writer's own drain timer fired: it is cleared on drain, so the sink did not drain. */
+  timerFired(): void {
+    this.timer = undefined;
+    if (this.blocked && !this.stopped) this.limit('drain-timeout');
+  }
+
+  /** Writes nothing more and clears the drain timer (the owner is closing). */
+  stop(): void {
+    this.stopped = true;
+    this.blocked = false;
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private limit(which: OutboundLimit): void {
+    this.stop();
+    this.owner.onOutboundLimit(which);
+  }
+}

@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
+import { describe, it } from 'node:test';
+import { PushSender } from '../../src/client/push/push-sender.js';
+import type { RouteEntry, RouteSource } from '../../src/client/push/route-source.js';
+import type { PushResult } from '../../src/client/push/types.js';
+import { ClientType } from '../../src/protocol/index.js';
+
+/** A "gateway" that accepts connections and never reads a byte of what it is sent. */
+async function deafGateway(): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((s) => {
+    s.pause();
+    s.on('error', () => {});
+    sockets.add(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const a = server.address();
+  const port = typeof a === 'object' && a ? a.port : 0;
+  return {
+    port,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** Every user is routed to the one deaf gateway: no route query is needed. */
+function routesTo(port: number): RouteSource {
+  return {
+    async lookup(userIds) {
+      const entry: RouteEntry = { clientType: ClientType.MOBILE, host: '127.0.0.1', port, connId: 'c' };
+      return new Map(userIds.map((u) => [u, [entry]]));
+    },
+  };
+}
+
+/**
+ * Sends 64 KiB pushes to a gateway that does not read them, one every `pauseMs` (0: every turn of
+ * the event loop), past what the loopback socket buffers hold, and stops as soon as the channel
+ * is dropped: every request sent was then pending on it. Up to `rounds` pushes.
+ */
+async function flood(
+  sender: PushSender,
+  port: number,
+  rounds: number,
+  pauseMs: number,
+): Promise<PushResult[]> {
+  const channel = sender.channel('127.0.0.1', port);
+  const content = randomBytes(64 * 1024);
+  const results: Array<Promise<PushResult[]>> = [];
+  for (let i = 0; i < rounds && channel.connected; i++) {
+    results.push(sender.send({ userId: `u${i}`, content, timeout: 120_000 }));
+    await new Promise((r) => (pauseMs > 0 ? setTimeout(r, pauseMs) : setImmediate(r)));
+  }
+  assert.equal(channel.connected, false, 'the channel was dropped');
+  return (await Promise.all(results)).flat();
+}
+
+describe('push client: each outbound limit alone drops a gateway that does not read', () => {
+  it('maxOutboundBytes: every pending request fails, naming the byte bound', async () => {
+    const gw = await deafGateway();
+    // The drain deadline is out of reach: only the byte bound can drop the channel.
+    const sender = PushSender.create({
+      gateways: [{ host: '127.0.0.1', port: gw.port }],
+      routeSource: routesTo(gw.port),
+      maxOutboundBytes: 256 * 1024,
+      drainTimeoutMs: 3_600_000,
+    });
+    try {
+      await sender.start();
+      // 10 MiB at most: past the ~4 MiB the loopback buffers hold, short of the 16 MiB default
+      // (so the option must reach the channel for this to pass).
+      const results = await flood(sender, gw.port, 160, 0);
+      assert.ok(results.length > 1);
+      for (const r of results) {
+        assert.equal(r.result, 'failure');
+        assert.match(r.reason ?? '', /not reading: more than maxOutboundBytes queued/);
+      }
+    } finally {
+      await sender.stop();
+      await gw.close();
+    }
+  });
+
+  it('drainTimeoutMs: every pending request fails, naming the drain deadline', async () => {
+    const gw = await deafGateway();
+    // The byte bound is out of reach: only the drain deadline can drop the channel.
+    const sender = PushSender.create({
+      gateways: [{ host: '127.0.0.1', port: gw.port }],
+      routeSource: routesTo(gw.port),
+      maxOutboundBytes: 1024 * 1024 * 1024,
+      drainTimeoutMs: 300,
+    });
+    try {
+      await sender.start();
+      // Paced, so the socket buffers fill and then stay full for the deadline while few bytes more
+      // are queued.
+      const results = await flood(sender, gw.port, 2000, 2);
+      assert.ok(results.length > 1);
+      for (const r of results) {
+        assert.equal(r.result, 'failure');
+        assert.match(r.reason ?? '', /not reading: not drained within drainTimeoutMs/);
+      }
+    } finally {
+      await sender.stop();
+      await gw.close();
+    }
+  });
+});
