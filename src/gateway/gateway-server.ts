@@ -3,7 +3,6 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { RouteStore } from '../cluster/route-store.js';
 import type { Config } from '../config/index.js';
 import { verifyGatewayAuth } from '../crypto/gateway-mac.js';
-import { CryptoError } from '../crypto/index.js';
 import type { Logger } from '../log.js';
 import {
   BroadcastAction,
@@ -13,6 +12,7 @@ import {
   ErrorCodec,
   ExtCommand,
   encodePacket,
+  errorReply,
   FrameDecoder,
   type FrameHandler,
   GatewayAuthCodec,
@@ -21,10 +21,8 @@ import {
   HEARTBEAT_FRAME,
   OkCodec,
   type Packet,
-  ProtocolError,
   RouteQueryCodec,
 } from '../protocol/index.js';
-import { ConditionError } from '../push/condition/index.js';
 import type { PushCenter } from '../push/push-center.js';
 import type { ConnectionServer } from '../server/connection-server.js';
 import type { OutboundLimit, OutboundOwner, OutboundWriter } from '../util/outbound-writer.js';
@@ -163,7 +161,8 @@ export class GatewayServer {
         conn.decoder.push(chunk);
       } catch (err) {
         // Only a negative length gets here (oversize frames are skipped): the stream is lost.
-        conn.error(0, 0, ErrorCode.UNKNOWN, (err as Error).message);
+        const r = errorReply(err);
+        conn.error(0, 0, r.code, r.reason);
         conn.close();
       }
     });
@@ -198,11 +197,11 @@ export class GatewayServer {
           return c.close();
       }
     } catch (err) {
-      if (err instanceof ProtocolError || err instanceof CryptoError || err instanceof ConditionError) {
-        return c.error(p.cmd, p.sessionId, ErrorCode.UNKNOWN, err.message);
-      }
-      this.opts.log.error('gateway handler failed', { cmd: p.cmd, err: (err as Error).stack });
-      c.error(p.cmd, p.sessionId, ErrorCode.DISPATCH_ERROR, 'internal error');
+      // Bad input is answered as on the device port (protocol/errors.ts); the connection stays.
+      const r = errorReply(err);
+      if (!r.badInput)
+        this.opts.log.error('gateway handler failed', { cmd: p.cmd, err: (err as Error).stack });
+      c.error(p.cmd, p.sessionId, r.code, r.reason);
     }
   }
 

@@ -598,3 +598,52 @@ describe('gateway.maxOutboundBytes and gateway.drainTimeoutMs, each alone', () =
     }
   });
 });
+
+describe('gateway: bad input is answered as on the device port', () => {
+  it('a bad condition and an unreadable body get ERROR 100 naming them; the push client stays connected', async () => {
+    const t = await startTestNode();
+    const { connect } = await import('node:net');
+    const { GatewayPushCodec } = await import('../../src/protocol/index.js');
+    try {
+      const sock = connect(t.node.addresses.gatewayPort, '127.0.0.1');
+      await new Promise<void>((r) => sock.once('connect', () => r()));
+      const replies: Array<{ cmd: number; sessionId: number; code: number; reason: string }> = [];
+      const dec = new FrameDecoder({
+        onPacket: (p) =>
+          replies.push(
+            p.cmd === Command.ERROR
+              ? { ...ErrorCodec.decode(p.body), cmd: p.cmd, sessionId: p.sessionId }
+              : { cmd: p.cmd, sessionId: p.sessionId, code: 0, reason: '' },
+          ),
+        onHeartbeat: () => {},
+      });
+      sock.on('data', (c: Buffer) => dec.push(c));
+      const push = (sessionId: number, body: Buffer) =>
+        sock.write(encodePacket({ cmd: Command.GATEWAY_PUSH, flags: 0, sessionId, body }));
+      const broadcast = (condition: string) =>
+        GatewayPushCodec.encode({
+          userId: '',
+          clientType: 0,
+          timeout: 0,
+          content: Buffer.from('x'),
+          taskId: '',
+          tags: null,
+          condition,
+        });
+      push(1, broadcast('process.exit(1)'));
+      push(2, Buffer.from([0x00, 0x09, 0x41])); // a userId string declared 9 bytes long, 1 there
+      push(3, broadcast(''));
+      await waitFor(() => replies.length === 3, 5000, 'three replies');
+      const bySession = new Map(replies.map((r) => [r.sessionId, r]));
+      assert.equal(bySession.get(1)!.cmd, Command.ERROR);
+      assert.equal(bySession.get(1)!.code, ErrorCode.DISPATCH_ERROR);
+      assert.match(bySession.get(1)!.reason, /'exit' is not allowed/);
+      assert.equal(bySession.get(2)!.cmd, Command.ERROR);
+      assert.equal(bySession.get(2)!.code, ErrorCode.DISPATCH_ERROR);
+      assert.equal(bySession.get(3)!.cmd, Command.OK, 'the same connection still serves a good broadcast');
+      sock.destroy();
+    } finally {
+      await t.stop();
+    }
+  });
+});
