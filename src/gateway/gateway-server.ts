@@ -22,7 +22,7 @@ import {
 } from '../protocol/index.js';
 import { ConditionError } from '../push/condition.js';
 import type { PushCenter } from '../push/push-center.js';
-import type { ConnectionServer } from '../server/connection-server.js';
+import type { KickTarget } from '../server/handler-context.js';
 import { verifyGatewayAuth } from './gateway-auth.js';
 
 /** Broadcast control actions (GATEWAY_BROADCAST_CONTROL body: taskId str, action byte). */
@@ -110,7 +110,7 @@ class GatewayConnection implements FrameHandler {
 export interface GatewayServerOptions {
   config: Config;
   log: Logger;
-  server: ConnectionServer;
+  server: KickTarget;
   push: PushCenter;
   routes: RouteStore;
 }
