@@ -74,6 +74,11 @@ export class Connection implements FrameHandler, OutboundOwner, DeadlineSchedule
   userId = '';
   tags = '';
   heartbeatMs = 0;
+  /**
+   * Packets the dispatcher holds while an asynchronous handler (fast connect) runs, replayed in
+   * order after it; null when nothing is being held.
+   */
+  held: Packet[] | null = null;
 
   readonly createdAt: number;
   /** Coarse time of the last read (the wheel's clock). */

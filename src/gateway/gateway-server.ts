@@ -24,7 +24,7 @@ import {
   RouteQueryCodec,
 } from '../protocol/index.js';
 import type { PushCenter } from '../push/push-center.js';
-import type { ConnectionServer } from '../server/connection-server.js';
+import type { KickTarget } from '../server/handler-context.js';
 import type { OutboundLimit, OutboundOwner, OutboundWriter } from '../util/outbound-writer.js';
 import { streamWriter } from '../util/stream-sink.js';
 
@@ -111,7 +111,7 @@ class GatewayConnection implements FrameHandler, OutboundOwner {
 export interface GatewayServerOptions {
   config: Config;
   log: Logger;
-  server: ConnectionServer;
+  server: KickTarget;
   push: PushCenter;
   routes: RouteStore;
 }

@@ -3,16 +3,31 @@ import type { Config } from '../config/index.js';
 import type { Connection } from '../connection/index.js';
 import type { Logger } from '../log.js';
 import { Command, ErrorCode, Flags, type GatewayPushMessage } from '../protocol/index.js';
-import type { ConnectionServer } from '../server/connection-server.js';
 import { AckTracker, type AckWaiter } from './ack-tracker.js';
 import { BroadcastTask } from './broadcast-task.js';
 import { compileCondition } from './condition/index.js';
 import type { PushOutcome } from './outcome.js';
 
+/**
+ * What the push center needs of this node's connection server: a narrow view, so push/ does not
+ * depend on the server's sockets or handlers.
+ */
+export interface PushDevices {
+  /** This node's bound connections: one per (user, client type), and all of them for broadcasts. */
+  readonly router: {
+    get(userId: string, clientType: number): Connection | undefined;
+    all(): Iterable<Connection>;
+  };
+  /** The next sessionId for a pushed packet: the server's own counter (mpush-wire §12). */
+  nextPushSessionId(): number;
+  /** Told of every ACK a device sends; the push center sets it once. */
+  ackListener: ((conn: Connection, sessionId: number) => void) | undefined;
+}
+
 export interface PushCenterOptions {
   config: Config;
   log: Logger;
-  server: ConnectionServer;
+  server: PushDevices;
   routes: RouteStore;
   /** This node's id: routes whose connId starts with `<nodeId>:` were made here. */
   nodeId: string;

@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { EventEmitter } from 'node:events';
+import type { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { WebSocket } from 'ws';
@@ -12,100 +12,75 @@ import {
   Disconnect,
   type DisconnectReason,
   TcpTransport,
+  type Transport,
+  type WireProtocol,
   WsTransport,
 } from '../connection/index.js';
 import type { CryptoError } from '../crypto/index.js';
 import { type Cipher, RsaDecryptor, RsaServerCipher } from '../crypto/index.js';
 import type { Logger } from '../log.js';
-import { Command, ErrorCode, type JsonPacket, type Packet, type ProtocolError } from '../protocol/index.js';
+import { ErrorCode, type JsonPacket, type Packet, type ProtocolError } from '../protocol/index.js';
 import { TimerWheel } from '../util/timer-wheel.js';
-import { TokenBucket } from '../util/token-bucket.js';
 import { dispatchJson, dispatchPacket } from './dispatch.js';
+import {
+  type AckListener,
+  type ConnectionServerEvents,
+  type ConnectionStats,
+  ServerHandlerContext,
+} from './handler-context.js';
 import { replyError } from './handlers/reply.js';
-import { LocalRouter } from './local-router.js';
+import type { LocalRouter } from './local-router.js';
+
+export type { ConnectionServerEvents, ConnectionStats } from './handler-context.js';
 
 export interface ConnectionServerOptions {
   config: Config;
   privateKey: KeyObject;
   sessions: SessionStore;
   log: Logger;
-  /** Time source for the timer wheel (tests). */
+  /** Time source for the timer wheel and the handshake token bucket (tests). */
   clock?: () => number;
-}
-
-/** Counters for /api/stats and metrics. */
-export interface ConnectionStats {
-  accepted: number;
-  refused: number;
-  handshakes: number;
-  fastConnects: number;
-  handshakesThrottled: number;
-  binds: number;
-  bindsRefused: number;
-  kicks: number;
-  acks: number;
-  devicePushes: number;
-  unsupported: number;
-  protocolErrors: number;
-  closed: Record<string, number>;
-}
-
-export interface ConnectionServerEvents {
-  /** A connection bound a user. */
-  online: [conn: Connection];
-  /** A binding ended (unbind, kick, close); `conn.userId` may already be cleared. */
-  offline: [conn: Connection, userId: string];
-  kick: [conn: Connection, userId: string];
-  devicePush: [conn: Connection, content: Buffer, sessionId: number];
-  close: [conn: Connection, reason: DisconnectReason];
 }
 
 /**
  * The connection server: accepts devices over TCP (MPush binary protocol) and WebSocket
  * (JSON, or binary frames), enforces the limits, and dispatches packets to one handler per
- * command. Holds the local router of bound users.
+ * command. The handlers see its {@link ServerHandlerContext} (router, sessions, stats, events),
+ * never the server.
  */
 export class ConnectionServer implements ConnectionHandler {
   readonly config: Config;
   readonly sessions: SessionStore;
   readonly log: Logger;
-  readonly router = new LocalRouter();
-  readonly events = new EventEmitter<ConnectionServerEvents>();
+  /** What the dispatcher and the handlers see: one object for every connection of this server. */
+  readonly context: ServerHandlerContext;
+  readonly router: LocalRouter;
+  readonly events: EventEmitter<ConnectionServerEvents>;
+  readonly stats: ConnectionStats;
   readonly connections = new Map<number, Connection>();
-  readonly stats: ConnectionStats = {
-    accepted: 0,
-    refused: 0,
-    handshakes: 0,
-    fastConnects: 0,
-    handshakesThrottled: 0,
-    binds: 0,
-    bindsRefused: 0,
-    kicks: 0,
-    acks: 0,
-    devicePushes: 0,
-    unsupported: 0,
-    protocolErrors: 0,
-    closed: {},
-  };
-  /** Set by the push center: called for every ACK a device sends. */
-  ackListener: ((conn: Connection, sessionId: number) => void) | undefined;
 
   private readonly rsa: Cipher;
   private readonly ctx: ConnectionContext;
   private readonly wheel: TimerWheel<Connection>;
-  private readonly handshakes: TokenBucket;
   private tcp: Server | undefined;
   private nextId = 1;
-  private pushSeq = 0;
 
   constructor(opts: ConnectionServerOptions) {
     this.config = opts.config;
     this.sessions = opts.sessions;
     this.log = opts.log;
+    this.context = new ServerHandlerContext({
+      config: opts.config,
+      log: opts.log,
+      sessions: opts.sessions,
+      ...(opts.clock ? { clock: opts.clock } : {}),
+    });
+    this.router = this.context.router;
+    this.events = this.context.events;
+    this.stats = this.context.stats;
     this.rsa = new RsaServerCipher(new RsaDecryptor(opts.privateKey));
     const c = opts.config;
     this.wheel = new TimerWheel<Connection>(c.heartbeat.tickMs, checkConnection, opts.clock);
-    this.handshakes = new TokenBucket(c.limits.handshakesPerSecond, c.limits.handshakeBurst, opts.clock);
     this.ctx = {
       handler: this,
       wheel: this.wheel,
@@ -119,6 +94,25 @@ export class ConnectionServer implements ConnectionHandler {
       compressThreshold: c.compress.thresholdBytes,
     };
     this.wheel.start();
+  }
+
+  /** Set by the push center: called for every ACK a device sends. */
+  get ackListener(): AckListener | undefined {
+    return this.context.ackListener;
+  }
+
+  set ackListener(listener: AckListener | undefined) {
+    this.context.ackListener = listener;
+  }
+
+  /** The next sessionId for a packet the server originates (pushes): its own counter (mpush-wire §12). */
+  nextPushSessionId(): number {
+    return this.context.nextPushSessionId();
+  }
+
+  /** Removes `conn` from the router, then kicks it (a GATEWAY_KICK from another node). */
+  unbindAndKick(conn: Connection): void {
+    this.context.unbindAndKick(conn);
   }
 
   // ---- accepting ----------------------------------------------------------------------------
@@ -152,94 +146,52 @@ export class ConnectionServer implements ConnectionHandler {
 
   /** Takes a TCP socket (from {@link listen}, or a TLS server). */
   acceptSocket(socket: Socket, kind: 'tcp' | 'tls' = 'tcp'): Connection | undefined {
-    if (!this.admit()) {
+    const transport = new TcpTransport(socket, kind);
+    const conn = this.accept(transport, 'binary');
+    if (!conn) {
       socket.destroy();
       return undefined;
     }
-    const transport = new TcpTransport(socket, kind);
-    const conn = new Connection(this.nextId++, transport, 'binary', this.ctx);
-    conn.cipher = this.rsa;
     transport.attach(conn);
-    this.register(conn);
     return conn;
   }
 
   /** Takes an upgraded WebSocket. */
   acceptWebSocket(ws: WebSocket, req: IncomingMessage): Connection | undefined {
-    if (!this.admit()) {
+    const transport = new WsTransport(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`);
+    const conn = this.accept(transport, 'json');
+    if (!conn) {
       ws.close(Disconnect.TOO_MANY_CONNECTIONS.wsCode, Disconnect.TOO_MANY_CONNECTIONS.name);
       return undefined;
     }
-    const transport = new WsTransport(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`);
-    const conn = new Connection(this.nextId++, transport, 'json', this.ctx);
-    conn.cipher = this.rsa; // used only if the device speaks the binary protocol in binary frames
     transport.attach(conn);
-    this.register(conn);
     return conn;
   }
 
-  private register(conn: Connection): void {
+  /**
+   * Makes and registers a connection over `transport` (TCP, WebSocket, or a test's in-memory
+   * one); the caller wires the transport's reads to it. Undefined when `limits.maxConnections`
+   * is reached: the caller then refuses the transport its own way. The cipher starts as RSA
+   * (mpush-wire §5), also on WebSocket, where it serves only a device that speaks the binary
+   * protocol in binary frames.
+   */
+  accept(transport: Transport, protocol: WireProtocol): Connection | undefined {
+    if (!this.admit()) return undefined;
+    const conn = new Connection(this.nextId++, transport, protocol, this.ctx);
+    conn.cipher = this.rsa;
     this.connections.set(conn.id, conn);
     this.stats.accepted++;
-  }
-
-  /** One handshake token (full or fast); refuses and closes when the rate is exceeded. */
-  takeHandshakeToken(conn: Connection, sessionId: number): boolean {
-    if (this.handshakes.take()) return true;
-    this.stats.handshakesThrottled++;
-    replyError(
-      conn,
-      Command.HANDSHAKE,
-      sessionId,
-      ErrorCode.UNKNOWN,
-      'handshake rate exceeded',
-      Disconnect.HANDSHAKE_RATE,
-    );
-    return false;
-  }
-
-  /** The next sessionId for a packet the server originates (pushes): its own counter (mpush-wire §12). */
-  nextPushSessionId(): number {
-    this.pushSeq = (this.pushSeq + 1) & 0x7fffffff || 1;
-    return this.pushSeq;
-  }
-
-  // ---- binding --------------------------------------------------------------------------------
-
-  /** Sends KICK to a displaced connection and unbinds it, leaving it connected (mpush-wire §8, §12). */
-  kick(conn: Connection): void {
-    const userId = conn.userId;
-    conn.send({ cmd: Command.KICK, sessionId: 0, body: { deviceId: conn.deviceId, userId } });
-    conn.userId = '';
-    conn.tags = '';
-    this.stats.kicks++;
-    this.events.emit('kick', conn, userId);
-    this.events.emit('offline', conn, userId);
-  }
-
-  /** Removes `conn` from the router, then kicks it (a GATEWAY_KICK from another node). */
-  unbindAndKick(conn: Connection): void {
-    if (!conn.userId) return;
-    this.router.unbind(conn, conn.userId);
-    this.kick(conn);
-  }
-
-  /** Removes `conn`'s binding, if it holds one. */
-  unbind(conn: Connection): void {
-    const userId = conn.userId;
-    if (!userId) return;
-    conn.userId = '';
-    if (this.router.unbind(conn, userId)) this.events.emit('offline', conn, userId);
+    return conn;
   }
 
   // ---- ConnectionHandler ------------------------------------------------------------------------
 
   onPacket(conn: Connection, packet: Packet): void {
-    dispatchPacket(this, conn, packet);
+    dispatchPacket(this.context, conn, packet);
   }
 
   onJsonPacket(conn: Connection, packet: JsonPacket): void {
-    dispatchJson(this, conn, packet);
+    dispatchJson(this.context, conn, packet);
   }
 
   onHeartbeat(conn: Connection): void {
@@ -259,7 +211,7 @@ export class ConnectionServer implements ConnectionHandler {
   onClose(conn: Connection, reason: DisconnectReason): void {
     this.connections.delete(conn.id);
     this.stats.closed[reason.name] = (this.stats.closed[reason.name] ?? 0) + 1;
-    this.unbind(conn);
+    this.context.unbind(conn);
     this.events.emit('close', conn, reason);
   }
 

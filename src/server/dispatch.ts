@@ -12,26 +12,41 @@ import {
   type Packet,
   ProtocolError,
 } from '../protocol/index.js';
-import type { ConnectionServer } from './connection-server.js';
+import type { HandlerContext } from './handler-context.js';
 import { handleAck, handleDevicePush } from './handlers/ack.js';
 import { handleBind, handleUnbind } from './handlers/bind.js';
 import { handleFastConnect } from './handlers/fast-connect.js';
 import { handleHandshake, handleJsonHandshake } from './handlers/handshake.js';
 import { replyError } from './handlers/reply.js';
 
-/** Packets held while an asynchronous handler (fast connect) runs, at most limits.fastConnectQueue. */
-const held = new WeakMap<Connection, Packet[]>();
+/**
+ * Commands a device may send only once its handshake (or fast connect) is done: the ones that
+ * act for a device identity. MPush answers them, before a handshake, with ERROR (code 0,
+ * "not handshake") and closes (mpush-wire §12). HEARTBEAT, HANDSHAKE and FAST_CONNECT are what
+ * make the handshake; any other command is unsupported either way (mpush-wire §2).
+ */
+const NEEDS_HANDSHAKE: ReadonlySet<number> = new Set([
+  Command.BIND,
+  Command.UNBIND,
+  Command.ACK,
+  Command.PUSH,
+]);
+
+/** The precondition, checked once here so the handlers can assume it. */
+function notHandshaked(conn: Connection, cmd: number, sessionId: number): void {
+  replyError(conn, cmd, sessionId, 0, 'not handshake', Disconnect.NOT_HANDSHAKED);
+}
 
 /** Bad input: an ERROR naming it, then close only this connection (mpush-wire §12: ERROR 100). */
 export function rejectInput(
-  server: ConnectionServer,
+  ctx: HandlerContext,
   conn: Connection,
   cmd: number,
   sessionId: number,
   err: Error,
 ): void {
-  server.stats.protocolErrors++;
-  server.log.debug('bad input', {
+  ctx.stats.protocolErrors++;
+  ctx.log.debug('bad input', {
     conn: conn.id,
     remote: conn.transport.remoteAddress,
     cmd,
@@ -45,8 +60,8 @@ export function rejectInput(
 }
 
 /** A command with no handler: ERROR 101 and close (mpush-wire §2). */
-function unsupported(server: ConnectionServer, conn: Connection, cmd: number, sessionId: number): void {
-  server.stats.unsupported++;
+function unsupported(ctx: HandlerContext, conn: Connection, cmd: number, sessionId: number): void {
+  ctx.stats.unsupported++;
   replyError(
     conn,
     cmd,
@@ -57,16 +72,19 @@ function unsupported(server: ConnectionServer, conn: Connection, cmd: number, se
   );
 }
 
-/** A handler threw: bad input closes with its ERROR; anything else is ours, ERROR 100 and close. */
+/**
+ * A handler threw: bad input closes with its ERROR; anything else is ours, ERROR 100
+ * (DISPATCH_ERROR, mpush-wire §4) and close.
+ */
 function handlerFailed(
-  server: ConnectionServer,
+  ctx: HandlerContext,
   conn: Connection,
   cmd: number,
   sessionId: number,
   err: unknown,
 ): void {
-  if (isBadInput(err)) return rejectInput(server, conn, cmd, sessionId, err);
-  server.log.error('handler failed', { cmd, err: (err as Error).stack });
+  if (isBadInput(err)) return rejectInput(ctx, conn, cmd, sessionId, err);
+  ctx.log.error('handler failed', { cmd, err: (err as Error).stack });
   replyError(conn, cmd, sessionId, ErrorCode.DISPATCH_ERROR, 'internal error', Disconnect.DISPATCH_ERROR);
 }
 
@@ -74,31 +92,38 @@ function isBadInput(err: unknown): err is ProtocolError | CryptoError {
   return err instanceof ProtocolError || err instanceof CryptoError;
 }
 
-/** The binary protocol: one switch, one handler per command. */
-export function dispatchPacket(server: ConnectionServer, conn: Connection, p: Packet): void {
-  const queue = held.get(conn);
-  if (queue) {
-    if (queue.length >= server.config.limits.fastConnectQueue)
-      return rejectInput(server, conn, p.cmd, p.sessionId, new Error('too many packets during fast connect'));
+/**
+ * The binary protocol (mpush-wire §1–§9): one switch, one handler per command. The handshake
+ * precondition is checked before the body is decrypted or decoded: a device with no session
+ * key has nothing to decrypt it with.
+ */
+export function dispatchPacket(ctx: HandlerContext, conn: Connection, p: Packet): void {
+  const held = conn.held;
+  if (held) {
+    // A fast connect is being looked up (mpush-wire §6): what follows it waits, in order.
+    if (held.length >= ctx.config.limits.fastConnectQueue)
+      return rejectInput(ctx, conn, p.cmd, p.sessionId, new Error('too many packets during fast connect'));
     // The body may be a view of a chunk the socket reuses only after we return: keep a copy.
-    queue.push({ ...p, body: Buffer.from(p.body) });
+    held.push({ ...p, body: Buffer.from(p.body) });
     return;
   }
+  if (!conn.handshaked && NEEDS_HANDSHAKE.has(p.cmd)) return notHandshaked(conn, p.cmd, p.sessionId);
   try {
     switch (p.cmd) {
-      case Command.HEARTBEAT:
+      case Command.HEARTBEAT: // mpush-wire §7: echoed
         conn.sendHeartbeat();
         return;
-      case Command.HANDSHAKE:
-        if (!server.takeHandshakeToken(conn, p.sessionId)) return;
-        return handleHandshake(server, conn, p.sessionId, HandshakeCodec.decode(conn.openBody(p)));
+      case Command.HANDSHAKE: // mpush-wire §5
+        if (!ctx.takeHandshakeToken(conn, p.sessionId)) return;
+        return handleHandshake(ctx, conn, p.sessionId, HandshakeCodec.decode(conn.openBody(p)));
       case Command.FAST_CONNECT: {
-        if (!server.takeHandshakeToken(conn, p.sessionId)) return;
+        // mpush-wire §6
+        if (!ctx.takeHandshakeToken(conn, p.sessionId)) return;
         const m = FastConnectCodec.decode(conn.openBody(p));
-        held.set(conn, []);
-        handleFastConnect(server, conn, p.sessionId, m)
+        conn.held = [];
+        handleFastConnect(ctx, conn, p.sessionId, m)
           .catch((err: Error) => {
-            server.log.warn('fast connect failed', { err: err.message });
+            ctx.log.warn('fast connect failed', { err: err.message });
             if (!conn.closed)
               replyError(
                 conn,
@@ -108,50 +133,50 @@ export function dispatchPacket(server: ConnectionServer, conn: Connection, p: Pa
                 'session store unavailable',
               );
           })
-          .finally(() => releaseHeld(server, conn));
+          .finally(() => releaseHeld(ctx, conn));
         return;
       }
-      case Command.BIND:
-        if (!conn.handshaked)
-          return handleBind(server, conn, p.sessionId, { userId: '', data: '', tags: '' });
-        return handleBind(server, conn, p.sessionId, BindUserCodec.decode(conn.openBody(p)));
+      case Command.BIND: // mpush-wire §8
+        return handleBind(ctx, conn, p.sessionId, BindUserCodec.decode(conn.openBody(p)));
       case Command.UNBIND:
-        if (!conn.handshaked)
-          return handleUnbind(server, conn, p.sessionId, { userId: '', data: '', tags: '' });
-        return handleUnbind(server, conn, p.sessionId, BindUserCodec.decode(conn.openBody(p)));
-      case Command.ACK:
-        return handleAck(server, conn, p.sessionId);
-      case Command.PUSH:
-        if (!conn.handshaked) return handleDevicePush(server, conn, p.sessionId, p.flags, p.body);
-        return handleDevicePush(server, conn, p.sessionId, p.flags, conn.openBody(p));
+        return handleUnbind(ctx, conn, p.sessionId, BindUserCodec.decode(conn.openBody(p)));
+      case Command.ACK: // mpush-wire §9: the body is empty, the sessionId is the push's
+        return handleAck(ctx, conn, p.sessionId);
+      case Command.PUSH: // mpush-wire §9: a client-originated message
+        return handleDevicePush(ctx, conn, p.sessionId, p.flags, conn.openBody(p));
       default:
-        return unsupported(server, conn, p.cmd, p.sessionId);
+        return unsupported(ctx, conn, p.cmd, p.sessionId);
     }
   } catch (err) {
-    handlerFailed(server, conn, p.cmd, p.sessionId, err);
+    handlerFailed(ctx, conn, p.cmd, p.sessionId, err);
   }
 }
 
-function releaseHeld(server: ConnectionServer, conn: Connection): void {
-  const queue = held.get(conn);
-  held.delete(conn);
+/** Replays what arrived during the fast connect, in order, until one of them closes the connection. */
+function releaseHeld(ctx: HandlerContext, conn: Connection): void {
+  const queue = conn.held;
+  conn.held = null;
   if (!queue) return;
   for (const p of queue) {
     if (conn.closed) return;
-    dispatchPacket(server, conn, p);
+    dispatchPacket(ctx, conn, p);
   }
 }
 
-/** MPush's WebSocket JSON protocol (mpush-wire §10). */
-export function dispatchJson(server: ConnectionServer, conn: Connection, p: JsonPacket): void {
+/**
+ * MPush's WebSocket JSON protocol (mpush-wire §10): the same commands, fields by name, no
+ * cipher and no fast connect. The same handshake precondition, checked before the fields are read.
+ */
+export function dispatchJson(ctx: HandlerContext, conn: Connection, p: JsonPacket): void {
+  if (!conn.handshaked && NEEDS_HANDSHAKE.has(p.cmd)) return notHandshaked(conn, p.cmd, p.sessionId);
   const b = p.body;
   try {
     switch (p.cmd) {
       case Command.HEARTBEAT:
         return;
       case Command.HANDSHAKE:
-        if (!server.takeHandshakeToken(conn, p.sessionId)) return;
-        return handleJsonHandshake(server, conn, p.sessionId, {
+        if (!ctx.takeHandshakeToken(conn, p.sessionId)) return;
+        return handleJsonHandshake(ctx, conn, p.sessionId, {
           deviceId: jsonStringField(b, 'deviceId'),
           osName: jsonStringField(b, 'osName') || 'web',
           osVersion: jsonStringField(b, 'osVersion'),
@@ -166,23 +191,23 @@ export function dispatchJson(server: ConnectionServer, conn: Connection, p: Json
           tags: jsonStringField(b, 'tags'),
         };
         return p.cmd === Command.BIND
-          ? handleBind(server, conn, p.sessionId, m)
-          : handleUnbind(server, conn, p.sessionId, m);
+          ? handleBind(ctx, conn, p.sessionId, m)
+          : handleUnbind(ctx, conn, p.sessionId, m);
       }
       case Command.ACK:
-        return handleAck(server, conn, p.sessionId);
+        return handleAck(ctx, conn, p.sessionId);
       case Command.PUSH:
         return handleDevicePush(
-          server,
+          ctx,
           conn,
           p.sessionId,
           p.flags,
           Buffer.from(jsonStringField(b, 'content'), 'utf8'),
         );
       default:
-        return unsupported(server, conn, p.cmd, p.sessionId);
+        return unsupported(ctx, conn, p.cmd, p.sessionId);
     }
   } catch (err) {
-    handlerFailed(server, conn, p.cmd, p.sessionId, err);
+    handlerFailed(ctx, conn, p.cmd, p.sessionId, err);
   }
 }

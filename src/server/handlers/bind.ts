@@ -1,15 +1,11 @@
-import { type Connection, Disconnect } from '../../connection/index.js';
+import type { Connection } from '../../connection/index.js';
 import { verifyBindToken } from '../../crypto/bind-token.js';
 import { type BindUserMessage, Command, ErrorCode } from '../../protocol/index.js';
-import type { ConnectionServer } from '../connection-server.js';
+import type { HandlerContext } from '../handler-context.js';
 import { replyError, replyOk } from './reply.js';
 
-/** BIND and UNBIND need a handshake (else ERROR and close, as MPush) and a userId. */
+/** BIND and UNBIND must name a user, else ERROR and the connection stays (the dispatcher checked the handshake). */
 function accepted(conn: Connection, cmd: number, sessionId: number, m: BindUserMessage): boolean {
-  if (!conn.handshaked) {
-    replyError(conn, cmd, sessionId, 0, 'not handshake', Disconnect.NOT_HANDSHAKED);
-    return false;
-  }
   if (m.userId === '') {
     replyError(conn, cmd, sessionId, ErrorCode.UNKNOWN, 'invalid param');
     return false;
@@ -23,42 +19,42 @@ function accepted(conn: Connection, cmd: number, sessionId: number, m: BindUserM
  * closing it would make MPush SDKs reconnect, re-bind and kick the new device back, for ever.
  */
 export function handleBind(
-  server: ConnectionServer,
+  ctx: HandlerContext,
   conn: Connection,
   sessionId: number,
   m: BindUserMessage,
 ): void {
   if (!accepted(conn, Command.BIND, sessionId, m)) return;
-  const secret = server.config.auth.bindSecret;
+  const secret = ctx.config.auth.bindSecret;
   if (secret) {
     const check = verifyBindToken(secret, m.userId, m.data);
     if (!check.ok) {
-      server.stats.bindsRefused++;
+      ctx.stats.bindsRefused++;
       return replyError(conn, Command.BIND, sessionId, ErrorCode.UNKNOWN, `bind token ${check.reason}`);
     }
   }
-  if (conn.userId === m.userId && server.router.get(m.userId, conn.clientType) === conn) {
+  if (conn.userId === m.userId && ctx.router.get(m.userId, conn.clientType) === conn) {
     conn.tags = m.tags; // re-bind of the same user: refresh tags only
     return replyOk(conn, Command.BIND, sessionId, `${m.userId},${conn.clientType}`);
   }
-  if (conn.userId !== '') server.unbind(conn);
+  if (conn.userId !== '') ctx.unbind(conn);
   conn.userId = m.userId;
   conn.tags = m.tags;
-  const previous = server.router.bind(conn);
-  if (previous) server.kick(previous);
-  server.stats.binds++;
+  const previous = ctx.router.bind(conn);
+  if (previous) ctx.kick(previous);
+  ctx.stats.binds++;
   replyOk(conn, Command.BIND, sessionId, `${m.userId},${conn.clientType}`);
-  server.events.emit('online', conn);
+  ctx.events.emit('online', conn);
 }
 
 /** UNBIND: drops the binding if this connection holds it; answered OK either way (idempotent). */
 export function handleUnbind(
-  server: ConnectionServer,
+  ctx: HandlerContext,
   conn: Connection,
   sessionId: number,
   m: BindUserMessage,
 ): void {
   if (!accepted(conn, Command.UNBIND, sessionId, m)) return;
-  if (conn.userId === m.userId) server.unbind(conn);
+  if (conn.userId === m.userId) ctx.unbind(conn);
   replyOk(conn, Command.UNBIND, sessionId, `${m.userId},${conn.clientType}`);
 }

@@ -1,7 +1,7 @@
 import type { Connection } from '../../connection/index.js';
 import { AesCipher } from '../../crypto/index.js';
 import { Command, ErrorCode, type FastConnectMessage } from '../../protocol/index.js';
-import type { ConnectionServer } from '../connection-server.js';
+import type { HandlerContext } from '../handler-context.js';
 import { identify, negotiateHeartbeat } from './handshake.js';
 import { replyError } from './reply.js';
 
@@ -11,12 +11,12 @@ import { replyError } from './reply.js';
  * The store lookup is asynchronous: packets that arrive meanwhile are held by the dispatcher.
  */
 export async function handleFastConnect(
-  server: ConnectionServer,
+  ctx: HandlerContext,
   conn: Connection,
   sessionId: number,
   m: FastConnectMessage,
 ): Promise<void> {
-  const session = m.sessionId ? await server.sessions.get(m.sessionId) : undefined;
+  const session = m.sessionId ? await ctx.sessions.get(m.sessionId) : undefined;
   if (conn.closed) return;
   if (!session || session.expireTime <= Date.now()) {
     return replyError(conn, Command.FAST_CONNECT, sessionId, ErrorCode.SESSION_EXPIRED, 'session expired');
@@ -24,11 +24,11 @@ export async function handleFastConnect(
   if (session.deviceId !== m.deviceId) {
     return replyError(conn, Command.FAST_CONNECT, sessionId, ErrorCode.INVALID_DEVICE, 'invalid device');
   }
-  const heartbeat = negotiateHeartbeat(server, m.maxHeartbeat);
+  const heartbeat = negotiateHeartbeat(ctx, m.maxHeartbeat);
   conn.send({ cmd: Command.FAST_CONNECT, sessionId, body: { heartbeat } });
   conn.cipher = new AesCipher(Buffer.from(session.sessionKey, 'hex'), Buffer.from(session.iv, 'hex'));
-  identify(server, conn, session);
+  identify(ctx, conn, session);
   conn.sessionId = m.sessionId;
   conn.startHeartbeat(heartbeat);
-  server.stats.fastConnects++;
+  ctx.stats.fastConnects++;
 }

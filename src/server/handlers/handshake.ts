@@ -2,12 +2,12 @@ import { createHash } from 'node:crypto';
 import { type Connection, Disconnect } from '../../connection/index.js';
 import { AesCipher, mixKey, randomKey } from '../../crypto/index.js';
 import { Command, clientTypeOf, ErrorCode, type HandshakeMessage } from '../../protocol/index.js';
-import type { ConnectionServer } from '../connection-server.js';
+import type { HandlerContext } from '../handler-context.js';
 import { replyError } from './reply.js';
 
 /** Negotiated heartbeat = max(serverMin, min(clientMax, serverMax)) (mpush-wire §7). */
-export function negotiateHeartbeat(server: ConnectionServer, clientMax: number): number {
-  const { minMs, maxMs } = server.config.heartbeat;
+export function negotiateHeartbeat(ctx: HandlerContext, clientMax: number): number {
+  const { minMs, maxMs } = ctx.config.heartbeat;
   return Math.max(minMs, Math.min(clientMax > 0 ? clientMax : maxMs, maxMs));
 }
 
@@ -17,11 +17,11 @@ export function negotiateHeartbeat(server: ConnectionServer, clientMax: number):
  * find it under the old client type: left in place, it would outlive the connection.
  */
 function identify(
-  server: ConnectionServer,
+  ctx: HandlerContext,
   conn: Connection,
   m: Pick<HandshakeMessage, 'deviceId' | 'osName' | 'osVersion' | 'clientVersion'>,
 ): void {
-  if (conn.userId !== '') server.unbind(conn);
+  if (conn.userId !== '') ctx.unbind(conn);
   conn.deviceId = m.deviceId;
   conn.osName = m.osName;
   conn.osVersion = m.osVersion;
@@ -58,7 +58,7 @@ function acceptable(conn: Connection, sessionId: number, deviceId: string, keysO
  * stores the session for fast connect.
  */
 export function handleHandshake(
-  server: ConnectionServer,
+  ctx: HandlerContext,
   conn: Connection,
   sessionId: number,
   m: HandshakeMessage,
@@ -66,9 +66,9 @@ export function handleHandshake(
   if (!acceptable(conn, sessionId, m.deviceId, m.iv.length === 16 && m.clientKey.length === 16)) return;
   const serverKey = randomKey();
   const sessionKey = mixKey(m.clientKey, serverKey);
-  const heartbeat = negotiateHeartbeat(server, m.maxHeartbeat);
+  const heartbeat = negotiateHeartbeat(ctx, m.maxHeartbeat);
   const now = Date.now();
-  const expireTime = now + server.config.session.expireMs;
+  const expireTime = now + ctx.config.session.expireMs;
   const id = createHash('md5')
     .update(m.deviceId + now)
     .digest('hex');
@@ -76,11 +76,11 @@ export function handleHandshake(
   conn.cipher = new AesCipher(m.clientKey, m.iv);
   conn.send({ cmd: Command.HANDSHAKE, sessionId, body: { serverKey, heartbeat, sessionId: id, expireTime } });
   conn.cipher = new AesCipher(sessionKey, m.iv);
-  identify(server, conn, m);
+  identify(ctx, conn, m);
   conn.sessionId = id;
   conn.startHeartbeat(heartbeat);
-  server.stats.handshakes++;
-  server.sessions
+  ctx.stats.handshakes++;
+  ctx.sessions
     .set(
       id,
       {
@@ -92,25 +92,25 @@ export function handleHandshake(
         iv: m.iv.toString('hex'),
         expireTime,
       },
-      server.config.session.expireMs,
+      ctx.config.session.expireMs,
     )
-    .catch((err: Error) => server.log.warn('session store write failed', { err: err.message }));
+    .catch((err: Error) => ctx.log.warn('session store write failed', { err: err.message }));
 }
 
 /** HANDSHAKE on the WebSocket JSON protocol: no keys, no session (mpush-wire §10). */
 export function handleJsonHandshake(
-  server: ConnectionServer,
+  ctx: HandlerContext,
   conn: Connection,
   sessionId: number,
   m: Pick<HandshakeMessage, 'deviceId' | 'osName' | 'osVersion' | 'clientVersion' | 'maxHeartbeat'>,
 ): void {
   if (!acceptable(conn, sessionId, m.deviceId, true)) return;
-  const heartbeat = negotiateHeartbeat(server, m.maxHeartbeat);
+  const heartbeat = negotiateHeartbeat(ctx, m.maxHeartbeat);
   const now = Date.now();
   const id = createHash('md5')
     .update(m.deviceId + now)
     .digest('hex');
-  identify(server, conn, m);
+  identify(ctx, conn, m);
   conn.sessionId = id;
   conn.send({
     cmd: Command.HANDSHAKE,
@@ -119,11 +119,11 @@ export function handleJsonHandshake(
       serverKey: Buffer.alloc(0),
       heartbeat,
       sessionId: id,
-      expireTime: now + server.config.session.expireMs,
+      expireTime: now + ctx.config.session.expireMs,
     },
   });
   conn.startHeartbeat(heartbeat);
-  server.stats.handshakes++;
+  ctx.stats.handshakes++;
 }
 
 export { identify };

@@ -1,0 +1,239 @@
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { GatewayServer } from '../../../src/gateway/gateway-server.js';
+import { silentLogger } from '../../../src/log.js';
+import {
+  BodyWriter,
+  BroadcastAction,
+  ClientType,
+  Command,
+  ErrorCode,
+  ErrorCodec,
+  type ErrorMessage,
+  ExtCommand,
+  encodePacket,
+  Flags,
+  FrameDecoder,
+  GatewayKickCodec,
+  GatewayPushCodec,
+  KickCodec,
+  OkCodec,
+  type OkMessage,
+  type Packet,
+} from '../../../src/protocol/index.js';
+import { waitFor } from '../../helpers/wait.js';
+import { type PushRig, pushMessage, pushRig } from '../push/push-rig.js';
+
+/**
+ * A push client at the packet level. The gateway's connections need a socket (GatewayConnection
+ * writes to it directly), so this one side is a real TCP socket on port 0; the devices behind
+ * the gateway are memory transports.
+ */
+class GatewayPeer {
+  readonly packets: Packet[] = [];
+  closed = false;
+  private seq = 0;
+  private readonly decoder = new FrameDecoder({ onPacket: (p) => this.packets.push(p), onHeartbeat() {} });
+
+  private constructor(readonly socket: Socket) {
+    socket.on('data', (c) => this.decoder.push(c));
+    socket.on('close', () => {
+      this.closed = true;
+    });
+    socket.on('error', () => {});
+  }
+
+  static open(port: number): Promise<GatewayPeer> {
+    return new Promise((resolve, reject) => {
+      const s = connect(port, '127.0.0.1', () => resolve(new GatewayPeer(s)));
+      s.once('error', reject);
+    });
+  }
+
+  send(cmd: number, body: Buffer, flags = 0): number {
+    const sessionId = ++this.seq;
+    this.socket.write(encodePacket({ cmd, flags, sessionId, body }));
+    return sessionId;
+  }
+
+  /** The reply (OK or ERROR) to `sessionId`. */
+  async reply(sessionId: number): Promise<{ ok?: OkMessage; error?: ErrorMessage }> {
+    let p: Packet | undefined;
+    await waitFor(
+      () => {
+        const i = this.packets.findIndex((x) => x.sessionId === sessionId);
+        if (i >= 0) p = this.packets.splice(i, 1)[0];
+        return p !== undefined;
+      },
+      5000,
+      `reply to ${sessionId}`,
+    );
+    return p!.cmd === Command.OK ? { ok: OkCodec.decode(p!.body) } : { error: ErrorCodec.decode(p!.body) };
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+describe('GatewayServer packet handling (devices on memory transports)', () => {
+  let rig: PushRig;
+  let gw: GatewayServer;
+  let peer: GatewayPeer;
+  beforeEach(async () => {
+    rig = pushRig({ gateway: { host: '127.0.0.1', port: 0, maxPacketSize: 4096 } });
+    gw = new GatewayServer({
+      config: rig.s.config,
+      log: silentLogger,
+      server: rig.s.server,
+      push: rig.push,
+      routes: rig.routes,
+    });
+    peer = await GatewayPeer.open(await gw.listen());
+  });
+  afterEach(async () => {
+    peer.close();
+    await gw.close();
+    await rig.close();
+  });
+
+  const push = (m: Parameters<typeof pushMessage>[0], flags = 0) =>
+    peer.send(Command.GATEWAY_PUSH, GatewayPushCodec.encode(pushMessage(m)), flags);
+
+  it('GATEWAY_PUSH to a bound device: the PUSH, then OK with the JSON MPush push clients parse', async () => {
+    const d = rig.bound('alice');
+    const sid = push({ userId: 'alice', content: Buffer.from('hi') });
+    const { ok } = await peer.reply(sid);
+    assert.equal(ok?.cmd, Command.GATEWAY_PUSH);
+    const data = JSON.parse(ok!.data) as { userId: string; clientType: number; timePoints: unknown };
+    assert.deepEqual([data.userId, data.clientType], ['alice', ClientType.MOBILE]);
+    assert.equal(d.open(d.transport.take(Command.PUSH)).toString(), 'hi');
+    assert.equal(gw.stats.pushes, 1);
+  });
+
+  it('GATEWAY_PUSH with AUTO_ACK: OK only after the device acks', async () => {
+    const d = rig.bound('bob');
+    const sid = push({ userId: 'bob' }, Flags.AUTO_ACK);
+    await waitFor(() => d.transport.packets.length > 0, 3000, 'the push to reach the device');
+    const p = d.transport.take(Command.PUSH);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(peer.packets.length, 0, 'no reply before the ack');
+    d.send(Command.ACK, Buffer.alloc(0), { sessionId: p.sessionId, encrypt: false });
+    assert.ok((await peer.reply(sid)).ok);
+  });
+
+  it('GATEWAY_PUSH to nobody: ERROR 1 (offline) with the request sessionId', async () => {
+    const { error } = await peer.reply(push({ userId: 'nobody' }));
+    assert.deepEqual([error?.cmd, error?.code], [Command.GATEWAY_PUSH, ErrorCode.OFFLINE]);
+  });
+
+  it('GATEWAY_PUSH unacked: ERROR 4 (ack timeout)', async () => {
+    rig.bound('carol');
+    const { error } = await peer.reply(push({ userId: 'carol', timeout: 20 }, Flags.BIZ_ACK));
+    assert.equal(error?.code, ErrorCode.ACK_TIMEOUT);
+  });
+
+  it('a broadcast (no userId): OK with the task report once it is done', async () => {
+    rig.bound('b1');
+    rig.bound('b2');
+    const { ok } = await peer.reply(push({ taskId: 'task-1' }));
+    const report = JSON.parse(ok!.data) as { taskId: string; status: string; sent: number };
+    assert.deepEqual([report.taskId, report.status, report.sent], ['task-1', 'done', 2]);
+    assert.equal(gw.stats.broadcasts, 1);
+  });
+
+  it('GATEWAY_KICK: the bound device gets KICK and is unbound; another deviceId is left alone', async () => {
+    const d = rig.bound('dave');
+    const kick = (deviceId: string) =>
+      peer.send(
+        Command.GATEWAY_KICK,
+        GatewayKickCodec.encode({
+          userId: 'dave',
+          deviceId,
+          connId: 'x',
+          clientType: ClientType.MOBILE,
+          targetServer: '127.0.0.1',
+          targetPort: 0,
+        }),
+      );
+    kick('some-other-device');
+    const sid = push({ userId: 'dave' }); // replies in order: the kick above has been handled
+    await peer.reply(sid);
+    d.transport.take(Command.PUSH);
+    assert.equal(rig.s.server.router.get('dave', ClientType.MOBILE), d.conn);
+    assert.deepEqual(d.transport.packets, []);
+
+    kick(d.conn.deviceId);
+    await waitFor(() => d.transport.packets.length > 0, 3000, 'the KICK');
+    assert.deepEqual(KickCodec.decode(d.open(d.transport.take(Command.KICK))), {
+      deviceId: d.conn.deviceId,
+      userId: 'dave',
+    });
+    assert.equal(rig.s.server.router.get('dave', ClientType.MOBILE), undefined);
+    assert.equal(d.conn.closed, false, 'kicked, not disconnected (mpush-wire §12)');
+  });
+
+  it('GATEWAY_ROUTE_QUERY: the routes of each user, as JSON', async () => {
+    const route = {
+      host: '10.0.0.1',
+      port: 3001,
+      deviceId: 'd1',
+      osName: 'android',
+      clientVersion: '1',
+      connId: 'n:1',
+    };
+    await rig.routes.register('erin', ClientType.MOBILE, route);
+    const sid = peer.send(
+      ExtCommand.GATEWAY_ROUTE_QUERY,
+      new BodyWriter(64).writeString(JSON.stringify(['erin', 'nobody'])).finish(),
+    );
+    const { ok } = await peer.reply(sid);
+    assert.deepEqual(JSON.parse(ok!.data), {
+      erin: [{ clientType: ClientType.MOBILE, ...route }],
+      nobody: [],
+    });
+    const bad = peer.send(ExtCommand.GATEWAY_ROUTE_QUERY, new BodyWriter(16).writeString('{}').finish());
+    assert.equal((await peer.reply(bad)).error?.code, ErrorCode.UNKNOWN);
+  });
+
+  it('GATEWAY_BROADCAST_CONTROL: query and cancel a task; an unknown task is an ERROR', async () => {
+    for (let i = 0; i < 5; i++) rig.bound(`r${i}`);
+    push({ taskId: 'slow', broadcastRate: 1 });
+    await waitFor(() => rig.push.task('slow') !== undefined, 3000, 'the task to start');
+    const control = (taskId: string, action: number) =>
+      peer.send(
+        ExtCommand.GATEWAY_BROADCAST_CONTROL,
+        new BodyWriter(32).writeString(taskId).writeByte(action).finish(),
+      );
+    const query = await peer.reply(control('slow', BroadcastAction.QUERY));
+    assert.equal(JSON.parse(query.ok!.data).status, 'running');
+    const cancel = await peer.reply(control('slow', BroadcastAction.CANCEL));
+    assert.equal(JSON.parse(cancel.ok!.data).status, 'cancelled');
+    const unknown = await peer.reply(control('no-such-task', BroadcastAction.QUERY));
+    assert.deepEqual([unknown.error?.code, unknown.error?.reason], [ErrorCode.UNKNOWN, 'unknown task']);
+  });
+
+  it('an undecodable GATEWAY_PUSH: ERROR 100 as on the device port, and the connection stays', async () => {
+    const sid = peer.send(Command.GATEWAY_PUSH, Buffer.from([0x00, 0x09, 0x61]));
+    const { error } = await peer.reply(sid);
+    assert.deepEqual([error?.cmd, error?.code], [Command.GATEWAY_PUSH, ErrorCode.DISPATCH_ERROR]);
+    assert.ok((await peer.reply(push({ userId: 'nobody' }))).error, 'still answered');
+    assert.equal(peer.closed, false);
+  });
+
+  it('an oversize packet: ERROR 2, and the connection stays (mpush-wire §12)', async () => {
+    const sid = push({ userId: 'x', content: Buffer.alloc(8192) });
+    const { error } = await peer.reply(sid);
+    assert.equal(error?.code, ErrorCode.PUSH_CLIENT_FAILURE);
+    assert.match(error!.reason, /gateway\.maxPacketSize/);
+    assert.equal(gw.stats.oversized, 1);
+    assert.ok((await peer.reply(push({ userId: 'nobody' }))).error, 'still answered');
+  });
+
+  it('an unsupported command: ERROR 101 and close', async () => {
+    const { error } = await peer.reply(peer.send(Command.GATEWAY_CHAT, Buffer.alloc(0)));
+    assert.equal(error?.code, ErrorCode.UNSUPPORTED_CMD);
+    await waitFor(() => peer.closed, 3000, 'the close');
+  });
+});
