@@ -8,21 +8,12 @@
 //
 // Each part runs with --max-semi-space-size=1: otherwise V8's young generation grows by up to 32 MiB
 // while the items are built, a fixed cost that would show up as ~1.6 KiB "per item" at n = 20,000.
-//
-// Parts mirror what the server keeps per bound TCP connection (src/connection, src/server):
-//   aesDecryptOnly   the session AesCipher after BIND: keys + one native decipher context
-//   aesBoth          the same after the server also encrypted once (a push): two native contexts
-//   nodeDecipher     a bare createDecipheriv('aes-128-cbc') context, for reference
-//   frameDecoder     a FrameDecoder with its 13-byte header Buffer
-//   sessionEntry     a MemorySessionStore entry as the handshake writes it (md5 id, hex key and iv)
-//   routerEntry      a LocalRouter binding: one Map per user plus the user Map entry
-//   connection       a Connection with the strings the handshake sets, filed in a TimerWheel
-//   allButSocket     all of the above as one handshake leaves them (two AesCipher made, one kept)
+// The parts (what the server keeps per bound TCP connection) are listed in README.md, "Benchmarks".
 
 import { execFileSync } from 'node:child_process';
 import { createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { MemorySessionStore } from '../../src/cluster/session-store.js';
+import { MemorySessionStore } from '../../src/cluster/index.js';
 import {
   Connection,
   type ConnectionContext,
@@ -33,7 +24,7 @@ import {
 import { AesCipher, mixKey, randomKey } from '../../src/crypto/index.js';
 import { FrameDecoder, type FrameHandler } from '../../src/protocol/index.js';
 import { LocalRouter } from '../../src/server/local-router.js';
-import { type MemorySample, measureMemory } from './ipc.js';
+import { type MemorySample, memory } from '../lib/procstat.js';
 
 export const PARTS = [
   'aesDecryptOnly',
@@ -208,9 +199,9 @@ async function buildPart(part: Part, n: number): Promise<unknown[]> {
 async function probe(part: Part, n: number): Promise<PartCost> {
   // Warm up the code paths (and the allocators) with a small batch first, then measure.
   await buildPart(part, 200);
-  const before: MemorySample = await measureMemory();
+  const before: MemorySample = await memory();
   const kept = await buildPart(part, n);
-  const after: MemorySample = await measureMemory();
+  const after: MemorySample = await memory();
   if (kept.length < 0) throw new Error('unreachable'); // keeps `kept` alive until here
   const per = (k: keyof MemorySample) => Math.round((after[k] - before[k]) / n);
   return {

@@ -1,26 +1,33 @@
 // Request/reply over the fork() IPC channel between a benchmark driver and its child processes
-// (server, device processes, pusher): a request carries an id and the child answers with the same
-// id; unsolicited messages carry `event` instead. Plus the percentile helpers every process uses.
-// Shared by bench/push and bench/cluster.
+// (server, device fleets, pusher): a request carries an id and the child answers with the same id;
+// unsolicited messages carry `event` instead. Every child also answers `loop` (its GC and event-loop
+// delay since the last `loop`) and `exit`.
 
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
+import { watchLoop } from './procstat.js';
 
 export interface Request {
   id: number;
   cmd: string;
   [key: string]: unknown;
 }
-
 interface Reply {
   id: number;
   result?: unknown;
   error?: string;
 }
-
 export interface EventMessage {
   event: string;
   [key: string]: unknown;
 }
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Every child this process forked (or spawned) that is still running: killed if the driver fails. */
+export const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
 
 /** The parent side: sends requests to a child and resolves their replies. */
 export class RpcClient {
@@ -64,15 +71,13 @@ export class RpcClient {
         this.pending.delete(id);
         reject(new Error(`${this.name}: ${cmd} timed out after ${timeoutMs} ms`));
       }, timeoutMs);
+      const done = (settle: () => void) => {
+        clearTimeout(timer);
+        settle();
+      };
       this.pending.set(id, {
-        resolve: (v) => {
-          clearTimeout(timer);
-          resolve(v as T);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
+        resolve: (v) => done(() => resolve(v as T)),
+        reject: (e) => done(() => reject(e)),
       });
       this.child.send({ id, cmd, ...args } satisfies Request);
     });
@@ -97,18 +102,55 @@ export class RpcClient {
       });
     });
   }
+
+  /** Sends `cmd` (the child's exit or stop command), waits for the exit; SIGKILL after `ms`. */
+  async stop(cmd = 'exit', ms = 10_000): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
+    await this.call(cmd, {}, ms * 3).catch(() => this.child.kill());
+    await Promise.race([exited, sleep(ms).then(() => this.child.kill('SIGKILL'))]);
+  }
 }
 
-/** The child side: dispatches requests to handlers and sends back their results. */
+/**
+ * Forks a benchmark child (its stdout goes to our stderr: stdout carries only the report) and
+ * waits for its `ready` event.
+ */
+export async function forkChild(
+  script: URL,
+  name: string,
+  opts: { execArgv?: string[]; env?: Record<string, string> } = {},
+): Promise<RpcClient> {
+  const child = fork(script, [], {
+    execArgv: opts.execArgv ?? [],
+    stdio: ['ignore', 2, 2, 'ipc'],
+    env: { ...process.env, ...opts.env },
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  const rpc = new RpcClient(child, name);
+  await rpc.once('ready', 60_000);
+  return rpc;
+}
+
+/** The child side: dispatches requests to handlers and sends back their results; then `ready`. */
 export function serveRequests(handlers: Record<string, (req: Request) => unknown>): void {
+  const loop = watchLoop();
+  const all: Record<string, (req: Request) => unknown> = {
+    loop: () => loop.take(),
+    exit: () => {
+      setTimeout(() => process.exit(0), 20);
+      return true;
+    },
+    ...handlers,
+  };
   process.on('message', (req: Request) => {
-    const handler = handlers[req.cmd];
-    if (!handler) {
-      process.send?.({ id: req.id, error: `unknown command ${req.cmd}` } satisfies Reply);
-      return;
-    }
+    const handler = all[req.cmd];
     Promise.resolve()
-      .then(() => handler(req))
+      .then(() => {
+        if (!handler) throw new Error(`unknown command ${req.cmd}`);
+        return handler(req);
+      })
       .then(
         (result) => process.send?.({ id: req.id, result } satisfies Reply),
         (err: unknown) =>
@@ -120,45 +162,10 @@ export function serveRequests(handlers: Record<string, (req: Request) => unknown
   });
   // The parent going away must not leave a child holding thousands of sockets.
   process.on('disconnect', () => process.exit(0));
+  emit('ready');
 }
 
 /** Sends an unsolicited message to the parent. */
 export function emit(event: string, payload: Record<string, unknown> = {}): void {
   process.send?.({ event, ...payload } satisfies EventMessage);
-}
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-export const round = (x: number, digits = 0): number => {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-};
-
-/** Latency percentiles, ms. */
-export interface Percentiles {
-  n: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-  mean: number;
-}
-
-/** Percentiles of the first `n` values of `v` (sorted in place). */
-export function percentiles(v: Float64Array, n = v.length): Percentiles {
-  if (n === 0) return { n: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0 };
-  const s = v.subarray(0, n).sort();
-  let sum = 0;
-  for (let i = 0; i < n; i++) sum += s[i]!;
-  const at = (q: number) => round(s[Math.min(n - 1, Math.floor(q * n))]!, 3);
-  return {
-    n,
-    p50: at(0.5),
-    p90: at(0.9),
-    p99: at(0.99),
-    p999: at(0.999),
-    max: round(s[n - 1]!, 3),
-    mean: round(sum / n, 3),
-  };
 }

@@ -1,0 +1,306 @@
+// The business server: a child process pushing to the node(s) under test, forked by bench/push and
+// bench/cluster and driven over IPC. Latency is per request, from the call to its result, in ms.
+//
+//   start      one way to push, replacing the previous one:
+//                sender  a PushSender (the TS push SDK) on `gateways`; routes from the first gateway
+//                        (GATEWAY_ROUTE_QUERY, the SDK's default) or, with routeSource 'redis', a
+//                        StoreRouteSource over a RedisRouteStore read by this process; cached
+//                        `routeCacheMs`
+//                http    POST /api/push {userId, content, ackModel: AUTO_ACK} to `httpUrl` over
+//                        keep-alive connections, one per request in flight
+//   load       AUTO_ACK pushes, `concurrency` in flight, each result starts the next, to `users` in
+//              turn or at random; until `total` were sent, or for `warmupMs` and then a measured
+//              window of `durationMs` whose edges are announced as `{event: 'window', edge}` so
+//              the driver samples at the same instants (what completes inside the window counts)
+//   open       `rate` pushes/s on a 1 ms schedule for `durationMs`, whatever the results do
+//   broadcast  PushSender.broadcast, NO_ACK; Date.now() before the call (sentAt) and at its reply
+
+import { Agent, request } from 'node:http';
+import { Redis } from 'ioredis';
+import { type PushResult, PushSender, StoreRouteSource } from '../../src/client/push/index.js';
+import { RedisRouteStore } from '../../src/cluster/index.js';
+import { type Percentiles, percentiles, round } from './report.js';
+import { emit, type Request, serveRequests, sleep } from './rpc.js';
+
+export interface PusherOptions {
+  mode: 'sender' | 'http';
+  gateways: Array<{ host: string; port: number }>;
+  routeSource?: 'gateway' | 'redis';
+  redis?: string;
+  prefix?: string;
+  routeCacheMs: number;
+  timeoutMs: number;
+  httpUrl?: string;
+  /** http: keep-alive connections. */
+  concurrency?: number;
+  content: string;
+}
+
+export interface LoadParams {
+  users: string[];
+  concurrency: number;
+  random?: boolean;
+  total?: number;
+  warmupMs?: number;
+  durationMs?: number;
+}
+
+export interface PhaseResult {
+  mode: string;
+  sent: number;
+  /** Completed (inside the window), by result. */
+  results: Record<string, number> & { success: number; failure: number; offline: number; timeout: number };
+  /** A few distinct reasons of non-success results, with counts, and a few examples. */
+  reasons: Record<string, number>;
+  sampleErrors: string[];
+  seconds: number;
+  windowMs: number;
+  perSec: number;
+  acked: number;
+  /** Acked (success) results per second of the phase. */
+  ackedPerSec: number;
+  pushesPerSec: number;
+  latencyMs: Percentiles;
+  /** Node-side time from gateway receipt to the device's ack (the node's own time points). */
+  nodeReceivedToAckedMs: Percentiles;
+  redirects: number;
+  /** Results completed during the warm-up (route caches filling). */
+  warmup: Record<string, number>;
+  /** Open loop only: how late the pushes left against their schedule. */
+  scheduleLagMs?: Percentiles;
+  startedAt: number;
+  endedAt: number;
+}
+
+type Outcome = Pick<PushResult, 'result' | 'reason' | 'redirects' | 'timePoints'>;
+
+let options: PusherOptions | undefined;
+let content = Buffer.alloc(0);
+let sender: PushSender | undefined;
+let agent: Agent | undefined;
+let redis: Redis | undefined;
+
+async function start(o: PusherOptions): Promise<boolean> {
+  await stop();
+  options = o;
+  content = Buffer.from(o.content, 'utf8');
+  if (o.mode === 'http') {
+    agent = new Agent({ keepAlive: true, maxSockets: o.concurrency, maxFreeSockets: o.concurrency });
+    return true;
+  }
+  if (o.routeSource === 'redis') redis = new Redis(o.redis!, { maxRetriesPerRequest: 3 });
+  sender = PushSender.create({
+    gateways: o.gateways,
+    ...(redis ? { routeSource: new StoreRouteSource(new RedisRouteStore(redis, o.prefix!)) } : {}),
+    routeCacheMs: o.routeCacheMs,
+    timeout: o.timeoutMs,
+    clientId: 'bench',
+  });
+  await sender.start();
+  return true;
+}
+
+async function stop(): Promise<void> {
+  await sender?.stop();
+  agent?.destroy();
+  redis?.disconnect();
+  sender = agent = redis = undefined;
+}
+
+function post(userId: string): Promise<Outcome[]> {
+  const body = JSON.stringify({
+    userId,
+    content: options!.content,
+    ackModel: 'AUTO_ACK',
+    timeout: options!.timeoutMs,
+  });
+  const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+  return new Promise((resolve) => {
+    const req = request(new URL('/api/push', options!.httpUrl), { method: 'POST', agent, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (res.statusCode !== 200)
+          return resolve([
+            { result: `http ${res.statusCode}` as never, reason: text.slice(0, 200), redirects: 0 },
+          ]);
+        try {
+          resolve((JSON.parse(text) as { results: Outcome[] }).results);
+        } catch (err) {
+          resolve([{ result: 'bad reply' as never, reason: (err as Error).message, redirects: 0 }]);
+        }
+      });
+    });
+    req.on('error', (err) => resolve([{ result: 'http error' as never, reason: err.message, redirects: 0 }]));
+    req.end(body);
+  });
+}
+
+const send = (userId: string): Promise<Outcome[]> =>
+  sender ? sender.send({ userId, content, ackModel: 'AUTO_ACK' }) : post(userId);
+
+/** What one phase saw: results and latencies of the requests completed while it counted. */
+class Phase {
+  readonly lat: Float64Array;
+  readonly node: Float64Array;
+  nLat = 0;
+  nNode = 0;
+  sent = 0;
+  redirects = 0;
+  counting = true;
+  readonly results: PhaseResult['results'] = { success: 0, failure: 0, offline: 0, timeout: 0 };
+  readonly warmup: Record<string, number> = {};
+  readonly reasons: Record<string, number> = {};
+  readonly sampleErrors: string[] = [];
+  t0 = performance.now();
+  t1 = 0;
+  startedAt = Date.now();
+
+  constructor(capacity: number) {
+    this.lat = new Float64Array(capacity);
+    this.node = new Float64Array(capacity);
+  }
+
+  /** One request, its latency and result recorded if it completes while the phase counts. */
+  async push(userId: string): Promise<void> {
+    this.sent++;
+    const t = performance.now();
+    let rs: Outcome[];
+    try {
+      rs = await send(userId);
+    } catch (err) {
+      rs = [
+        {
+          result: 'failure',
+          reason: `thrown: ${err instanceof Error ? err.message : String(err)}`,
+          redirects: 0,
+        },
+      ];
+    }
+    const ms = performance.now() - t;
+    for (const r of rs) {
+      if (!this.counting) {
+        if (this.t1 === 0) this.warmup[r.result] = (this.warmup[r.result] ?? 0) + 1;
+        continue;
+      }
+      this.results[r.result] = (this.results[r.result] ?? 0) + 1;
+      this.redirects += r.redirects ?? 0;
+      if (this.nLat < this.lat.length) this.lat[this.nLat++] = ms;
+      const tp = r.timePoints;
+      if (r.result !== 'success') {
+        const key = `${r.result}: ${r.reason ?? ''}`;
+        if (key in this.reasons || Object.keys(this.reasons).length < 20)
+          this.reasons[key] = (this.reasons[key] ?? 0) + 1;
+        if (this.sampleErrors.length < 5) this.sampleErrors.push(`${userId}: ${key}`);
+      } else if (tp?.acked !== undefined && tp.received !== undefined && this.nNode < this.node.length) {
+        this.node[this.nNode++] = tp.acked - tp.received;
+      }
+    }
+  }
+
+  begin(): void {
+    this.counting = true;
+    this.t0 = performance.now();
+    this.startedAt = Date.now();
+  }
+
+  finish(): PhaseResult {
+    if (this.t1 === 0) this.t1 = performance.now();
+    this.counting = false;
+    const ms = this.t1 - this.t0;
+    const acked = this.results.success;
+    return {
+      mode: options?.mode ?? 'sender',
+      sent: this.sent,
+      results: this.results,
+      reasons: this.reasons,
+      sampleErrors: this.sampleErrors,
+      seconds: round(ms / 1000, 3),
+      windowMs: Math.round(ms),
+      perSec: round((this.sent * 1000) / ms),
+      acked,
+      ackedPerSec: round((acked * 1000) / ms),
+      pushesPerSec: round((acked * 1000) / ms),
+      latencyMs: percentiles(this.lat, this.nLat),
+      nodeReceivedToAckedMs: percentiles(this.node, this.nNode),
+      redirects: this.redirects,
+      warmup: this.warmup,
+      startedAt: this.startedAt,
+      endedAt: Date.now(),
+    };
+  }
+}
+
+async function load(p: LoadParams): Promise<PhaseResult> {
+  const n = p.users.length;
+  const total = p.total ?? Number.POSITIVE_INFINITY;
+  const timed = (p.durationMs ?? 0) > 0;
+  const phase = new Phase(Number.isFinite(total) ? total : 2_000_000);
+  phase.counting = !timed;
+  let issued = 0;
+  let done = false;
+  const slot = async () => {
+    while (!done && issued < total) {
+      const i = issued++;
+      await phase.push(p.users[p.random ? (Math.random() * n) | 0 : i % n]!);
+    }
+  };
+  const slots = Array.from({ length: Math.min(p.concurrency, total) }, slot);
+  if (timed) {
+    await sleep(p.warmupMs ?? 0);
+    phase.begin();
+    emit('window', { edge: 'start' });
+    await sleep(p.durationMs!);
+    phase.t1 = performance.now();
+    phase.counting = false;
+    done = true;
+    emit('window', { edge: 'end' });
+  }
+  await Promise.all(slots);
+  return phase.finish();
+}
+
+/** Pushes at a fixed `rate` for `durationMs`, on a 1 ms schedule, whatever the results do. */
+function openLoop(users: string[], rate: number, durationMs: number): Promise<PhaseResult> {
+  const total = Math.round((rate * durationMs) / 1000);
+  const phase = new Phase(total);
+  const lag = new Float64Array(total);
+  const inflight: Array<Promise<void>> = [];
+  return new Promise((resolve) => {
+    const tick = () => {
+      const now = performance.now();
+      const due = Math.min(total, Math.floor(((now - phase.t0) * rate) / 1000) + 1);
+      while (phase.sent < due) {
+        lag[phase.sent] = now - (phase.t0 + (phase.sent * 1000) / rate);
+        inflight.push(phase.push(users[(Math.random() * users.length) | 0]!));
+      }
+      if (phase.sent < total) return void setTimeout(tick, 1);
+      Promise.all(inflight).then(() =>
+        resolve({ ...phase.finish(), scheduleLagMs: percentiles(lag, total) }),
+      );
+    };
+    tick();
+  });
+}
+
+serveRequests({
+  start: (req: Request) => start(req.options as PusherOptions),
+  load: (req: Request) => load(req.params as LoadParams),
+  open: (req: Request) => openLoop(req.users as string[], Number(req.rate), Number(req.durationMs)),
+  broadcast: async (req: Request) => {
+    const sentAt = Date.now();
+    const result = await sender!.broadcast({
+      broadcast: true,
+      content: Buffer.from(String(req.content), 'utf8'),
+      ackModel: 'NO_ACK',
+      timeout: 60_000,
+    });
+    return { sentAt, repliedAt: Date.now(), result };
+  },
+  exit: async () => {
+    await stop();
+    setTimeout(() => process.exit(0), 20);
+    return true;
+  },
+});
