@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { parseFlags } from '../lib/args.js';
-import type { FleetResult, FleetRun, FleetStats } from '../lib/fleet.js';
+import type { DeviceGroup, FleetResult, FleetRun, FleetStats } from '../lib/fleet.js';
 import { defaultKeys } from '../lib/keys.js';
 import {
   counterDelta,
@@ -388,22 +388,25 @@ function interleave(lists: string[][]): string[] {
 
 const userList = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 const fleet = (name: string) => forkChild(lib('fleet.js'), name);
-const pusherProc = () => forkChild(lib('pusher.js'), 'pusher');
 
-function connectDevices(devices: RpcClient, groups: FleetRun['groups'], localAddresses: string[], proc = 0) {
-  const run: FleetRun = {
-    mode: 'bind',
-    groups,
-    localAddresses,
-    concurrency: P.connectConcurrency,
-    publicKey: keys.publicKey,
-    maxAttempts: 3,
-    proc,
-    // Idle devices send a heartbeat now and then, so a long hold never reaches the read timeout.
-    heartbeatSeconds: 60,
-  };
-  return devices.call<FleetResult>('run', { params: run }, 600_000);
-}
+const connectDevices = (devices: RpcClient, groups: DeviceGroup[], address: string, proc = 0) =>
+  devices.call<FleetResult>(
+    'run',
+    {
+      params: {
+        mode: 'bind',
+        groups,
+        localAddresses: [address],
+        concurrency: P.connectConcurrency,
+        proc,
+        publicKey: keys.publicKey,
+        maxAttempts: 3,
+        // Idle devices send a heartbeat now and then, so a long hold never reaches the read timeout.
+        heartbeatSeconds: 60,
+      } satisfies FleetRun,
+    },
+    600_000,
+  );
 
 const slimConnect = (r: FleetResult) => ({
   target: r.target,
@@ -416,16 +419,71 @@ const slimConnect = (r: FleetResult) => ({
   handshakePlusBindLatencyMs: r.latencyMs.total,
 });
 
-/** A fleet's counts as the report has them (its proc index is in the connect result). */
-const fleetStats = async (d: RpcClient) => {
-  const { proc: _p, ...s } = await d.call<FleetStats>('stats');
-  return s;
-};
+const fleetStats = (d: RpcClient) => d.call<FleetStats>('stats');
+
+/**
+ * Devices on `servers` (their processes named for the CPU figures), bound as `groups` from one
+ * source address, a pusher, and the quiet background measured: ready for push phases at the gateway
+ * (and HTTP port) of `entry`.
+ */
+async function deploy(
+  label: string,
+  prefix: string,
+  entry: NodeProc,
+  servers: Proc[],
+  groups: DeviceGroup[],
+  address: string,
+) {
+  const devices = await fleet('devices');
+  const connect = await connectDevices(devices, groups, address);
+  log(`${label}: ${connect.bound}/${connect.target} devices bound in ${round(connect.seconds, 1)} s`);
+  const pusher = await forkChild(lib('pusher.js'), 'pusher');
+  const procs: Proc[] = [
+    ...servers,
+    { name: 'devices', pid: devices.child.pid! },
+    { name: 'pusher', pid: pusher.child.pid! },
+    { name: 'redis-server', pid: redisPid },
+  ];
+  await waitForIdleMachine(`${label} quiet`);
+  const quiet = await quietWindow(procs);
+  const registry = await registrySnapshot(prefix);
+  const gateways = [{ host: '127.0.0.1', port: entry.gatewayPort }];
+  const httpUrl = `http://127.0.0.1:${entry.httpPort}`;
+  return {
+    connect: slimConnect(connect),
+    registry,
+    quiet,
+    phase: (name: string, mode: 'sender' | 'http', users: string[]) =>
+      pushPhase(
+        `${label} ${name}`,
+        pusher,
+        {
+          mode,
+          gateways,
+          prefix,
+          httpUrl,
+          users,
+          concurrency: mode === 'sender' ? P.concurrency : P.httpConcurrency,
+        },
+        procs,
+        quiet,
+      ),
+    /** Counts of the devices, then everything reset and stopped. */
+    async done(nodes: NodeProc[]) {
+      const deviceProcess = await fleetStats(devices);
+      await finishFleet([devices], pusher);
+      await Promise.all(nodes.map((n) => stopProc(n.child, n.name)));
+      return deviceProcess;
+    },
+  };
+}
 
 async function finishFleet(devices: RpcClient[], pusher: RpcClient | undefined) {
   await Promise.all(devices.map((d) => d.call('drop')));
   await Promise.all([...devices.map((d) => d.stop()), pusher?.stop()]);
 }
+
+const serverProc = (n: NodeProc, name = n.name): Proc => ({ name, pid: n.pid, server: true });
 
 // ---- scenario a: three nodes vs one ---------------------------------------------------------------
 
@@ -433,106 +491,45 @@ async function scenarioA(): Promise<Record<string, unknown>> {
   const D = P.devices;
   const names = ['A', 'B', 'C'];
   const share = names.map((_, i) => Math.floor(D / 3) + (i < D % 3 ? 1 : 0));
-
   await waitForIdleMachine('a/cluster start');
   const prefix = `${runPrefix}a:`;
   log(`scenario a: starting nodes A, B, C (prefix ${prefix})`);
   const nodes = await Promise.all(names.map((n) => startNode(`node ${n}`, prefix)));
-  const devices = await fleet('devices');
   const groups = nodes.map((n, i) => ({
     host: '127.0.0.1',
     port: n.tcpPort,
     count: share[i]!,
     userPrefix: `u${names[i]}-`,
   }));
-  const connect = await connectDevices(devices, groups, ['127.0.2.1']);
-  log(`scenario a: ${connect.bound}/${connect.target} devices bound in ${round(connect.seconds, 1)} s`);
-  const pusher = await pusherProc();
-  const procs: Proc[] = [
-    ...nodes.map((n) => ({ name: n.name, pid: n.pid, server: true })),
-    { name: 'devices', pid: devices.child.pid! },
-    { name: 'pusher', pid: pusher.child.pid! },
-    { name: 'redis-server', pid: redisPid },
-  ];
-  await waitForIdleMachine('a/cluster quiet');
-  const bg = await quietWindow(procs);
-  const registry = await registrySnapshot(prefix);
-  const usersOf = names.map((n, i) => userList(`u${n}-`, share[i]!));
-  const base = {
-    gateways: [{ host: '127.0.0.1', port: nodes[0]!.gatewayPort }],
+  const a = await deploy(
+    'a/cluster',
     prefix,
-    httpUrl: `http://127.0.0.1:${nodes[0]!.httpPort}`,
-  };
+    nodes[0]!,
+    nodes.map((n) => serverProc(n)),
+    groups,
+    '127.0.2.1',
+  );
+  const usersOf = names.map((n, i) => userList(`u${n}-`, share[i]!));
   const c = {
-    senderDirect: await pushPhase(
-      'a/cluster senderDirect',
-      pusher,
-      { ...base, mode: 'sender', users: interleave(usersOf), concurrency: P.concurrency },
-      procs,
-      bg,
-    ),
-    httpCrossNode: await pushPhase(
-      'a/cluster httpCrossNode',
-      pusher,
-      { ...base, mode: 'http', users: interleave(usersOf.slice(1)), concurrency: P.httpConcurrency },
-      procs,
-      bg,
-    ),
-    httpSameNode: await pushPhase(
-      'a/cluster httpSameNode',
-      pusher,
-      { ...base, mode: 'http', users: usersOf[0]!, concurrency: P.httpConcurrency },
-      procs,
-      bg,
-    ),
+    senderDirect: await a.phase('senderDirect', 'sender', interleave(usersOf)),
+    httpCrossNode: await a.phase('httpCrossNode', 'http', interleave(usersOf.slice(1))),
+    httpSameNode: await a.phase('httpSameNode', 'http', usersOf[0]!),
   };
-  const devStats = await fleetStats(devices);
-  await finishFleet([devices], pusher);
-  await Promise.all(nodes.map((n) => stopProc(n.child, n.name)));
+  const devStats = await a.done(nodes);
 
   // --- one node, all D devices
   await waitForIdleMachine('a/single start');
   const sprefix = `${runPrefix}s:`;
   log(`scenario a: single node (prefix ${sprefix})`);
   const S = await startNode('node S', sprefix);
-  const sdevices = await fleet('devices');
   const sgroups = [{ host: '127.0.0.1', port: S.tcpPort, count: D, userPrefix: 'uS-' }];
-  const sconnect = await connectDevices(sdevices, sgroups, ['127.0.2.1']);
-  log(`scenario a: ${sconnect.bound}/${sconnect.target} devices bound on the single node`);
-  const spusher = await pusherProc();
-  const sprocs: Proc[] = [
-    { name: S.name, pid: S.pid, server: true },
-    { name: 'devices', pid: sdevices.child.pid! },
-    { name: 'pusher', pid: spusher.child.pid! },
-    { name: 'redis-server', pid: redisPid },
-  ];
-  await waitForIdleMachine('a/single quiet');
-  const sbg = await quietWindow(sprocs);
-  const sbase = {
-    gateways: [{ host: '127.0.0.1', port: S.gatewayPort }],
-    prefix: sprefix,
-    httpUrl: `http://127.0.0.1:${S.httpPort}`,
-  };
+  const b = await deploy('a/single', sprefix, S, [serverProc(S)], sgroups, '127.0.2.1');
   const susers = userList('uS-', D);
   const s = {
-    senderDirect: await pushPhase(
-      'a/single senderDirect',
-      spusher,
-      { ...sbase, mode: 'sender', users: susers, concurrency: P.concurrency },
-      sprocs,
-      sbg,
-    ),
-    http: await pushPhase(
-      'a/single http',
-      spusher,
-      { ...sbase, mode: 'http', users: susers, concurrency: P.httpConcurrency },
-      sprocs,
-      sbg,
-    ),
+    senderDirect: await b.phase('senderDirect', 'sender', susers),
+    http: await b.phase('http', 'http', susers),
   };
-  const sdevStats = await fleetStats(sdevices);
-  await finishFleet([sdevices], spusher);
-  await stopProc(S.child, S.name);
+  const sdevStats = await b.done([S]);
 
   const ratio = (x: number, y: number) => round(x / Math.max(1, y), 3);
   return {
@@ -563,16 +560,16 @@ async function scenarioA(): Promise<Record<string, unknown>> {
     },
     cluster: {
       nodes: nodes.map((n, i) => ({ name: n.name, id: n.ids[0], pid: n.pid, devices: share[i] })),
-      connect: slimConnect(connect),
-      registry,
-      quiet: bg,
+      connect: a.connect,
+      registry: a.registry,
+      quiet: a.quiet,
       phases: c,
       deviceProcess: devStats,
     },
     singleNode: {
       node: { name: S.name, id: S.ids[0], pid: S.pid, devices: D },
-      connect: slimConnect(sconnect),
-      quiet: sbg,
+      connect: b.connect,
+      quiet: b.quiet,
       phases: s,
       deviceProcess: sdevStats,
     },
@@ -588,48 +585,23 @@ async function workersRun(workers: number) {
   const primary = await startNode(`workers${workers}`, prefix, workers);
   await sleep(200);
   const workerPids = procChildren(primary.pid);
-  const devices = await fleet('devices');
-  const groups = [{ host: '127.0.0.1', port: primary.tcpPort, count: P.devices, userPrefix: `w${workers}-` }];
-  const connect = await connectDevices(devices, groups, ['127.0.2.2']);
-  log(`scenario b: ${connect.bound}/${connect.target} devices bound`);
-  const pusher = await pusherProc();
-  const procs: Proc[] = [
+  const servers: Proc[] = [
     // --workers 1 runs the node in the primary itself (no fork).
-    { name: workers > 1 ? 'primary' : 'node (--workers 1: no fork)', pid: primary.pid, server: true },
+    serverProc(primary, workers > 1 ? 'primary' : 'node (--workers 1: no fork)'),
     ...workerPids.map((pid, i) => ({ name: `worker ${i}`, pid, server: true })),
-    { name: 'devices', pid: devices.child.pid! },
-    { name: 'pusher', pid: pusher.child.pid! },
-    { name: 'redis-server', pid: redisPid },
   ];
-  await waitForIdleMachine(`b/workers${workers} quiet`);
-  const bg = await quietWindow(procs);
-  const registry = await registrySnapshot(prefix);
-  const sender = await pushPhase(
-    `b/workers${workers} sender`,
-    pusher,
-    {
-      mode: 'sender',
-      gateways: [{ host: '127.0.0.1', port: primary.gatewayPort }],
-      prefix,
-      httpUrl: '',
-      users: userList(`w${workers}-`, P.devices),
-      concurrency: P.concurrency,
-    },
-    procs,
-    bg,
-  );
-  const deviceProcess = await fleetStats(devices);
-  await finishFleet([devices], pusher);
-  await stopProc(primary.child, primary.name);
-  const nodeIds = primary.ids;
+  const groups = [{ host: '127.0.0.1', port: primary.tcpPort, count: P.devices, userPrefix: `w${workers}-` }];
+  const d = await deploy(`b/workers${workers}`, prefix, primary, servers, groups, '127.0.2.2');
+  const sender = await d.phase('sender', 'sender', userList(`w${workers}-`, P.devices));
+  const deviceProcess = await d.done([primary]);
   return {
     workers,
     primaryPid: primary.pid,
     workerPids,
-    nodeIds,
-    connect: slimConnect(connect),
-    registry,
-    quiet: bg,
+    nodeIds: primary.ids,
+    connect: d.connect,
+    registry: d.registry,
+    quiet: d.quiet,
     sender,
     deviceProcess,
   };
@@ -674,23 +646,20 @@ async function scale(): Promise<Record<string, unknown>> {
   await sleep(200);
   const workerPids = procChildren(primary.pid);
   const devs = await Promise.all(counts.map((_, i) => fleet(`devices ${i}`)));
-  const rampProcs: Proc[] = [
-    { name: 'primary', pid: primary.pid },
-    ...workerPids.map((pid, i) => ({ name: `worker ${i}`, pid })),
-    ...devs.map((d, i) => ({ name: `devices ${i}`, pid: d.child.pid! })),
-    { name: 'redis-server', pid: redisPid },
+  const servers: Proc[] = [
+    serverProc(primary, 'primary'),
+    ...workerPids.map((pid, i) => ({ name: `worker ${i}`, pid, server: true })),
   ];
+  const fleets = devs.map((d, i) => ({ name: `devices ${i}`, pid: d.child.pid! }));
+  const redisProc = { name: 'redis-server', pid: redisPid };
+  // During the ramp no process is "the server": rampCpu says who bounds the ramp.
+  const rampProcs = [...servers.map((p) => ({ ...p, server: false })), ...fleets, redisProc];
   const r0 = snap(rampProcs);
-  const connects = await Promise.all(
-    devs.map((d, i) =>
-      connectDevices(
-        d,
-        [{ host: '127.0.0.1', port: primary.tcpPort, count: counts[i]!, userPrefix: `x${i}-` }],
-        [`127.0.2.${10 + i}`],
-        i,
-      ),
-    ),
-  );
+  const address = (i: number) => `127.0.2.${10 + i}`;
+  const groups = (i: number) => [
+    { host: '127.0.0.1', port: primary.tcpPort, count: counts[i]!, userPrefix: `x${i}-` },
+  ];
+  const connects = await Promise.all(devs.map((d, i) => connectDevices(d, groups(i), address(i), i)));
   const r1 = snap(rampProcs);
   const connectSeconds = (r1.s.wall - r0.s.wall) / 1000;
   const rampRedis = statsDelta(await r0.cmds, await r1.cmds);
@@ -707,33 +676,15 @@ async function scale(): Promise<Record<string, unknown>> {
     rssBytes: procRss(pid),
     openFiles: procFds(pid),
   }));
-  const onlineInRedis = sum(await registrySnapshot(prefix), (n) => Number(n.onlineUsers ?? 0));
   let push: PhaseReport | undefined;
   if (P.scalePushMs > 0 && held > 0) {
-    const pusher = await pusherProc();
-    const procs: Proc[] = [
-      ...rampProcs
-        .filter((p) => p.name !== 'redis-server')
-        .map((p) => ({ ...p, server: !p.name.startsWith('devices') })),
-      { name: 'pusher', pid: pusher.child.pid! },
-      { name: 'redis-server', pid: redisPid },
-    ];
+    const pusher = await forkChild(lib('pusher.js'), 'pusher');
+    const procs: Proc[] = [...servers, ...fleets, { name: 'pusher', pid: pusher.child.pid! }, redisProc];
     const bg = await quietWindow(procs);
-    push = await pushPhase(
-      'scale sender',
-      pusher,
-      {
-        mode: 'sender',
-        gateways: [{ host: '127.0.0.1', port: primary.gatewayPort }],
-        prefix,
-        httpUrl: '',
-        users: interleave(devs.map((_, i) => userList(`x${i}-`, counts[i]!))),
-        concurrency: P.concurrency,
-        durationMs: P.scalePushMs,
-      },
-      procs,
-      bg,
-    );
+    const users = interleave(devs.map((_, i) => userList(`x${i}-`, counts[i]!)));
+    const gateways = [{ host: '127.0.0.1', port: primary.gatewayPort }];
+    const input = { mode: 'sender' as const, gateways, prefix, users, concurrency: P.concurrency };
+    push = await pushPhase('scale sender', pusher, { ...input, durationMs: P.scalePushMs }, procs, bg);
     await pusher.stop();
   }
   const finalStats = await Promise.all(devs.map(fleetStats));
@@ -745,7 +696,7 @@ async function scale(): Promise<Record<string, unknown>> {
     bound,
     heldAfterHold: held,
     heldAtEnd: sum(finalStats, (x) => x.held),
-    onlineUsersInRegistry: onlineInRedis,
+    onlineUsersInRegistry: sum(registry, (n) => Number(n.onlineUsers ?? 0)),
     connectSeconds: round(connectSeconds, 2),
     bindsPerSec: Math.round(bound / connectSeconds),
     rampCpu: ramp.cpu,
@@ -756,11 +707,7 @@ async function scale(): Promise<Record<string, unknown>> {
     ),
     perWorkerRegistry: registry,
     workersProc,
-    deviceProcesses: connects.map((c, i) => ({
-      ...slimConnect(c),
-      localAddress: `127.0.2.${10 + i}`,
-      ...stats[i],
-    })),
+    deviceProcesses: connects.map((c, i) => ({ ...slimConnect(c), localAddress: address(i), ...stats[i] })),
     push,
     limits: {
       openFilesPerProcess: maxOpenFiles() ?? 0,

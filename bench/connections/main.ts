@@ -13,9 +13,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseFlags } from '../lib/args.js';
+import { measure, runFleets, scripts, share } from '../lib/drive.js';
 import type { FleetResult, FleetRun, FleetStats } from '../lib/fleet.js';
 import type { ServerStats } from '../lib/node-server.js';
-import { type CpuWindow, cpuBetween, type Proc, sample } from '../lib/procstat.js';
+import type { Proc } from '../lib/procstat.js';
 import {
   addCounts,
   type CpuProfile,
@@ -65,7 +66,6 @@ const params = {
 };
 
 const log = logger('connections');
-const share = (total: number, k: number, i: number) => Math.floor(total / k) + (i < total % k ? 1 : 0);
 
 interface Server {
   rpc: RpcClient;
@@ -73,10 +73,8 @@ interface Server {
   publicKey: string;
 }
 
-async function startServer(script: string, name: string): Promise<Server> {
-  const rpc = await forkChild(new URL(script, import.meta.url), name, {
-    execArgv: ['--expose-gc', ...params.serverNodeOptions],
-  });
+async function startServer(script: URL, name: string): Promise<Server> {
+  const rpc = await forkChild(script, name, { execArgv: ['--expose-gc', ...params.serverNodeOptions] });
   const options = { maxConnections: 25_000, heartbeatMs: 180_000, backlog: params.backlog };
   const r = await rpc.call<{ tcpPort: number; publicKey?: string }>('start', { options }, 60_000);
   return { rpc, tcpPort: r.tcpPort, publicKey: r.publicKey ?? '' };
@@ -85,65 +83,43 @@ async function startServer(script: string, name: string): Promise<Server> {
 const stats = (s: Server, gc = false) => s.rpc.call<ServerStats>('stats', { gc }, 60_000);
 
 /** Runs one fleet mode on every client process; prints progress while it runs. */
-async function runClients(clients: RpcClient[], server: Server, mode: FleetRun['mode'], total: number) {
-  const results = Promise.all(
-    clients.map((c, i) => {
-      const run: FleetRun = {
-        mode,
-        groups: [
-          {
-            host: '127.0.0.1',
-            port: server.tcpPort,
-            count: share(total, clients.length, i),
-            userPrefix: `user-${i}-`,
-          },
-        ],
-        // Each process from its own source address, so no address runs out of ports.
-        localAddresses: [`127.0.0.${i + 1}`],
-        concurrency: params.concurrency,
-        maxAttempts: params.maxAttempts,
-        publicKey: server.publicKey,
-        proc: i,
-        durationMs: params.churnSeconds * 1000,
-        // About what a device sends to get bound: a Handshake (13 + 128) and a Bind (13 + 32).
-        barePayloadBytes: 186,
-      };
-      return c.call<FleetResult>('run', { params: run }, 600_000);
-    }),
-  );
-  let done = false;
-  results.finally(() => {
-    done = true;
+function runClients(clients: RpcClient[], server: Server, mode: FleetRun['mode'], total: number) {
+  const run = (i: number): FleetRun => ({
+    mode,
+    groups: [
+      {
+        host: '127.0.0.1',
+        port: server.tcpPort,
+        count: share(total, clients.length, i),
+        userPrefix: `user-${i}-`,
+      },
+    ],
+    // Each process from its own source address, so no address runs out of ports.
+    localAddresses: [`127.0.0.${i + 1}`],
+    concurrency: params.concurrency,
+    maxAttempts: params.maxAttempts,
+    publicKey: server.publicKey,
+    proc: i,
+    durationMs: params.churnSeconds * 1000,
+    // About what a device sends to get bound: a Handshake (13 + 128) and a Bind (13 + 32).
+    barePayloadBytes: 186,
   });
-  while (!done) {
-    await Promise.race([sleep(2000), results.catch(() => {})]);
-    const s = done ? undefined : await stats(server).catch(() => undefined);
-    if (s) log(`${mode}: server holds ${s.connections} connections, ${s.bound} bound`);
-  }
-  return results;
+  const progress = async () => {
+    const s = await stats(server);
+    return `${mode}: server holds ${s.connections} connections, ${s.bound} bound`;
+  };
+  return runFleets(clients, run, progress, log);
 }
 
 /** CPU of the server and the fleets (and the machine) while `fn` runs. */
-async function measure<T>(server: Server, clients: RpcClient[], fn: () => Promise<T>) {
+async function measured<T>(server: Server, clients: RpcClient[], fn: () => Promise<T>) {
   const procs: Proc[] = [
     { name: 'server', pid: server.rpc.child.pid!, server: true },
     ...clients.map((c, i) => ({ name: `client ${i}`, pid: c.child.pid! })),
   ];
-  const s0 = await stats(server);
-  const a = sample(procs);
-  const out = await fn();
-  const w = cpuBetween(a, sample(procs));
-  const s1 = await stats(server);
-  const active = s1.elu.active - s0.elu.active;
-  const elu = round(active / (active + s1.elu.idle - s0.elu.idle || 1), 3);
-  return { out, w, elu, server: w.serverPercent, clients: clientsOf(w), s0, s1 };
+  const m = await measure(server.rpc, procs, fn);
+  return { ...m, server: m.w.serverPercent, clients: m.cpuOf('client') };
 }
-
-const clientsOf = (w: CpuWindow) =>
-  round(
-    sum(Object.entries(w.percent), ([k, v]) => (k.startsWith('client') ? v : 0)),
-    1,
-  );
 
 interface Rates {
   completed: number;
@@ -207,13 +183,13 @@ function memoryFigures(base: ServerStats, after: ServerStats) {
 
 /** Holds the connections idle for `seconds`: server CPU (its own µs count) and the fleets'. */
 async function idleWindow(server: Server, clients: RpcClient[], seconds: number) {
-  const m = await measure(server, clients, () => sleep(seconds * 1000));
+  const m = await measured(server, clients, () => sleep(seconds * 1000));
   const { s0, s1 } = m;
   const cpu = (100 * (s1.cpu.user - s0.cpu.user + s1.cpu.system - s0.cpu.system)) / ((s1.at - s0.at) * 1000);
   return {
     idleSeconds: round(m.w.seconds, 1),
     serverIdleCpuPercent: round(cpu, 1),
-    clientsIdleCpuPercent: clientsOf(m.w),
+    clientsIdleCpuPercent: m.clients,
     end: s1,
   };
 }
@@ -227,10 +203,10 @@ async function stopAll(server: Server, clients: RpcClient[]): Promise<void> {
 
 async function runBare(n: number) {
   log(`bare: starting the bare Node TCP server, ${n} connections`);
-  const server = await startServer('./bare-server.js', 'bare server');
+  const server = await startServer(new URL('./bare-server.js', import.meta.url), 'bare server');
   const base = await stats(server, true);
   const clients = await startClients();
-  const ramp = await measure(server, clients, () => runClients(clients, server, 'bare', n));
+  const ramp = await measured(server, clients, () => runClients(clients, server, 'bare', n));
   await sleep(params.settleSeconds * 1000);
   const after = await stats(server, true);
   const idle = await idleWindow(server, clients, Math.min(params.idleSeconds, 5));
@@ -252,17 +228,13 @@ async function runBare(n: number) {
 }
 
 const startClients = () =>
-  Promise.all(
-    Array.from({ length: params.clients }, (_, i) =>
-      forkChild(new URL('../lib/fleet.js', import.meta.url), `client ${i}`),
-    ),
-  );
+  Promise.all(Array.from({ length: params.clients }, (_, i) => forkChild(scripts.fleet, `client ${i}`)));
 
 // ---- mpush-ts ------------------------------------------------------------------------------------------
 
 async function runMpush(n: number) {
   log(`mpush: starting the server (--expose-gc ${params.serverNodeOptions.join(' ')}), ${n} connections`);
-  const server = await startServer('../lib/node-server.js', 'mpush server');
+  const server = await startServer(scripts.nodeServer, 'mpush server');
   const rsa = await server.rpc.call<{ rsaDecryptMicros: number }>('rsaBench');
   const base = await stats(server, true);
   log(
@@ -275,7 +247,7 @@ async function runMpush(n: number) {
 
   const clients = await startClients();
   if (params.profile) await server.rpc.call('profileStart', { intervalUs: 200 });
-  const ramp = await measure(server, clients, () => runClients(clients, server, 'bind', n));
+  const ramp = await measured(server, clients, () => runClients(clients, server, 'bind', n));
   const prof = params.profile ? await server.rpc.call<CpuProfile>('profileStop', {}, 120_000) : undefined;
   const r = rates(ramp.out);
   log(`mpush: ramp done: ${r.completed} bound in ${r.seconds} s (${r.perSec}/s)`);
@@ -305,7 +277,7 @@ async function runMpush(n: number) {
   let churn: Record<string, unknown> | undefined;
   if (params.churnSeconds > 0) {
     log(`mpush: pure-handshake phase, ${params.churnSeconds} s`);
-    const c = await measure(server, clients, () => runClients(clients, server, 'churn', 0));
+    const c = await measured(server, clients, () => runClients(clients, server, 'churn', 0));
     const rr = rates(c.out);
     churn = {
       pureHandshakesPerSec: rr.perSec,

@@ -15,8 +15,8 @@ const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 /**
  * Parses `argv` against `spec` (keys are camelCase, flags their kebab-case unless `rename` says
  * otherwise). Booleans take no value (`--flag`, or `--flag=true|false`); numbers must be finite
- * and not negative. Throws on an unknown flag, a missing value or a bad number; `--help` prints
- * the flags with their defaults and exits.
+ * and not negative. An unknown flag, a missing value or a bad number ends the process (status 2)
+ * with a line naming the flag; `--help` prints the flags with their defaults and exits.
  */
 export function parseFlags<S extends Spec>(
   spec: S,
@@ -33,7 +33,12 @@ export function parseFlags<S extends Spec>(
     const m = /^--([^=]+)=(true|false)$/.exec(a);
     return m && options[m[1]!]?.type === 'boolean' ? (m[2] === 'true' ? [`--${m[1]}`] : []) : [a];
   });
-  const { values } = parseArgs({ args, options, strict: true, allowPositionals: false });
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    return fail((err as Error).message);
+  }
   const quick = values.quick === true;
   const defaults: Spec = { ...spec, ...(quick ? opts.quick : {}) };
   if (values.help) {
@@ -53,9 +58,14 @@ export function parseFlags<S extends Spec>(
     else if (typeof def === 'number') {
       const n = Number(raw);
       if (raw === '' || !Number.isFinite(n) || n < 0)
-        throw new Error(`--${flag} must be a non-negative number, got ${String(raw)}`);
+        return fail(`--${flag} must be a non-negative number, got ${String(raw)}`);
       out[k] = n;
     } else out[k] = String(raw);
   }
   return out as Parsed<S> & { quick: boolean };
+}
+
+function fail(message: string): never {
+  process.stderr.write(`${message} (--help lists the flags)\n`);
+  process.exit(2);
 }

@@ -1,16 +1,16 @@
 // A device fleet: one child process holding up to ~19,000 device connections to the server under
 // test (a process may open at most 20,000 files, so bigger fleets are several of these), forked by
-// every benchmark driver and driven over IPC. The protocol of each device is lean-device.ts; this
-// file owns the sockets, the pacing and the counts.
+// every benchmark driver and driven over IPC. Each device's protocol is lean-device.ts; this file
+// owns the sockets, the pacing and the counts. Lean on purpose: one small record per device, found
+// from its socket through a symbol by module-level listeners, and one module-level host for the
+// protocol's events, so thousands of connections create no closures.
 //
-// Lean on purpose: one small record per device, found from its socket through a symbol by
-// module-level listeners, and one module-level host for the protocol's events, so thousands of
-// connections create no closures. Modes of `run`:
-//   bind   connect, full handshake, BIND `<userPrefix><i>`, hold; pushes asking an ack are ACKed at
-//          once, others (broadcasts) are timestamped; one in `verifyEvery` is decrypted and checked
-//   churn  connect, full handshake, reset (RST: no TIME_WAIT), again, for `durationMs`
-//   bare   connect, write `barePayloadBytes`, hold: the load for a bare Node server
-// At most `concurrency` devices are between "connect started" and "done" at any time.
+// `run` modes: bind (connect, full handshake, BIND `<userPrefix><i>`, hold; pushes asking an ack are
+// ACKed at once, the others (broadcasts) timestamped; one in `every` is decrypted and compared with
+// the announced content), churn (connect, full handshake, reset, again, for `durationMs`), bare
+// (connect, write `barePayloadBytes`, hold: the load of a bare Node server). At most `concurrency`
+// devices are between "connect started" and "done" at any time; a failed one is tried again up to
+// `maxAttempts` times.
 
 import type { KeyObject } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
@@ -21,17 +21,11 @@ import { type Percentiles, percentiles } from './report.js';
 import { emit, type Request, serveRequests } from './rpc.js';
 
 /** `count` devices on host:port bound as `<userPrefix><i>`, i = first … first+count-1. */
-export interface DeviceGroup {
-  host: string;
-  port: number;
-  count: number;
-  userPrefix: string;
-  first?: number;
-}
+export type DeviceGroup = { host: string; port: number; count: number; userPrefix: string; first?: number };
 
 export interface FleetRun {
   mode: 'bind' | 'churn' | 'bare';
-  /** Churn uses the first group's address only. */
+  /** Churn connects to the first group only. */
   groups: DeviceGroup[];
   /** Source addresses, used in turn (each has its own ephemeral port range). */
   localAddresses: string[];
@@ -39,7 +33,6 @@ export interface FleetRun {
   maxAttempts: number;
   /** Base64 X.509 SPKI of the server key (bind, churn). */
   publicKey?: string;
-  /** This process's index, in deviceIds and reports. */
   proc: number;
   durationMs?: number;
   barePayloadBytes?: number;
@@ -47,56 +40,8 @@ export interface FleetRun {
   heartbeatSeconds?: number;
 }
 
-export interface FleetResult {
-  proc: number;
-  mode: FleetRun['mode'];
-  localAddress: string;
-  target: number;
-  connected: number;
-  handshaked: number;
-  bound: number;
-  failed: number;
-  attempts: number;
-  errors: Record<string, number>;
-  startedAt: number;
-  finishedAt: number;
-  seconds: number;
-  /** ms: connect, handshake (sent → HandshakeOk), bind (sent → OK), total (connect started → done). */
-  latencyMs: { connect: Percentiles; handshake: Percentiles; bind: Percentiles; total: Percentiles };
-  /** Epoch ms of every completion (bound, or handshake in churn), for the driver's rate figures. */
-  completions: number[];
-}
-
-export interface FleetStats {
-  proc: number;
-  devices: number;
-  /** Bound devices whose connection is still open. */
-  held: number;
-  /** Connections the server closed (or that failed) after they were bound, and why. */
-  lost: number;
-  errorsAfterBound: Record<string, number>;
-  /** PUSH packets, ACKs written for those that asked, and pushes that asked none (broadcasts). */
-  pushes: number;
-  acks: number;
-  noAckPushes: number;
-  /** Sampled pushes decrypted and equal to (or different from) the announced content. */
-  verified: number;
-  corrupt: number;
-  heartbeatsSent: number;
-  heartbeatsEchoed: number;
-  unexpected: Record<string, number>;
-}
-
-export interface BroadcastReceipt {
-  proc: number;
-  expect: number;
-  received: number;
-  firstAt: number;
-  lastAt: number;
-}
-
 /** Epoch ms with a fraction, comparable across processes on one machine. */
-export const epochMs = () => performance.timeOrigin + performance.now();
+const epochMs = () => performance.timeOrigin + performance.now();
 
 const State = { Idle: 0, Connecting: 1, Handshaking: 2, Binding: 3, Done: 4, Failed: 5 } as const;
 
@@ -120,24 +65,44 @@ class Device {
   }
 }
 
-// ---- process-wide state --------------------------------------------------------------------------
+function newResult(p: FleetRun, target: number) {
+  return {
+    proc: p.proc,
+    mode: p.mode,
+    localAddress: p.localAddresses[0]!,
+    target,
+    connected: 0,
+    handshaked: 0,
+    bound: 0,
+    failed: 0,
+    attempts: 0,
+    errors: {} as Record<string, number>,
+    seconds: 0,
+    startedAt: epochMs(),
+    finishedAt: 0,
+    /** ms: connect, handshake (sent → HandshakeOk), bind (sent → OK), total (connect started → done). */
+    latencyMs: {} as Record<'connect' | 'handshake' | 'bind' | 'total', Percentiles>,
+    /** Epoch ms of every completion (bound, or handshake in churn), for the driver's rate figures. */
+    completions: [] as number[],
+  };
+}
+export type FleetResult = ReturnType<typeof newResult>;
+
+// ---- process-wide state: held devices and what they saw ---------------------------------------------
 
 const held: Device[] = [];
-const stats: FleetStats = {
-  proc: 0,
-  devices: 0,
-  held: 0,
-  lost: 0,
-  errorsAfterBound: {},
-  pushes: 0,
-  acks: 0,
-  noAckPushes: 0,
-  verified: 0,
-  corrupt: 0,
-  heartbeatsSent: 0,
-  heartbeatsEchoed: 0,
-  unexpected: {},
+/** `held`: bound and still open; `lost`: closed after bound (and why); `verified`/`corrupt`: sampled pushes. */
+const stats = { held: 0, lost: 0, pushes: 0, acks: 0, verified: 0, corrupt: 0, heartbeatsSent: 0 };
+const errorsAfterBound: Record<string, number> = {};
+const unexpected: Record<string, number> = {};
+export type FleetStats = typeof stats & {
+  errorsAfterBound: typeof errorsAfterBound;
+  unexpected: typeof unexpected;
 };
+let echoed = 0;
+let dropping = false;
+let heartbeatSeconds = 0;
+let proc = 0;
 const verify = {
   every: 64,
   unicast: Buffer.alloc(0),
@@ -145,8 +110,10 @@ const verify = {
   unicasts: 0,
   broadcasts: 0,
 };
-const broadcast = { expect: 0, received: 0, firstAt: 0, lastAt: 0, reported: true };
-let dropping = false;
+const broadcast = { expect: 0, received: 0, firstAt: 0, lastAt: 0 };
+let reported = true;
+const receipt = () => ({ proc, ...broadcast });
+export type BroadcastReceipt = ReturnType<typeof receipt>;
 
 interface Run {
   params: FleetRun;
@@ -158,7 +125,7 @@ interface Run {
   inflight: number;
   stopping: boolean;
   result: FleetResult;
-  lat: { connect: number[]; handshake: number[]; bind: number[]; total: number[] };
+  lat: Record<keyof FleetResult['latencyMs'], number[]>;
   resolve(r: FleetResult): void;
 }
 let run: Run | null = null;
@@ -174,7 +141,7 @@ type TaggedSocket = Socket & { [kDevice]?: Device };
 
 function onConnect(this: TaggedSocket): void {
   const d = this[kDevice];
-  if (d) connected(d);
+  if (d) connected(d, run!);
 }
 function onData(this: TaggedSocket, chunk: Buffer): void {
   this[kDevice]?.proto?.receive(chunk);
@@ -210,6 +177,7 @@ function start(d: Device, r: Run): void {
   s.on('close', onClose);
 }
 
+/** Drops the connection: reset (RST, no TIME_WAIT on either side) or closed. */
 function release(d: Device, reset: boolean): void {
   if (reset) d.socket?.resetAndDestroy();
   else d.socket?.destroy();
@@ -219,8 +187,7 @@ function release(d: Device, reset: boolean): void {
 
 // ---- the protocol's events ----------------------------------------------------------------------------
 
-function connected(d: Device): void {
-  const r = run!;
+function connected(d: Device, r: Run): void {
   const now = epochMs();
   r.result.connected++;
   r.lat.connect.push(now - d.t0);
@@ -235,9 +202,7 @@ function connected(d: Device): void {
 }
 
 const host: DeviceHost<Device> = {
-  write(d, bytes) {
-    d.socket?.write(bytes);
-  },
+  write: (d, bytes) => d.socket?.write(bytes),
   ready(d) {
     const r = run!;
     const now = epochMs();
@@ -267,20 +232,17 @@ const host: DeviceHost<Device> = {
       return;
     }
     const now = Date.now(); // the pusher's clock: its Date.now() when it sent the broadcast
-    stats.noAckPushes++;
     if (broadcast.received++ === 0) broadcast.firstAt = now;
     broadcast.lastAt = now;
     if (verify.broadcasts++ % verify.every === 0) check(d, p, verify.broadcast);
-    if (!broadcast.reported && broadcast.received >= broadcast.expect) {
-      broadcast.reported = true;
-      emit('broadcastDone', { ...receipt() });
+    if (!reported && broadcast.received >= broadcast.expect) {
+      reported = true;
+      emit('broadcastDone', receipt());
     }
   },
-  heartbeat() {
-    stats.heartbeatsEchoed++;
-  },
+  heartbeat: () => echoed++,
   fail: (d, reason) => fail(d, reason),
-  unexpected: (_d, what) => bump(stats.unexpected, what),
+  unexpected: (_d, what) => bump(unexpected, what),
 };
 
 /** Decrypts a push and compares it with the announced content (when one was announced). */
@@ -307,7 +269,7 @@ function fail(d: Device, reason: string): void {
   if (d.state === State.Done) {
     if (!dropping) {
       stats.lost++;
-      bump(stats.errorsAfterBound, reason);
+      bump(errorsAfterBound, reason);
     }
     d.state = State.Failed;
     return release(d, false);
@@ -317,13 +279,10 @@ function fail(d: Device, reason: string): void {
   bump(r.result.errors, reason);
   r.inflight--;
   release(d, false);
-  if (d.attempt < r.params.maxAttempts && !r.stopping) {
-    d.state = State.Idle;
-    r.retry.push(d);
-  } else {
-    d.state = State.Failed;
-    r.result.failed++;
-  }
+  const again = d.attempt < r.params.maxAttempts && !r.stopping;
+  d.state = again ? State.Idle : State.Failed;
+  if (again) r.retry.push(d);
+  else r.result.failed++;
   next(r);
 }
 
@@ -341,77 +300,46 @@ function next(r: Run): void {
     r.inflight++;
     start(d, r);
   }
-  if (r.inflight > 0 || !(r.stopping || (r.next >= r.queue.length && r.retry.length === 0))) return;
-  if (run !== r) return;
+  const settled = r.inflight === 0 && (r.stopping || (r.next >= r.queue.length && r.retry.length === 0));
+  if (!settled || run !== r) return;
   run = null;
   const res = r.result;
   res.finishedAt = epochMs();
   res.seconds = (res.finishedAt - res.startedAt) / 1000;
   if (churn) res.target = r.next;
-  const p = (v: number[]) => percentiles(Float64Array.from(v));
-  res.latencyMs = {
-    connect: p(r.lat.connect),
-    handshake: p(r.lat.handshake),
-    bind: p(r.lat.bind),
-    total: p(r.lat.total),
-  };
+  for (const [k, v] of Object.entries(r.lat))
+    res.latencyMs[k as keyof Run['lat']] = percentiles(Float64Array.from(v));
   r.resolve(res);
 }
 
 function startRun(params: FleetRun): Promise<FleetResult> {
   if (run) return Promise.reject(new Error('a run is already going'));
-  stats.proc = params.proc;
+  proc = params.proc;
   dropping = false;
   heartbeatSeconds = params.heartbeatSeconds ?? heartbeatSeconds;
   const queue: Device[] = [];
-  if (params.mode !== 'churn') {
-    // Interleaved, so each server's share ramps up at the same time.
-    let k = 0;
-    const longest = Math.max(0, ...params.groups.map((g) => g.count));
-    for (let i = 0; i < longest; i++)
-      for (const g of params.groups) {
-        if (i >= g.count) continue;
-        const d = new Device(
-          g,
-          (g.first ?? 0) + i,
-          params.localAddresses[k++ % params.localAddresses.length]!,
-        );
-        queue.push(d);
-      }
-    held.push(...queue);
-    stats.devices += queue.length;
+  // Interleaved, so each server's share ramps up at the same time.
+  const longest = params.mode === 'churn' ? 0 : Math.max(0, ...params.groups.map((g) => g.count));
+  for (let i = 0; i < longest; i++) {
+    for (const g of params.groups) {
+      const addr = params.localAddresses[queue.length % params.localAddresses.length]!;
+      if (i < g.count) queue.push(new Device(g, (g.first ?? 0) + i, addr));
+    }
   }
-  const startedAt = epochMs();
+  held.push(...queue);
   return new Promise((resolve) => {
-    const none = percentiles(new Float64Array(0));
     const r: Run = {
       params,
-      key: params.publicKey ? loadPublicKey(params.publicKey) : null,
-      payload: Buffer.alloc(params.barePayloadBytes ?? 0, 0x42),
       queue,
+      resolve,
       next: 0,
       retry: [],
       inflight: 0,
       stopping: false,
+      key: params.publicKey ? loadPublicKey(params.publicKey) : null,
+      payload: Buffer.alloc(params.barePayloadBytes ?? 0, 0x42),
       lat: { connect: [], handshake: [], bind: [], total: [] },
-      resolve,
-      result: {
-        proc: params.proc,
-        mode: params.mode,
-        localAddress: params.localAddresses[0]!,
-        target: queue.length,
-        connected: 0,
-        handshaked: 0,
-        bound: 0,
-        failed: 0,
-        attempts: 0,
-        errors: {},
-        startedAt,
-        finishedAt: 0,
-        seconds: 0,
-        latencyMs: { connect: none, handshake: none, bind: none, total: none },
-        completions: [],
-      },
+      result: newResult(params, queue.length),
     };
     run = r;
     // Stop starting handshakes at the deadline even if no completion wakes the pacing.
@@ -422,45 +350,32 @@ function startRun(params: FleetRun): Promise<FleetResult> {
 
 // Heartbeats: every held device once per `heartbeatSeconds`, a slice each second, so a long run is
 // not cut by the server's read timeout.
-let heartbeatSeconds = 0;
 let hbCursor = 0;
 setInterval(() => {
-  if (heartbeatSeconds <= 0) return;
-  const n = Math.ceil(held.length / heartbeatSeconds);
-  for (let i = 0; i < n && held.length > 0; i++) {
+  const n = heartbeatSeconds > 0 ? Math.ceil(held.length / heartbeatSeconds) : 0;
+  for (let i = 0; i < n; i++) {
     const d = held[hbCursor++ % held.length]!;
-    if (d.state !== State.Done || !d.proto) continue;
-    d.proto.heartbeat();
-    stats.heartbeatsSent++;
+    if (d.state === State.Done && d.proto) {
+      d.proto.heartbeat();
+      stats.heartbeatsSent++;
+    }
   }
 }, 1000).unref();
 
-function receipt(): BroadcastReceipt {
-  const { expect, received, firstAt, lastAt } = broadcast;
-  return { proc: stats.proc, expect, received, firstAt, lastAt };
-}
-
 serveRequests({
   run: (req: Request) => startRun(req.params as FleetRun),
-  stats: (): FleetStats => {
-    let open = 0;
-    for (const d of held) if (d.state === State.Done && d.socket && !d.socket.destroyed) open++;
-    return {
-      ...stats,
-      held: open,
-      errorsAfterBound: { ...stats.errorsAfterBound },
-      unexpected: { ...stats.unexpected },
-    };
-  },
+  stats: (): FleetStats => ({
+    ...stats,
+    held: held.filter((d) => d.state === State.Done && d.socket && !d.socket.destroyed).length,
+    errorsAfterBound: { ...errorsAfterBound },
+    unexpected: { ...unexpected },
+  }),
   /** Resets every connection (RST: neither side keeps a TIME_WAIT). */
   drop: () => {
     dropping = true;
     if (run) run.stopping = true;
-    let n = 0;
-    for (const d of held) {
-      if (d.socket && !d.socket.destroyed) n++;
-      release(d, true);
-    }
+    const n = held.filter((d) => d.socket && !d.socket.destroyed).length;
+    for (const d of held) release(d, true);
     held.length = 0;
     return n;
   },
@@ -475,7 +390,7 @@ serveRequests({
   /** Arms the broadcast receipt: `broadcastDone` is emitted once `expect` no-ack pushes arrived. */
   armBroadcast: (req: Request) => {
     Object.assign(broadcast, { expect: Number(req.expect), received: 0, firstAt: 0, lastAt: 0 });
-    broadcast.reported = broadcast.expect === 0;
+    reported = broadcast.expect === 0;
     return true;
   },
   broadcastReceipt: () => receipt(),
@@ -485,18 +400,17 @@ serveRequests({
    */
   heartbeatRounds: async (req: Request) => {
     const t0 = Date.now();
-    const echoed0 = stats.heartbeatsEchoed;
+    const echoed0 = echoed;
     let sent = 0;
     for (let i = 0; i < Number(req.rounds); i++) {
-      const live = held.filter((d) => d.state === State.Done && d.proto);
-      const target = stats.heartbeatsEchoed + live.length;
-      for (const d of live) d.proto!.heartbeat();
-      sent += live.length;
+      const devices = held.filter((d) => d.state === State.Done && d.proto);
+      const target = echoed + devices.length;
+      for (const d of devices) d.proto!.heartbeat();
+      sent += devices.length;
       const deadline = Date.now() + 10_000;
-      while (stats.heartbeatsEchoed < target && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 1));
+      while (echoed < target && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
     }
-    return { sent, echoed: stats.heartbeatsEchoed - echoed0, ms: Date.now() - t0 };
+    return { sent, echoed: echoed - echoed0, ms: Date.now() - t0 };
   },
   exit: () => {
     for (const d of held) release(d, true);

@@ -31,14 +31,12 @@ export interface NodeOptions {
   backlog?: number;
 }
 
-/** What the server answers to `stats`. */
+/** What the server answers to `stats`: cpu is process.cpuUsage() (µs), elu the event loop's use. */
 export interface ServerStats {
   /** Epoch ms (fractional) when sampled. */
   at: number;
   memory: MemorySample;
-  /** process.cpuUsage(), µs since the process started. */
   cpu: { user: number; system: number };
-  /** performance.eventLoopUtilization() since start. */
   elu: { idle: number; active: number; utilization: number };
   connections: number;
   bound: number;
@@ -102,32 +100,20 @@ async function start(o: NodeOptions) {
 }
 
 async function stats(gc: boolean): Promise<ServerStats> {
-  const n = node!;
-  const server = n.connections;
-  const s = server.stats;
-  const elu = performance.eventLoopUtilization();
-  const closed = { ...s.closed };
+  const { connections: server, push, gateway } = node!;
+  const { active, idle, utilization } = performance.eventLoopUtilization();
+  const closed = { ...server.stats.closed };
+  const sessions = (server.sessions as { size?: number }).size ?? -1;
   return {
     at: performance.timeOrigin + performance.now(),
     memory: await memory(gc),
     cpu: process.cpuUsage(),
-    elu: { idle: elu.idle, active: elu.active, utilization: elu.utilization },
+    elu: { idle, active, utilization },
     connections: server.connections.size,
     bound: server.router.boundConnections,
-    acksPending: n.push.acks.pending,
-    gateway: { ...n.gateway.stats },
-    counters: {
-      accepted: s.accepted,
-      refused: s.refused,
-      handshakes: s.handshakes,
-      handshakesThrottled: s.handshakesThrottled,
-      binds: s.binds,
-      kicks: s.kicks,
-      acks: s.acks,
-      protocolErrors: s.protocolErrors,
-      closed,
-      sessions: (server.sessions as { size?: number }).size ?? -1,
-    },
+    acksPending: push.acks.pending,
+    gateway: { ...gateway.stats },
+    counters: { ...server.stats, closed, sessions },
     closed,
   };
 }

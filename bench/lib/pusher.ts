@@ -1,25 +1,23 @@
 // The business server: a child process pushing to the node(s) under test, forked by bench/push and
 // bench/cluster and driven over IPC. Latency is per request, from the call to its result, in ms.
 //
-//   start      one way to push, replacing the previous one:
-//                sender  a PushSender (the TS push SDK) on `gateways`; routes from the first gateway
-//                        (GATEWAY_ROUTE_QUERY, the SDK's default) or, with routeSource 'redis', a
-//                        StoreRouteSource over a RedisRouteStore read by this process; cached
-//                        `routeCacheMs`
-//                http    POST /api/push {userId, content, ackModel: AUTO_ACK} to `httpUrl` over
-//                        keep-alive connections, one per request in flight
+//   start      how to push, replacing the previous way: `sender`, a PushSender (the TS push SDK) on
+//              `gateways`, routes from the first gateway (GATEWAY_ROUTE_QUERY, the SDK default) or,
+//              with routeSource 'redis', a StoreRouteSource over a RedisRouteStore read by this
+//              process, cached `routeCacheMs`; or `http`, POST /api/push {userId, content,
+//              ackModel: AUTO_ACK} to `httpUrl` over keep-alive connections, one per request in flight
 //   load       AUTO_ACK pushes, `concurrency` in flight, each result starts the next, to `users` in
-//              turn or at random; until `total` were sent, or for `warmupMs` and then a measured
-//              window of `durationMs` whose edges are announced as `{event: 'window', edge}` so
-//              the driver samples at the same instants (what completes inside the window counts)
+//              turn or at random, until `total` were sent; or for `warmupMs` and then a measured
+//              window of `durationMs` whose edges are announced as `{event: 'window', edge}` so the
+//              driver samples at the same instants (what completes inside the window counts)
 //   open       `rate` pushes/s on a 1 ms schedule for `durationMs`, whatever the results do
-//   broadcast  PushSender.broadcast, NO_ACK; Date.now() before the call (sentAt) and at its reply
+//   broadcast  PushSender.broadcast, NO_ACK: Date.now() before the call (sentAt) and at its reply
 
 import { Agent, request } from 'node:http';
 import { Redis } from 'ioredis';
 import { type PushResult, PushSender, StoreRouteSource } from '../../src/client/push/index.js';
 import { RedisRouteStore } from '../../src/cluster/index.js';
-import { type Percentiles, percentiles, round } from './report.js';
+import { percentiles, round } from './report.js';
 import { emit, type Request, serveRequests, sleep } from './rpc.js';
 
 export interface PusherOptions {
@@ -36,43 +34,13 @@ export interface PusherOptions {
   content: string;
 }
 
-export interface LoadParams {
-  users: string[];
-  concurrency: number;
-  random?: boolean;
+export type LoadParams = { users: string[]; concurrency: number; random?: boolean } & {
   total?: number;
   warmupMs?: number;
   durationMs?: number;
-}
+};
 
-export interface PhaseResult {
-  mode: string;
-  sent: number;
-  /** Completed (inside the window), by result. */
-  results: Record<string, number> & { success: number; failure: number; offline: number; timeout: number };
-  /** A few distinct reasons of non-success results, with counts, and a few examples. */
-  reasons: Record<string, number>;
-  sampleErrors: string[];
-  seconds: number;
-  windowMs: number;
-  perSec: number;
-  acked: number;
-  /** Acked (success) results per second of the phase. */
-  ackedPerSec: number;
-  pushesPerSec: number;
-  latencyMs: Percentiles;
-  /** Node-side time from gateway receipt to the device's ack (the node's own time points). */
-  nodeReceivedToAckedMs: Percentiles;
-  redirects: number;
-  /** Results completed during the warm-up (route caches filling). */
-  warmup: Record<string, number>;
-  /** Open loop only: how late the pushes left against their schedule. */
-  scheduleLagMs?: Percentiles;
-  startedAt: number;
-  endedAt: number;
-}
-
-type Outcome = Pick<PushResult, 'result' | 'reason' | 'redirects' | 'timePoints'>;
+type Outcome = Pick<PushResult, 'reason' | 'redirects' | 'timePoints'> & { result: string };
 
 let options: PusherOptions | undefined;
 let content = Buffer.alloc(0);
@@ -89,9 +57,10 @@ async function start(o: PusherOptions): Promise<boolean> {
     return true;
   }
   if (o.routeSource === 'redis') redis = new Redis(o.redis!, { maxRetriesPerRequest: 3 });
+  const routeSource = redis && new StoreRouteSource(new RedisRouteStore(redis, o.prefix!));
   sender = PushSender.create({
     gateways: o.gateways,
-    ...(redis ? { routeSource: new StoreRouteSource(new RedisRouteStore(redis, o.prefix!)) } : {}),
+    ...(routeSource ? { routeSource } : {}),
     routeCacheMs: o.routeCacheMs,
     timeout: o.timeoutMs,
     clientId: 'bench',
@@ -108,31 +77,25 @@ async function stop(): Promise<void> {
 }
 
 function post(userId: string): Promise<Outcome[]> {
-  const body = JSON.stringify({
-    userId,
-    content: options!.content,
-    ackModel: 'AUTO_ACK',
-    timeout: options!.timeoutMs,
-  });
+  const o = options!;
+  const body = JSON.stringify({ userId, content: o.content, ackModel: 'AUTO_ACK', timeout: o.timeoutMs });
   const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+  const failed = (result: string, reason: string) => [{ result, reason, redirects: 0 }];
   return new Promise((resolve) => {
-    const req = request(new URL('/api/push', options!.httpUrl), { method: 'POST', agent, headers }, (res) => {
+    const req = request(new URL('/api/push', o.httpUrl), { method: 'POST', agent, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
-        if (res.statusCode !== 200)
-          return resolve([
-            { result: `http ${res.statusCode}` as never, reason: text.slice(0, 200), redirects: 0 },
-          ]);
+        if (res.statusCode !== 200) return resolve(failed(`http ${res.statusCode}`, text.slice(0, 200)));
         try {
           resolve((JSON.parse(text) as { results: Outcome[] }).results);
         } catch (err) {
-          resolve([{ result: 'bad reply' as never, reason: (err as Error).message, redirects: 0 }]);
+          resolve(failed('bad reply', (err as Error).message));
         }
       });
     });
-    req.on('error', (err) => resolve([{ result: 'http error' as never, reason: err.message, redirects: 0 }]));
+    req.on('error', (err) => resolve(failed('http error', err.message)));
     req.end(body);
   });
 }
@@ -149,7 +112,7 @@ class Phase {
   sent = 0;
   redirects = 0;
   counting = true;
-  readonly results: PhaseResult['results'] = { success: 0, failure: 0, offline: 0, timeout: 0 };
+  readonly results: Record<string, number> = { success: 0, failure: 0, offline: 0, timeout: 0 };
   readonly warmup: Record<string, number> = {};
   readonly reasons: Record<string, number> = {};
   readonly sampleErrors: string[] = [];
@@ -162,22 +125,17 @@ class Phase {
     this.node = new Float64Array(capacity);
   }
 
-  /** One request, its latency and result recorded if it completes while the phase counts. */
+  /** One request; its result is recorded if it completes while the phase counts. */
   async push(userId: string): Promise<void> {
     this.sent++;
     const t = performance.now();
-    let rs: Outcome[];
-    try {
-      rs = await send(userId);
-    } catch (err) {
-      rs = [
-        {
-          result: 'failure',
-          reason: `thrown: ${err instanceof Error ? err.message : String(err)}`,
-          redirects: 0,
-        },
-      ];
-    }
+    const rs = await send(userId).catch((err: unknown): Outcome[] => [
+      {
+        result: 'failure',
+        reason: `thrown: ${err instanceof Error ? err.message : String(err)}`,
+        redirects: 0,
+      },
+    ]);
     const ms = performance.now() - t;
     for (const r of rs) {
       if (!this.counting) {
@@ -205,56 +163,61 @@ class Phase {
     this.startedAt = Date.now();
   }
 
-  finish(): PhaseResult {
-    if (this.t1 === 0) this.t1 = performance.now();
+  end(): void {
+    this.t1 ||= performance.now();
     this.counting = false;
+  }
+
+  finish() {
+    this.end();
     const ms = this.t1 - this.t0;
-    const acked = this.results.success;
+    const acked = this.results.success!;
+    const { sent, results, reasons, sampleErrors, redirects, warmup, startedAt } = this;
     return {
       mode: options?.mode ?? 'sender',
-      sent: this.sent,
-      results: this.results,
-      reasons: this.reasons,
-      sampleErrors: this.sampleErrors,
+      sent,
+      results,
+      reasons,
+      sampleErrors,
+      acked,
+      redirects,
+      warmup,
       seconds: round(ms / 1000, 3),
       windowMs: Math.round(ms),
-      perSec: round((this.sent * 1000) / ms),
-      acked,
+      perSec: round((sent * 1000) / ms),
+      /** Acked (success) results per second of the phase. */
       ackedPerSec: round((acked * 1000) / ms),
       pushesPerSec: round((acked * 1000) / ms),
       latencyMs: percentiles(this.lat, this.nLat),
+      /** Node-side time from gateway receipt to the device's ack (the node's own time points). */
       nodeReceivedToAckedMs: percentiles(this.node, this.nNode),
-      redirects: this.redirects,
-      warmup: this.warmup,
-      startedAt: this.startedAt,
+      /** Open loop only: how late the pushes left against their schedule. */
+      scheduleLagMs: undefined as ReturnType<typeof percentiles> | undefined,
+      startedAt,
       endedAt: Date.now(),
     };
   }
 }
+export type PhaseResult = ReturnType<Phase['finish']>;
 
 async function load(p: LoadParams): Promise<PhaseResult> {
-  const n = p.users.length;
   const total = p.total ?? Number.POSITIVE_INFINITY;
-  const timed = (p.durationMs ?? 0) > 0;
   const phase = new Phase(Number.isFinite(total) ? total : 2_000_000);
-  phase.counting = !timed;
+  phase.counting = !p.durationMs;
   let issued = 0;
-  let done = false;
   const slot = async () => {
-    while (!done && issued < total) {
+    while (issued < total && phase.t1 === 0) {
       const i = issued++;
-      await phase.push(p.users[p.random ? (Math.random() * n) | 0 : i % n]!);
+      await phase.push(p.users[p.random ? (Math.random() * p.users.length) | 0 : i % p.users.length]!);
     }
   };
   const slots = Array.from({ length: Math.min(p.concurrency, total) }, slot);
-  if (timed) {
+  if (p.durationMs) {
     await sleep(p.warmupMs ?? 0);
     phase.begin();
     emit('window', { edge: 'start' });
-    await sleep(p.durationMs!);
-    phase.t1 = performance.now();
-    phase.counting = false;
-    done = true;
+    await sleep(p.durationMs);
+    phase.end();
     emit('window', { edge: 'end' });
   }
   await Promise.all(slots);
@@ -290,12 +253,8 @@ serveRequests({
   open: (req: Request) => openLoop(req.users as string[], Number(req.rate), Number(req.durationMs)),
   broadcast: async (req: Request) => {
     const sentAt = Date.now();
-    const result = await sender!.broadcast({
-      broadcast: true,
-      content: Buffer.from(String(req.content), 'utf8'),
-      ackModel: 'NO_ACK',
-      timeout: 60_000,
-    });
+    const content = Buffer.from(String(req.content), 'utf8');
+    const result = await sender!.broadcast({ broadcast: true, content, ackModel: 'NO_ACK', timeout: 60_000 });
     return { sentAt, repliedAt: Date.now(), result };
   },
   exit: async () => {

@@ -83,7 +83,8 @@ export async function untilUndisturbed<T>(
       if (why) log(`${label}: still disturbed after ${attempt} runs; reporting the last`);
       return { last, attempt, disturbedRuns: runs };
     }
-    log(`${label}: disturbed (${JSON.stringify(why).slice(0, 120)}): running it again`);
+    const said = Object.entries(why).filter(([, v]) => typeof v !== 'object');
+    log(`${label}: disturbed (${said.map(([k, v]) => `${k} ${v}`).join(', ')}): running it again`);
     runs.push(why);
   }
 }

@@ -1,29 +1,18 @@
 // Request/reply over the fork() IPC channel between a benchmark driver and its child processes
 // (server, device fleets, pusher): a request carries an id and the child answers with the same id;
-// unsolicited messages carry `event` instead. Every child also answers `loop` (its GC and event-loop
+// unsolicited messages carry `event` instead. Every child answers `loop` (its GC and event-loop
 // delay since the last `loop`) and `exit`.
 
 import { type ChildProcess, fork } from 'node:child_process';
 import { watchLoop } from './procstat.js';
 
-export interface Request {
-  id: number;
-  cmd: string;
-  [key: string]: unknown;
-}
-interface Reply {
-  id: number;
-  result?: unknown;
-  error?: string;
-}
-export interface EventMessage {
-  event: string;
-  [key: string]: unknown;
-}
+export type Request = { id: number; cmd: string } & Record<string, unknown>;
+type Reply = { id: number; result?: unknown; error?: string };
+export type EventMessage = { event: string } & Record<string, unknown>;
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Every child this process forked (or spawned) that is still running: killed if the driver fails. */
+/** Every child this process started that may still run: killed when the driver exits. */
 export const children = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -32,53 +21,38 @@ process.on('exit', () => {
 /** The parent side: sends requests to a child and resolves their replies. */
 export class RpcClient {
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
-  private readonly listeners: Array<(m: EventMessage) => void> = [];
+  private readonly pending = new Map<number, (r: Reply) => void>();
+  private readonly listeners = new Set<(m: EventMessage) => void>();
 
   constructor(
     readonly child: ChildProcess,
     readonly name: string,
   ) {
     child.on('message', (m: Reply | EventMessage) => {
-      if ('event' in m) {
-        for (const l of [...this.listeners]) l(m);
-        return;
-      }
-      const p = this.pending.get(m.id);
-      if (!p) return;
-      this.pending.delete(m.id);
-      if (m.error !== undefined) p.reject(new Error(`${name}: ${m.error}`));
-      else p.resolve(m.result);
+      if ('event' in m) for (const l of [...this.listeners]) l(m);
+      else this.pending.get(m.id)?.(m);
     });
     child.on('exit', (code, signal) => {
-      for (const p of this.pending.values()) p.reject(new Error(`${name} exited (${code ?? signal})`));
-      this.pending.clear();
+      for (const p of this.pending.values()) p({ id: 0, error: `exited (${code ?? signal})` });
     });
   }
 
   onEvent(listener: (m: EventMessage) => void): () => void {
-    this.listeners.push(listener);
-    return () => {
-      const i = this.listeners.indexOf(listener);
-      if (i >= 0) this.listeners.splice(i, 1);
-    };
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   call<T>(cmd: string, args: Record<string, unknown> = {}, timeoutMs = 120_000): Promise<T> {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new Error(`${this.name}: ${cmd} timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
-      const done = (settle: () => void) => {
+      const settle = (r: Reply) => {
         clearTimeout(timer);
-        settle();
+        this.pending.delete(id);
+        if (r.error === undefined) resolve(r.result as T);
+        else reject(new Error(`${this.name}: ${cmd}: ${r.error}`));
       };
-      this.pending.set(id, {
-        resolve: (v) => done(() => resolve(v as T)),
-        reject: (e) => done(() => reject(e)),
-      });
+      const timer = setTimeout(() => settle({ id, error: `timed out after ${timeoutMs} ms` }), timeoutMs);
+      this.pending.set(id, settle);
       this.child.send({ id, cmd, ...args } satisfies Request);
     });
   }
@@ -86,20 +60,17 @@ export class RpcClient {
   /** Resolves with the first event named `name`. */
   once(name: string, timeoutMs = 60_000): Promise<EventMessage> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        off();
-        reject(new Error(`${this.name}: no "${name}" within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const off = this.onEvent((m) => {
-        if (m.event !== name) return;
+      const end = (why: string, m?: EventMessage) => {
         clearTimeout(timer);
         off();
-        resolve(m);
-      });
-      this.child.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        reject(new Error(`${this.name} exited (${code ?? signal}) before "${name}"`));
-      });
+        this.child.off('exit', onExit);
+        if (m) resolve(m);
+        else reject(new Error(`${this.name}: ${why} before "${name}"`));
+      };
+      const onExit = (code: number | null) => end(`exited (${code})`);
+      const timer = setTimeout(() => end(`nothing in ${timeoutMs} ms`), timeoutMs);
+      const off = this.onEvent((m) => m.event === name && end('', m));
+      this.child.once('exit', onExit);
     });
   }
 
@@ -112,20 +83,14 @@ export class RpcClient {
   }
 }
 
-/**
- * Forks a benchmark child (its stdout goes to our stderr: stdout carries only the report) and
- * waits for its `ready` event.
- */
+/** Forks a benchmark child (its stdout on our stderr: stdout is the report's) once it is ready. */
 export async function forkChild(
   script: URL,
   name: string,
   opts: { execArgv?: string[]; env?: Record<string, string> } = {},
 ): Promise<RpcClient> {
-  const child = fork(script, [], {
-    execArgv: opts.execArgv ?? [],
-    stdio: ['ignore', 2, 2, 'ipc'],
-    env: { ...process.env, ...opts.env },
-  });
+  const env = { ...process.env, ...opts.env };
+  const child = fork(script, [], { execArgv: opts.execArgv ?? [], stdio: ['ignore', 2, 2, 'ipc'], env });
   children.add(child);
   child.once('exit', () => children.delete(child));
   const rpc = new RpcClient(child, name);
@@ -145,11 +110,10 @@ export function serveRequests(handlers: Record<string, (req: Request) => unknown
     ...handlers,
   };
   process.on('message', (req: Request) => {
-    const handler = all[req.cmd];
-    Promise.resolve()
-      .then(() => {
-        if (!handler) throw new Error(`unknown command ${req.cmd}`);
-        return handler(req);
+    Promise.resolve(req)
+      .then((r) => {
+        if (!all[r.cmd]) throw new Error(`unknown command ${r.cmd}`);
+        return all[r.cmd]!(r);
       })
       .then(
         (result) => process.send?.({ id: req.id, result } satisfies Reply),
@@ -157,7 +121,7 @@ export function serveRequests(handlers: Record<string, (req: Request) => unknown
           process.send?.({
             id: req.id,
             error: err instanceof Error ? (err.stack ?? err.message) : String(err),
-          } satisfies Reply),
+          }),
       );
   });
   // The parent going away must not leave a child holding thousands of sockets.

@@ -13,9 +13,10 @@
 import os from 'node:os';
 import type { BroadcastResult } from '../../src/client/push/index.js';
 import { parseFlags } from '../lib/args.js';
-import type { BroadcastReceipt, FleetResult, FleetRun, FleetStats } from '../lib/fleet.js';
+import { measure, runFleets, scripts, share } from '../lib/drive.js';
+import type { BroadcastReceipt, FleetRun, FleetStats } from '../lib/fleet.js';
 import type { ServerStats } from '../lib/node-server.js';
-import { cpuBetween, type LoopStats, maxOpenFiles, type Proc, sample } from '../lib/procstat.js';
+import { type LoopStats, maxOpenFiles, type Proc } from '../lib/procstat.js';
 import type { PhaseResult, PusherOptions } from '../lib/pusher.js';
 import { untilUndisturbed, waitQuiet } from '../lib/quiet.js';
 import {
@@ -75,7 +76,6 @@ const params = {
 };
 
 const log = logger('push');
-const share = (total: number, k: number, i: number) => Math.floor(total / k) + (i < total % k ? 1 : 0);
 const users = (n: number) => Array.from({ length: n }, (_, i) => `user-${i}`);
 
 /** A MPush-style JSON message of exactly `bytes` bytes. */
@@ -107,35 +107,32 @@ const deviceStats = (ctx: Ctx) => Promise.all(ctx.devices.map((d) => d.call<Flee
 
 async function connectDevices(ctx: Ctx, from: number, to: number) {
   log(`ramp: connecting devices ${from}..${to - 1} over ${ctx.devices.length} processes`);
-  let first = from;
-  const all = Promise.all(
-    ctx.devices.map((d, i) => {
-      const count = share(to - from, ctx.devices.length, i);
-      const run: FleetRun = {
-        mode: 'bind',
-        groups: [{ host: '127.0.0.1', port: ctx.tcpPort, count, first, userPrefix: 'user-' }],
-        localAddresses: [`127.0.0.${i + 1}`],
-        concurrency: params.connectConcurrency,
-        maxAttempts: 3,
-        publicKey: ctx.publicKey,
-        proc: i,
-        // Spread over the interval, so a long run is not cut by the server's read timeout.
-        heartbeatSeconds: 120,
-      };
-      first += count;
-      return d.call<FleetResult>('run', { params: run }, 600_000);
-    }),
-  );
-  let done = false;
-  all.finally(() => {
-    done = true;
+  // Process i holds the users after those of the processes before it.
+  const counts = ctx.devices.map((_, i) => share(to - from, ctx.devices.length, i));
+  const run = (i: number): FleetRun => ({
+    mode: 'bind',
+    groups: [
+      {
+        host: '127.0.0.1',
+        port: ctx.tcpPort,
+        count: counts[i]!,
+        first: from + sum(counts.slice(0, i), (c) => c),
+        userPrefix: 'user-',
+      },
+    ],
+    localAddresses: [`127.0.0.${i + 1}`],
+    concurrency: params.connectConcurrency,
+    maxAttempts: 3,
+    publicKey: ctx.publicKey,
+    proc: i,
+    // Spread over the interval, so a long run is not cut by the server's read timeout.
+    heartbeatSeconds: 120,
   });
-  while (!done) {
-    await Promise.race([sleep(2000), all.catch(() => {})]);
-    const s = done ? undefined : await stats(ctx).catch(() => undefined);
-    if (s) log(`ramp: server holds ${s.connections} connections, ${s.bound} bound`);
-  }
-  const results = await all;
+  const progress = async () => {
+    const s = await stats(ctx);
+    return `ramp: server holds ${s.connections} connections, ${s.bound} bound`;
+  };
+  const results = await runFleets(ctx.devices, run, progress, log);
   const s = await stats(ctx);
   ctx.held = to;
   const out = {
@@ -151,42 +148,31 @@ async function connectDevices(ctx: Ctx, from: number, to: number) {
 }
 
 /** CPU (server µs from its own count; every process's share from /proc), GC and loop delay, over `fn`. */
-async function measure<T>(ctx: Ctx, fn: () => Promise<T>) {
+async function measured<T>(ctx: Ctx, fn: () => Promise<T>) {
   const everyone = [ctx.server, ctx.pusher, ...ctx.devices];
-  const [s0] = await Promise.all([stats(ctx), ...everyone.map((c) => c.call('loop'))]);
-  const a = sample(ctx.procs);
+  await Promise.all(everyone.map((c) => c.call('loop')));
   const t0 = Date.now();
-  const out = await fn();
-  const w = cpuBetween(a, sample(ctx.procs));
-  const [s1, server, pusher, ...devices] = await Promise.all([
-    stats(ctx),
-    ...everyone.map((c) => c.call<LoopStats>('loop')),
-  ]);
-  const serverUs = s1.cpu.user - s0.cpu.user + s1.cpu.system - s0.cpu.system;
-  const active = s1.elu.active - s0.elu.active;
-  const worst = (k: keyof LoopStats) => Math.max(...devices.map((l) => l[k] as number));
+  const m = await measure(ctx.server, ctx.procs, fn);
+  const [server, pusher, ...devices] = await Promise.all(everyone.map((c) => c.call<LoopStats>('loop')));
+  const { s0, s1, serverUs, w } = m;
+  const worst = (k: 'gcMs' | 'gcMaxMs' | 'loopDelayP99Ms' | 'loopDelayMaxMs') =>
+    Math.max(...devices.map((l) => l[k]));
   return {
-    out,
-    s0,
-    s1,
+    ...m,
     t0,
-    serverUs,
     cpuPercent: {
-      server: w.percent.server ?? 0,
+      server: m.cpuOf('server'),
       serverUserShare: round(serverUs > 0 ? (s1.cpu.user - s0.cpu.user) / serverUs : 0, 2),
-      serverEventLoopUtilization: round(active / (active + s1.elu.idle - s0.elu.idle || 1), 3),
-      pusher: w.percent.pusher ?? 0,
-      devices: round(
-        sum(Object.keys(w.percent), (k) => (k.startsWith('devices') ? w.percent[k]! : 0)),
-        1,
-      ),
+      serverEventLoopUtilization: m.elu,
+      pusher: m.cpuOf('pusher'),
+      devices: m.cpuOf('devices'),
       machine: w.machine,
       otherProcessesPercentOfMachine: w.otherPercentOfMachine,
       otherProcesses: w.otherProcesses,
     },
     gcAndLoopDelay: {
-      server: server as LoopStats,
-      pusher: pusher as LoopStats,
+      server,
+      pusher,
       devicesWorst: {
         gcMs: worst('gcMs'),
         gcMaxMs: worst('gcMaxMs'),
@@ -229,7 +215,7 @@ async function unicastPhase(ctx: Ctx, kind: 'closed' | 'open') {
       ? `closed loop: ${params.m} pushes, ${params.concurrency} in flight, ${params.n} users`
       : `open loop: ${params.rate}/s for ${params.durationSeconds} s`,
   );
-  const c = await measure(ctx, () =>
+  const c = await measured(ctx, () =>
     kind === 'closed'
       ? ctx.pusher.call<PhaseResult>(
           'load',
@@ -289,7 +275,7 @@ async function unicastPhase(ctx: Ctx, kind: 'closed' | 'open') {
  */
 async function floorPhase(ctx: Ctx, rounds: number) {
   const q = await quiet('floor probe');
-  const c = await measure(ctx, () =>
+  const c = await measured(ctx, () =>
     Promise.all(
       ctx.devices.map((d) =>
         d.call<{ sent: number; echoed: number; ms: number }>('heartbeatRounds', { rounds }, 120_000),
@@ -336,7 +322,7 @@ async function broadcastPhase(ctx: Ctx, n: number, profile: boolean) {
   });
   if (profile) await ctx.server.call('profileStart', { intervalUs: 100 });
   log(`${label}: broadcast to ${n} devices (NO_ACK)`);
-  const c = await measure(ctx, async () => {
+  const c = await measured(ctx, async () => {
     const reply = await ctx.pusher.call<{ sentAt: number; repliedAt: number; result: BroadcastResult }>(
       'broadcast',
       { content },
@@ -408,8 +394,7 @@ async function main(): Promise<number> {
   let ok = true;
   try {
     log(`starting the server (${params.serverNodeOptions.join(' ')})`);
-    const lib = (s: string) => new URL(`../lib/${s}`, import.meta.url);
-    server = await forkChild(lib('node-server.js'), 'server', { execArgv: params.serverNodeOptions });
+    server = await forkChild(scripts.nodeServer, 'server', { execArgv: params.serverNodeOptions });
     const ready = await server.call<{
       tcpPort: number;
       gatewayPort: number;
@@ -421,8 +406,8 @@ async function main(): Promise<number> {
       60_000,
     );
     const [pusher, ...devices] = await Promise.all([
-      forkChild(lib('pusher.js'), 'pusher'),
-      ...Array.from({ length: params.k }, (_, i) => forkChild(lib('fleet.js'), `devices ${i}`)),
+      forkChild(scripts.pusher, 'pusher'),
+      ...Array.from({ length: params.k }, (_, i) => forkChild(scripts.fleet, `devices ${i}`)),
     ]);
     helpers.push(pusher!, ...devices);
     const ctx: Ctx = {
