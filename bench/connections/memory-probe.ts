@@ -38,17 +38,6 @@ export const PARTS = [
 ] as const;
 export type Part = (typeof PARTS)[number];
 
-export interface PartCost {
-  part: Part;
-  n: number;
-  rssPerItemBytes: number;
-  /** (ΔRSS − ΔheapTotal) / n: what lives outside the V8 heap (native objects, backing stores). */
-  nonHeapRssPerItemBytes: number;
-  heapUsedPerItemBytes: number;
-  externalPerItemBytes: number;
-  arrayBuffersPerItemBytes: number;
-}
-
 const noopHandler: FrameHandler = { onPacket() {}, onHeartbeat() {} };
 
 class NullTransport implements Transport {
@@ -93,6 +82,19 @@ function sealedBind(key: Buffer, iv: Buffer): Buffer {
   return new AesCipher(key, iv).encrypt(Buffer.alloc(24, 0x41));
 }
 
+type Identity = Pick<Connection, 'deviceId' | 'osName' | 'osVersion' | 'clientVersion'>;
+
+/** A MemorySessionStore entry as the handshake writes it: the identity's strings, hex key and iv. */
+function store(sessions: MemorySessionStore, id: string, who: Identity, key: Buffer, iv: Buffer) {
+  const { deviceId, osName, osVersion, clientVersion } = who;
+  const session = { deviceId, osName, osVersion, clientVersion, expireTime: Date.now() + 86_400_000 };
+  return sessions.set(
+    id,
+    { ...session, sessionKey: key.toString('hex'), iv: iv.toString('hex') },
+    86_400_000,
+  );
+}
+
 /** Sets what the handshake handler sets on a connection (fresh strings, as decoded from a body). */
 function identify(conn: Connection, i: number): void {
   conn.deviceId = `bench-0-${i}`;
@@ -134,19 +136,14 @@ async function buildPart(part: Part, n: number): Promise<unknown[]> {
         break;
       case 'sessionEntry': {
         const id = createHash('md5').update(`bench-0-${i}${Date.now()}`).digest('hex');
-        await sessions.set(
-          id,
-          {
-            deviceId: `bench-0-${i}`,
-            osName: `android${''}`.slice(0),
-            osVersion: String(10),
-            clientVersion: ['1', '0', '0'].join('.'),
-            sessionKey: randomKey().toString('hex'),
-            iv: randomKey().toString('hex'),
-            expireTime: Date.now() + 86_400_000,
-          },
-          86_400_000,
-        );
+        // Fresh strings, as decoded from a handshake body.
+        const who = {
+          deviceId: `bench-0-${i}`,
+          osName: `android${''}`.slice(0),
+          osVersion: String(10),
+          clientVersion: ['1', '0', '0'].join('.'),
+        };
+        await store(sessions, id, who, randomKey(), randomKey());
         break;
       }
       case 'routerEntry': {
@@ -175,19 +172,7 @@ async function buildPart(part: Part, n: number): Promise<unknown[]> {
         conn.cipher.decrypt(sealedBind(sessionKey, iv)); // the BIND
         conn.userId = `user-0-${i}`;
         router.bind(conn);
-        await sessions.set(
-          conn.sessionId,
-          {
-            deviceId: conn.deviceId,
-            osName: conn.osName,
-            osVersion: conn.osVersion,
-            clientVersion: conn.clientVersion,
-            sessionKey: sessionKey.toString('hex'),
-            iv: iv.toString('hex'),
-            expireTime: Date.now() + 86_400_000,
-          },
-          86_400_000,
-        );
+        await store(sessions, conn.sessionId, conn, sessionKey, iv);
         keep.push(conn);
         break;
       }
@@ -196,7 +181,7 @@ async function buildPart(part: Part, n: number): Promise<unknown[]> {
   return keep;
 }
 
-async function probe(part: Part, n: number): Promise<PartCost> {
+async function probe(part: Part, n: number) {
   // Warm up the code paths (and the allocators) with a small batch first, then measure.
   await buildPart(part, 200);
   const before: MemorySample = await memory();
@@ -208,12 +193,15 @@ async function probe(part: Part, n: number): Promise<PartCost> {
     part,
     n,
     rssPerItemBytes: per('rss'),
+    /** (ΔRSS − ΔheapTotal) / n: what lives outside the V8 heap (native objects, backing stores). */
     nonHeapRssPerItemBytes: Math.round((after.rss - before.rss - (after.heapTotal - before.heapTotal)) / n),
     heapUsedPerItemBytes: per('heapUsed'),
     externalPerItemBytes: per('external'),
     arrayBuffersPerItemBytes: per('arrayBuffers'),
   };
 }
+
+export type PartCost = Awaited<ReturnType<typeof probe>>;
 
 /** Runs every part in its own process; returns their costs. */
 export function probeAll(n = 20_000): PartCost[] {

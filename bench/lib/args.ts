@@ -28,14 +28,17 @@ export function parseFlags<S extends Spec>(
   if (opts.quick) options.quick = { type: 'boolean' };
   for (const k of Object.keys(spec))
     options[flagOf(k)] = { type: typeof spec[k] === 'boolean' ? 'boolean' : 'string' };
-  // `--flag=false` for a boolean: parseArgs takes no value there, so it is unfolded first.
-  const args = argv.flatMap((a) => {
+  // `--flag=true|false` for a boolean: parseArgs takes no value there, so it is taken out first.
+  const given: Record<string, boolean> = {};
+  const args = argv.filter((a) => {
     const m = /^--([^=]+)=(true|false)$/.exec(a);
-    return m && options[m[1]!]?.type === 'boolean' ? (m[2] === 'true' ? [`--${m[1]}`] : []) : [a];
+    if (!m || options[m[1]!]?.type !== 'boolean') return true;
+    given[m[1]!] = m[2] === 'true';
+    return false;
   });
   let values: Record<string, string | boolean | undefined>;
   try {
-    values = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+    values = { ...given, ...parseArgs({ args, options, strict: true, allowPositionals: false }).values };
   } catch (err) {
     return fail((err as Error).message);
   }

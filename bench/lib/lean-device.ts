@@ -5,7 +5,8 @@
 //
 // This file is the seam between the fleet and the protocol: the fleet (fleet.ts) uses nothing else
 // of it, so it can be replaced by the socket-free device protocol object of src/client/device/ by
-// rewriting this file alone. mpush-wire §5 (handshake), §6 (fast connect), §8 (bind), §12 (ack).
+// rewriting this file alone. mpush-wire §5 (handshake), §6 (fast connect), §8 (bind), §9 and §12
+// (push and ack).
 
 import type { KeyObject } from 'node:crypto';
 import { AesCipher, mixKey, randomKey, rsaEncrypt } from '../../src/crypto/index.js';
@@ -52,7 +53,7 @@ const State = { Idle: 0, Handshaking: 1, FastConnecting: 2, Ready: 3, Binding: 4
 const HANDSHAKE_SID = 1;
 const BIND_SID = 2;
 const EMPTY = Buffer.alloc(0);
-/** A push asking AUTO_ACK or BIZ_ACK wants an ACK (mpush-wire §12). */
+/** A push asking AUTO_ACK or BIZ_ACK wants an ACK (mpush-wire §9, §12). */
 export const ACK_FLAGS = Flags.AUTO_ACK | Flags.BIZ_ACK;
 
 /** One device's protocol state: what it read so far, its keys, where it is in the session. */
