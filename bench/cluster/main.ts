@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { parseFlags } from '../lib/args.js';
+import { scripts } from '../lib/drive.js';
 import type { DeviceGroup, FleetResult, FleetRun, FleetStats } from '../lib/fleet.js';
 import { defaultKeys } from '../lib/keys.js';
 import {
@@ -71,6 +72,8 @@ const P = (() => {
         scalePerProc: 1000,
         scaleHoldMs: 1000,
         scalePushMs: 1000,
+        waitIdle: false,
+        maxAttempts: 1,
       },
     },
   );
@@ -80,7 +83,6 @@ const P = (() => {
 })();
 
 const cliPath = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-const lib = (s: string) => new URL(`../lib/${s}`, import.meta.url);
 const runPrefix = `bench${process.pid}:`;
 const log = logger('cluster');
 const keys = defaultKeys();
@@ -203,19 +205,13 @@ type Snap = ReturnType<typeof snap>;
 /** Per process percent of one core, the machine's busy percent, and what went to others. */
 function cpuReport(a: Sample, b: Sample) {
   const w = cpuBetween(a, b);
-  return { w, cpu: { ...w.percent, machineBusyPercent: w.machineBusyPercent, otherPercent: w.otherPercent } };
-}
-
-interface Background {
-  seconds: number;
-  commandsPerSec: number;
-  byCommandPerSec: Record<string, number>;
-  cpu: Record<string, number>;
-  otherProcesses: Array<{ pid: number; percent: number; cmd: string }>;
+  const { machineBusyPercent, otherPercent } = w;
+  const cpu: Record<string, number> = { ...w.percent, machineBusyPercent, otherPercent };
+  return { w, cpu };
 }
 
 /** A window with no pushes: the Redis background (registry refresh, …) and idle CPU. */
-async function quietWindow(procs: Proc[]): Promise<Background> {
+async function quietWindow(procs: Proc[]) {
   const a = snap(procs);
   await sleep(P.quietMs);
   const b = snap(procs);
@@ -231,6 +227,8 @@ async function quietWindow(procs: Proc[]): Promise<Background> {
   };
 }
 
+type Background = Awaited<ReturnType<typeof quietWindow>>;
+
 let waitedTotalSec = 0;
 const benchPattern = 'dist/bench/(connections|push)/';
 async function waitForIdleMachine(label: string): Promise<void> {
@@ -241,27 +239,7 @@ async function waitForIdleMachine(label: string): Promise<void> {
 
 // ---- phases -------------------------------------------------------------------------------------
 
-type PhaseReport = PhaseResult & {
-  concurrency: number;
-  loadAvg: number[];
-  otherBenchRunning: boolean;
-  attempt?: number;
-  disturbedAttempts?: Array<Record<string, unknown>>;
-  redis: {
-    commandsInWindow: number;
-    backgroundSubtracted: number;
-    commandsPerPush: number;
-    perPushByCommand: Record<string, number>;
-  };
-  cpu: Record<string, number>;
-  /** The kernel part of `cpu`. */
-  cpuSystem: Record<string, number>;
-  /** Sum of the mpush-ts processes' CPU, percent of one core. */
-  serverCpuPercent: number;
-  /** pushesPerSec / (serverCpuPercent / 100): pushes per second of server CPU. */
-  pushesPerServerCoreSec: number;
-  otherProcesses: Array<{ pid: number; percent: number; cmd: string }>;
-};
+type PhaseReport = Awaited<ReturnType<typeof pushPhaseOnce>>;
 
 type PhaseInput = Pick<PusherOptions, 'mode' | 'gateways' | 'prefix' | 'httpUrl'> &
   Pick<LoadParams, 'users' | 'concurrency'> & { durationMs?: number };
@@ -296,7 +274,7 @@ async function pushPhaseOnce(
   input: PhaseInput,
   procs: Proc[],
   bg: Background,
-): Promise<PhaseReport> {
+) {
   await waitForIdleMachine(label);
   const la = loadAvg();
   const durationMs = input.durationMs ?? P.durationMs;
@@ -387,7 +365,7 @@ function interleave(lists: string[][]): string[] {
 }
 
 const userList = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
-const fleet = (name: string) => forkChild(lib('fleet.js'), name);
+const fleet = (name: string) => forkChild(scripts.fleet, name);
 
 const connectDevices = (devices: RpcClient, groups: DeviceGroup[], address: string, proc = 0) =>
   devices.call<FleetResult>(
@@ -437,7 +415,7 @@ async function deploy(
   const devices = await fleet('devices');
   const connect = await connectDevices(devices, groups, address);
   log(`${label}: ${connect.bound}/${connect.target} devices bound in ${round(connect.seconds, 1)} s`);
-  const pusher = await forkChild(lib('pusher.js'), 'pusher');
+  const pusher = await forkChild(scripts.pusher, 'pusher');
   const procs: Proc[] = [
     ...servers,
     { name: 'devices', pid: devices.child.pid! },
@@ -678,7 +656,7 @@ async function scale(): Promise<Record<string, unknown>> {
   }));
   let push: PhaseReport | undefined;
   if (P.scalePushMs > 0 && held > 0) {
-    const pusher = await forkChild(lib('pusher.js'), 'pusher');
+    const pusher = await forkChild(scripts.pusher, 'pusher');
     const procs: Proc[] = [...servers, ...fleets, { name: 'pusher', pid: pusher.child.pid! }, redisProc];
     const bg = await quietWindow(procs);
     const users = interleave(devs.map((_, i) => userList(`x${i}-`, counts[i]!)));

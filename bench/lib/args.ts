@@ -20,7 +20,7 @@ const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
  */
 export function parseFlags<S extends Spec>(
   spec: S,
-  opts: { env: string; rename?: Partial<Record<keyof S, string>>; quick?: Partial<S> },
+  opts: { env: string; rename?: Partial<Record<keyof S, string>>; quick?: Partial<Parsed<S>> },
   argv = process.argv.slice(2),
 ): Parsed<S> & { quick: boolean } {
   const flagOf = (k: keyof S) => opts.rename?.[k] ?? kebab(String(k));

@@ -99,6 +99,9 @@ async function start(o: NodeOptions) {
   };
 }
 
+/** What `start` answers. */
+export type NodeReady = Awaited<ReturnType<typeof start>>;
+
 async function stats(gc: boolean): Promise<ServerStats> {
   const { connections: server, push, gateway } = node!;
   const { active, idle, utilization } = performance.eventLoopUtilization();

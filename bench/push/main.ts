@@ -15,7 +15,7 @@ import type { BroadcastResult } from '../../src/client/push/index.js';
 import { parseFlags } from '../lib/args.js';
 import { measure, runFleets, scripts, share } from '../lib/drive.js';
 import type { BroadcastReceipt, FleetRun, FleetStats } from '../lib/fleet.js';
-import type { ServerStats } from '../lib/node-server.js';
+import type { NodeReady, ServerStats } from '../lib/node-server.js';
 import { type LoopStats, maxOpenFiles, type Proc } from '../lib/procstat.js';
 import type { PhaseResult, PusherOptions } from '../lib/pusher.js';
 import { untilUndisturbed, waitQuiet } from '../lib/quiet.js';
@@ -62,6 +62,8 @@ const f = parseFlags(
       durationSeconds: 3,
       broadcastN: 3000,
       floorRounds: 2,
+      waitMinutes: 0,
+      retries: 0,
     },
   },
 );
@@ -246,15 +248,7 @@ async function unicastPhase(ctx: Ctx, kind: 'closed' | 'open') {
   return {
     phase: {
       ...q,
-      sent: r.sent,
-      results: r.results,
-      ...(Object.keys(r.reasons).length > 0 ? { reasons: r.reasons } : {}),
-      seconds: r.seconds,
-      perSec: r.perSec,
-      ackedPerSec: r.ackedPerSec,
-      latencyMs: r.latencyMs,
-      nodeReceivedToAckedMs: r.nodeReceivedToAckedMs,
-      ...(r.scheduleLagMs ? { scheduleLagMs: r.scheduleLagMs } : {}),
+      ...r,
       serverCpuUsPerAckedPush: round(c.serverUs / acked, 2),
       serverUserUsPerAckedPush: round((c.s1.cpu.user - c.s0.cpu.user) / acked, 2),
       serverSystemUsPerAckedPush: round((c.s1.cpu.system - c.s0.cpu.system) / acked, 2),
@@ -336,6 +330,7 @@ async function broadcastPhase(ctx: Ctx, n: number, profile: boolean) {
   const final = await Promise.all(ctx.devices.map((d) => d.call<BroadcastReceipt>('broadcastReceipt')));
   const delivered = sum(final, (r) => r.received);
   const ms = Math.max(...final.map((r) => r.lastAt)) - reply.sentAt;
+  const { result, matched, sent, failed, reason } = reply.result;
   const perDelivery = round(c.serverUs / Math.max(1, delivered), 2);
   log(
     `${label}: ${delivered}/${n} delivered, last after ${ms} ms, reply after ${reply.repliedAt - reply.sentAt} ms, server ${perDelivery} µs/delivery`,
@@ -353,13 +348,7 @@ async function broadcastPhase(ctx: Ctx, n: number, profile: boolean) {
       serverCpuUsPerDelivery: perDelivery,
       serverCpuMs: round(c.serverUs / 1000, 1),
       windowMs: Date.now() - c.t0,
-      node: {
-        result: reply.result.result,
-        matched: reply.result.matched,
-        sent: reply.result.sent,
-        failed: reply.result.failed,
-        ...(reply.result.reason ? { reason: reply.result.reason } : {}),
-      },
+      node: { result, matched, sent, failed, ...(reason ? { reason } : {}) },
       perProcess: final.map((r) => ({
         proc: r.proc,
         expect: r.expect,
@@ -395,12 +384,7 @@ async function main(): Promise<number> {
   try {
     log(`starting the server (${params.serverNodeOptions.join(' ')})`);
     server = await forkChild(scripts.nodeServer, 'server', { execArgv: params.serverNodeOptions });
-    const ready = await server.call<{
-      tcpPort: number;
-      gatewayPort: number;
-      publicKey: string;
-      maxOpenFiles: number | null;
-    }>(
+    const ready = await server.call<NodeReady>(
       'start',
       { options: { maxConnections: Number(process.env.BENCH_PUSH_MAX_CONNECTIONS ?? 20_000) } },
       60_000,
