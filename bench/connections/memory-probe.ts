@@ -84,15 +84,21 @@ function sealedBind(key: Buffer, iv: Buffer): Buffer {
 
 type Identity = Pick<Connection, 'deviceId' | 'osName' | 'osVersion' | 'clientVersion'>;
 
-/** A MemorySessionStore entry as the handshake writes it: the identity's strings, hex key and iv. */
+/**
+ * A MemorySessionStore entry as the handshake writes it: the identity's strings, hex key and iv, in
+ * one object literal (a spread would build a bigger object than the server's).
+ */
 function store(sessions: MemorySessionStore, id: string, who: Identity, key: Buffer, iv: Buffer) {
-  const { deviceId, osName, osVersion, clientVersion } = who;
-  const session = { deviceId, osName, osVersion, clientVersion, expireTime: Date.now() + 86_400_000 };
-  return sessions.set(
-    id,
-    { ...session, sessionKey: key.toString('hex'), iv: iv.toString('hex') },
-    86_400_000,
-  );
+  const session = {
+    deviceId: who.deviceId,
+    osName: who.osName,
+    osVersion: who.osVersion,
+    clientVersion: who.clientVersion,
+    sessionKey: key.toString('hex'),
+    iv: iv.toString('hex'),
+    expireTime: Date.now() + 86_400_000,
+  };
+  return sessions.set(id, session, 86_400_000);
 }
 
 /** Sets what the handshake handler sets on a connection (fresh strings, as decoded from a body). */
