@@ -49,7 +49,7 @@ export function addCounts(maps: Array<Record<string, number>>): Record<string, n
 
 export const sum = <T>(xs: T[], f: (x: T) => number): number => xs.reduce((a, x) => a + f(x), 0);
 
-/** Prints the report, the `head` fields first in that order, and returns `ok` as an exit status. */
+/** Prints the report on stdout, the `head` fields first in that order. */
 export function printReport(report: Record<string, unknown>, head: string[] = []): void {
   const ordered: Record<string, unknown> = {};
   for (const k of head) if (k in report) ordered[k] = report[k];
