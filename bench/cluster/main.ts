@@ -1,171 +1,94 @@
-// Cluster benchmark: mpush-ts nodes on one Redis, pushes across nodes, and worker processes.
-// Prints ONE JSON object on stdout; progress goes to stderr. Numbers only: no test asserts on them.
+// Cluster benchmark: mpush-ts nodes on one Redis, pushes across nodes, and worker processes. Flags,
+// scenarios and figures: README.md, "Benchmarks" (`--help` lists the flags).
 //
-//   cd /work/main && npx tsc -p tsconfig.json && node dist/bench/cluster/main.js [--flag value ...]
-//
-// Every node is a real `mpush start` process:
-//   node dist/src/cli/main.js start --redis redis://127.0.0.1:6379 --cluster.prefix=bench<pid>:<part>:
-//     --port P --http-port H --gateway-port G --host 127.0.0.1 --http.host=127.0.0.1
-//     --gateway.host=127.0.0.1 --data-dir <tmp> --security.privateKey=<MPush default test key>
-//     --log.level=warn [--workers N]
-// (the exact lines are in the report, `commands`). Devices run in separate processes
-// (devices.ts: full RSA/AES handshake + BIND, AUTO_ACK pushes acked on receipt), pushes come from a
-// separate pusher process (pusher.ts). Keys live under `bench<pid>:` in Redis and are deleted at
-// the end (`redisKeysDeleted`).
-//
-// Parameters (flag `--name value` / `--name=value`, or env BENCH_CLUSTER_<NAME>, - as _):
-//   --scenario a,b,scale   which parts to run (a: cross-node unicast, b: workers 1 vs 2,
-//                          scale: many bound devices across workers)
-//   --redis redis://127.0.0.1:6379
-//   --devices 3000         D, devices for scenarios a and b
-//   --concurrency 128      PushSender pushes in flight (sender phases)
-//   --http-concurrency 64  HTTP requests in flight, one keep-alive connection each (http phases)
-//   --warmup-ms 2000       pushes before each measured window (fills the route caches)
-//   --duration-ms 10000    measured window of each push phase
-//   --quiet-ms 5000        window with no pushes: the Redis background (registry refresh, …)
-//   --route-source gateway pusher's routes: gateway (GatewayRouteSource via the first node, the
-//                          PushSender default) or redis (StoreRouteSource on RedisRouteStore)
-//   --route-cache-ms 5000  PushSender route cache (its default)
-//   --content-bytes 64     push body
-//   --timeout-ms 5000      push timeout
-//   --connect-concurrency 200  device handshakes in flight per device process
-//   --scale-workers 2  --scale-devices 38000  --scale-per-proc 19000  --scale-hold-ms 10000
-//                          (100k: --scenario scale --scale-workers 6 --scale-devices 100000)
-//   --scale-push-ms 5000   scale part: workers, devices, devices per device process (each its own
-//                          source address 127.0.2.<10+i>; a process may open 20,000 files), how long
-//                          they are held before counting, and a short push pass at that scale
-//                          (0 skips; its routes are mostly cold: ~1 route query per push)
-//   --node-prof-dir DIR    run every node with --cpu-prof (a .cpuprofile per process in DIR,
-//                          written when it stops: start, connect and all phases together)
-//   --wait-idle true       before each measured phase wait (poll 10 s, ≤ 25 min) until no
-//                          `dist/bench/(connections|push)/` process runs
-//   --max-attempts 3  --max-other-percent 20   a push phase is run again (up to 3 times) when
-//                          another bench ran at an edge of its window or more than 20% of a core
-//                          went to processes not of this bench; `attempt` and `disturbedAttempts`
-//                          say so (the last attempt is reported)
-//
-// Figures. Each push phase (`phases.*`):
-//   pushesPerSec     AUTO_ACK pushes acked (result success: the device's ACK reached the node and
-//                    the node's OK reached the pusher) completed in the window / window length
-//   latencyMs        per push, send() called (or HTTP request written) → result, completed in the
-//                    window; with `concurrency` in flight, p50 ≈ concurrency / pushesPerSec
-//   results          every result in the window (success, offline, failure, timeout, http …)
-//   redis.commandsPerPush  (Δ INFO commandstats calls over the window, without INFO itself, minus
-//                    the quiet window's rate × window length) / acked pushes. Every command counts:
-//                    the commands a Lua script or a MULTI runs are counted too, so this is an
-//                    upper bound on Redis round trips per push. `perPushByCommand`: the same per
-//                    command (hgetall = route lookups after a route cache expiry). INFO is
-//                    server-wide: another client of the same Redis (a test run) inflates it; such
-//                    a run also shows in otherPercent and makes the phase run again
-//   serverCpuPercent, pushesPerServerCoreSec  the mpush-ts processes' CPU summed, and pushes/s per
-//                    core of it: the cost of a push on the server side, whatever the load
-//                    generators left to the server (on 2 cores they take ~0.8 core)
-//   cpuSystem        the kernel part of each process's CPU (loopback TCP, epoll)
-//   cpu              per process, percent of one core over the window (/proc/<pid>/stat; 100 = one
-//                    core), `machineBusyPercent` of both cores, and `otherPercent`: machine busy
-//                    time not charged to a process of this bench (something else was running);
-//                    `otherProcesses`: the busiest such processes (≥ 5% of a core) with their command
-//   loadAvg          1/5/15-minute load average when the phase started
-// Scenario a (three nodes A, B, C; D devices, D/3 bound on each):
-//   cluster.phases.senderDirect    PushSender (gateways [A], routes via A) to all users: each push
-//                                  goes straight to its user's node (2/3 of them not A)
-//   cluster.phases.httpCrossNode   POST /api/push at A for users on B and C: A's in-process
-//                                  PushSender forwards each push to B's or C's gateway
-//   cluster.phases.httpSameNode    POST /api/push at A for users on A (A's PushSender → A's gateway)
-//   singleNode.phases.*            the same pusher and device processes against ONE node holding
-//                                  all D devices (also on Redis): the baseline
-//   figures.clusterVsSingleNode    cluster senderDirect / single-node senderDirect pushes/s
-//                                  (target ≥ 0.6); http likewise
-// Scenario b (`mpush start --workers 1` vs `--workers 2`; D devices through the shared TCP port,
-//   pushes by PushSender with gateways [worker 0]): figures.ratio = workers2 / workers1 pushes/s
-//   (target ≥ 1.6). Device, pusher and Redis processes share the same 2 cores: see each phase's cpu.
-// Scale: devices bound and still held after the hold, per worker (registry: connections,
-//   onlineUsers), worker RSS and open files, connect time and binds/s; during the ramp, CPU per
-//   process (rampCpu: who bounds the ramp), kernel listen-queue counters (rampTcpCounters) and
-//   Redis commands per bind; what bounds the count is in `limits`.
-// Exit status 1 when a part failed (the report then has `error`).
+// Every node is a real `mpush start` process (the exact lines are in the report, `commands`), with
+// its keys under `bench<pid>:` in Redis, deleted at the end (`redisKeysDeleted`). Devices run in
+// fleet processes (bench/lib/fleet.ts: full RSA/AES handshake + BIND, AUTO_ACK pushes acked on
+// receipt), pushes come from a pusher process (bench/lib/pusher.ts). Scenario a: three nodes vs one;
+// b: `--workers 1` vs `--workers 2`; scale: many bound devices across workers. Exit status 1 when a
+// part failed (the report then has `error`).
 
-import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { defaultKeys } from '../common/keys.js';
-import type { ConnectParams, ConnectResult, DeviceStats } from './devices.js';
+import { parseFlags } from '../lib/args.js';
+import { scripts } from '../lib/drive.js';
+import type { DeviceGroup, FleetResult, FleetRun, FleetStats } from '../lib/fleet.js';
+import { defaultKeys } from '../lib/keys.js';
 import {
-  allProcCpu,
-  machineCpu,
+  counterDelta,
+  cpuBetween,
   maxOpenFiles,
+  type Proc,
   procChildren,
-  procCommand,
-  procCpu,
   procFds,
   procRss,
-  RpcClient,
-  round,
-  sleep,
-  tcpCounters,
-} from './ipc.js';
-import type { PushParams, PushReport } from './pusher.js';
+  type Sample,
+  sample,
+} from '../lib/procstat.js';
+import type { LoadParams, PhaseResult, PusherOptions } from '../lib/pusher.js';
+import { otherBenches, untilUndisturbed, waitQuiet } from '../lib/quiet.js';
+import { logger, printReport, round, sum } from '../lib/report.js';
+import { children, forkChild, type RpcClient, sleep } from '../lib/rpc.js';
 
-// ---- parameters ---------------------------------------------------------------------------------
+const P = (() => {
+  const f = parseFlags(
+    {
+      scenario: 'a,b,scale',
+      redis: 'redis://127.0.0.1:6379',
+      devices: 3000,
+      concurrency: 128,
+      httpConcurrency: 64,
+      warmupMs: 2000,
+      durationMs: 10_000,
+      quietMs: 5000,
+      routeSource: 'gateway',
+      routeCacheMs: 5000,
+      contentBytes: 64,
+      timeoutMs: 5000,
+      connectConcurrency: 200,
+      scaleWorkers: 2,
+      scaleDevices: 38_000,
+      scalePerProc: 19_000,
+      scaleHoldMs: 10_000,
+      scalePushMs: 5000,
+      waitIdle: true,
+      maxAttempts: 3,
+      maxOtherPercent: 20,
+      nodeProfDir: '',
+    },
+    {
+      env: 'BENCH_CLUSTER_',
+      quick: {
+        devices: 600,
+        warmupMs: 500,
+        durationMs: 2000,
+        quietMs: 1000,
+        scaleDevices: 2000,
+        scalePerProc: 1000,
+        scaleHoldMs: 1000,
+        scalePushMs: 1000,
+        waitIdle: false,
+        maxAttempts: 1,
+      },
+    },
+  );
+  if (f.routeSource !== 'gateway' && f.routeSource !== 'redis')
+    throw new Error(`--route-source must be gateway or redis, got ${f.routeSource}`);
+  return { ...f, scenario: f.scenario.split(','), routeSource: f.routeSource as 'gateway' | 'redis' };
+})();
 
-const argv = process.argv.slice(2);
-function param(name: string, def: string): string {
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === `--${name}`) return argv[i + 1] ?? 'true';
-    if (a.startsWith(`--${name}=`)) return a.slice(name.length + 3);
-  }
-  return process.env[`BENCH_CLUSTER_${name.toUpperCase().replace(/-/g, '_')}`] ?? def;
-}
-const num = (name: string, def: number) => {
-  const v = Number(param(name, String(def)));
-  if (!Number.isFinite(v)) throw new Error(`--${name} must be a number`);
-  return v;
-};
-
-const P = {
-  scenario: param('scenario', 'a,b,scale').split(','),
-  redis: param('redis', 'redis://127.0.0.1:6379'),
-  devices: num('devices', 3000),
-  concurrency: num('concurrency', 128),
-  httpConcurrency: num('http-concurrency', 64),
-  warmupMs: num('warmup-ms', 2000),
-  durationMs: num('duration-ms', 10_000),
-  quietMs: num('quiet-ms', 5000),
-  routeSource: param('route-source', 'gateway') as 'gateway' | 'redis',
-  routeCacheMs: num('route-cache-ms', 5000),
-  contentBytes: num('content-bytes', 64),
-  timeoutMs: num('timeout-ms', 5000),
-  connectConcurrency: num('connect-concurrency', 200),
-  scaleWorkers: num('scale-workers', 2),
-  scaleDevices: num('scale-devices', 38_000),
-  scalePerProc: num('scale-per-proc', 19_000),
-  scaleHoldMs: num('scale-hold-ms', 10_000),
-  scalePushMs: num('scale-push-ms', 5000),
-  waitIdle: param('wait-idle', 'true') !== 'false',
-  maxAttempts: num('max-attempts', 3),
-  maxOtherPercent: num('max-other-percent', 20),
-  nodeProfDir: param('node-prof-dir', ''),
-};
-
-const here = dirname(fileURLToPath(import.meta.url));
-const cliPath = join(here, '../../src/cli/main.js');
+const cliPath = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const runPrefix = `bench${process.pid}:`;
-const log = (msg: string) =>
-  process.stderr.write(`[bench/cluster ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-
+const log = logger('cluster');
 const keys = defaultKeys();
+const loadAvg = () => os.loadavg().map((x) => round(x, 2));
 
-// ---- processes ----------------------------------------------------------------------------------
-
-const children = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-});
+// ---- nodes: `mpush start` processes ------------------------------------------------------------
 
 /** Ports lo … lo+n-1 all free on 127.0.0.1, below the ephemeral range. */
 async function freePorts(n: number): Promise<number> {
@@ -192,40 +115,24 @@ interface NodeProc {
   httpPort: number;
   gatewayPort: number;
   ids: string[];
-  command: string;
 }
 
 const commands: string[] = [];
 
 async function startNode(name: string, prefix: string, workers = 0): Promise<NodeProc> {
-  const base = await freePorts(2 + Math.max(1, workers));
-  const tcpPort = base;
-  const httpPort = base + 1;
-  const gatewayPort = base + 2; // worker i: gatewayPort + i
+  const tcpPort = await freePorts(2 + Math.max(1, workers));
+  const [httpPort, gatewayPort] = [tcpPort + 1, tcpPort + 2]; // worker i: gatewayPort + i
   const dataDir = mkdtempSync(join(os.tmpdir(), 'mpush-bench-cluster-'));
   const args = [
-    'start',
-    '--redis',
-    P.redis,
-    `--cluster.prefix=${prefix}`,
-    '--port',
-    String(tcpPort),
-    '--http-port',
-    String(httpPort),
-    '--gateway-port',
-    String(gatewayPort),
-    '--host',
-    '127.0.0.1',
-    '--http.host=127.0.0.1',
-    '--gateway.host=127.0.0.1',
-    '--data-dir',
-    dataDir,
-    `--security.privateKey=${keys.privateKey}`,
-    '--log.level=warn',
+    ...['start', '--redis', P.redis, `--cluster.prefix=${prefix}`, '--port', String(tcpPort)],
+    ...['--http-port', String(httpPort), '--gateway-port', String(gatewayPort), '--host', '127.0.0.1'],
+    ...['--http.host=127.0.0.1', '--gateway.host=127.0.0.1', '--data-dir', dataDir],
+    ...[`--security.privateKey=${keys.privateKey}`, '--log.level=warn'],
     ...(workers > 0 ? ['--workers', String(workers)] : []),
   ];
-  const command = `node ${cliPath} ${args.join(' ')}`.replace(keys.privateKey, '<MPush default test key>');
-  commands.push(`${name}: ${command}`);
+  commands.push(
+    `${name}: node ${cliPath} ${args.join(' ')}`.replace(keys.privateKey, '<MPush default test key>'),
+  );
   // --cpu-prof is refused in NODE_OPTIONS; as a node flag, node:cluster workers inherit it too.
   const nodeFlags = P.nodeProfDir ? ['--cpu-prof', `--cpu-prof-dir=${P.nodeProfDir}`] : [];
   const child = spawn(process.execPath, [...nodeFlags, cliPath, ...args], {
@@ -239,22 +146,19 @@ async function startNode(name: string, prefix: string, workers = 0): Promise<Nod
   });
   const ids: string[] = [];
   await new Promise<void>((resolve, reject) => {
-    const want = Math.max(1, workers);
     let buf = '';
     const timer = setTimeout(() => reject(new Error(`${name}: not started within 30 s`)), 30_000);
     child.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
-      let nl = buf.indexOf('\n');
-      while (nl >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
+      const lines = buf.split('\n');
+      buf = lines.pop()!;
+      for (const line of lines) {
         const m = /^mpush-ts node (\S+) started/.exec(line);
         if (m) ids.push(m[1]!);
-        if (ids.length === want) {
-          clearTimeout(timer);
-          resolve();
-        }
-        nl = buf.indexOf('\n');
+      }
+      if (ids.length >= Math.max(1, workers)) {
+        clearTimeout(timer);
+        resolve();
       }
     });
     child.once('exit', (code, signal) => {
@@ -262,8 +166,7 @@ async function startNode(name: string, prefix: string, workers = 0): Promise<Nod
       reject(new Error(`${name} exited (${code ?? signal}) during start`));
     });
   });
-  child.stdout!.resume();
-  return { name, child, pid: child.pid!, tcpPort, httpPort, gatewayPort, ids, command };
+  return { name, child, pid: child.pid!, tcpPort, httpPort, gatewayPort, ids };
 }
 
 async function stopProc(child: ChildProcess, name: string): Promise<void> {
@@ -276,272 +179,142 @@ async function stopProc(child: ChildProcess, name: string): Promise<void> {
   }, 15_000);
   await exited;
   clearTimeout(t);
-  children.delete(child);
-}
-
-async function forkChild(script: 'devices' | 'pusher', name: string): Promise<RpcClient> {
-  // The child's stdout goes to our stderr: stdout carries only the report.
-  const child = fork(join(here, `${script}.js`), [], { stdio: ['ignore', 2, 2, 'ipc'] });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  const rpc = new RpcClient(child, name);
-  await rpc.once('ready', 30_000);
-  return rpc;
-}
-
-async function exitChild(rpc: RpcClient): Promise<void> {
-  const exited = new Promise<void>((r) => rpc.child.once('exit', () => r()));
-  await rpc.call('exit').catch(() => {});
-  await Promise.race([exited, sleep(3000)]);
-  if (rpc.child.exitCode === null) rpc.child.kill('SIGKILL');
 }
 
 // ---- Redis and sampling -------------------------------------------------------------------------
 
 const redis = new Redis(P.redis, { maxRetriesPerRequest: 3 });
+let redisPid = 0;
 
 async function commandStats(): Promise<Map<string, number>> {
   const text = await redis.info('commandstats');
-  const out = new Map<string, number>();
-  for (const m of text.matchAll(/^cmdstat_(\S+?):calls=(\d+)/gm)) out.set(m[1]!, Number(m[2]));
-  return out;
+  return new Map([...text.matchAll(/^cmdstat_(\S+?):calls=(\d+)/gm)].map((m) => [m[1]!, Number(m[2])]));
 }
 
+/** Commands run between two INFO samples, without INFO itself (ours). */
 function statsDelta(a: Map<string, number>, b: Map<string, number>): Map<string, number> {
   const d = new Map<string, number>();
-  for (const [k, v] of b) {
-    if (k === 'info') continue; // ours
-    const x = v - (a.get(k) ?? 0);
-    if (x > 0) d.set(k, x);
-  }
+  for (const [k, v] of b) if (k !== 'info' && v - (a.get(k) ?? 0) > 0) d.set(k, v - (a.get(k) ?? 0));
   return d;
 }
 
-const sumOf = (m: Map<string, number>) => [...m.values()].reduce((s, x) => s + x, 0);
+/** Processes and Redis at one instant. */
+const snap = (procs: Proc[]) => ({ s: sample(procs), cmds: commandStats() });
+type Snap = ReturnType<typeof snap>;
 
-let redisPid = 0;
-
-interface Proc {
-  name: string;
-  pid: number;
-  /** An mpush-ts node (its CPU is the server's). */
-  server?: boolean;
+/** Per process percent of one core, the machine's busy percent, and what went to others. */
+function cpuReport(a: Sample, b: Sample) {
+  const w = cpuBetween(a, b);
+  const { machineBusyPercent, otherPercent } = w;
+  const cpu: Record<string, number> = { ...w.percent, machineBusyPercent, otherPercent };
+  return { w, cpu };
 }
 
-interface Sample {
-  wall: number;
-  cpu: Map<string, { user: number; sys: number } | undefined>;
-  machine: { busy: number; total: number };
-  all: Map<number, number>;
-  cmds: Promise<Map<string, number>>;
-}
-
-function sample(procs: Proc[]): Sample {
-  const cpu = new Map<string, { user: number; sys: number } | undefined>();
-  for (const p of procs) cpu.set(p.name, procCpu(p.pid));
-  return { wall: performance.now(), cpu, machine: machineCpu(), all: allProcCpu(), cmds: commandStats() };
-}
-
-/** The busiest processes that are not this bench's, percent of one core (what "other" was). */
-function othersTop(
-  a: Sample,
-  b: Sample,
-  procs: Proc[],
-): Array<{ pid: number; percent: number; cmd: string }> {
-  const wall = (b.wall - a.wall) / 1000;
-  const ours = new Set([process.pid, ...procs.map((p) => p.pid)]);
-  const out: Array<{ pid: number; percent: number; cmd: string }> = [];
-  for (const [pid, y] of b.all) {
-    const x = a.all.get(pid) ?? 0;
-    const percent = round((100 * (y - x)) / wall, 1);
-    if (!ours.has(pid) && percent >= 5) out.push({ pid, percent, cmd: procCommand(pid, 100) });
-  }
-  return out.sort((p, q) => q.percent - p.percent).slice(0, 4);
-}
-
-/** Per process, the system (kernel) part of its CPU, percent of one core: mostly loopback TCP. */
-function sysReport(a: Sample, b: Sample): Record<string, number> {
-  const wall = (b.wall - a.wall) / 1000;
-  const out: Record<string, number> = {};
-  for (const [name, x] of a.cpu) {
-    const y = b.cpu.get(name);
-    if (x !== undefined && y !== undefined) out[name] = round((100 * (y.sys - x.sys)) / wall, 1);
-  }
-  return out;
-}
-
-function cpuReport(a: Sample, b: Sample): Record<string, number> {
-  const wall = (b.wall - a.wall) / 1000;
-  const out: Record<string, number> = {};
-  let ours = 0;
-  for (const [name, x] of a.cpu) {
-    const y = b.cpu.get(name);
-    if (x === undefined || y === undefined) continue;
-    const used = y.user + y.sys - x.user - x.sys;
-    out[name] = round((100 * used) / wall, 1);
-    ours += used;
-  }
-  const busy = b.machine.busy - a.machine.busy;
-  const total = b.machine.total - a.machine.total;
-  out.machineBusyPercent = total > 0 ? round((100 * busy) / total, 1) : 0;
-  out.otherPercent = round(Math.max(0, (100 * (busy - ours)) / wall), 1);
-  return out;
-}
-
-interface Background {
-  seconds: number;
-  commandsPerSec: number;
-  byCommandPerSec: Record<string, number>;
-  cpu: Record<string, number>;
-  otherProcesses: Array<{ pid: number; percent: number; cmd: string }>;
-}
-
-async function quietWindow(procs: Proc[]): Promise<Background> {
-  const a = sample(procs);
+/** A window with no pushes: the Redis background (registry refresh, …) and idle CPU. */
+async function quietWindow(procs: Proc[]) {
+  const a = snap(procs);
   await sleep(P.quietMs);
-  const b = sample(procs);
+  const b = snap(procs);
   const d = statsDelta(await a.cmds, await b.cmds);
-  const seconds = (b.wall - a.wall) / 1000;
-  const byCommandPerSec: Record<string, number> = {};
-  for (const [k, v] of d) byCommandPerSec[k] = round(v / seconds, 2);
+  const seconds = (b.s.wall - a.s.wall) / 1000;
+  const { w, cpu } = cpuReport(a.s, b.s);
   return {
     seconds: round(seconds, 2),
-    commandsPerSec: round(sumOf(d) / seconds, 2),
-    byCommandPerSec,
-    cpu: cpuReport(a, b),
-    otherProcesses: othersTop(a, b, procs),
+    commandsPerSec: round(sum([...d.values()], (x) => x) / seconds, 2),
+    byCommandPerSec: Object.fromEntries([...d].map(([k, v]) => [k, round(v / seconds, 2)])),
+    cpu,
+    otherProcesses: w.otherProcesses,
   };
 }
 
-// ---- waiting for the machine ---------------------------------------------------------------------
-
-function otherBenches(): string[] {
-  try {
-    return execFileSync('pgrep', ['-af', 'dist/bench/(connections|push)/'], { encoding: 'utf8' })
-      .trim()
-      .split('\n')
-      .filter(Boolean);
-  } catch {
-    return []; // pgrep exits 1 when nothing matches
-  }
-}
+type Background = Awaited<ReturnType<typeof quietWindow>>;
 
 let waitedTotalSec = 0;
+const benchPattern = 'dist/bench/(connections|push)/';
 async function waitForIdleMachine(label: string): Promise<void> {
   if (!P.waitIdle) return;
-  const t0 = Date.now();
-  let found = otherBenches();
-  if (found.length) log(`${label}: other benchmark running (${found[0]!.slice(0, 100)}); waiting`);
-  while (found.length && Date.now() - t0 < 25 * 60_000) {
-    await sleep(10_000);
-    found = otherBenches();
-  }
-  if (found.length) log(`${label}: still busy after 25 min; measuring anyway`);
-  waitedTotalSec += (Date.now() - t0) / 1000;
+  const q = await waitQuiet(label, { pattern: benchPattern, maxMinutes: 25, quietPercent: 0 }, log);
+  waitedTotalSec += q.waitedSeconds;
 }
-
-const loadAvg = () => os.loadavg().map((x) => round(x, 2));
 
 // ---- phases -------------------------------------------------------------------------------------
 
-interface PhaseReport extends PushReport {
-  concurrency: number;
-  loadAvg: number[];
-  otherBenchRunning: boolean;
-  attempt?: number;
-  disturbedAttempts?: Array<Record<string, unknown>>;
-  redis: {
-    commandsInWindow: number;
-    backgroundSubtracted: number;
-    commandsPerPush: number;
-    perPushByCommand: Record<string, number>;
-  };
-  cpu: Record<string, number>;
-  /** The kernel part of `cpu`. */
-  cpuSystem: Record<string, number>;
-  /** Sum of the mpush-ts processes' CPU, percent of one core. */
-  serverCpuPercent: number;
-  /** pushesPerSec / (serverCpuPercent / 100): pushes per second of server CPU. */
-  pushesPerServerCoreSec: number;
-  otherProcesses: Array<{ pid: number; percent: number; cmd: string }>;
-}
+type PhaseReport = Awaited<ReturnType<typeof pushPhaseOnce>>;
 
-type PhaseInput = Omit<
-  PushParams,
-  'redis' | 'warmupMs' | 'durationMs' | 'timeoutMs' | 'contentBytes' | 'routeCacheMs'
-> &
-  Partial<PushParams>;
+type PhaseInput = Pick<PusherOptions, 'mode' | 'gateways' | 'prefix' | 'httpUrl'> &
+  Pick<LoadParams, 'users' | 'concurrency'> & { durationMs?: number };
 
 /**
- * One push phase, repeated (up to --max-attempts) when something else disturbed it: another
- * benchmark running at either edge of the window, or more than --max-other-percent of a core
- * busy outside this bench's processes. The last attempt is reported, the disturbed ones listed.
+ * One push phase, run again (up to --max-attempts) when something else disturbed it: another
+ * benchmark running at either edge of the window, or more than --max-other-percent of a core busy
+ * outside this bench's processes. The last attempt is reported, the disturbed ones listed.
  */
-async function pushPhase(
-  label: string,
-  pusher: RpcClient,
-  params: PhaseInput,
-  procs: Proc[],
-  bg: Background,
-): Promise<PhaseReport> {
-  const disturbed: Array<Record<string, unknown>> = [];
-  for (let attempt = 1; ; attempt++) {
-    const r = await pushPhaseOnce(label, pusher, params, procs, bg);
-    const clean = !r.otherBenchRunning && r.cpu.otherPercent! <= P.maxOtherPercent;
-    if (clean || attempt >= P.maxAttempts) {
-      if (!clean) log(`${label}: still disturbed after ${attempt} attempts; reporting the last`);
-      return { ...r, attempt, disturbedAttempts: disturbed };
-    }
-    log(`${label}: disturbed (other bench ${r.otherBenchRunning}, other CPU ${r.cpu.otherPercent}%); again`);
-    disturbed.push({
-      pushesPerSec: r.pushesPerSec,
-      otherBenchRunning: r.otherBenchRunning,
-      otherPercent: r.cpu.otherPercent,
-      otherProcesses: r.otherProcesses,
-    });
-  }
+async function pushPhase(label: string, pusher: RpcClient, input: PhaseInput, procs: Proc[], bg: Background) {
+  const r = await untilUndisturbed(
+    label,
+    P.maxAttempts,
+    () => pushPhaseOnce(label, pusher, input, procs, bg),
+    (x) =>
+      !x.otherBenchRunning && x.cpu.otherPercent! <= P.maxOtherPercent
+        ? undefined
+        : {
+            pushesPerSec: x.pushesPerSec,
+            otherBenchRunning: x.otherBenchRunning,
+            otherPercent: x.cpu.otherPercent,
+            otherProcesses: x.otherProcesses,
+          },
+    log,
+  );
+  return { ...r.last, attempt: r.attempt, disturbedAttempts: r.disturbedRuns };
 }
 
 async function pushPhaseOnce(
   label: string,
   pusher: RpcClient,
-  params: PhaseInput,
+  input: PhaseInput,
   procs: Proc[],
   bg: Background,
-): Promise<PhaseReport> {
+) {
   await waitForIdleMachine(label);
   const la = loadAvg();
-  const full: PushParams = {
-    redis: P.redis,
-    warmupMs: P.warmupMs,
-    durationMs: P.durationMs,
-    timeoutMs: P.timeoutMs,
-    contentBytes: P.contentBytes,
-    routeCacheMs: P.routeCacheMs,
-    ...params,
-  };
+  const durationMs = input.durationMs ?? P.durationMs;
   log(
-    `${label}: ${full.mode}, ${full.users.length} users, ${full.concurrency} in flight, ${full.durationMs} ms`,
+    `${label}: ${input.mode}, ${input.users.length} users, ${input.concurrency} in flight, ${durationMs} ms`,
   );
-  let s0: Sample | undefined;
-  let s1: Sample | undefined;
+  const options: PusherOptions = {
+    mode: input.mode,
+    gateways: input.gateways,
+    routeSource: P.routeSource,
+    redis: P.redis,
+    prefix: input.prefix,
+    routeCacheMs: P.routeCacheMs,
+    timeoutMs: P.timeoutMs,
+    httpUrl: input.httpUrl,
+    concurrency: input.concurrency,
+    content: 'x'.repeat(P.contentBytes),
+  };
+  await pusher.call('start', { options });
+  let s0: Snap | undefined;
+  let s1: Snap | undefined;
   let otherBench = false;
   const off = pusher.onEvent((m) => {
     if (m.event !== 'window') return;
-    if (m.edge === 'start') s0 = sample(procs);
-    else s1 = sample(procs);
-    if (otherBenches().length > 0) otherBench = true;
+    if (m.edge === 'start') s0 = snap(procs);
+    else s1 = snap(procs);
+    if (otherBenches(benchPattern).length > 0) otherBench = true;
   });
-  const rep = await pusher.call<PushReport>(
-    'push',
-    { params: full },
-    full.warmupMs + full.durationMs + 60_000,
-  );
+  const load: LoadParams = {
+    users: input.users,
+    concurrency: input.concurrency,
+    warmupMs: P.warmupMs,
+    durationMs,
+  };
+  const rep = await pusher.call<PhaseResult>('load', { params: load }, P.warmupMs + durationMs + 60_000);
   off();
   if (!s0 || !s1) throw new Error(`${label}: window events missing`);
   const d = statsDelta(await s0.cmds, await s1.cmds);
-  const seconds = (s1.wall - s0.wall) / 1000;
-  const total = sumOf(d);
+  const seconds = (s1.s.wall - s0.s.wall) / 1000;
+  const total = sum([...d.values()], (x) => x);
   const bgTotal = bg.commandsPerSec * seconds;
   const pushes = Math.max(1, rep.acked);
   const perPushByCommand: Record<string, number> = {};
@@ -549,17 +322,13 @@ async function pushPhaseOnce(
     const net = (v - (bg.byCommandPerSec[k] ?? 0) * seconds) / pushes;
     if (Math.abs(net) >= 0.0005) perPushByCommand[k] = round(net, 4);
   }
-  const cpu = cpuReport(s0, s1);
-  const serverCpuPercent = round(
-    procs.filter((p) => p.server).reduce((sum, p) => sum + (cpu[p.name] ?? 0), 0),
-    1,
-  );
+  const { w, cpu } = cpuReport(s0.s, s1.s);
   log(
     `${label}: ${rep.pushesPerSec} pushes/s, p50 ${rep.latencyMs.p50} ms, p99 ${rep.latencyMs.p99} ms, ${JSON.stringify(rep.results)}`,
   );
   return {
     ...rep,
-    concurrency: full.concurrency,
+    concurrency: input.concurrency,
     loadAvg: la,
     otherBenchRunning: otherBench,
     redis: {
@@ -569,10 +338,10 @@ async function pushPhaseOnce(
       perPushByCommand,
     },
     cpu,
-    cpuSystem: sysReport(s0, s1),
-    serverCpuPercent,
-    pushesPerServerCoreSec: Math.round(rep.pushesPerSec / Math.max(0.01, serverCpuPercent / 100)),
-    otherProcesses: othersTop(s0, s1, procs),
+    cpuSystem: w.systemPercent,
+    serverCpuPercent: w.serverPercent,
+    pushesPerServerCoreSec: Math.round(rep.pushesPerSec / Math.max(0.01, w.serverPercent / 100)),
+    otherProcesses: w.otherProcesses,
   };
 }
 
@@ -596,36 +365,103 @@ function interleave(lists: string[][]): string[] {
 }
 
 const userList = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+const fleet = (name: string) => forkChild(scripts.fleet, name);
 
-async function connectDevices(
-  devices: RpcClient,
-  groups: ConnectParams['groups'],
-  localAddresses: string[],
-  proc = 0,
-): Promise<ConnectResult> {
-  const params: ConnectParams = {
-    groups,
-    localAddresses,
-    concurrency: P.connectConcurrency,
-    publicKey: keys.publicKey,
-    maxAttempts: 3,
-    proc,
-  };
-  return devices.call<ConnectResult>('connect', { params }, 600_000);
-}
+const connectDevices = (devices: RpcClient, groups: DeviceGroup[], address: string, proc = 0) =>
+  devices.call<FleetResult>(
+    'run',
+    {
+      params: {
+        mode: 'bind',
+        groups,
+        localAddresses: [address],
+        concurrency: P.connectConcurrency,
+        proc,
+        publicKey: keys.publicKey,
+        maxAttempts: 3,
+        // Idle devices send a heartbeat now and then, so a long hold never reaches the read timeout.
+        heartbeatSeconds: 60,
+      } satisfies FleetRun,
+    },
+    600_000,
+  );
 
-function slimConnect(r: ConnectResult): Record<string, unknown> {
+const slimConnect = (r: FleetResult) => ({
+  target: r.target,
+  bound: r.bound,
+  failed: r.failed,
+  attempts: r.attempts,
+  seconds: round(r.seconds, 2),
+  bindsPerSec: Math.round(r.bound / r.seconds),
+  errors: r.errors,
+  handshakePlusBindLatencyMs: r.latencyMs.total,
+});
+
+const fleetStats = (d: RpcClient) => d.call<FleetStats>('stats');
+
+/**
+ * Devices on `servers` (their processes named for the CPU figures), bound as `groups` from one
+ * source address, a pusher, and the quiet background measured: ready for push phases at the gateway
+ * (and HTTP port) of `entry`.
+ */
+async function deploy(
+  label: string,
+  prefix: string,
+  entry: NodeProc,
+  servers: Proc[],
+  groups: DeviceGroup[],
+  address: string,
+) {
+  const devices = await fleet('devices');
+  const connect = await connectDevices(devices, groups, address);
+  log(`${label}: ${connect.bound}/${connect.target} devices bound in ${round(connect.seconds, 1)} s`);
+  const pusher = await forkChild(scripts.pusher, 'pusher');
+  const procs: Proc[] = [
+    ...servers,
+    { name: 'devices', pid: devices.child.pid! },
+    { name: 'pusher', pid: pusher.child.pid! },
+    { name: 'redis-server', pid: redisPid },
+  ];
+  await waitForIdleMachine(`${label} quiet`);
+  const quiet = await quietWindow(procs);
+  const registry = await registrySnapshot(prefix);
+  const gateways = [{ host: '127.0.0.1', port: entry.gatewayPort }];
+  const httpUrl = `http://127.0.0.1:${entry.httpPort}`;
   return {
-    target: r.target,
-    bound: r.bound,
-    failed: r.failed,
-    attempts: r.attempts,
-    seconds: round(r.seconds, 2),
-    bindsPerSec: Math.round(r.bound / r.seconds),
-    errors: r.errors,
-    handshakePlusBindLatencyMs: r.bindLatencyMs,
+    connect: slimConnect(connect),
+    registry,
+    quiet,
+    phase: (name: string, mode: 'sender' | 'http', users: string[]) =>
+      pushPhase(
+        `${label} ${name}`,
+        pusher,
+        {
+          mode,
+          gateways,
+          prefix,
+          httpUrl,
+          users,
+          concurrency: mode === 'sender' ? P.concurrency : P.httpConcurrency,
+        },
+        procs,
+        quiet,
+      ),
+    /** Counts of the devices, then everything reset and stopped. */
+    async done(nodes: NodeProc[]) {
+      const deviceProcess = await fleetStats(devices);
+      await finishFleet([devices], pusher);
+      await Promise.all(nodes.map((n) => stopProc(n.child, n.name)));
+      return deviceProcess;
+    },
   };
 }
+
+async function finishFleet(devices: RpcClient[], pusher: RpcClient | undefined) {
+  await Promise.all(devices.map((d) => d.call('drop')));
+  await Promise.all([...devices.map((d) => d.stop()), pusher?.stop()]);
+}
+
+const serverProc = (n: NodeProc, name = n.name): Proc => ({ name, pid: n.pid, server: true });
 
 // ---- scenario a: three nodes vs one ---------------------------------------------------------------
 
@@ -633,122 +469,52 @@ async function scenarioA(): Promise<Record<string, unknown>> {
   const D = P.devices;
   const names = ['A', 'B', 'C'];
   const share = names.map((_, i) => Math.floor(D / 3) + (i < D % 3 ? 1 : 0));
-
-  // --- cluster of three
   await waitForIdleMachine('a/cluster start');
   const prefix = `${runPrefix}a:`;
   log(`scenario a: starting nodes A, B, C (prefix ${prefix})`);
   const nodes = await Promise.all(names.map((n) => startNode(`node ${n}`, prefix)));
-  const devices = await forkChild('devices', 'devices');
-  const connect = await connectDevices(
-    devices,
-    nodes.map((n, i) => ({
-      host: '127.0.0.1',
-      port: n.tcpPort,
-      count: share[i]!,
-      userPrefix: `u${names[i]}-`,
-    })),
-    ['127.0.2.1'],
+  const groups = nodes.map((n, i) => ({
+    host: '127.0.0.1',
+    port: n.tcpPort,
+    count: share[i]!,
+    userPrefix: `u${names[i]}-`,
+  }));
+  const a = await deploy(
+    'a/cluster',
+    prefix,
+    nodes[0]!,
+    nodes.map((n) => serverProc(n)),
+    groups,
+    '127.0.2.1',
   );
-  log(`scenario a: ${connect.bound}/${connect.target} devices bound in ${round(connect.seconds, 1)} s`);
-  const pusher = await forkChild('pusher', 'pusher');
-  const procs: Proc[] = [
-    ...nodes.map((n) => ({ name: n.name, pid: n.pid, server: true })),
-    { name: 'devices', pid: devices.child.pid! },
-    { name: 'pusher', pid: pusher.child.pid! },
-    { name: 'redis-server', pid: redisPid },
-  ];
-  await waitForIdleMachine('a/cluster quiet');
-  const bg = await quietWindow(procs);
-  const registry = await registrySnapshot(prefix);
-  const A = nodes[0]!;
   const usersOf = names.map((n, i) => userList(`u${n}-`, share[i]!));
-  const gateways = [{ host: '127.0.0.1', port: A.gatewayPort }];
-  const base = { gateways, routeSource: P.routeSource, prefix, httpUrl: `http://127.0.0.1:${A.httpPort}` };
-  const clusterPhases = {
-    senderDirect: await pushPhase(
-      'a/cluster senderDirect',
-      pusher,
-      { ...base, mode: 'sender', users: interleave(usersOf), concurrency: P.concurrency },
-      procs,
-      bg,
-    ),
-    httpCrossNode: await pushPhase(
-      'a/cluster httpCrossNode',
-      pusher,
-      { ...base, mode: 'http', users: interleave(usersOf.slice(1)), concurrency: P.httpConcurrency },
-      procs,
-      bg,
-    ),
-    httpSameNode: await pushPhase(
-      'a/cluster httpSameNode',
-      pusher,
-      { ...base, mode: 'http', users: usersOf[0]!, concurrency: P.httpConcurrency },
-      procs,
-      bg,
-    ),
+  const c = {
+    senderDirect: await a.phase('senderDirect', 'sender', interleave(usersOf)),
+    httpCrossNode: await a.phase('httpCrossNode', 'http', interleave(usersOf.slice(1))),
+    httpSameNode: await a.phase('httpSameNode', 'http', usersOf[0]!),
   };
-  const devStats = await devices.call<DeviceStats>('stats');
-  await devices.call('drop');
-  await Promise.all([exitChild(devices), exitChild(pusher)]);
-  await Promise.all(nodes.map((n) => stopProc(n.child, n.name)));
+  const devStats = await a.done(nodes);
 
   // --- one node, all D devices
   await waitForIdleMachine('a/single start');
   const sprefix = `${runPrefix}s:`;
   log(`scenario a: single node (prefix ${sprefix})`);
   const S = await startNode('node S', sprefix);
-  const sdevices = await forkChild('devices', 'devices');
-  const sconnect = await connectDevices(
-    sdevices,
-    [{ host: '127.0.0.1', port: S.tcpPort, count: D, userPrefix: 'uS-' }],
-    ['127.0.2.1'],
-  );
-  log(`scenario a: ${sconnect.bound}/${sconnect.target} devices bound on the single node`);
-  const spusher = await forkChild('pusher', 'pusher');
-  const sprocs: Proc[] = [
-    { name: S.name, pid: S.pid, server: true },
-    { name: 'devices', pid: sdevices.child.pid! },
-    { name: 'pusher', pid: spusher.child.pid! },
-    { name: 'redis-server', pid: redisPid },
-  ];
-  await waitForIdleMachine('a/single quiet');
-  const sbg = await quietWindow(sprocs);
-  const sbase = {
-    gateways: [{ host: '127.0.0.1', port: S.gatewayPort }],
-    routeSource: P.routeSource,
-    prefix: sprefix,
-    httpUrl: `http://127.0.0.1:${S.httpPort}`,
-  };
+  const sgroups = [{ host: '127.0.0.1', port: S.tcpPort, count: D, userPrefix: 'uS-' }];
+  const b = await deploy('a/single', sprefix, S, [serverProc(S)], sgroups, '127.0.2.1');
   const susers = userList('uS-', D);
-  const singlePhases = {
-    senderDirect: await pushPhase(
-      'a/single senderDirect',
-      spusher,
-      { ...sbase, mode: 'sender', users: susers, concurrency: P.concurrency },
-      sprocs,
-      sbg,
-    ),
-    http: await pushPhase(
-      'a/single http',
-      spusher,
-      { ...sbase, mode: 'http', users: susers, concurrency: P.httpConcurrency },
-      sprocs,
-      sbg,
-    ),
+  const s = {
+    senderDirect: await b.phase('senderDirect', 'sender', susers),
+    http: await b.phase('http', 'http', susers),
   };
-  const sdevStats = await sdevices.call<DeviceStats>('stats');
-  await sdevices.call('drop');
-  await Promise.all([exitChild(sdevices), exitChild(spusher)]);
-  await stopProc(S.child, S.name);
+  const sdevStats = await b.done([S]);
 
-  const c = clusterPhases;
-  const s = singlePhases;
+  const ratio = (x: number, y: number) => round(x / Math.max(1, y), 3);
   return {
     figures: {
       clusterSenderPushesPerSec: c.senderDirect.pushesPerSec,
       singleNodeSenderPushesPerSec: s.senderDirect.pushesPerSec,
-      clusterVsSingleNode: round(c.senderDirect.pushesPerSec / Math.max(1, s.senderDirect.pushesPerSec), 3),
+      clusterVsSingleNode: ratio(c.senderDirect.pushesPerSec, s.senderDirect.pushesPerSec),
       clusterVsSingleNodeTarget: 0.6,
       pushesPerServerCoreSec: {
         clusterSenderDirect: c.senderDirect.pushesPerServerCoreSec,
@@ -760,10 +526,7 @@ async function scenarioA(): Promise<Record<string, unknown>> {
       httpCrossNodePushesPerSec: c.httpCrossNode.pushesPerSec,
       httpSameNodePushesPerSec: c.httpSameNode.pushesPerSec,
       singleNodeHttpPushesPerSec: s.http.pushesPerSec,
-      httpCrossNodeVsSingleNodeHttp: round(
-        c.httpCrossNode.pushesPerSec / Math.max(1, s.http.pushesPerSec),
-        3,
-      ),
+      httpCrossNodeVsSingleNodeHttp: ratio(c.httpCrossNode.pushesPerSec, s.http.pushesPerSec),
       redisCommandsPerPush: {
         clusterSenderDirect: c.senderDirect.redis.commandsPerPush,
         clusterHttpCrossNode: c.httpCrossNode.redis.commandsPerPush,
@@ -775,17 +538,17 @@ async function scenarioA(): Promise<Record<string, unknown>> {
     },
     cluster: {
       nodes: nodes.map((n, i) => ({ name: n.name, id: n.ids[0], pid: n.pid, devices: share[i] })),
-      connect: slimConnect(connect),
-      registry,
-      quiet: bg,
-      phases: clusterPhases,
+      connect: a.connect,
+      registry: a.registry,
+      quiet: a.quiet,
+      phases: c,
       deviceProcess: devStats,
     },
     singleNode: {
       node: { name: S.name, id: S.ids[0], pid: S.pid, devices: D },
-      connect: slimConnect(sconnect),
-      quiet: sbg,
-      phases: singlePhases,
+      connect: b.connect,
+      quiet: b.quiet,
+      phases: s,
       deviceProcess: sdevStats,
     },
   };
@@ -793,85 +556,51 @@ async function scenarioA(): Promise<Record<string, unknown>> {
 
 // ---- scenario b: --workers 1 vs 2 ------------------------------------------------------------------
 
-async function workersRun(workers: number): Promise<Record<string, unknown>> {
+async function workersRun(workers: number) {
   await waitForIdleMachine(`b/workers${workers} start`);
   const prefix = `${runPrefix}w${workers}:`;
   log(`scenario b: mpush start --workers ${workers} (prefix ${prefix})`);
   const primary = await startNode(`workers${workers}`, prefix, workers);
   await sleep(200);
   const workerPids = procChildren(primary.pid);
-  const devices = await forkChild('devices', 'devices');
-  const connect = await connectDevices(
-    devices,
-    [{ host: '127.0.0.1', port: primary.tcpPort, count: P.devices, userPrefix: `w${workers}-` }],
-    ['127.0.2.2'],
-  );
-  log(`scenario b: ${connect.bound}/${connect.target} devices bound`);
-  const pusher = await forkChild('pusher', 'pusher');
-  const procs: Proc[] = [
+  const servers: Proc[] = [
     // --workers 1 runs the node in the primary itself (no fork).
-    { name: workers > 1 ? 'primary' : 'node (--workers 1: no fork)', pid: primary.pid, server: true },
+    serverProc(primary, workers > 1 ? 'primary' : 'node (--workers 1: no fork)'),
     ...workerPids.map((pid, i) => ({ name: `worker ${i}`, pid, server: true })),
-    { name: 'devices', pid: devices.child.pid! },
-    { name: 'pusher', pid: pusher.child.pid! },
-    { name: 'redis-server', pid: redisPid },
   ];
-  await waitForIdleMachine(`b/workers${workers} quiet`);
-  const bg = await quietWindow(procs);
-  const registry = await registrySnapshot(prefix);
-  const phase = await pushPhase(
-    `b/workers${workers} sender`,
-    pusher,
-    {
-      mode: 'sender',
-      gateways: [{ host: '127.0.0.1', port: primary.gatewayPort }],
-      routeSource: P.routeSource,
-      prefix,
-      httpUrl: '',
-      users: userList(`w${workers}-`, P.devices),
-      concurrency: P.concurrency,
-    },
-    procs,
-    bg,
-  );
-  const devStats = await devices.call<DeviceStats>('stats');
-  await devices.call('drop');
-  await Promise.all([exitChild(devices), exitChild(pusher)]);
-  await stopProc(primary.child, primary.name);
+  const groups = [{ host: '127.0.0.1', port: primary.tcpPort, count: P.devices, userPrefix: `w${workers}-` }];
+  const d = await deploy(`b/workers${workers}`, prefix, primary, servers, groups, '127.0.2.2');
+  const sender = await d.phase('sender', 'sender', userList(`w${workers}-`, P.devices));
+  const deviceProcess = await d.done([primary]);
   return {
     workers,
     primaryPid: primary.pid,
     workerPids,
     nodeIds: primary.ids,
-    connect: slimConnect(connect),
-    registry,
-    quiet: bg,
-    sender: phase,
-    deviceProcess: devStats,
+    connect: d.connect,
+    registry: d.registry,
+    quiet: d.quiet,
+    sender,
+    deviceProcess,
   };
 }
 
 async function scenarioB(): Promise<Record<string, unknown>> {
   const w1 = await workersRun(1);
   const w2 = await workersRun(2);
-  const s1 = w1.sender as PhaseReport;
-  const s2 = w2.sender as PhaseReport;
-  const p1 = s1.pushesPerSec;
-  const p2 = s2.pushesPerSec;
+  const [s1, s2] = [w1.sender, w2.sender];
+  const loadGen = (s: PhaseReport) => round((s.cpu.devices ?? 0) + (s.cpu.pusher ?? 0), 1);
   return {
     figures: {
-      workers1PushesPerSec: p1,
-      workers2PushesPerSec: p2,
-      ratio: round(p2 / Math.max(1, p1), 3),
+      workers1PushesPerSec: s1.pushesPerSec,
+      workers2PushesPerSec: s2.pushesPerSec,
+      ratio: round(s2.pushesPerSec / Math.max(1, s1.pushesPerSec), 3),
       target: 1.6,
       workers1ServerCpuPercent: s1.serverCpuPercent,
       workers2ServerCpuPercent: s2.serverCpuPercent,
       workers1PushesPerServerCoreSec: s1.pushesPerServerCoreSec,
       workers2PushesPerServerCoreSec: s2.pushesPerServerCoreSec,
-      loadGeneratorsCpuPercent: {
-        workers1: round((s1.cpu.devices ?? 0) + (s1.cpu.pusher ?? 0), 1),
-        workers2: round((s2.cpu.devices ?? 0) + (s2.cpu.pusher ?? 0), 1),
-      },
+      loadGeneratorsCpuPercent: { workers1: loadGen(s1), workers2: loadGen(s2) },
       machineBusyPercent: { workers1: s1.cpu.machineBusyPercent, workers2: s2.cpu.machineBusyPercent },
       note: 'one machine with 2 cores: the device process, the pusher and redis-server run on the same cores as the workers (see sender.cpu: percent of one core per process), so the workers never get two whole cores',
     },
@@ -885,117 +614,82 @@ async function scenarioB(): Promise<Record<string, unknown>> {
 async function scale(): Promise<Record<string, unknown>> {
   const W = P.scaleWorkers;
   const N = P.scaleDevices;
-  const perWorker = Math.ceil(N / W);
   const nProcs = Math.ceil(N / P.scalePerProc);
   // Even shares: each device process at most scalePerProc.
   const counts = Array.from({ length: nProcs }, (_, i) => Math.floor(N / nProcs) + (i < N % nProcs ? 1 : 0));
-  const fileLimit = maxOpenFiles() ?? 0;
   await waitForIdleMachine('scale start');
   const prefix = `${runPrefix}x:`;
-  log(`scale: ${N} devices over ${W} workers (${perWorker} each), ${nProcs} device processes`);
+  log(`scale: ${N} devices over ${W} workers (${Math.ceil(N / W)} each), ${nProcs} device processes`);
   const primary = await startNode(`scale workers${W}`, prefix, W);
   await sleep(200);
   const workerPids = procChildren(primary.pid);
-  const devs = await Promise.all(
-    Array.from({ length: nProcs }, (_, i) => forkChild('devices', `devices ${i}`)),
-  );
-  const rampProcs: Proc[] = [
-    { name: 'primary', pid: primary.pid },
-    ...workerPids.map((pid, i) => ({ name: `worker ${i}`, pid })),
-    ...devs.map((d, i) => ({ name: `devices ${i}`, pid: d.child.pid! })),
-    { name: 'redis-server', pid: redisPid },
+  const devs = await Promise.all(counts.map((_, i) => fleet(`devices ${i}`)));
+  const servers: Proc[] = [
+    serverProc(primary, 'primary'),
+    ...workerPids.map((pid, i) => ({ name: `worker ${i}`, pid, server: true })),
   ];
-  const r0 = sample(rampProcs);
-  const tcp0 = tcpCounters();
-  const t0 = performance.now();
-  const connects = await Promise.all(
-    devs.map((d, i) => {
-      const count = counts[i]!;
-      return connectDevices(
-        d,
-        [{ host: '127.0.0.1', port: primary.tcpPort, count, userPrefix: `x${i}-` }],
-        [`127.0.2.${10 + i}`],
-        i,
-      );
-    }),
-  );
-  const connectSeconds = (performance.now() - t0) / 1000;
-  const r1 = sample(rampProcs);
-  const tcp1 = tcpCounters();
+  const fleets = devs.map((d, i) => ({ name: `devices ${i}`, pid: d.child.pid! }));
+  const redisProc = { name: 'redis-server', pid: redisPid };
+  // During the ramp no process is "the server": rampCpu says who bounds the ramp.
+  const rampProcs = [...servers.map((p) => ({ ...p, server: false })), ...fleets, redisProc];
+  const r0 = snap(rampProcs);
+  const address = (i: number) => `127.0.2.${10 + i}`;
+  const groups = (i: number) => [
+    { host: '127.0.0.1', port: primary.tcpPort, count: counts[i]!, userPrefix: `x${i}-` },
+  ];
+  const connects = await Promise.all(devs.map((d, i) => connectDevices(d, groups(i), address(i), i)));
+  const r1 = snap(rampProcs);
+  const connectSeconds = (r1.s.wall - r0.s.wall) / 1000;
   const rampRedis = statsDelta(await r0.cmds, await r1.cmds);
-  const bound = connects.reduce((s, c) => s + c.bound, 0);
+  const ramp = cpuReport(r0.s, r1.s);
+  const bound = sum(connects, (c) => c.bound);
   log(`scale: ${bound}/${N} bound in ${round(connectSeconds, 1)} s; holding ${P.scaleHoldMs} ms`);
   await sleep(P.scaleHoldMs);
-  const stats = await Promise.all(devs.map((d) => d.call<DeviceStats>('stats')));
-  const held = stats.reduce((s, x) => s + x.held, 0);
+  const stats = await Promise.all(devs.map(fleetStats));
+  const held = sum(stats, (x) => x.held);
   const registry = await registrySnapshot(prefix);
-  const workersInfo = workerPids.map((pid, i) => ({
+  const workersProc = workerPids.map((pid, i) => ({
     worker: i,
     pid,
     rssBytes: procRss(pid),
     openFiles: procFds(pid),
   }));
-  const onlineInRedis = (await registrySnapshot(prefix)).reduce((s, n) => s + Number(n.onlineUsers ?? 0), 0);
   let push: PhaseReport | undefined;
   if (P.scalePushMs > 0 && held > 0) {
-    const pusher = await forkChild('pusher', 'pusher');
-    const procs: Proc[] = [
-      { name: 'primary', pid: primary.pid, server: true },
-      ...workerPids.map((pid, i) => ({ name: `worker ${i}`, pid, server: true })),
-      ...devs.map((d, i) => ({ name: `devices ${i}`, pid: d.child.pid! })),
-      { name: 'pusher', pid: pusher.child.pid! },
-      { name: 'redis-server', pid: redisPid },
-    ];
+    const pusher = await forkChild(scripts.pusher, 'pusher');
+    const procs: Proc[] = [...servers, ...fleets, { name: 'pusher', pid: pusher.child.pid! }, redisProc];
     const bg = await quietWindow(procs);
     const users = interleave(devs.map((_, i) => userList(`x${i}-`, counts[i]!)));
-    push = await pushPhase(
-      'scale sender',
-      pusher,
-      {
-        mode: 'sender',
-        gateways: [{ host: '127.0.0.1', port: primary.gatewayPort }],
-        routeSource: P.routeSource,
-        prefix,
-        httpUrl: '',
-        users,
-        concurrency: P.concurrency,
-        durationMs: P.scalePushMs,
-      },
-      procs,
-      bg,
-    );
-    await exitChild(pusher);
+    const gateways = [{ host: '127.0.0.1', port: primary.gatewayPort }];
+    const input = { mode: 'sender' as const, gateways, prefix, users, concurrency: P.concurrency };
+    push = await pushPhase('scale sender', pusher, { ...input, durationMs: P.scalePushMs }, procs, bg);
+    await pusher.stop();
   }
-  const finalStats = await Promise.all(devs.map((d) => d.call<DeviceStats>('stats')));
-  await Promise.all(devs.map((d) => d.call('drop')));
-  await Promise.all(devs.map((d) => exitChild(d)));
+  const finalStats = await Promise.all(devs.map(fleetStats));
+  await finishFleet(devs, undefined);
   await stopProc(primary.child, primary.name);
   return {
     workers: W,
     devicesTarget: N,
     bound,
     heldAfterHold: held,
-    heldAtEnd: finalStats.reduce((s, x) => s + x.held, 0),
-    onlineUsersInRegistry: onlineInRedis,
+    heldAtEnd: sum(finalStats, (x) => x.held),
+    onlineUsersInRegistry: sum(registry, (n) => Number(n.onlineUsers ?? 0)),
     connectSeconds: round(connectSeconds, 2),
     bindsPerSec: Math.round(bound / connectSeconds),
-    rampCpu: cpuReport(r0, r1),
-    rampOtherProcesses: othersTop(r0, r1, rampProcs),
-    rampTcpCounters: Object.fromEntries(Object.keys(tcp1).map((k) => [k, tcp1[k]! - (tcp0[k] ?? 0)])),
+    rampCpu: ramp.cpu,
+    rampOtherProcesses: ramp.w.otherProcesses,
+    rampTcpCounters: counterDelta(r0.s.tcp, r1.s.tcp, true),
     rampRedisCommandsPerBind: Object.fromEntries(
       [...rampRedis].map(([k, v]) => [k, round(v / Math.max(1, bound), 3)]),
     ),
     perWorkerRegistry: registry,
-    workersProc: workersInfo,
-    deviceProcesses: connects.map((c, i) => ({
-      ...slimConnect(c),
-      localAddress: `127.0.2.${10 + i}`,
-      ...stats[i],
-    })),
+    workersProc,
+    deviceProcesses: connects.map((c, i) => ({ ...slimConnect(c), localAddress: address(i), ...stats[i] })),
     push,
     limits: {
-      openFilesPerProcess: fileLimit,
-      perWorkerTarget: perWorker,
+      openFilesPerProcess: maxOpenFiles() ?? 0,
+      perWorkerTarget: Math.ceil(N / W),
       workersNeededFor100k: Math.ceil(100_000 / 19_500),
       note: 'each process may open at most 20,000 files (hard limit here), so a worker holds ≤ ~19,500 devices and 100,000 needs ≥ 6 workers (and ≥ 6 device processes, each from its own 127.0.2.x source address: one address has ~28,000 ephemeral ports) on 2 cores; node:cluster round-robins connections, so shares differ by a few',
     },
@@ -1026,17 +720,19 @@ function finish(failed: boolean): Promise<void> {
     let deleted = 0;
     let cursor = '0';
     do {
-      const [next, keysFound] = await redis.scan(cursor, 'MATCH', `${runPrefix}*`, 'COUNT', 1000);
+      const [next, found] = await redis.scan(cursor, 'MATCH', `${runPrefix}*`, 'COUNT', 1000);
       cursor = next;
-      if (keysFound.length) deleted += await redis.del(...keysFound);
+      if (found.length) deleted += await redis.del(...found);
     } while (cursor !== '0');
-    report.redisKeysDeleted = deleted;
-    report.redisPrefix = runPrefix;
-    report.waitedForOtherBenchesSec = round(waitedTotalSec, 0);
-    report.loadAvgAtEnd = loadAvg();
-    report.finishedAt = new Date().toISOString();
+    Object.assign(report, {
+      redisKeysDeleted: deleted,
+      redisPrefix: runPrefix,
+      waitedForOtherBenchesSec: round(waitedTotalSec, 0),
+      loadAvgAtEnd: loadAvg(),
+      finishedAt: new Date().toISOString(),
+    });
     await redis.quit();
-    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    printReport(report);
     process.exitCode = failed ? 1 : 0;
   })();
   return finished;

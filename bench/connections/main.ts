@@ -1,261 +1,127 @@
 // Connection benchmark: how many idle, bound device connections one mpush-ts server process holds,
-// what each costs in memory and CPU, and how fast devices get through the full handshake.
-// Prints one JSON object on stdout; progress goes to stderr. Numbers only: tests never assert on them.
+// what each costs in memory and CPU, and how fast devices get through the full handshake. Flags,
+// phases and figures: README.md, "Benchmarks" (`--help` lists the flags).
 //
-//   npx tsc -p tsconfig.json && node dist/bench/connections/main.js [--flag value ...]
-//
-// Parameters (flag, or environment variable BENCH_<FLAG> with - as _, e.g. BENCH_N=2000):
-//   --n 19000            connections to hold (one server process may open at most 20,000 files)
-//   --clients 4          client processes; each opens n/clients connections from its own source
-//                        address (127.0.0.1, 127.0.0.2, ...), so no address runs out of ports
-//   --concurrency 200    connections per client process between "connect started" and "bound"
-//   --settle-seconds 5   wait after the ramp before measuring memory
-//   --idle-seconds 10    window for the idle CPU figures
-//   --churn-seconds 5    pure-handshake phase length (0 skips it)
-//   --max-attempts 3     tries per connection before it counts as failed
-//   --bare               run only the bare Node reference (bare-server.ts)
-//   --no-bare            skip the bare Node reference (by default it runs first, same N)
-//   --no-components      skip the isolated per-part memory probe (memory-probe.ts)
-//   --heap-diff          heap snapshots of the server before and after the ramp, diffed by object
-//                        kind per connection (use a small --n, e.g. 2000: snapshots are large).
-//                        Writing a snapshot grows RSS, so in this mode only the heap figures hold
-//   --profile            CPU-profile the server during the ramp (inspector, 200 µs sampling); the
-//                        report lists the top self-time functions, in µs per bound connection
-//   --server-node-options="--max-semi-space-size=1"   extra node options for both servers (V8
-//                        tuning); use the = form, the value starts with --
-//   --backlog 0          0: the server listens as `mpush start` does (node.start(), Node's default
-//                        listen backlog of 511). n > 0: the bench server listens itself with backlog
-//                        n (the kernel caps it at net.core.somaxconn) and hands sockets to
-//                        ConnectionServer.acceptSocket: shows what the backlog costs under a storm
-//
-// Phases (mpush): start server.ts (a separate process, --expose-gc) → measure RSA decrypt cost in it
-// → baseline memory (after gc) → ramp: every client connects, handshakes and binds its share →
-// settle → memory after gc → idle window → clients reset all connections → churn phase → stop.
-//
-// Figures (mpush.*; bare.* has the same memory/idle ones for the reference server):
-//   connections                 connections the server held when memory was measured
-//   boundConnections            of which bound to a user (router count)
-//   connectSecondsForAll        first connect started → last BIND OK received
-//   handshakesPerSec            full handshake + bind completions / connectSecondsForAll
-//   handshakesPerSecSteady      the same between the 10th and 90th percentile completion (no ramp
-//                               up/down tails)
-//   handshakesPerSecPeak1s      most completions in any 1 s window
-//   pureHandshakesPerSec        churn phase: connect + full handshake + reset, no bind, nothing held
-//   rsaDecryptMicros            one handshake RSA block decrypt, timed inside the server process;
-//                               rsaCeilingPerSec = 1e6 / that: the most one server core can do
-//   serverCpuPercentDuringRamp  server process CPU (user+sys) / wall, 100 = one core
-//   serverEventLoopUtilizationDuringRamp  share of the ramp the server's event loop was busy
-//   rssBaselineBytes, rssAfterBytes       server RSS after gc, before connections / all held idle
-//   rssPerConnectionBytes       (rssAfter − rssBaseline) / connections
-//   heapPerConnectionBytes      (heapUsed after − before) / connections; also external, arrayBuffers
-//   nonHeapRssPerConnectionBytes (ΔRSS − ΔheapTotal) / connections: sockets' native side, OpenSSL
-//                               contexts, malloc overhead
-//     Caveat: with Node's default flags V8's young generation grows to its 16 MiB semi-space limit
-//     during a 19k ramp and stays grown: ~32 MiB that is fixed, not per connection, yet appears as
-//     heapTotal − heapUsed slack (~1.7 KiB "per connection" at n = 19,000) in both mpush and bare.
-//     --server-node-options=--max-semi-space-size=1 measures without it.
-//   serverIdleCpuPercent        server CPU / wall while holding them all idle for --idle-seconds
-//   clientsCpuPercent*          the client processes' total, same windows, so the client cost is known
-//   machineCpuDuringRamp        all CPUs during the ramp (/proc/stat), percent of the machine: shows
-//                               whether server, clients and the kernel's loopback TCP saturate it
-//   otherProcessesCpuPercentOfMachineDuringRamp  machine busy time not charged to the bench's
-//                               processes: when large, something else was running (noisy figures)
-//   tcpDuringRamp               kernel TCP counters that moved (/proc/net/netstat): ListenOverflows /
-//                               SyncookiesSent mean the listen queue overflowed and devices waited
-//                               for SYN / data retransmits (seconds) although "connected"
-//   clients[]                   per client process: connected, handshaked, bound, failed, errors,
-//                               latency percentiles (ms) of connect, handshake (sent → HandshakeOk),
-//                               bind (sent → OK) and total (connect started → bound)
-// Exit status 1 when fewer than n connections were bound (or held at the end of the idle window).
+// Phases (mpush): the server (bench/lib/node-server.ts, --expose-gc) → RSA decrypt cost in it →
+// baseline memory after gc → ramp: every fleet process connects, handshakes and binds its share →
+// settle → memory after gc → idle window → the fleets reset all connections → churn phase → stop.
+// The bare Node reference (bare-server.ts) runs first with the same N, and the per-part memory
+// probe (memory-probe.ts) last. Exit status 1 when fewer than n connections were bound (or held at
+// the end of the idle window).
 
-import { type ChildProcess, fork } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { ClientMode, ClientResult, ClientRunParams, Percentiles } from './client.js';
+import { parseFlags } from '../lib/args.js';
+import { measure, runFleets, scripts, share } from '../lib/drive.js';
+import type { FleetResult, FleetRun, FleetStats } from '../lib/fleet.js';
+import type { ServerStats } from '../lib/node-server.js';
+import type { Proc } from '../lib/procstat.js';
+import {
+  addCounts,
+  type CpuProfile,
+  logger,
+  type Percentiles,
+  printReport,
+  round,
+  sum,
+  summarizeProfile,
+} from '../lib/report.js';
+import { children, forkChild, type RpcClient, sleep } from '../lib/rpc.js';
 import { census, diffCensus } from './heap-census.js';
-import { epochMs, RpcClient, type ServerStats, sleep } from './ipc.js';
 import { probeAll } from './memory-probe.js';
-import { counterDelta, cpuShare, cpuTimes, tcpCounters } from './sysstat.js';
 
-// ---- parameters -----------------------------------------------------------------------------------
-
-function flag(name: string): string | undefined {
-  const argv = process.argv.slice(2);
-  const i = argv.indexOf(`--${name}`);
-  if (i >= 0) {
-    const v = argv[i + 1];
-    return v === undefined || v.startsWith('--') ? 'true' : v;
-  }
-  const eq = argv.find((a) => a.startsWith(`--${name}=`));
-  if (eq) return eq.slice(name.length + 3);
-  return process.env[`BENCH_${name.toUpperCase().replace(/-/g, '_')}`];
-}
-function num(name: string, def: number): number {
-  const v = flag(name);
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number, got ${v}`);
-  return n;
-}
-function bool(name: string): boolean {
-  const v = flag(name);
-  return v !== undefined && v !== 'false' && v !== '0';
-}
-
+const f = parseFlags(
+  {
+    n: 19_000,
+    clients: 4,
+    concurrency: 200,
+    settleSeconds: 5,
+    idleSeconds: 10,
+    churnSeconds: 5,
+    maxAttempts: 3,
+    bareOnly: false,
+    noBare: false,
+    noComponents: false,
+    heapDiff: false,
+    profile: false,
+    backlog: 0,
+    serverNodeOptions: '',
+  },
+  {
+    env: 'BENCH_',
+    rename: { bareOnly: 'bare' },
+    quick: { n: 2000, clients: 2, settleSeconds: 1, idleSeconds: 2, churnSeconds: 2 },
+  },
+);
+const { noBare, noComponents, ...rest } = f;
 const params = {
-  n: num('n', 19_000),
-  clients: Math.max(1, num('clients', 4)),
-  concurrency: Math.max(1, num('concurrency', 200)),
-  settleSeconds: num('settle-seconds', 5),
-  idleSeconds: num('idle-seconds', 10),
-  churnSeconds: num('churn-seconds', 5),
-  maxAttempts: Math.max(1, num('max-attempts', 3)),
-  bareOnly: bool('bare'),
-  bare: !bool('no-bare'),
-  components: !bool('no-components'),
-  heapDiff: bool('heap-diff'),
-  profile: bool('profile'),
-  backlog: num('backlog', 0),
-  serverNodeOptions: (flag('server-node-options') ?? '').split(/\s+/).filter((o) => o !== ''),
+  ...rest,
+  clients: Math.max(1, f.clients),
+  concurrency: Math.max(1, f.concurrency),
+  maxAttempts: Math.max(1, f.maxAttempts),
+  bare: !noBare,
+  components: !noComponents,
+  serverNodeOptions: f.serverNodeOptions.split(/\s+/).filter((o) => o !== ''),
 };
 
-const here = fileURLToPath(new URL('.', import.meta.url));
-const log = (msg: string) => process.stderr.write(`[bench/connections] ${msg}\n`);
+const log = logger('connections');
 
-// ---- processes ------------------------------------------------------------------------------------
-
-const children = new Set<ChildProcess>();
-
-function spawnChild(script: string, name: string, execArgv: string[] = []): RpcClient {
-  const child = fork(join(here, script), [], {
-    execArgv,
-    stdio: ['ignore', 2, 2, 'ipc'],
-    env: { ...process.env, BENCH_BACKLOG: String(params.backlog) },
-  });
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  return new RpcClient(child, name);
-}
-
-async function stopChild(rpc: RpcClient, cmd: string): Promise<void> {
-  const exited = new Promise<void>((r) => {
-    if (rpc.child.exitCode !== null) r();
-    else rpc.child.once('exit', () => r());
-  });
-  await rpc.call(cmd, {}, 30_000).catch(() => rpc.child.kill());
-  await Promise.race([exited, sleep(10_000).then(() => rpc.child.kill('SIGKILL'))]);
-}
-
-interface ServerHandle {
+interface Server {
   rpc: RpcClient;
   tcpPort: number;
   publicKey: string;
 }
 
-async function startServer(script: string, name: string, execArgv: string[]): Promise<ServerHandle> {
-  const rpc = spawnChild(script, name, execArgv);
-  const ready = await rpc.once('ready', 30_000);
-  return { rpc, tcpPort: Number(ready.tcpPort), publicKey: String(ready.publicKey ?? '') };
+async function startServer(script: URL, name: string): Promise<Server> {
+  const rpc = await forkChild(script, name, { execArgv: ['--expose-gc', ...params.serverNodeOptions] });
+  const options = { maxConnections: 25_000, heartbeatMs: 180_000, backlog: params.backlog };
+  const r = await rpc.call<{ tcpPort: number; publicKey?: string }>('start', { options }, 60_000);
+  return { rpc, tcpPort: r.tcpPort, publicKey: r.publicKey ?? '' };
 }
 
-async function startClients(k: number): Promise<RpcClient[]> {
-  const clients = Array.from({ length: k }, (_, i) => spawnChild('client.js', `client ${i}`));
-  await Promise.all(clients.map((c) => c.once('ready', 30_000)));
-  return clients;
-}
+const stats = (s: Server, gc = false) => s.rpc.call<ServerStats>('stats', { gc }, 60_000);
 
-type Cpu = { user: number; system: number };
-
-function clientsCpu(clients: RpcClient[]): Promise<Cpu[]> {
-  return Promise.all(clients.map((c) => c.call<Cpu>('cpu')));
-}
-
-function cpuPercent(a: Cpu, b: Cpu, wallMs: number): number {
-  return round((100 * (b.user - a.user + b.system - a.system)) / (wallMs * 1000), 1);
-}
-
-function sumCpuPercent(a: Cpu[], b: Cpu[], wallMs: number): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += cpuPercent(a[i]!, b[i]!, wallMs);
-  return round(s, 1);
-}
-
-/**
- * Machine time (percent of all CPUs) not spent by the server and clients: the kernel's share of
- * loopback TCP outside process accounting, plus anything else running on the box (noise).
- */
-function otherCpu(machine: Record<string, number>, oursPercentOfOneCore: number): number {
-  const busy = 100 - (machine.idle ?? 100);
-  return round(busy - oursPercentOfOneCore / os.cpus().length, 1);
-}
-
-function eluBetween(a: ServerStats, b: ServerStats): number {
-  const active = b.elu.active - a.elu.active;
-  const idle = b.elu.idle - a.elu.idle;
-  return round(active / (active + idle || 1), 3);
-}
-
-const round = (x: number, digits = 0) => {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-};
-
-function share(total: number, k: number, i: number): number {
-  return Math.floor(total / k) + (i < total % k ? 1 : 0);
-}
-
-/** Runs one client mode on every client process; prints progress while it runs. */
-async function runClients(
-  clients: RpcClient[],
-  server: ServerHandle,
-  mode: ClientMode,
-  total: number,
-  durationMs = 0,
-): Promise<ClientResult[]> {
-  const results = clients.map((c, i) =>
-    c.call<ClientResult>(
-      'run',
+/** Runs one fleet mode on every client process; prints progress while it runs. */
+function runClients(clients: RpcClient[], server: Server, mode: FleetRun['mode'], total: number) {
+  const run = (i: number): FleetRun => ({
+    mode,
+    groups: [
       {
-        params: {
-          mode,
-          host: '127.0.0.1',
-          port: server.tcpPort,
-          count: share(total, clients.length, i),
-          concurrency: params.concurrency,
-          publicKey: server.publicKey,
-          localAddress: `127.0.0.${i + 1}`,
-          proc: i,
-          durationMs,
-          maxAttempts: params.maxAttempts,
-          // About what a device sends to get bound: a Handshake (13 + 128) and a Bind (13 + 32).
-          barePayloadBytes: 186,
-        } satisfies ClientRunParams,
+        host: '127.0.0.1',
+        port: server.tcpPort,
+        count: share(total, clients.length, i),
+        userPrefix: `user-${i}-`,
       },
-      600_000,
-    ),
-  );
-  let done = false;
-  const all = Promise.all(results).finally(() => {
-    done = true;
+    ],
+    // Each process from its own source address, so no address runs out of ports.
+    localAddresses: [`127.0.0.${i + 1}`],
+    concurrency: params.concurrency,
+    maxAttempts: params.maxAttempts,
+    publicKey: server.publicKey,
+    proc: i,
+    durationMs: params.churnSeconds * 1000,
+    // About what a device sends to get bound: a Handshake (13 + 128) and a Bind (13 + 32).
+    barePayloadBytes: 186,
   });
-  const progress = (async () => {
-    while (!done) {
-      await Promise.race([sleep(2000), all.catch(() => {})]);
-      if (done) break;
-      const s = await server.rpc.call<ServerStats>('stats').catch(() => undefined);
-      if (s) log(`${mode}: server holds ${s.connections} connections, ${s.bound} bound`);
-    }
-  })();
-  const out = await all;
-  await progress;
-  return out;
+  const progress = async () => {
+    const s = await stats(server);
+    return `${mode}: server holds ${s.connections} connections, ${s.bound} bound`;
+  };
+  return runFleets(clients, run, progress, log);
 }
 
-// ---- figures ---------------------------------------------------------------------------------------
+/** CPU of the server and the fleets (and the machine) while `fn` runs. */
+async function measured<T>(server: Server, clients: RpcClient[], fn: () => Promise<T>) {
+  const procs: Proc[] = [
+    { name: 'server', pid: server.rpc.child.pid!, server: true },
+    ...clients.map((c, i) => ({ name: `client ${i}`, pid: c.child.pid! })),
+  ];
+  const m = await measure(server.rpc, procs, fn);
+  return { ...m, server: m.w.serverPercent, clients: m.cpuOf('client') };
+}
 
-interface RateFigures {
+interface Rates {
   completed: number;
   seconds: number;
   perSec: number;
@@ -263,12 +129,12 @@ interface RateFigures {
   perSecPeak1s: number;
 }
 
-function rates(results: ClientResult[]): RateFigures {
+/** Completions per second: overall, between the 10th and 90th percentile completion, best 1 s. */
+function rates(results: FleetResult[]): Rates {
   const t = Float64Array.from(results.flatMap((r) => r.completions)).sort();
-  const start = Math.min(...results.map((r) => r.startedAt));
   const n = t.length;
   if (n === 0) return { completed: 0, seconds: 0, perSec: 0, perSecSteady: 0, perSecPeak1s: 0 };
-  const seconds = (t[n - 1]! - start) / 1000;
+  const seconds = (t[n - 1]! - Math.min(...results.map((r) => r.startedAt))) / 1000;
   const lo = Math.floor(n * 0.1);
   const hi = Math.max(lo + 1, Math.floor(n * 0.9) - 1);
   const steadySpan = (t[hi]! - t[lo]!) / 1000;
@@ -286,220 +152,151 @@ function rates(results: ClientResult[]): RateFigures {
   };
 }
 
+type Worst = Pick<Percentiles, 'n' | 'p50' | 'p90' | 'p99' | 'max'>;
+
 /** Latency percentiles over all processes: the worst process's figure (an upper bound). */
-function worst(results: ClientResult[], key: keyof ClientResult['latencyMs']): Percentiles {
+function worst(results: FleetResult[], key: keyof FleetResult['latencyMs']): Worst {
   const ps = results.map((r) => r.latencyMs[key]);
-  return {
-    n: ps.reduce((a, p) => a + p.n, 0),
-    p50: Math.max(...ps.map((p) => p.p50)),
-    p90: Math.max(...ps.map((p) => p.p90)),
-    p99: Math.max(...ps.map((p) => p.p99)),
-    max: Math.max(...ps.map((p) => p.max)),
-  };
-}
-
-function clientSummary(results: ClientResult[]) {
-  return results.map((r) => ({
-    proc: r.proc,
-    localAddress: r.localAddress,
-    target: r.target,
-    connected: r.connected,
-    handshaked: r.handshaked,
-    bound: r.bound,
-    failed: r.failed,
-    attempts: r.attempts,
-    errors: r.errors,
-    latencyMs: r.latencyMs,
-  }));
-}
-
-function mergeErrors(results: ClientResult[]): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const r of results) for (const [k, v] of Object.entries(r.errors)) out[k] = (out[k] ?? 0) + v;
-  return out;
+  const max = (k: 'p50' | 'p90' | 'p99' | 'max') => Math.max(...ps.map((p) => p[k]));
+  return { n: sum(ps, (p) => p.n), p50: max('p50'), p90: max('p90'), p99: max('p99'), max: max('max') };
 }
 
 function memoryFigures(base: ServerStats, after: ServerStats) {
   const n = Math.max(1, after.connections);
-  const per = (k: keyof ServerStats['memory']) => round((after.memory[k] - base.memory[k]) / n);
+  const b = base.memory;
+  const a = after.memory;
+  const per = (k: keyof ServerStats['memory']) => round((a[k] - b[k]) / n);
   return {
-    rssBaselineBytes: base.memory.rss,
-    rssAfterBytes: after.memory.rss,
-    heapUsedBaselineBytes: base.memory.heapUsed,
-    heapUsedAfterBytes: after.memory.heapUsed,
+    rssBaselineBytes: b.rss,
+    rssAfterBytes: a.rss,
+    heapUsedBaselineBytes: b.heapUsed,
+    heapUsedAfterBytes: a.heapUsed,
     rssPerConnectionBytes: per('rss'),
     heapPerConnectionBytes: per('heapUsed'),
     heapTotalPerConnectionBytes: per('heapTotal'),
     externalPerConnectionBytes: per('external'),
     arrayBuffersPerConnectionBytes: per('arrayBuffers'),
-    nonHeapRssPerConnectionBytes: round(
-      (after.memory.rss - base.memory.rss - (after.memory.heapTotal - base.memory.heapTotal)) / n,
-    ),
+    // Sockets' native side, OpenSSL contexts, malloc overhead.
+    nonHeapRssPerConnectionBytes: round((a.rss - b.rss - (a.heapTotal - b.heapTotal)) / n),
   };
 }
 
-/** Holds the connections idle for `seconds`; server and client CPU over that window. */
-async function idleWindow(server: ServerHandle, clients: RpcClient[], seconds: number) {
-  const s0 = await server.rpc.call<ServerStats>('stats');
-  const c0 = await clientsCpu(clients);
-  const w0 = epochMs();
-  await sleep(seconds * 1000);
-  const s1 = await server.rpc.call<ServerStats>('stats');
-  const c1 = await clientsCpu(clients);
-  const wall = epochMs() - w0;
+/** Holds the connections idle for `seconds`: server CPU (its own µs count) and the fleets'. */
+async function idleWindow(server: Server, clients: RpcClient[], seconds: number) {
+  const m = await measured(server, clients, () => sleep(seconds * 1000));
+  const { s0, s1 } = m;
+  const cpu = (100 * (s1.cpu.user - s0.cpu.user + s1.cpu.system - s0.cpu.system)) / ((s1.at - s0.at) * 1000);
   return {
-    idleSeconds: round(wall / 1000, 1),
-    serverIdleCpuPercent: cpuPercent(s0.cpu, s1.cpu, s1.at - s0.at),
-    clientsIdleCpuPercent: sumCpuPercent(c0, c1, wall),
+    idleSeconds: round(m.w.seconds, 1),
+    serverIdleCpuPercent: round(cpu, 1),
+    clientsIdleCpuPercent: m.clients,
     end: s1,
   };
 }
 
-async function heldByClients(
-  clients: RpcClient[],
-): Promise<{ held: number; lost: number; heartbeats: number }> {
-  const hs = await Promise.all(
-    clients.map((c) => c.call<{ held: number; lost: number; heartbeats: number }>('held')),
-  );
-  return {
-    held: hs.reduce((a, h) => a + h.held, 0),
-    lost: hs.reduce((a, h) => a + h.lost, 0),
-    heartbeats: hs.reduce((a, h) => a + h.heartbeats, 0),
-  };
+async function stopAll(server: Server, clients: RpcClient[]): Promise<void> {
+  await Promise.all(clients.map((c) => c.stop()));
+  await server.rpc.stop('stop', 30_000);
 }
 
-async function waitServerEmpty(server: ServerHandle, timeoutMs = 20_000): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const s = await server.rpc.call<ServerStats>('stats');
-    if (s.connections === 0 || Date.now() > deadline) return s.connections;
-    await sleep(200);
-  }
-}
-
-// ---- the bare Node reference --------------------------------------------------------------------------
+// ---- the bare Node reference ------------------------------------------------------------------------
 
 async function runBare(n: number) {
   log(`bare: starting the bare Node TCP server, ${n} connections`);
-  const server = await startServer('bare-server.js', 'bare server', [
-    '--expose-gc',
-    ...params.serverNodeOptions,
-  ]);
-  const base = await server.rpc.call<ServerStats>('stats', { gc: true });
-  const clients = await startClients(params.clients);
-  const k0 = tcpCounters();
-  const results = await runClients(clients, server, 'bare', n);
-  const k1 = tcpCounters();
+  const server = await startServer(new URL('./bare-server.js', import.meta.url), 'bare server');
+  const base = await stats(server, true);
+  const clients = await startClients();
+  const ramp = await measured(server, clients, () => runClients(clients, server, 'bare', n));
   await sleep(params.settleSeconds * 1000);
-  const after = await server.rpc.call<ServerStats>('stats', { gc: true });
+  const after = await stats(server, true);
   const idle = await idleWindow(server, clients, Math.min(params.idleSeconds, 5));
   await Promise.all(clients.map((c) => c.call('drop')));
-  await Promise.all(clients.map((c) => stopChild(c, 'exit')));
-  await stopChild(server.rpc, 'stop');
-  const r = rates(results);
+  await stopAll(server, clients);
+  const r = rates(ramp.out);
   const mem = memoryFigures(base, after);
   log(`bare: ${after.connections} held, ${mem.rssPerConnectionBytes} B RSS per connection`);
   return {
     connections: after.connections,
     connectSecondsForAll: r.seconds,
     connectsPerSec: r.perSec,
-    connectLatencyMsWorstProcess: worst(results, 'connect'),
-    tcpDuringConnect: counterDelta(k0, k1),
+    connectLatencyMsWorstProcess: worst(ramp.out, 'connect'),
+    tcpDuringConnect: ramp.w.tcp,
     ...mem,
     serverIdleCpuPercent: idle.serverIdleCpuPercent,
-    errors: mergeErrors(results),
+    errors: addCounts(ramp.out.map((x) => x.errors)),
   };
 }
 
-// ---- mpush-ts -------------------------------------------------------------------------------------------
+const startClients = () =>
+  Promise.all(Array.from({ length: params.clients }, (_, i) => forkChild(scripts.fleet, `client ${i}`)));
+
+// ---- mpush-ts ------------------------------------------------------------------------------------------
 
 async function runMpush(n: number) {
-  const execArgv = ['--expose-gc', ...params.serverNodeOptions];
-  log(`mpush: starting the server (${execArgv.join(' ')}), ${n} connections`);
-  const server = await startServer('server.js', 'mpush server', execArgv);
-  const rsa = await server.rpc.call<{ rsaDecryptMicros: number; handshakeBodyBytes: number }>('rsaBench');
-  const base = await server.rpc.call<ServerStats>('stats', { gc: true });
+  log(`mpush: starting the server (--expose-gc ${params.serverNodeOptions.join(' ')}), ${n} connections`);
+  const server = await startServer(scripts.nodeServer, 'mpush server');
+  const rsa = await server.rpc.call<{ rsaDecryptMicros: number }>('rsaBench');
+  const base = await stats(server, true);
   log(
     `mpush: baseline RSS ${(base.memory.rss / 2 ** 20).toFixed(1)} MiB; RSA decrypt ${rsa.rsaDecryptMicros.toFixed(1)} µs`,
   );
-
   const snapDir = params.heapDiff ? mkdtempSync(join(os.tmpdir(), 'mpush-bench-heap-')) : undefined;
-  const snapBefore = snapDir
-    ? await server.rpc.call<string>('snapshot', { path: join(snapDir, 'before.heapsnapshot') }, 300_000)
-    : undefined;
+  const snapshot = (name: string) =>
+    snapDir ? server.rpc.call<string>('snapshot', { path: join(snapDir, name) }, 300_000) : undefined;
+  const snapBefore = await snapshot('before.heapsnapshot');
 
-  const clients = await startClients(params.clients);
-  const r0 = await server.rpc.call<ServerStats>('stats');
-  const rc0 = await clientsCpu(clients);
-  const m0 = cpuTimes();
-  const k0 = tcpCounters();
-  if (params.profile) await server.rpc.call('profileStart');
-  const w0 = epochMs();
-  const results = await runClients(clients, server, 'mpush', n);
+  const clients = await startClients();
+  if (params.profile) await server.rpc.call('profileStart', { intervalUs: 200 });
+  const ramp = await measured(server, clients, () => runClients(clients, server, 'bind', n));
   const prof = params.profile ? await server.rpc.call<CpuProfile>('profileStop', {}, 120_000) : undefined;
-  const m1 = cpuTimes();
-  const k1 = tcpCounters();
-  const r1 = await server.rpc.call<ServerStats>('stats');
-  const rc1 = await clientsCpu(clients);
-  const rampWall = epochMs() - w0;
-  const ramp = rates(results);
-  log(`mpush: ramp done: ${ramp.completed} bound in ${ramp.seconds} s (${ramp.perSec}/s)`);
+  const r = rates(ramp.out);
+  log(`mpush: ramp done: ${r.completed} bound in ${r.seconds} s (${r.perSec}/s)`);
 
   await sleep(params.settleSeconds * 1000);
-  const after = await server.rpc.call<ServerStats>('stats', { gc: true });
-  const snapAfter = snapDir
-    ? await server.rpc.call<string>('snapshot', { path: join(snapDir, 'after.heapsnapshot') }, 300_000)
-    : undefined;
+  const after = await stats(server, true);
+  const snapAfter = await snapshot('after.heapsnapshot');
   const mem = memoryFigures(base, after);
   log(
     `mpush: ${after.connections} held, ${mem.rssPerConnectionBytes} B RSS, ${mem.heapPerConnectionBytes} B heap per connection`,
   );
 
   const idle = await idleWindow(server, clients, params.idleSeconds);
-  const held = await heldByClients(clients);
-  log(`mpush: idle ${idle.serverIdleCpuPercent}% server CPU; ${held.held} held by clients`);
+  const fleets = await Promise.all(clients.map((c) => c.call<FleetStats>('stats')));
+  const held = sum(fleets, (s) => s.held);
+  log(`mpush: idle ${idle.serverIdleCpuPercent}% server CPU; ${held} held by clients`);
 
   // Reset everything (RST: no TIME_WAIT on either side), then the pure-handshake phase.
   await Promise.all(clients.map((c) => c.call('drop')));
-  const leftOpen = await waitServerEmpty(server);
+  const deadline = Date.now() + 20_000;
+  let leftOpen = (await stats(server)).connections;
+  while (leftOpen > 0 && Date.now() < deadline) {
+    await sleep(200);
+    leftOpen = (await stats(server)).connections;
+  }
 
   let churn: Record<string, unknown> | undefined;
   if (params.churnSeconds > 0) {
     log(`mpush: pure-handshake phase, ${params.churnSeconds} s`);
-    const s0 = await server.rpc.call<ServerStats>('stats');
-    const c0 = await clientsCpu(clients);
-    const mc0 = cpuTimes();
-    const kc0 = tcpCounters();
-    const t0 = epochMs();
-    const cr = await runClients(clients, server, 'churn', 0, params.churnSeconds * 1000);
-    const mc1 = cpuTimes();
-    const kc1 = tcpCounters();
-    const s1 = await server.rpc.call<ServerStats>('stats');
-    const c1 = await clientsCpu(clients);
-    const wall = epochMs() - t0;
-    const rr = rates(cr);
+    const c = await measured(server, clients, () => runClients(clients, server, 'churn', 0));
+    const rr = rates(c.out);
     churn = {
       pureHandshakesPerSec: rr.perSec,
       pureHandshakesPerSecSteady: rr.perSecSteady,
       handshakes: rr.completed,
       seconds: rr.seconds,
-      serverCpuPercent: cpuPercent(s0.cpu, s1.cpu, s1.at - s0.at),
-      serverEventLoopUtilization: eluBetween(s0, s1),
-      clientsCpuPercent: sumCpuPercent(c0, c1, wall),
-      machineCpu: cpuShare(mc0, mc1),
-      otherProcessesCpuPercentOfMachine: otherCpu(
-        cpuShare(mc0, mc1),
-        cpuPercent(s0.cpu, s1.cpu, s1.at - s0.at) + sumCpuPercent(c0, c1, wall),
-      ),
-      tcp: counterDelta(kc0, kc1),
-      handshakeLatencyMs: worst(cr, 'handshake'),
-      errors: mergeErrors(cr),
+      serverCpuPercent: c.server,
+      serverEventLoopUtilization: c.elu,
+      clientsCpuPercent: c.clients,
+      machineCpu: c.w.machine,
+      otherProcessesCpuPercentOfMachine: c.w.otherPercentOfMachine,
+      otherProcesses: c.w.otherProcesses,
+      tcp: c.w.tcp,
+      handshakeLatencyMs: worst(c.out, 'handshake'),
+      errors: addCounts(c.out.map((x) => x.errors)),
     };
     log(`mpush: ${rr.perSec} pure handshakes/s`);
   }
-
-  await Promise.all(clients.map((c) => stopChild(c, 'exit')));
-  await stopChild(server.rpc, 'stop');
+  await stopAll(server, clients);
 
   let heapDiff: ReturnType<typeof diffCensus> | undefined;
   if (snapDir && snapBefore && snapAfter) {
@@ -507,47 +304,46 @@ async function runMpush(n: number) {
     heapDiff = diffCensus(census(snapBefore), census(snapAfter), Math.max(1, after.connections), 30);
     rmSync(snapDir, { recursive: true, force: true });
   }
-  const profile = prof ? summarizeProfile(prof, ramp.completed) : undefined;
-
+  const profile = prof && summarizeProfile(prof, r.completed, 'ramp', 'usPerCompletion');
   return {
     connections: after.connections,
     boundConnections: after.bound,
     heldAfterIdle: {
       server: idle.end.connections,
       serverBound: idle.end.bound,
-      clients: held.held,
-      lost: held.lost,
+      clients: held,
+      lost: sum(fleets, (s) => s.lost),
     },
-    connectSecondsForAll: ramp.seconds,
-    handshakesPerSec: ramp.perSec,
-    handshakesPerSecSteady: ramp.perSecSteady,
-    handshakesPerSecPeak1s: ramp.perSecPeak1s,
+    connectSecondsForAll: r.seconds,
+    handshakesPerSec: r.perSec,
+    handshakesPerSecSteady: r.perSecSteady,
+    handshakesPerSecPeak1s: r.perSecPeak1s,
     ...(churn ? { pureHandshakesPerSec: churn.pureHandshakesPerSec, pureHandshakePhase: churn } : {}),
     rsaDecryptMicros: round(rsa.rsaDecryptMicros, 1),
     rsaCeilingPerSec: round(1e6 / rsa.rsaDecryptMicros),
-    serverCpuPercentDuringRamp: cpuPercent(r0.cpu, r1.cpu, r1.at - r0.at),
-    serverEventLoopUtilizationDuringRamp: eluBetween(r0, r1),
-    clientsCpuPercentDuringRamp: sumCpuPercent(rc0, rc1, rampWall),
-    machineCpuDuringRamp: cpuShare(m0, m1),
-    otherProcessesCpuPercentOfMachineDuringRamp: otherCpu(
-      cpuShare(m0, m1),
-      cpuPercent(r0.cpu, r1.cpu, r1.at - r0.at) + sumCpuPercent(rc0, rc1, rampWall),
-    ),
-    tcpDuringRamp: counterDelta(k0, k1),
+    serverCpuPercentDuringRamp: ramp.server,
+    serverEventLoopUtilizationDuringRamp: ramp.elu,
+    clientsCpuPercentDuringRamp: ramp.clients,
+    machineCpuDuringRamp: ramp.w.machine,
+    otherProcessesCpuPercentOfMachineDuringRamp: ramp.w.otherPercentOfMachine,
+    otherProcessesDuringRamp: ramp.w.otherProcesses,
+    tcpDuringRamp: ramp.w.tcp,
     ...mem,
     serverIdleCpuPercent: idle.serverIdleCpuPercent,
     clientsIdleCpuPercent: idle.clientsIdleCpuPercent,
     idleSeconds: idle.idleSeconds,
     latencyMsWorstProcess: {
-      connect: worst(results, 'connect'),
-      handshake: worst(results, 'handshake'),
-      bind: worst(results, 'bind'),
-      total: worst(results, 'total'),
+      connect: worst(ramp.out, 'connect'),
+      handshake: worst(ramp.out, 'handshake'),
+      bind: worst(ramp.out, 'bind'),
+      total: worst(ramp.out, 'total'),
     },
-    errors: mergeErrors(results),
+    errors: addCounts(ramp.out.map((x) => x.errors)),
     serverCounters: after.counters,
     serverConnectionsLeftAfterReset: leftOpen,
-    clients: clientSummary(results),
+    clients: ramp.out.map(
+      ({ completions: _c, startedAt: _s, finishedAt: _f, mode: _m, seconds: _x, ...c }) => c,
+    ),
     ...(heapDiff
       ? {
           heapDiff: {
@@ -556,59 +352,9 @@ async function runMpush(n: number) {
           },
         }
       : {}),
-    ...(profile ? { profile } : {}),
-  };
-}
-
-// ---- CPU profile summary ----------------------------------------------------------------------------------
-
-interface CpuProfile {
-  nodes: Array<{
-    id: number;
-    callFrame: { functionName: string; url: string; lineNumber: number };
-    hitCount?: number;
-  }>;
-  samples: number[];
-  timeDeltas: number[];
-  startTime: number;
-  endTime: number;
-}
-
-/** Self time per function, top 30, as a share of busy (non-idle) time and in µs per completion. */
-function summarizeProfile(prof: CpuProfile, completions: number) {
-  const byNode = new Map(prof.nodes.map((n) => [n.id, n]));
-  const self = new Map<string, number>();
-  let busy = 0;
-  let idle = 0;
-  for (let i = 0; i < prof.samples.length; i++) {
-    const node = byNode.get(prof.samples[i]!);
-    const dt = prof.timeDeltas[i + 1] ?? 0; // a sample's time runs until the next one
-    if (!node) continue;
-    const f = node.callFrame;
-    if (f.functionName === '(idle)') {
-      idle += dt;
-      continue;
-    }
-    const where = f.url ? `${f.url.replace(/^.*\/(dist\/)/, '$1')}:${f.lineNumber + 1}` : '';
-    const key = `${f.functionName || '(anonymous)'} ${where}`.trim();
-    self.set(key, (self.get(key) ?? 0) + dt);
-    busy += dt;
-  }
-  const top = [...self.entries()]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 30)
-    .map(([fn, us]) => ({
-      fn,
-      ms: round(us / 1000),
-      percentOfBusy: round((100 * us) / busy, 1),
-      usPerCompletion: round(us / Math.max(1, completions), 1),
-    }));
-  return {
-    window: 'ramp',
-    busyMs: round(busy / 1000),
-    idleMs: round(idle / 1000),
-    busyUsPerCompletion: round(busy / Math.max(1, completions), 1),
-    top,
+    ...(profile
+      ? { profile: { ...profile, busyUsPerCompletion: profile.busy_usPerCompletion, top: profile.topSelf } }
+      : {}),
   };
 }
 
@@ -624,7 +370,9 @@ async function main(): Promise<number> {
       cpuModel: os.cpus()[0]?.model,
       totalMemBytes: os.totalmem(),
       node: process.version,
-      ephemeralPorts: readFirst('/proc/sys/net/ipv4/ip_local_port_range'),
+      ephemeralPorts: readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+        .trim()
+        .replace(/\s+/g, '-'),
     },
   };
   if (params.bare || params.bareOnly) report.bare = await runBare(n);
@@ -655,19 +403,10 @@ async function main(): Promise<number> {
     log('memory probe: per-part costs in isolation');
     report.components = probeAll(20_000);
   }
-  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  printReport(report);
   return ok ? 0 : 1;
 }
 
-function readFirst(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8').trim().replace(/\s+/g, '-');
-  } catch {
-    return undefined;
-  }
-}
-
-mkdirSync(os.tmpdir(), { recursive: true });
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {

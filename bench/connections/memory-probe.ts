@@ -8,21 +8,12 @@
 //
 // Each part runs with --max-semi-space-size=1: otherwise V8's young generation grows by up to 32 MiB
 // while the items are built, a fixed cost that would show up as ~1.6 KiB "per item" at n = 20,000.
-//
-// Parts mirror what the server keeps per bound TCP connection (src/connection, src/server):
-//   aesDecryptOnly   the session AesCipher after BIND: keys + one native decipher context
-//   aesBoth          the same after the server also encrypted once (a push): two native contexts
-//   nodeDecipher     a bare createDecipheriv('aes-128-cbc') context, for reference
-//   frameDecoder     a FrameDecoder with its 13-byte header Buffer
-//   sessionEntry     a MemorySessionStore entry as the handshake writes it (md5 id, hex key and iv)
-//   routerEntry      a LocalRouter binding: one Map per user plus the user Map entry
-//   connection       a Connection with the strings the handshake sets, filed in a TimerWheel
-//   allButSocket     all of the above as one handshake leaves them (two AesCipher made, one kept)
+// The parts (what the server keeps per bound TCP connection) are listed in README.md, "Benchmarks".
 
 import { execFileSync } from 'node:child_process';
 import { createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { MemorySessionStore } from '../../src/cluster/session-store.js';
+import { MemorySessionStore } from '../../src/cluster/index.js';
 import {
   Connection,
   type ConnectionContext,
@@ -33,7 +24,7 @@ import { AesCipher, mixKey, randomKey } from '../../src/crypto/index.js';
 import { FrameDecoder, type FrameHandler } from '../../src/protocol/index.js';
 import { LocalRouter } from '../../src/server/local-router.js';
 import { TimerWheel } from '../../src/util/timer-wheel.js';
-import { type MemorySample, measureMemory } from './ipc.js';
+import { type MemorySample, memory } from '../lib/procstat.js';
 
 export const PARTS = [
   'aesDecryptOnly',
@@ -46,17 +37,6 @@ export const PARTS = [
   'allButSocket',
 ] as const;
 export type Part = (typeof PARTS)[number];
-
-export interface PartCost {
-  part: Part;
-  n: number;
-  rssPerItemBytes: number;
-  /** (ΔRSS − ΔheapTotal) / n: what lives outside the V8 heap (native objects, backing stores). */
-  nonHeapRssPerItemBytes: number;
-  heapUsedPerItemBytes: number;
-  externalPerItemBytes: number;
-  arrayBuffersPerItemBytes: number;
-}
 
 const noopHandler: FrameHandler = { onPacket() {}, onHeartbeat() {} };
 
@@ -102,6 +82,25 @@ function sealedBind(key: Buffer, iv: Buffer): Buffer {
   return new AesCipher(key, iv).encrypt(Buffer.alloc(24, 0x41));
 }
 
+type Identity = Pick<Connection, 'deviceId' | 'osName' | 'osVersion' | 'clientVersion'>;
+
+/**
+ * A MemorySessionStore entry as the handshake writes it: the identity's strings, hex key and iv, in
+ * one object literal (a spread would build a bigger object than the server's).
+ */
+function store(sessions: MemorySessionStore, id: string, who: Identity, key: Buffer, iv: Buffer) {
+  const session = {
+    deviceId: who.deviceId,
+    osName: who.osName,
+    osVersion: who.osVersion,
+    clientVersion: who.clientVersion,
+    sessionKey: key.toString('hex'),
+    iv: iv.toString('hex'),
+    expireTime: Date.now() + 86_400_000,
+  };
+  return sessions.set(id, session, 86_400_000);
+}
+
 /** Sets what the handshake handler sets on a connection (fresh strings, as decoded from a body). */
 function identify(conn: Connection, i: number): void {
   conn.deviceId = `bench-0-${i}`;
@@ -143,19 +142,14 @@ async function buildPart(part: Part, n: number): Promise<unknown[]> {
         break;
       case 'sessionEntry': {
         const id = createHash('md5').update(`bench-0-${i}${Date.now()}`).digest('hex');
-        await sessions.set(
-          id,
-          {
-            deviceId: `bench-0-${i}`,
-            osName: `android${''}`.slice(0),
-            osVersion: String(10),
-            clientVersion: ['1', '0', '0'].join('.'),
-            sessionKey: randomKey().toString('hex'),
-            iv: randomKey().toString('hex'),
-            expireTime: Date.now() + 86_400_000,
-          },
-          86_400_000,
-        );
+        // Fresh strings, as decoded from a handshake body.
+        const who = {
+          deviceId: `bench-0-${i}`,
+          osName: `android${''}`.slice(0),
+          osVersion: String(10),
+          clientVersion: ['1', '0', '0'].join('.'),
+        };
+        await store(sessions, id, who, randomKey(), randomKey());
         break;
       }
       case 'routerEntry': {
@@ -184,19 +178,7 @@ async function buildPart(part: Part, n: number): Promise<unknown[]> {
         conn.cipher.decrypt(sealedBind(sessionKey, iv)); // the BIND
         conn.userId = `user-0-${i}`;
         router.bind(conn);
-        await sessions.set(
-          conn.sessionId,
-          {
-            deviceId: conn.deviceId,
-            osName: conn.osName,
-            osVersion: conn.osVersion,
-            clientVersion: conn.clientVersion,
-            sessionKey: sessionKey.toString('hex'),
-            iv: iv.toString('hex'),
-            expireTime: Date.now() + 86_400_000,
-          },
-          86_400_000,
-        );
+        await store(sessions, conn.sessionId, conn, sessionKey, iv);
         keep.push(conn);
         break;
       }
@@ -205,24 +187,27 @@ async function buildPart(part: Part, n: number): Promise<unknown[]> {
   return keep;
 }
 
-async function probe(part: Part, n: number): Promise<PartCost> {
+async function probe(part: Part, n: number) {
   // Warm up the code paths (and the allocators) with a small batch first, then measure.
   await buildPart(part, 200);
-  const before: MemorySample = await measureMemory();
+  const before: MemorySample = await memory();
   const kept = await buildPart(part, n);
-  const after: MemorySample = await measureMemory();
+  const after: MemorySample = await memory();
   if (kept.length < 0) throw new Error('unreachable'); // keeps `kept` alive until here
   const per = (k: keyof MemorySample) => Math.round((after[k] - before[k]) / n);
   return {
     part,
     n,
     rssPerItemBytes: per('rss'),
+    /** (ΔRSS − ΔheapTotal) / n: what lives outside the V8 heap (native objects, backing stores). */
     nonHeapRssPerItemBytes: Math.round((after.rss - before.rss - (after.heapTotal - before.heapTotal)) / n),
     heapUsedPerItemBytes: per('heapUsed'),
     externalPerItemBytes: per('external'),
     arrayBuffersPerItemBytes: per('arrayBuffers'),
   };
 }
+
+export type PartCost = Awaited<ReturnType<typeof probe>>;
 
 /** Runs every part in its own process; returns their costs. */
 export function probeAll(n = 20_000): PartCost[] {

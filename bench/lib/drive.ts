@@ -1,0 +1,56 @@
+// The driver's side of the shared children: where their scripts are, how a fleet of them runs a
+// ramp, and what a measured window of the server and its load generators reports.
+
+import type { FleetResult, FleetRun } from './fleet.js';
+import type { ServerStats } from './node-server.js';
+import { cpuBetween, type Proc, sample } from './procstat.js';
+import { round } from './report.js';
+import { type RpcClient, sleep } from './rpc.js';
+
+export const scripts = {
+  fleet: new URL('./fleet.js', import.meta.url),
+  pusher: new URL('./pusher.js', import.meta.url),
+  nodeServer: new URL('./node-server.js', import.meta.url),
+};
+
+/** The i-th of k near-equal shares of `total`. */
+export const share = (total: number, k: number, i: number) => Math.floor(total / k) + (i < total % k ? 1 : 0);
+
+/** Every fleet process runs `runOf(i)`; meanwhile `progress()` is logged every 2 s. */
+export async function runFleets(
+  fleets: RpcClient[],
+  runOf: (i: number) => FleetRun,
+  progress: () => Promise<string>,
+  log: (m: string) => void,
+): Promise<FleetResult[]> {
+  let done = false;
+  const all = Promise.all(fleets.map((f, i) => f.call<FleetResult>('run', { params: runOf(i) }, 600_000)));
+  const end = () => {
+    done = true;
+  };
+  all.then(end, end);
+  while (!done) {
+    await Promise.race([sleep(2000), all.catch(() => {})]);
+    if (!done) log(await progress().catch((e: Error) => e.message));
+  }
+  return all;
+}
+
+/** The server's own view of its CPU (µs) and event loop over `fn`, and every process's from /proc. */
+export async function measure<T>(server: RpcClient, procs: Proc[], fn: () => Promise<T>) {
+  const s0 = await server.call<ServerStats>('stats');
+  const a = sample(procs);
+  const out = await fn();
+  const w = cpuBetween(a, sample(procs));
+  const s1 = await server.call<ServerStats>('stats');
+  const active = s1.elu.active - s0.elu.active;
+  const serverUs = s1.cpu.user - s0.cpu.user + s1.cpu.system - s0.cpu.system;
+  const elu = round(active / (active + s1.elu.idle - s0.elu.idle || 1), 3);
+  /** Sum of the percent of the processes whose name starts with `prefix`. */
+  const cpuOf = (prefix: string) =>
+    round(
+      Object.entries(w.percent).reduce((s, [k, v]) => s + (k.startsWith(prefix) ? v : 0), 0),
+      1,
+    );
+  return { out, w, s0, s1, elu, serverUs, cpuOf };
+}

@@ -1,0 +1,420 @@
+// A device fleet: one child process holding up to ~19,000 device connections to the server under
+// test (a process may open at most 20,000 files, so bigger fleets are several of these), forked by
+// every benchmark driver and driven over IPC. Each device's protocol is lean-device.ts; this file
+// owns the sockets, the pacing and the counts. Lean on purpose: one small record per device, found
+// from its socket through a symbol by module-level listeners, and one module-level host for the
+// protocol's events, so thousands of connections create no closures.
+//
+// `run` modes: bind (connect, full handshake, BIND `<userPrefix><i>`, hold; pushes asking an ack are
+// ACKed at once, the others (broadcasts) timestamped; one in `every` is decrypted and compared with
+// the announced content), churn (connect, full handshake, reset, again, for `durationMs`), bare
+// (connect, write `barePayloadBytes`, hold: the load of a bare Node server). At most `concurrency`
+// devices are between "connect started" and "done" at any time; a failed one is tried again up to
+// `maxAttempts` times.
+
+import type { KeyObject } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
+import { loadPublicKey } from '../../src/crypto/index.js';
+import type { Packet } from '../../src/protocol/index.js';
+import { ACK_FLAGS, type DeviceHost, LeanDevice } from './lean-device.js';
+import { type Percentiles, percentiles } from './report.js';
+import { emit, type Request, serveRequests } from './rpc.js';
+
+/** `count` devices on host:port bound as `<userPrefix><i>`, i = first … first+count-1. */
+export type DeviceGroup = { host: string; port: number; count: number; userPrefix: string; first?: number };
+
+export interface FleetRun {
+  mode: 'bind' | 'churn' | 'bare';
+  /** Churn connects to the first group only. */
+  groups: DeviceGroup[];
+  /** Source addresses, used in turn (each has its own ephemeral port range). */
+  localAddresses: string[];
+  concurrency: number;
+  maxAttempts: number;
+  /** Base64 X.509 SPKI of the server key (bind, churn). */
+  publicKey?: string;
+  proc: number;
+  durationMs?: number;
+  barePayloadBytes?: number;
+  /** Each held device writes a heartbeat once per this many seconds (0: never). */
+  heartbeatSeconds?: number;
+}
+
+/** Epoch ms with a fraction, comparable across processes on one machine. */
+const epochMs = () => performance.timeOrigin + performance.now();
+
+const State = { Idle: 0, Connecting: 1, Handshaking: 2, Binding: 3, Done: 4, Failed: 5 } as const;
+
+class Device {
+  socket: Socket | null = null;
+  proto: LeanDevice<Device> | null = null;
+  state: number = State.Idle;
+  attempt = 0;
+  lastError = '';
+  t0 = 0;
+  tSent = 0;
+
+  constructor(
+    readonly group: DeviceGroup,
+    readonly index: number,
+    readonly localAddress: string,
+  ) {}
+
+  get userId(): string {
+    return `${this.group.userPrefix}${this.index}`;
+  }
+}
+
+function newResult(p: FleetRun, target: number) {
+  return {
+    proc: p.proc,
+    mode: p.mode,
+    localAddress: p.localAddresses[0]!,
+    target,
+    connected: 0,
+    handshaked: 0,
+    bound: 0,
+    failed: 0,
+    attempts: 0,
+    errors: {} as Record<string, number>,
+    seconds: 0,
+    startedAt: epochMs(),
+    finishedAt: 0,
+    /** ms: connect, handshake (sent → HandshakeOk), bind (sent → OK), total (connect started → done). */
+    latencyMs: {} as Record<'connect' | 'handshake' | 'bind' | 'total', Percentiles>,
+    /** Epoch ms of every completion (bound, or handshake in churn), for the driver's rate figures. */
+    completions: [] as number[],
+  };
+}
+export type FleetResult = ReturnType<typeof newResult>;
+
+// ---- process-wide state: held devices and what they saw ---------------------------------------------
+
+const held: Device[] = [];
+/** `held`: bound and still open; `lost`: closed after bound (and why); `verified`/`corrupt`: sampled pushes. */
+const stats = { held: 0, lost: 0, pushes: 0, acks: 0, verified: 0, corrupt: 0, heartbeatsSent: 0 };
+const errorsAfterBound: Record<string, number> = {};
+const unexpected: Record<string, number> = {};
+export type FleetStats = typeof stats & {
+  errorsAfterBound: typeof errorsAfterBound;
+  unexpected: typeof unexpected;
+};
+let echoed = 0;
+let dropping = false;
+let heartbeatSeconds = 0;
+let proc = 0;
+const verify = {
+  every: 64,
+  unicast: Buffer.alloc(0),
+  broadcast: Buffer.alloc(0),
+  unicasts: 0,
+  broadcasts: 0,
+};
+const broadcast = { expect: 0, received: 0, firstAt: 0, lastAt: 0 };
+let reported = true;
+const receipt = () => ({ proc, ...broadcast });
+export type BroadcastReceipt = ReturnType<typeof receipt>;
+
+interface Run {
+  params: FleetRun;
+  key: KeyObject | null;
+  payload: Buffer;
+  queue: Device[];
+  next: number;
+  retry: Device[];
+  inflight: number;
+  stopping: boolean;
+  result: FleetResult;
+  lat: Record<keyof FleetResult['latencyMs'], number[]>;
+  resolve(r: FleetResult): void;
+}
+let run: Run | null = null;
+
+const bump = (m: Record<string, number>, k: string) => {
+  m[k] = (m[k] ?? 0) + 1;
+};
+
+// ---- sockets: module-level listeners, the device found through a symbol -----------------------------
+
+const kDevice = Symbol('bench.device');
+type TaggedSocket = Socket & { [kDevice]?: Device };
+
+function onConnect(this: TaggedSocket): void {
+  const d = this[kDevice];
+  if (d) connected(d, run!);
+}
+function onData(this: TaggedSocket, chunk: Buffer): void {
+  this[kDevice]?.proto?.receive(chunk);
+}
+function onError(this: TaggedSocket, err: NodeJS.ErrnoException): void {
+  const d = this[kDevice];
+  if (d) d.lastError = err.code ?? err.message;
+}
+function onClose(this: TaggedSocket): void {
+  const d = this[kDevice];
+  this[kDevice] = undefined;
+  if (d && d.socket === this) fail(d, d.lastError ? `socket ${d.lastError}` : 'closed by server');
+}
+
+function start(d: Device, r: Run): void {
+  d.attempt++;
+  r.result.attempts++;
+  d.state = State.Connecting;
+  d.lastError = '';
+  d.t0 = epochMs();
+  d.proto = r.params.mode === 'bare' ? null : new LeanDevice(host, d);
+  const s: TaggedSocket = connect({
+    host: d.group.host,
+    port: d.group.port,
+    localAddress: d.localAddress,
+    noDelay: true,
+  });
+  s[kDevice] = d;
+  d.socket = s;
+  s.on('connect', onConnect);
+  s.on('data', onData);
+  s.on('error', onError);
+  s.on('close', onClose);
+}
+
+/** Drops the connection: reset (RST, no TIME_WAIT on either side) or closed. */
+function release(d: Device, reset: boolean): void {
+  if (reset) d.socket?.resetAndDestroy();
+  else d.socket?.destroy();
+  d.socket = null;
+  d.proto = null;
+}
+
+// ---- the protocol's events ----------------------------------------------------------------------------
+
+function connected(d: Device, r: Run): void {
+  const now = epochMs();
+  r.result.connected++;
+  r.lat.connect.push(now - d.t0);
+  if (r.params.mode === 'bare') {
+    d.socket!.write(r.payload);
+    r.result.bound++;
+    return complete(d, r, now);
+  }
+  d.state = State.Handshaking;
+  d.tSent = epochMs();
+  d.proto!.handshake(r.key!, `dev-${d.userId}`);
+}
+
+const host: DeviceHost<Device> = {
+  write: (d, bytes) => d.socket?.write(bytes),
+  ready(d) {
+    const r = run!;
+    const now = epochMs();
+    r.result.handshaked++;
+    r.lat.handshake.push(now - d.tSent);
+    if (r.params.mode === 'churn') {
+      release(d, true);
+      return complete(d, r, now);
+    }
+    d.state = State.Binding;
+    d.tSent = epochMs();
+    d.proto!.bind(d.userId);
+  },
+  bound(d) {
+    const r = run!;
+    const now = epochMs();
+    r.result.bound++;
+    r.lat.bind.push(now - d.tSent);
+    complete(d, r, now);
+  },
+  push(d, p) {
+    stats.pushes++;
+    if (p.flags & ACK_FLAGS) {
+      d.proto!.ack(p);
+      stats.acks++;
+      if (verify.unicasts++ % verify.every === 0) check(d, p, verify.unicast);
+      return;
+    }
+    const now = Date.now(); // the pusher's clock: its Date.now() when it sent the broadcast
+    if (broadcast.received++ === 0) broadcast.firstAt = now;
+    broadcast.lastAt = now;
+    if (verify.broadcasts++ % verify.every === 0) check(d, p, verify.broadcast);
+    if (!reported && broadcast.received >= broadcast.expect) {
+      reported = true;
+      emit('broadcastDone', receipt());
+    }
+  },
+  heartbeat: () => echoed++,
+  fail: (d, reason) => fail(d, reason),
+  unexpected: (_d, what) => bump(unexpected, what),
+};
+
+/** Decrypts a push and compares it with the announced content (when one was announced). */
+function check(d: Device, p: Packet, expected: Buffer): void {
+  if (expected.length === 0) return;
+  try {
+    if (d.proto!.open(p).equals(expected)) stats.verified++;
+    else stats.corrupt++;
+  } catch {
+    stats.corrupt++;
+  }
+}
+
+function complete(d: Device, r: Run, now: number): void {
+  r.lat.total.push(now - d.t0);
+  r.result.completions.push(now);
+  r.inflight--;
+  d.state = State.Done;
+  next(r);
+}
+
+/** This attempt failed: retry, or count the device failed; a held device is counted lost. */
+function fail(d: Device, reason: string): void {
+  if (d.state === State.Done) {
+    if (!dropping) {
+      stats.lost++;
+      bump(errorsAfterBound, reason);
+    }
+    d.state = State.Failed;
+    return release(d, false);
+  }
+  if (d.state === State.Failed || d.state === State.Idle) return;
+  const r = run!;
+  bump(r.result.errors, reason);
+  r.inflight--;
+  release(d, false);
+  const again = d.attempt < r.params.maxAttempts && !r.stopping;
+  d.state = again ? State.Idle : State.Failed;
+  if (again) r.retry.push(d);
+  else r.result.failed++;
+  next(r);
+}
+
+// ---- pacing -----------------------------------------------------------------------------------------
+
+/** Starts devices while below the concurrency bound; settles the run when all are done. */
+function next(r: Run): void {
+  const churn = r.params.mode === 'churn';
+  if (churn && epochMs() >= r.result.startedAt + (r.params.durationMs ?? 0)) r.stopping = true;
+  while (!r.stopping && r.inflight < r.params.concurrency) {
+    let d = r.retry.pop();
+    if (!d && churn) d = new Device(r.params.groups[0]!, r.next++, r.params.localAddresses[0]!);
+    else if (!d && r.next < r.queue.length) d = r.queue[r.next++];
+    if (!d) break;
+    r.inflight++;
+    start(d, r);
+  }
+  const settled = r.inflight === 0 && (r.stopping || (r.next >= r.queue.length && r.retry.length === 0));
+  if (!settled || run !== r) return;
+  run = null;
+  const res = r.result;
+  res.finishedAt = epochMs();
+  res.seconds = (res.finishedAt - res.startedAt) / 1000;
+  if (churn) res.target = r.next;
+  for (const [k, v] of Object.entries(r.lat))
+    res.latencyMs[k as keyof Run['lat']] = percentiles(Float64Array.from(v));
+  r.resolve(res);
+}
+
+function startRun(params: FleetRun): Promise<FleetResult> {
+  if (run) return Promise.reject(new Error('a run is already going'));
+  proc = params.proc;
+  dropping = false;
+  heartbeatSeconds = params.heartbeatSeconds ?? heartbeatSeconds;
+  const queue: Device[] = [];
+  // Interleaved, so each server's share ramps up at the same time.
+  const longest = params.mode === 'churn' ? 0 : Math.max(0, ...params.groups.map((g) => g.count));
+  for (let i = 0; i < longest; i++) {
+    for (const g of params.groups) {
+      const addr = params.localAddresses[queue.length % params.localAddresses.length]!;
+      if (i < g.count) queue.push(new Device(g, (g.first ?? 0) + i, addr));
+    }
+  }
+  held.push(...queue);
+  return new Promise((resolve) => {
+    const r: Run = {
+      params,
+      queue,
+      resolve,
+      next: 0,
+      retry: [],
+      inflight: 0,
+      stopping: false,
+      key: params.publicKey ? loadPublicKey(params.publicKey) : null,
+      payload: Buffer.alloc(params.barePayloadBytes ?? 0, 0x42),
+      lat: { connect: [], handshake: [], bind: [], total: [] },
+      result: newResult(params, queue.length),
+    };
+    run = r;
+    // Stop starting handshakes at the deadline even if no completion wakes the pacing.
+    if (params.mode === 'churn') setTimeout(() => next(r), (params.durationMs ?? 0) + 1).unref();
+    next(r);
+  });
+}
+
+// Heartbeats: every held device once per `heartbeatSeconds`, a slice each second, so a long run is
+// not cut by the server's read timeout.
+let hbCursor = 0;
+setInterval(() => {
+  const n = heartbeatSeconds > 0 ? Math.ceil(held.length / heartbeatSeconds) : 0;
+  for (let i = 0; i < n; i++) {
+    const d = held[hbCursor++ % held.length]!;
+    if (d.state === State.Done && d.proto) {
+      d.proto.heartbeat();
+      stats.heartbeatsSent++;
+    }
+  }
+}, 1000).unref();
+
+serveRequests({
+  run: (req: Request) => startRun(req.params as FleetRun),
+  stats: (): FleetStats => ({
+    ...stats,
+    held: held.filter((d) => d.state === State.Done && d.socket && !d.socket.destroyed).length,
+    errorsAfterBound: { ...errorsAfterBound },
+    unexpected: { ...unexpected },
+  }),
+  /** Resets every connection (RST: neither side keeps a TIME_WAIT). */
+  drop: () => {
+    dropping = true;
+    if (run) run.stopping = true;
+    const n = held.filter((d) => d.socket && !d.socket.destroyed).length;
+    for (const d of held) release(d, true);
+    held.length = 0;
+    return n;
+  },
+  /** The contents pushes will carry, for the sampled decrypt-and-compare. */
+  expectContent: (req: Request) => {
+    if (typeof req.unicast === 'string') verify.unicast = Buffer.from(req.unicast, 'utf8');
+    if (typeof req.broadcast === 'string') verify.broadcast = Buffer.from(req.broadcast, 'utf8');
+    if (typeof req.every === 'number' && req.every > 0) verify.every = req.every;
+    verify.unicasts = verify.broadcasts = 0;
+    return true;
+  },
+  /** Arms the broadcast receipt: `broadcastDone` is emitted once `expect` no-ack pushes arrived. */
+  armBroadcast: (req: Request) => {
+    Object.assign(broadcast, { expect: Number(req.expect), received: 0, firstAt: 0, lastAt: 0 });
+    reported = broadcast.expect === 0;
+    return true;
+  },
+  broadcastReceipt: () => receipt(),
+  /**
+   * The floor probe: `rounds` times, every held device writes one heartbeat and the round ends
+   * when the server has echoed them all (one read and one write per device on the server).
+   */
+  heartbeatRounds: async (req: Request) => {
+    const t0 = Date.now();
+    const echoed0 = echoed;
+    let sent = 0;
+    for (let i = 0; i < Number(req.rounds); i++) {
+      const devices = held.filter((d) => d.state === State.Done && d.proto);
+      const target = echoed + devices.length;
+      for (const d of devices) d.proto!.heartbeat();
+      sent += devices.length;
+      const deadline = Date.now() + 10_000;
+      while (echoed < target && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+    }
+    return { sent, echoed: echoed - echoed0, ms: Date.now() - t0 };
+  },
+  exit: () => {
+    for (const d of held) release(d, true);
+    setTimeout(() => process.exit(0), 20);
+    return true;
+  },
+});

@@ -1,0 +1,180 @@
+// The mpush-ts node under test, in a child process of bench/connections or bench/push (fork, IPC).
+//
+// `start` builds an MpushNode as `mpush start` does, on 127.0.0.1 and free ports (device TCP,
+// gateway, HTTP), MPush's default key pair, log level warn, with the admission limits raised so a
+// benchmark measures the server rather than its admission control (handshake bucket 1,000,000/s).
+// With `backlog` n > 0 the child also listens itself with that backlog, handing each socket to
+// ConnectionServer.acceptSocket (the path ConnectionServer.listen uses), and reports that port: it
+// shows what the listen backlog costs under a connection storm. Then it answers `stats` (memory
+// after gc when `gc`, with --expose-gc), `snapshot` (v8 heap snapshot after gc), `rsaBench` (µs per
+// handshake RSA block decrypt in this process), `profileStart` / `profileStop` (a CPU profile of
+// the window between them), `stop`.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeHeapSnapshot } from 'node:v8';
+import { loadConfig } from '../../src/config/index.js';
+import { loadPublicKey, RsaDecryptor, rsaEncrypt } from '../../src/crypto/index.js';
+import { MpushNode } from '../../src/node.js';
+import { HandshakeCodec } from '../../src/protocol/index.js';
+import { defaultKeys } from './keys.js';
+import { type MemorySample, maxOpenFiles, memory } from './procstat.js';
+import { serveRequests } from './rpc.js';
+
+export interface NodeOptions {
+  maxConnections: number;
+  /** Server heartbeat bounds (ms); unset: the node's defaults. */
+  heartbeatMs?: number;
+  backlog?: number;
+}
+
+/** What the server answers to `stats`: cpu is process.cpuUsage() (µs), elu the event loop's use. */
+export interface ServerStats {
+  /** Epoch ms (fractional) when sampled. */
+  at: number;
+  memory: MemorySample;
+  cpu: { user: number; system: number };
+  elu: { idle: number; active: number; utilization: number };
+  connections: number;
+  bound: number;
+  acksPending: number;
+  gateway: Record<string, number>;
+  counters: Record<string, unknown> & { acks: number };
+  closed: Record<string, number>;
+}
+
+const dataDir = mkdtempSync(join(tmpdir(), 'mpush-bench-'));
+let node: MpushNode | undefined;
+let listener: Server | undefined;
+let profiler: Session | undefined;
+
+function post(method: string, params: Record<string, unknown> = {}): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    profiler!.post(method, params, (err, result) => (err ? reject(err) : resolve(result)));
+  });
+}
+
+async function start(o: NodeOptions) {
+  const keys = defaultKeys();
+  const config = loadConfig({
+    overrides: {
+      node: { dataDir },
+      server: { host: '127.0.0.1', port: 0 },
+      http: { host: '127.0.0.1', port: 0 },
+      gateway: { host: '127.0.0.1', port: 0 },
+      security: { privateKey: keys.privateKey, publicKey: keys.publicKey },
+      limits: {
+        maxConnections: o.maxConnections,
+        // The token bucket would cap a ramp at its default 10k/s; the bench wants the CPU bound.
+        handshakesPerSecond: 1_000_000,
+        handshakeBurst: 1_000_000,
+        handshakeTimeoutMs: 60_000,
+      },
+      ...(o.heartbeatMs ? { heartbeat: { minMs: o.heartbeatMs, maxMs: o.heartbeatMs } } : {}),
+      log: { level: 'warn' },
+    },
+  });
+  const n = new MpushNode({ config });
+  node = n;
+  const ports = await n.start();
+  let tcpPort = ports.tcpPort;
+  if (o.backlog) {
+    const l = createServer({ noDelay: true }, (socket) => n.connections.acceptSocket(socket));
+    listener = l;
+    tcpPort = await new Promise<number>((res, rej) => {
+      l.once('error', rej);
+      l.listen({ port: 0, host: '127.0.0.1', backlog: o.backlog }, () =>
+        res((l.address() as { port: number }).port),
+      );
+    });
+  }
+  return {
+    tcpPort,
+    gatewayPort: ports.gatewayPort,
+    publicKey: n.keys.publicKeyBase64,
+    maxOpenFiles: maxOpenFiles() ?? null,
+  };
+}
+
+/** What `start` answers. */
+export type NodeReady = Awaited<ReturnType<typeof start>>;
+
+async function stats(gc: boolean): Promise<ServerStats> {
+  const { connections: server, push, gateway } = node!;
+  const { active, idle, utilization } = performance.eventLoopUtilization();
+  const closed = { ...server.stats.closed };
+  const sessions = (server.sessions as { size?: number }).size ?? -1;
+  return {
+    at: performance.timeOrigin + performance.now(),
+    memory: await memory(gc),
+    cpu: process.cpuUsage(),
+    elu: { idle, active, utilization },
+    connections: server.connections.size,
+    bound: server.router.boundConnections,
+    acksPending: push.acks.pending,
+    gateway: { ...gateway.stats },
+    counters: { ...server.stats, closed, sessions },
+    closed,
+  };
+}
+
+/** µs per decrypt of one handshake RSA block, as the fleet's devices send it. */
+function rsaBench() {
+  const n = node!;
+  const body = HandshakeCodec.encode({
+    deviceId: 'dev-user-0-00000',
+    osName: 'android',
+    osVersion: '10',
+    clientVersion: '1.0.0',
+    iv: Buffer.alloc(16, 1),
+    clientKey: Buffer.alloc(16, 2),
+    minHeartbeat: 0,
+    maxHeartbeat: 180_000,
+    timestamp: 0,
+  });
+  const block = rsaEncrypt(loadPublicKey(n.keys.publicKeyBase64), body);
+  const decryptor = new RsaDecryptor(n.keys.privateKey);
+  for (let i = 0; i < 200; i++) decryptor.decrypt(block);
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < 2000; i++) decryptor.decrypt(block);
+  return {
+    handshakeBodyBytes: body.length,
+    rsaDecryptMicros: Number(process.hrtime.bigint() - t0) / 2000 / 1000,
+  };
+}
+
+serveRequests({
+  start: (req) => start(req.options as NodeOptions),
+  stats: (req) => stats(req.gc === true),
+  snapshot: async (req) => {
+    await memory(true);
+    return writeHeapSnapshot(String(req.path));
+  },
+  rsaBench,
+  // A profile of one bench phase only, through the inspector: no start-up, no idle time.
+  profileStart: async (req) => {
+    profiler = new Session();
+    profiler.connect();
+    await post('Profiler.enable');
+    await post('Profiler.setSamplingInterval', { interval: Number(req.intervalUs ?? 100) });
+    await post('Profiler.start');
+    return true;
+  },
+  profileStop: async () => {
+    const r = (await post('Profiler.stop')) as { profile: unknown };
+    profiler!.disconnect();
+    profiler = undefined;
+    return r.profile;
+  },
+  stop: async () => {
+    listener?.close();
+    await node?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+    // Reply first, then exit (a --cpu-prof profile is written on exit).
+    setTimeout(() => process.exit(0), 50);
+    return true;
+  },
+});

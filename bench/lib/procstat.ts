@@ -1,0 +1,197 @@
+// What the benchmarks measure of processes and of the machine (Linux /proc; elsewhere the figures
+// read as empty): CPU and RSS of a pid, where all CPUs' time went, the kernel's TCP counters that
+// show a listen queue overflowing, and, inside a process, memory after gc and GC / event-loop delay.
+
+import { readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { round } from './report.js';
+
+/** Clock ticks per second of /proc times (USER_HZ: 100 on Linux). */
+const HZ = 100;
+
+function read(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** User and system CPU seconds of a process so far, or undefined when it is gone. */
+export function procCpu(pid: number): { user: number; sys: number } | undefined {
+  const s = read(`/proc/${pid}/stat`);
+  // After the comm: state(0) ppid(1) … utime(11) stime(12)
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return s ? { user: Number(f[11]) / HZ, sys: Number(f[12]) / HZ } : undefined;
+}
+
+/** Resident set size of a process, bytes. */
+export function procRss(pid: number): number | undefined {
+  const kb = /VmRSS:\s+(\d+)/.exec(read(`/proc/${pid}/status`))?.[1];
+  return kb === undefined ? undefined : Number(kb) * 1024;
+}
+
+/** Open file descriptors of a process (our own processes only). */
+export function procFds(pid: number): number | undefined {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Direct children of a process (needs CONFIG_PROC_CHILDREN). */
+export const procChildren = (pid: number) =>
+  read(`/proc/${pid}/task/${pid}/children`).trim().split(/\s+/).filter(Boolean).map(Number);
+
+/** The soft limit on open files of this process, or undefined. */
+export function maxOpenFiles(): number | undefined {
+  const v = /Max open files\s+(\d+)/.exec(read('/proc/self/limits'))?.[1];
+  return v === undefined ? undefined : Number(v);
+}
+
+const CPU_FIELDS = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal'];
+const TCP_COUNTERS = new Set(
+  'ListenOverflows ListenDrops SyncookiesSent SyncookiesRecv TCPSynRetrans TCPReqQFullDoCookies TCPLostRetransmit TCPTimeouts'.split(
+    ' ',
+  ),
+);
+
+/** Selected TcpExt counters of /proc/net/netstat. */
+export function tcpCounters(): Record<string, number> {
+  const out: Record<string, number> = {};
+  const lines = read('/proc/net/netstat').split('\n');
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const names = lines[i]!.split(/\s+/);
+    const values = lines[i + 1]!.split(/\s+/);
+    if (names[0] !== 'TcpExt:') continue;
+    for (let j = 0; j < names.length; j++)
+      if (TCP_COUNTERS.has(names[j]!)) out[names[j]!] = Number(values[j]);
+  }
+  return out;
+}
+
+/** What changed between two counter samples (`zeros`: keep the ones that did not). */
+export function counterDelta(a: Record<string, number>, b: Record<string, number>, zeros = false) {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(b)) if (zeros || v !== (a[k] ?? 0)) out[k] = v - (a[k] ?? 0);
+  return out;
+}
+
+/** A process of the benchmark whose CPU a window reports, by name; `server`: an mpush-ts node. */
+export type Proc = { name: string; pid: number; server?: boolean };
+
+/** The processes and the machine at one instant. */
+export function sample(procs: Proc[]) {
+  const all = new Map<number, number>();
+  for (const d of readdirSync('/proc')) {
+    const c = /^\d+$/.test(d) ? procCpu(Number(d)) : undefined;
+    if (c) all.set(Number(d), c.user + c.sys);
+  }
+  const v = read('/proc/stat').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const machine = Object.fromEntries(CPU_FIELDS.map((f, i) => [f, v[i] ?? 0]));
+  const cpu = new Map(procs.map((p) => [p.name, procCpu(p.pid)]));
+  return { wall: performance.now(), procs, cpu, machine, all, tcp: tcpCounters() };
+}
+export type Sample = ReturnType<typeof sample>;
+
+/**
+ * Where CPU time went between two samples: per process, percent of one core (and its kernel part:
+ * loopback TCP, epoll), the servers' sum, the machine per state (percent of all CPUs), and the busy
+ * time not charged to a process of the benchmark (something else ran, plus the kernel's loopback
+ * work outside process accounting) as a share of the machine and of one core, with the busiest
+ * such processes; and the kernel TCP counters that moved.
+ */
+export function cpuBetween(a: Sample, b: Sample) {
+  const wall = (b.wall - a.wall) / 1000;
+  const percent: Record<string, number> = {};
+  const systemPercent: Record<string, number> = {};
+  let ours = 0;
+  let server = 0;
+  for (const p of a.procs) {
+    const x = a.cpu.get(p.name);
+    const y = b.cpu.get(p.name);
+    if (!x || !y) continue;
+    percent[p.name] = round((100 * (y.user + y.sys - x.user - x.sys)) / wall, 1);
+    systemPercent[p.name] = round((100 * (y.sys - x.sys)) / wall, 1);
+    ours += y.user + y.sys - x.user - x.sys;
+    if (p.server) server += percent[p.name]!;
+  }
+  const d = Object.fromEntries(CPU_FIELDS.map((f) => [f, b.machine[f]! - a.machine[f]!]));
+  const total = Object.values(d).reduce((s, x) => s + x, 0) || 1;
+  const machine = Object.fromEntries(
+    CPU_FIELDS.filter((f) => d[f]! > 0 || f === 'idle').map((f) => [f, round((100 * d[f]!) / total, 1)]),
+  );
+  const other = (total - d.idle! - d.iowait!) / HZ - ours;
+  const mine = new Set([process.pid, ...a.procs.map((p) => p.pid)]);
+  const otherProcesses = [...b.all]
+    .map(([pid, y]) => ({ pid, percent: round((100 * (y - (a.all.get(pid) ?? 0))) / wall, 1), cmd: '' }))
+    .filter((p) => !mine.has(p.pid) && p.percent >= 5)
+    .sort((p, q) => q.percent - p.percent)
+    .slice(0, 4)
+    .map((p) => ({ ...p, cmd: read(`/proc/${p.pid}/cmdline`).replace(/\0/g, ' ').trim().slice(0, 100) }));
+  return {
+    seconds: round(wall, 2),
+    percent,
+    systemPercent,
+    serverPercent: round(server, 1),
+    machine,
+    machineBusyPercent: round((100 * (total - d.idle! - d.iowait!)) / total, 1),
+    otherPercentOfMachine: round((100 * other) / (wall * os.cpus().length), 1),
+    otherPercent: round(Math.max(0, (100 * other) / wall), 1),
+    otherProcesses,
+    tcp: counterDelta(a.tcp, b.tcp),
+  };
+}
+export type CpuWindow = ReturnType<typeof cpuBetween>;
+
+/** process.memoryUsage() of this process, after a full collection when `gc` (and --expose-gc). */
+export async function memory(gc = true) {
+  const collect = (globalThis as { gc?: () => void }).gc;
+  // Two passes with a pause between them let weak callbacks and finalisers (native handles freed
+  // from JS objects) run before the second.
+  for (let i = 0; gc && collect && i < 2; i++) {
+    collect();
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const { rss, heapTotal, heapUsed, external, arrayBuffers } = process.memoryUsage();
+  return { rss, heapTotal, heapUsed, external, arrayBuffers };
+}
+export type MemorySample = Awaited<ReturnType<typeof memory>>;
+
+const GC_KIND: Record<number, string> = { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weakcb' };
+
+/**
+ * Watches GC (time by kind: minor = scavenge, major = mark-compact, incremental, weakcb) and
+ * event-loop delay (1 ms resolution) in this process; `take()` returns and resets the window.
+ */
+export function watchLoop() {
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  h.enable();
+  let w = { gcCount: 0, gcMs: 0, gcMaxMs: 0, byKind: {} as Record<string, number> };
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      w.gcCount++;
+      w.gcMs += e.duration;
+      w.gcMaxMs = Math.max(w.gcMaxMs, e.duration);
+      const kind = GC_KIND[(e as { detail?: { kind?: number } }).detail?.kind ?? 0] ?? 'other';
+      w.byKind[kind] = (w.byKind[kind] ?? 0) + e.duration;
+    }
+  }).observe({ entryTypes: ['gc'] });
+  const take = () => {
+    const out = {
+      gcCount: w.gcCount,
+      gcMs: round(w.gcMs, 1),
+      gcMaxMs: round(w.gcMaxMs, 1),
+      gcMsByKind: Object.fromEntries(Object.entries(w.byKind).map(([k, v]) => [k, round(v, 1)])),
+      loopDelayP99Ms: round(h.percentile(99) / 1e6, 1),
+      loopDelayMaxMs: round(h.max / 1e6, 1),
+    };
+    w = { gcCount: 0, gcMs: 0, gcMaxMs: 0, byKind: {} };
+    h.reset();
+    return out;
+  };
+  return { take };
+}
+export type LoopStats = ReturnType<ReturnType<typeof watchLoop>['take']>;

@@ -1,0 +1,265 @@
+// The business server: a child process pushing to the node(s) under test, forked by bench/push and
+// bench/cluster and driven over IPC. Latency is per request, from the call to its result, in ms.
+//
+//   start      how to push, replacing the previous way: `sender`, a PushSender (the TS push SDK) on
+//              `gateways`, routes from the first gateway (GATEWAY_ROUTE_QUERY, the SDK default) or,
+//              with routeSource 'redis', a StoreRouteSource over a RedisRouteStore read by this
+//              process, cached `routeCacheMs`; or `http`, POST /api/push {userId, content,
+//              ackModel: AUTO_ACK} to `httpUrl` over keep-alive connections, one per request in flight
+//   load       AUTO_ACK pushes, `concurrency` in flight, each result starts the next, to `users` in
+//              turn or at random, until `total` were sent; or for `warmupMs` and then a measured
+//              window of `durationMs` whose edges are announced as `{event: 'window', edge}` so the
+//              driver samples at the same instants (what completes inside the window counts)
+//   open       `rate` pushes/s on a 1 ms schedule for `durationMs`, whatever the results do
+//   broadcast  PushSender.broadcast, NO_ACK: Date.now() before the call (sentAt) and at its reply
+
+import { Agent, request } from 'node:http';
+import { Redis } from 'ioredis';
+import { type PushResult, PushSender, StoreRouteSource } from '../../src/client/push/index.js';
+import { RedisRouteStore } from '../../src/cluster/index.js';
+import { percentiles, round } from './report.js';
+import { emit, type Request, serveRequests, sleep } from './rpc.js';
+
+export interface PusherOptions {
+  mode: 'sender' | 'http';
+  gateways: Array<{ host: string; port: number }>;
+  routeSource?: 'gateway' | 'redis';
+  redis?: string;
+  prefix?: string;
+  routeCacheMs: number;
+  timeoutMs: number;
+  httpUrl?: string;
+  /** http: keep-alive connections. */
+  concurrency?: number;
+  content: string;
+}
+
+export type LoadParams = { users: string[]; concurrency: number; random?: boolean } & {
+  total?: number;
+  warmupMs?: number;
+  durationMs?: number;
+};
+
+type Outcome = Pick<PushResult, 'reason' | 'redirects' | 'timePoints'> & { result: string };
+
+let options: PusherOptions | undefined;
+let content = Buffer.alloc(0);
+let sender: PushSender | undefined;
+let agent: Agent | undefined;
+let redis: Redis | undefined;
+
+async function start(o: PusherOptions): Promise<boolean> {
+  await stop();
+  options = o;
+  content = Buffer.from(o.content, 'utf8');
+  if (o.mode === 'http') {
+    agent = new Agent({ keepAlive: true, maxSockets: o.concurrency, maxFreeSockets: o.concurrency });
+    return true;
+  }
+  if (o.routeSource === 'redis') redis = new Redis(o.redis!, { maxRetriesPerRequest: 3 });
+  const routeSource = redis && new StoreRouteSource(new RedisRouteStore(redis, o.prefix!));
+  sender = PushSender.create({
+    gateways: o.gateways,
+    ...(routeSource ? { routeSource } : {}),
+    routeCacheMs: o.routeCacheMs,
+    timeout: o.timeoutMs,
+    clientId: 'bench',
+  });
+  await sender.start();
+  return true;
+}
+
+async function stop(): Promise<void> {
+  await sender?.stop();
+  agent?.destroy();
+  redis?.disconnect();
+  sender = agent = redis = undefined;
+}
+
+function post(userId: string): Promise<Outcome[]> {
+  const o = options!;
+  const body = JSON.stringify({ userId, content: o.content, ackModel: 'AUTO_ACK', timeout: o.timeoutMs });
+  const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+  const failed = (result: string, reason: string) => [{ result, reason, redirects: 0 }];
+  return new Promise((resolve) => {
+    const req = request(new URL('/api/push', o.httpUrl), { method: 'POST', agent, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (res.statusCode !== 200) return resolve(failed(`http ${res.statusCode}`, text.slice(0, 200)));
+        try {
+          resolve((JSON.parse(text) as { results: Outcome[] }).results);
+        } catch (err) {
+          resolve(failed('bad reply', (err as Error).message));
+        }
+      });
+    });
+    req.on('error', (err) => resolve(failed('http error', err.message)));
+    req.end(body);
+  });
+}
+
+const send = (userId: string): Promise<Outcome[]> =>
+  sender ? sender.send({ userId, content, ackModel: 'AUTO_ACK' }) : post(userId);
+
+/** What one phase saw: results and latencies of the requests completed while it counted. */
+class Phase {
+  readonly lat: Float64Array;
+  readonly node: Float64Array;
+  nLat = 0;
+  nNode = 0;
+  sent = 0;
+  redirects = 0;
+  counting = true;
+  readonly results: Record<string, number> = { success: 0, failure: 0, offline: 0, timeout: 0 };
+  readonly warmup: Record<string, number> = {};
+  readonly reasons: Record<string, number> = {};
+  readonly sampleErrors: string[] = [];
+  t0 = performance.now();
+  t1 = 0;
+  startedAt = Date.now();
+
+  constructor(capacity: number) {
+    this.lat = new Float64Array(capacity);
+    this.node = new Float64Array(capacity);
+  }
+
+  /** One request; its result is recorded if it completes while the phase counts. */
+  async push(userId: string): Promise<void> {
+    this.sent++;
+    const t = performance.now();
+    const rs = await send(userId).catch((err: unknown): Outcome[] => [
+      {
+        result: 'failure',
+        reason: `thrown: ${err instanceof Error ? err.message : String(err)}`,
+        redirects: 0,
+      },
+    ]);
+    const ms = performance.now() - t;
+    for (const r of rs) {
+      if (!this.counting) {
+        if (this.t1 === 0) this.warmup[r.result] = (this.warmup[r.result] ?? 0) + 1;
+        continue;
+      }
+      this.results[r.result] = (this.results[r.result] ?? 0) + 1;
+      this.redirects += r.redirects ?? 0;
+      if (this.nLat < this.lat.length) this.lat[this.nLat++] = ms;
+      const tp = r.timePoints;
+      if (r.result !== 'success') {
+        const key = `${r.result}: ${r.reason ?? ''}`;
+        if (key in this.reasons || Object.keys(this.reasons).length < 20)
+          this.reasons[key] = (this.reasons[key] ?? 0) + 1;
+        if (this.sampleErrors.length < 5) this.sampleErrors.push(`${userId}: ${key}`);
+      } else if (tp?.acked !== undefined && tp.received !== undefined && this.nNode < this.node.length) {
+        this.node[this.nNode++] = tp.acked - tp.received;
+      }
+    }
+  }
+
+  begin(): void {
+    this.counting = true;
+    this.t0 = performance.now();
+    this.startedAt = Date.now();
+  }
+
+  end(): void {
+    this.t1 ||= performance.now();
+    this.counting = false;
+  }
+
+  finish() {
+    this.end();
+    const ms = this.t1 - this.t0;
+    const acked = this.results.success!;
+    const { sent, results, reasons, sampleErrors, redirects, warmup, startedAt } = this;
+    return {
+      mode: options?.mode ?? 'sender',
+      sent,
+      results,
+      reasons,
+      sampleErrors,
+      acked,
+      redirects,
+      warmup,
+      seconds: round(ms / 1000, 3),
+      windowMs: Math.round(ms),
+      perSec: round((sent * 1000) / ms),
+      /** Acked (success) results per second of the phase. */
+      ackedPerSec: round((acked * 1000) / ms),
+      pushesPerSec: round((acked * 1000) / ms),
+      latencyMs: percentiles(this.lat, this.nLat),
+      /** Node-side time from gateway receipt to the device's ack (the node's own time points). */
+      nodeReceivedToAckedMs: percentiles(this.node, this.nNode),
+      /** Open loop only: how late the pushes left against their schedule. */
+      scheduleLagMs: undefined as ReturnType<typeof percentiles> | undefined,
+      startedAt,
+      endedAt: Date.now(),
+    };
+  }
+}
+export type PhaseResult = ReturnType<Phase['finish']>;
+
+async function load(p: LoadParams): Promise<PhaseResult> {
+  const total = p.total ?? Number.POSITIVE_INFINITY;
+  const phase = new Phase(Number.isFinite(total) ? total : 2_000_000);
+  phase.counting = !p.durationMs;
+  let issued = 0;
+  const slot = async () => {
+    while (issued < total && phase.t1 === 0) {
+      const i = issued++;
+      await phase.push(p.users[p.random ? (Math.random() * p.users.length) | 0 : i % p.users.length]!);
+    }
+  };
+  const slots = Array.from({ length: Math.min(p.concurrency, total) }, slot);
+  if (p.durationMs) {
+    await sleep(p.warmupMs ?? 0);
+    phase.begin();
+    emit('window', { edge: 'start' });
+    await sleep(p.durationMs);
+    phase.end();
+    emit('window', { edge: 'end' });
+  }
+  await Promise.all(slots);
+  return phase.finish();
+}
+
+/** Pushes at a fixed `rate` for `durationMs`, on a 1 ms schedule, whatever the results do. */
+function openLoop(users: string[], rate: number, durationMs: number): Promise<PhaseResult> {
+  const total = Math.round((rate * durationMs) / 1000);
+  const phase = new Phase(total);
+  const lag = new Float64Array(total);
+  const inflight: Array<Promise<void>> = [];
+  return new Promise((resolve) => {
+    const tick = () => {
+      const now = performance.now();
+      const due = Math.min(total, Math.floor(((now - phase.t0) * rate) / 1000) + 1);
+      while (phase.sent < due) {
+        lag[phase.sent] = now - (phase.t0 + (phase.sent * 1000) / rate);
+        inflight.push(phase.push(users[(Math.random() * users.length) | 0]!));
+      }
+      if (phase.sent < total) return void setTimeout(tick, 1);
+      Promise.all(inflight).then(() =>
+        resolve({ ...phase.finish(), scheduleLagMs: percentiles(lag, total) }),
+      );
+    };
+    tick();
+  });
+}
+
+serveRequests({
+  start: (req: Request) => start(req.options as PusherOptions),
+  load: (req: Request) => load(req.params as LoadParams),
+  open: (req: Request) => openLoop(req.users as string[], Number(req.rate), Number(req.durationMs)),
+  broadcast: async (req: Request) => {
+    const sentAt = Date.now();
+    const content = Buffer.from(String(req.content), 'utf8');
+    const result = await sender!.broadcast({ broadcast: true, content, ackModel: 'NO_ACK', timeout: 60_000 });
+    return { sentAt, repliedAt: Date.now(), result };
+  },
+  exit: async () => {
+    await stop();
+    setTimeout(() => process.exit(0), 20);
+    return true;
+  },
+});

@@ -1,0 +1,139 @@
+// Request/reply over the fork() IPC channel between a benchmark driver and its child processes
+// (server, device fleets, pusher): a request carries an id and the child answers with the same id;
+// unsolicited messages carry `event` instead. Every child answers `loop` (its GC and event-loop
+// delay since the last `loop`) and `exit`.
+
+import { type ChildProcess, fork } from 'node:child_process';
+import { watchLoop } from './procstat.js';
+
+export type Request = { id: number; cmd: string } & Record<string, unknown>;
+type Reply = { id: number; result?: unknown; error?: string };
+export type EventMessage = { event: string } & Record<string, unknown>;
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Every child this process started that may still run: killed when the driver exits. */
+export const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
+/** The parent side: sends requests to a child and resolves their replies. */
+export class RpcClient {
+  private nextId = 1;
+  private readonly pending = new Map<number, (r: Reply) => void>();
+  private readonly listeners = new Set<(m: EventMessage) => void>();
+
+  constructor(
+    readonly child: ChildProcess,
+    readonly name: string,
+  ) {
+    child.on('message', (m: Reply | EventMessage) => {
+      if ('event' in m) for (const l of [...this.listeners]) l(m);
+      else this.pending.get(m.id)?.(m);
+    });
+    child.on('exit', (code, signal) => {
+      for (const p of this.pending.values()) p({ id: 0, error: `exited (${code ?? signal})` });
+    });
+  }
+
+  onEvent(listener: (m: EventMessage) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  call<T>(cmd: string, args: Record<string, unknown> = {}, timeoutMs = 120_000): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      const settle = (r: Reply) => {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        if (r.error === undefined) resolve(r.result as T);
+        else reject(new Error(`${this.name}: ${cmd}: ${r.error}`));
+      };
+      const timer = setTimeout(() => settle({ id, error: `timed out after ${timeoutMs} ms` }), timeoutMs);
+      this.pending.set(id, settle);
+      this.child.send({ id, cmd, ...args } satisfies Request);
+    });
+  }
+
+  /** Resolves with the first event named `name`. */
+  once(name: string, timeoutMs = 60_000): Promise<EventMessage> {
+    return new Promise((resolve, reject) => {
+      const end = (why: string, m?: EventMessage) => {
+        clearTimeout(timer);
+        off();
+        this.child.off('exit', onExit);
+        if (m) resolve(m);
+        else reject(new Error(`${this.name}: ${why} before "${name}"`));
+      };
+      const onExit = (code: number | null) => end(`exited (${code})`);
+      const timer = setTimeout(() => end(`nothing in ${timeoutMs} ms`), timeoutMs);
+      const off = this.onEvent((m) => m.event === name && end('', m));
+      this.child.once('exit', onExit);
+    });
+  }
+
+  /** Sends `cmd` (the child's exit or stop command), waits for the exit; SIGKILL after `ms`. */
+  async stop(cmd = 'exit', ms = 10_000): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
+    await this.call(cmd, {}, ms * 3).catch(() => this.child.kill());
+    await Promise.race([exited, sleep(ms).then(() => this.child.kill('SIGKILL'))]);
+  }
+}
+
+/** Forks a benchmark child (its stdout on our stderr: stdout is the report's) once it is ready. */
+export async function forkChild(
+  script: URL,
+  name: string,
+  opts: { execArgv?: string[]; env?: Record<string, string> } = {},
+): Promise<RpcClient> {
+  const env = { ...process.env, ...opts.env };
+  const child = fork(script, [], { execArgv: opts.execArgv ?? [], stdio: ['ignore', 2, 2, 'ipc'], env });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  const rpc = new RpcClient(child, name);
+  await rpc.once('ready', 60_000);
+  return rpc;
+}
+
+/** The child side: dispatches requests to handlers and sends back their results; then `ready`. */
+export function serveRequests(handlers: Record<string, (req: Request) => unknown>): void {
+  // Watched from the first `loop` only: the 1 ms delay histogram costs an idle process CPU.
+  let loop: ReturnType<typeof watchLoop> | undefined;
+  const all: Record<string, (req: Request) => unknown> = {
+    loop: () => {
+      loop ??= watchLoop();
+      return loop.take();
+    },
+    exit: () => {
+      setTimeout(() => process.exit(0), 20);
+      return true;
+    },
+    ...handlers,
+  };
+  process.on('message', (req: Request) => {
+    Promise.resolve(req)
+      .then((r) => {
+        if (!all[r.cmd]) throw new Error(`unknown command ${r.cmd}`);
+        return all[r.cmd]!(r);
+      })
+      .then(
+        (result) => process.send?.({ id: req.id, result } satisfies Reply),
+        (err: unknown) =>
+          process.send?.({
+            id: req.id,
+            error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+          }),
+      );
+  });
+  // The parent going away must not leave a child holding thousands of sockets.
+  process.on('disconnect', () => process.exit(0));
+  emit('ready');
+}
+
+/** Sends an unsolicited message to the parent. */
+export function emit(event: string, payload: Record<string, unknown> = {}): void {
+  process.send?.({ event, ...payload } satisfies EventMessage);
+}
