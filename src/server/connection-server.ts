@@ -19,16 +19,15 @@ import {
 import type { CryptoError } from '../crypto/index.js';
 import { type Cipher, RsaDecryptor, RsaServerCipher } from '../crypto/index.js';
 import type { Logger } from '../log.js';
-import { ErrorCode, type JsonPacket, type Packet, type ProtocolError } from '../protocol/index.js';
+import type { JsonPacket, Packet, ProtocolError } from '../protocol/index.js';
 import { TimerWheel } from '../util/timer-wheel.js';
-import { dispatchJson, dispatchPacket } from './dispatch.js';
+import { dispatchJson, dispatchPacket, rejectInput } from './dispatch.js';
 import {
   type AckListener,
   type ConnectionServerEvents,
   type ConnectionStats,
   ServerHandlerContext,
 } from './handler-context.js';
-import { replyError } from './handlers/reply.js';
 import type { LocalRouter } from './local-router.js';
 
 export type { ConnectionServerEvents, ConnectionStats } from './handler-context.js';
@@ -199,13 +198,8 @@ export class ConnectionServer implements ConnectionHandler {
   }
 
   onProtocolError(conn: Connection, err: ProtocolError | CryptoError): void {
-    this.stats.protocolErrors++;
-    this.log.debug('protocol error', {
-      conn: conn.id,
-      remote: conn.transport.remoteAddress,
-      err: err.message,
-    });
-    replyError(conn, 0, 0, ErrorCode.UNKNOWN, err.message, Disconnect.PROTOCOL_ERROR);
+    // Undecodable framing: answered as any bad input, with no command to name (mpush-wire §12).
+    rejectInput(this.context, conn, 0, 0, err);
   }
 
   onClose(conn: Connection, reason: DisconnectReason): void {

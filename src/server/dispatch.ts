@@ -1,14 +1,16 @@
-import { type Connection, Disconnect } from '../connection/index.js';
-import { CryptoError } from '../crypto/index.js';
+import type { Connection } from '../connection/index.js';
 import {
   BindUserCodec,
   Command,
   ErrorCode,
+  type ErrorReply,
+  errorReply,
   FastConnectCodec,
   HandshakeCodec,
   type JsonPacket,
   jsonIntField,
   jsonStringField,
+  MPushError,
   type Packet,
   ProtocolError,
 } from '../protocol/index.js';
@@ -34,7 +36,12 @@ const NEEDS_HANDSHAKE: ReadonlySet<number> = new Set([
 
 /** The precondition, checked once here so the handlers can assume it. */
 function notHandshaked(conn: Connection, cmd: number, sessionId: number): void {
-  replyError(conn, cmd, sessionId, 0, 'not handshake', Disconnect.NOT_HANDSHAKED);
+  answer(conn, cmd, sessionId, errorReply(new ProtocolError('MPUSH_ERR_NOT_HANDSHAKED', 'not handshake')));
+}
+
+/** Sends the ERROR an error reply names and closes with its reason. */
+function answer(conn: Connection, cmd: number, sessionId: number, r: ErrorReply): void {
+  replyError(conn, cmd, sessionId, r.code, r.reason, r.disconnect);
 }
 
 /** Bad input: an ERROR naming it, then close only this connection (mpush-wire §12: ERROR 100). */
@@ -43,7 +50,7 @@ export function rejectInput(
   conn: Connection,
   cmd: number,
   sessionId: number,
-  err: Error,
+  err: MPushError,
 ): void {
   ctx.stats.protocolErrors++;
   ctx.log.debug('bad input', {
@@ -52,23 +59,17 @@ export function rejectInput(
     cmd,
     err: err.message,
   });
-  const code =
-    err instanceof ProtocolError && err.errorCode !== ErrorCode.UNKNOWN
-      ? err.errorCode
-      : ErrorCode.DISPATCH_ERROR;
-  replyError(conn, cmd, sessionId, code, err.message, Disconnect.PROTOCOL_ERROR);
+  answer(conn, cmd, sessionId, errorReply(err));
 }
 
 /** A command with no handler: ERROR 101 and close (mpush-wire §2). */
 function unsupported(ctx: HandlerContext, conn: Connection, cmd: number, sessionId: number): void {
   ctx.stats.unsupported++;
-  replyError(
+  answer(
     conn,
     cmd,
     sessionId,
-    ErrorCode.UNSUPPORTED_CMD,
-    'unsupported command',
-    Disconnect.UNSUPPORTED_CMD,
+    errorReply(new ProtocolError('MPUSH_ERR_UNKNOWN_COMMAND', 'unsupported command')),
   );
 }
 
@@ -83,13 +84,9 @@ function handlerFailed(
   sessionId: number,
   err: unknown,
 ): void {
-  if (isBadInput(err)) return rejectInput(ctx, conn, cmd, sessionId, err);
+  if (err instanceof MPushError) return rejectInput(ctx, conn, cmd, sessionId, err);
   ctx.log.error('handler failed', { cmd, err: (err as Error).stack });
-  replyError(conn, cmd, sessionId, ErrorCode.DISPATCH_ERROR, 'internal error', Disconnect.DISPATCH_ERROR);
-}
-
-function isBadInput(err: unknown): err is ProtocolError | CryptoError {
-  return err instanceof ProtocolError || err instanceof CryptoError;
+  answer(conn, cmd, sessionId, errorReply(err));
 }
 
 /**
@@ -102,7 +99,13 @@ export function dispatchPacket(ctx: HandlerContext, conn: Connection, p: Packet)
   if (held) {
     // A fast connect is being looked up (mpush-wire §6): what follows it waits, in order.
     if (held.length >= ctx.config.limits.fastConnectQueue)
-      return rejectInput(ctx, conn, p.cmd, p.sessionId, new Error('too many packets during fast connect'));
+      return rejectInput(
+        ctx,
+        conn,
+        p.cmd,
+        p.sessionId,
+        new ProtocolError('MPUSH_ERR_QUEUE_FULL', 'too many packets during fast connect'),
+      );
     // The body may be a view of a chunk the socket reuses only after we return: keep a copy.
     held.push({ ...p, body: Buffer.from(p.body) });
     return;
