@@ -1,24 +1,35 @@
 // A device fleet: one child process holding up to ~19,000 device connections to the server under
 // test (a process may open at most 20,000 files, so bigger fleets are several of these), forked by
-// every benchmark driver and driven over IPC. Each device's protocol is lean-device.ts; this file
-// owns the sockets, the pacing and the counts. Lean on purpose: one small record per device, found
-// from its socket through a symbol by module-level listeners, and one module-level host for the
-// protocol's events, so thousands of connections create no closures.
+// every benchmark driver and driven over IPC. Each device speaks through the project's socket-free
+// DeviceProtocol over a BinaryWire; this file owns the sockets, the pacing and the counts. Lean on
+// purpose: the Device record is its protocol's host (the protocol calls its methods, so no closure
+// is made per device), module-level socket listeners find it through a symbol, and every device
+// shares one wire settings object and one profile.
 //
-// `run` modes: bind (connect, full handshake, BIND `<userPrefix><i>`, hold; pushes asking an ack are
-// ACKed at once, the others (broadcasts) timestamped; one in `every` is decrypted and compared with
-// the announced content), churn (connect, full handshake, reset, again, for `durationMs`), bare
-// (connect, write `barePayloadBytes`, hold: the load of a bare Node server). At most `concurrency`
-// devices are between "connect started" and "done" at any time; a failed one is tried again up to
-// `maxAttempts` times.
+// `run` modes: bind (connect, full handshake, BIND `<userPrefix><i>`, hold; AUTO_ACK pushes are acked
+// by the protocol, BIZ_ACK ones here, NO_ACK ones (broadcasts) timestamped; one in `every` is opened
+// and compared with the announced content), churn (connect, full handshake, reset, again, for
+// `durationMs`), bare (connect, write `barePayloadBytes`, hold: the load of a bare Node server). At
+// most `concurrency` devices are between "connect started" and "done" at any time; a failed one is
+// tried again up to `maxAttempts` times.
 
-import type { KeyObject } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import { loadPublicKey } from '../../src/crypto/index.js';
-import type { Packet } from '../../src/protocol/index.js';
-import { ACK_FLAGS, type DeviceHost, LeanDevice } from './lean-device.js';
+import {
+  BinaryWire,
+  type BinaryWireSettings,
+  type BinaryWireTypes,
+  binaryWireSettings,
+  type DeviceClientError,
+  type DeviceHost,
+  type DeviceProfile,
+  DeviceProtocol,
+  type DevicePush,
+  type OkEvent,
+  type ServerErrorEvent,
+} from '../../src/client/device/index.js';
+import { Command, type Packet } from '../../src/protocol/index.js';
 import { type Percentiles, percentiles } from './report.js';
-import { emit, type Request, serveRequests } from './rpc.js';
+import { emit, type Request, serveRequests, sleep } from './rpc.js';
 
 /** `count` devices on host:port bound as `<userPrefix><i>`, i = first … first+count-1. */
 export type DeviceGroup = { host: string; port: number; count: number; userPrefix: string; first?: number };
@@ -45,9 +56,20 @@ const epochMs = () => performance.timeOrigin + performance.now();
 
 const State = { Idle: 0, Connecting: 1, Handshaking: 2, Binding: 3, Done: 4, Failed: 5 } as const;
 
-class Device {
+/** The handshake of every device: what the MPush Android SDK sends; pushes are opened on demand. */
+const profile: DeviceProfile = {
+  osName: 'android',
+  osVersion: '10',
+  clientVersion: '1.0.0',
+  minHeartbeat: 0,
+  maxHeartbeat: 180_000,
+  decodePushes: false,
+};
+
+/** One device: its socket, its protocol (whose host it is), where it is in its run. */
+class Device implements DeviceHost<BinaryWireTypes> {
   socket: Socket | null = null;
-  proto: LeanDevice<Device> | null = null;
+  proto: DeviceProtocol<BinaryWireTypes> | null = null;
   state: number = State.Idle;
   attempt = 0;
   lastError = '';
@@ -62,6 +84,77 @@ class Device {
 
   get userId(): string {
     return `${this.group.userPrefix}${this.index}`;
+  }
+
+  write(frame: Buffer): void {
+    this.socket?.write(frame);
+  }
+
+  onHandshake(): void {
+    const r = run!;
+    const now = epochMs();
+    r.result.handshaked++;
+    r.lat.handshake.push(now - this.tSent);
+    if (r.params.mode === 'churn') {
+      release(this, true);
+      return complete(this, r, now);
+    }
+    this.state = State.Binding;
+    this.tSent = epochMs();
+    this.proto!.bind(this.userId);
+  }
+
+  onOk(reply: OkEvent): void {
+    if (reply.cmd !== Command.BIND || this.state !== State.Binding)
+      return bump(unexpected, `OK to ${reply.cmd}`);
+    const r = run!;
+    const now = epochMs();
+    r.result.bound++;
+    r.lat.bind.push(now - this.tSent);
+    // Held idle from here: the native AES contexts come back with the first push.
+    this.proto!.release();
+    complete(this, r, now);
+  }
+
+  /** A refused handshake is followed by a fatal onError, which then gives this reason. */
+  onServerError(e: ServerErrorEvent): void {
+    this.lastError = `ERROR cmd ${e.cmd} code ${e.code}: ${e.reason}`;
+    if (this.state !== State.Handshaking) fail(this, this.lastError);
+  }
+
+  onError(err: DeviceClientError, fatal: boolean): void {
+    if (fatal) fail(this, this.lastError || `client: ${err.code} ${err.message}`);
+    else bump(unexpected, err.code);
+  }
+
+  onPush(p: DevicePush<Buffer>): void {
+    stats.pushes++;
+    if (p.ackModel !== 'none') {
+      if (p.ackModel === 'biz') this.proto!.ack(p.sessionId);
+      stats.acks++;
+      if (verify.unicasts++ % verify.every === 0) check(this, p, verify.unicast);
+      return;
+    }
+    const now = Date.now(); // the pusher's clock: its Date.now() when it sent the broadcast
+    if (broadcast.received++ === 0) broadcast.firstAt = now;
+    broadcast.lastAt = now;
+    if (verify.broadcasts++ % verify.every === 0) check(this, p, verify.broadcast);
+    if (!reported && broadcast.received >= broadcast.expect) {
+      reported = true;
+      emit('broadcastDone', receipt());
+    }
+  }
+
+  onHeartbeat(): void {
+    echoed++;
+  }
+
+  onKick(): void {
+    bump(unexpected, 'KICK');
+  }
+
+  onPacket(p: Packet): void {
+    bump(unexpected, `cmd ${p.cmd}`);
   }
 }
 
@@ -117,7 +210,7 @@ export type BroadcastReceipt = ReturnType<typeof receipt>;
 
 interface Run {
   params: FleetRun;
-  key: KeyObject | null;
+  wire: BinaryWireSettings;
   payload: Buffer;
   queue: Device[];
   next: number;
@@ -162,7 +255,8 @@ function start(d: Device, r: Run): void {
   d.state = State.Connecting;
   d.lastError = '';
   d.t0 = epochMs();
-  d.proto = r.params.mode === 'bare' ? null : new LeanDevice(host, d);
+  if (r.params.mode !== 'bare')
+    d.proto = new DeviceProtocol(new BinaryWire(r.wire), d, `dev-${d.userId}`, profile);
   const s: TaggedSocket = connect({
     host: d.group.host,
     port: d.group.port,
@@ -185,7 +279,7 @@ function release(d: Device, reset: boolean): void {
   d.proto = null;
 }
 
-// ---- the protocol's events ----------------------------------------------------------------------------
+// ---- a device's progress --------------------------------------------------------------------------------
 
 function connected(d: Device, r: Run): void {
   const now = epochMs();
@@ -198,58 +292,14 @@ function connected(d: Device, r: Run): void {
   }
   d.state = State.Handshaking;
   d.tSent = epochMs();
-  d.proto!.handshake(r.key!, `dev-${d.userId}`);
+  d.proto!.start();
 }
 
-const host: DeviceHost<Device> = {
-  write: (d, bytes) => d.socket?.write(bytes),
-  ready(d) {
-    const r = run!;
-    const now = epochMs();
-    r.result.handshaked++;
-    r.lat.handshake.push(now - d.tSent);
-    if (r.params.mode === 'churn') {
-      release(d, true);
-      return complete(d, r, now);
-    }
-    d.state = State.Binding;
-    d.tSent = epochMs();
-    d.proto!.bind(d.userId);
-  },
-  bound(d) {
-    const r = run!;
-    const now = epochMs();
-    r.result.bound++;
-    r.lat.bind.push(now - d.tSent);
-    complete(d, r, now);
-  },
-  push(d, p) {
-    stats.pushes++;
-    if (p.flags & ACK_FLAGS) {
-      d.proto!.ack(p);
-      stats.acks++;
-      if (verify.unicasts++ % verify.every === 0) check(d, p, verify.unicast);
-      return;
-    }
-    const now = Date.now(); // the pusher's clock: its Date.now() when it sent the broadcast
-    if (broadcast.received++ === 0) broadcast.firstAt = now;
-    broadcast.lastAt = now;
-    if (verify.broadcasts++ % verify.every === 0) check(d, p, verify.broadcast);
-    if (!reported && broadcast.received >= broadcast.expect) {
-      reported = true;
-      emit('broadcastDone', receipt());
-    }
-  },
-  heartbeat: () => echoed++,
-  fail: (d, reason) => fail(d, reason),
-  unexpected: (_d, what) => bump(unexpected, what),
-};
-
-/** Decrypts a push and compares it with the announced content (when one was announced). */
-function check(d: Device, p: Packet, expected: Buffer): void {
+/** Opens a sampled push and compares it with the announced content (when one was announced). */
+function check(d: Device, p: DevicePush<Buffer>, expected: Buffer): void {
   if (expected.length === 0) return;
   try {
-    if (d.proto!.open(p).equals(expected)) stats.verified++;
+    if (d.proto!.openContent(p).equals(expected)) stats.verified++;
     else stats.corrupt++;
   } catch {
     stats.corrupt++;
@@ -336,7 +386,7 @@ function startRun(params: FleetRun): Promise<FleetResult> {
       retry: [],
       inflight: 0,
       stopping: false,
-      key: params.publicKey ? loadPublicKey(params.publicKey) : null,
+      wire: binaryWireSettings(params.publicKey ? { publicKey: params.publicKey } : {}),
       payload: Buffer.alloc(params.barePayloadBytes ?? 0, 0x42),
       lat: { connect: [], handshake: [], bind: [], total: [] },
       result: newResult(params, queue.length),
@@ -347,6 +397,8 @@ function startRun(params: FleetRun): Promise<FleetResult> {
     next(r);
   });
 }
+
+const bound = () => held.filter((d) => d.state === State.Done && d.proto !== null);
 
 // Heartbeats: every held device once per `heartbeatSeconds`, a slice each second, so a long run is
 // not cut by the server's read timeout.
@@ -379,7 +431,7 @@ serveRequests({
     held.length = 0;
     return n;
   },
-  /** The contents pushes will carry, for the sampled decrypt-and-compare. */
+  /** The contents pushes will carry, for the sampled open-and-compare. */
   expectContent: (req: Request) => {
     if (typeof req.unicast === 'string') verify.unicast = Buffer.from(req.unicast, 'utf8');
     if (typeof req.broadcast === 'string') verify.broadcast = Buffer.from(req.broadcast, 'utf8');
@@ -403,12 +455,12 @@ serveRequests({
     const echoed0 = echoed;
     let sent = 0;
     for (let i = 0; i < Number(req.rounds); i++) {
-      const devices = held.filter((d) => d.state === State.Done && d.proto);
+      const devices = bound();
       const target = echoed + devices.length;
       for (const d of devices) d.proto!.heartbeat();
       sent += devices.length;
       const deadline = Date.now() + 10_000;
-      while (echoed < target && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+      while (echoed < target && Date.now() < deadline) await sleep(1);
     }
     return { sent, echoed: echoed - echoed0, ms: Date.now() - t0 };
   },
