@@ -1,22 +1,19 @@
 // A device fleet: one child process holding up to ~19,000 device connections to the server under
-// test (a process may open at most 20,000 files, so bigger fleets are several of these), forked by
-// every benchmark driver and driven over IPC. Each device speaks through the project's socket-free
-// DeviceProtocol over a BinaryWire; this file owns the sockets, the pacing and the counts. Lean on
-// purpose: the Device record is its protocol's host (the protocol calls its methods, so no closure
-// is made per device), module-level socket listeners find it through a symbol, and every device
+// test (a process may open at most 20,000 files), forked by every benchmark driver and driven over
+// IPC. Each device speaks through the SDK's socket-free DeviceProtocol over a BinaryWire; this file
+// owns the sockets, the pacing and the counts. Lean on purpose: a Device is its protocol's host (no
+// closure per device), module-level socket listeners find it through a symbol, and every device
 // shares one wire settings object and one profile.
 //
-// `run` modes: bind (connect, full handshake, BIND `<userPrefix><i>`, hold; AUTO_ACK pushes are acked
-// by the protocol, BIZ_ACK ones here, NO_ACK ones (broadcasts) timestamped; one in `every` is opened
-// and compared with the announced content), churn (connect, full handshake, reset, again, for
-// `durationMs`), bare (connect, write `barePayloadBytes`, hold: the load of a bare Node server). At
-// most `concurrency` devices are between "connect started" and "done" at any time; a failed one is
-// tried again up to `maxAttempts` times.
+// `run` modes: bind (connect, full handshake, BIND `<userPrefix><i>`, hold; pushes asking an ack are
+// acked, the others (broadcasts) timestamped; one in `every` is opened and compared with the announced
+// content), churn (connect, handshake, reset, again, for `durationMs`), bare (connect, write
+// `barePayloadBytes`, hold). At most `concurrency` devices are between "connect started" and "done";
+// a failed one is tried again up to `maxAttempts` times.
 
 import { connect, type Socket } from 'node:net';
 import {
   BinaryWire,
-  type BinaryWireSettings,
   type BinaryWireTypes,
   binaryWireSettings,
   type DeviceClientError,
@@ -53,10 +50,13 @@ export interface FleetRun {
 
 /** Epoch ms with a fraction, comparable across processes on one machine. */
 const epochMs = () => performance.timeOrigin + performance.now();
+const bump = (m: Record<string, number>, k: string) => {
+  m[k] = (m[k] ?? 0) + 1;
+};
 
 const State = { Idle: 0, Connecting: 1, Handshaking: 2, Binding: 3, Done: 4, Failed: 5 } as const;
 
-/** The handshake of every device: what the MPush Android SDK sends; pushes are opened on demand. */
+/** What the MPush Android SDK sends at the handshake; pushes are opened only when sampled. */
 const profile: DeviceProfile = {
   osName: 'android',
   osVersion: '10',
@@ -91,13 +91,12 @@ class Device implements DeviceHost<BinaryWireTypes> {
   }
 
   onHandshake(): void {
-    const r = run!;
     const now = epochMs();
-    r.result.handshaked++;
-    r.lat.handshake.push(now - this.tSent);
-    if (r.params.mode === 'churn') {
+    run!.result.handshaked++;
+    run!.lat.handshake.push(now - this.tSent);
+    if (run!.params.mode === 'churn') {
       release(this, true);
-      return complete(this, r, now);
+      return complete(this, now);
     }
     this.state = State.Binding;
     this.tSent = epochMs();
@@ -107,13 +106,12 @@ class Device implements DeviceHost<BinaryWireTypes> {
   onOk(reply: OkEvent): void {
     if (reply.cmd !== Command.BIND || this.state !== State.Binding)
       return bump(unexpected, `OK to ${reply.cmd}`);
-    const r = run!;
     const now = epochMs();
-    r.result.bound++;
-    r.lat.bind.push(now - this.tSent);
+    run!.result.bound++;
+    run!.lat.bind.push(now - this.tSent);
     // Held idle from here: the native AES contexts come back with the first push.
     this.proto!.release();
-    complete(this, r, now);
+    complete(this, now);
   }
 
   /** A refused handshake is followed by a fatal onError, which then gives this reason. */
@@ -158,31 +156,63 @@ class Device implements DeviceHost<BinaryWireTypes> {
   }
 }
 
-function newResult(p: FleetRun, target: number) {
-  return {
-    proc: p.proc,
-    mode: p.mode,
-    localAddress: p.localAddresses[0]!,
-    target,
-    connected: 0,
-    handshaked: 0,
-    bound: 0,
-    failed: 0,
-    attempts: 0,
-    errors: {} as Record<string, number>,
-    seconds: 0,
-    startedAt: epochMs(),
-    finishedAt: 0,
-    /** ms: connect, handshake (sent → HandshakeOk), bind (sent → OK), total (connect started → done). */
-    latencyMs: {} as Record<'connect' | 'handshake' | 'bind' | 'total', Percentiles>,
-    /** Epoch ms of every completion (bound, or handshake in churn), for the driver's rate figures. */
-    completions: [] as number[],
+/** One `run`: its devices, its pacing and what it measured. */
+class Run {
+  readonly wire;
+  readonly payload;
+  readonly queue: Device[] = [];
+  next = 0;
+  readonly retry: Device[] = [];
+  inflight = 0;
+  stopping = false;
+  readonly lat = {
+    connect: [] as number[],
+    handshake: [] as number[],
+    bind: [] as number[],
+    total: [] as number[],
   };
+  readonly result;
+
+  constructor(
+    readonly params: FleetRun,
+    readonly resolve: (r: FleetResult) => void,
+  ) {
+    this.wire = binaryWireSettings(params.publicKey ? { publicKey: params.publicKey } : {});
+    this.payload = Buffer.alloc(params.barePayloadBytes ?? 0, 0x42);
+    // Interleaved, so each server's share ramps up at the same time.
+    const longest = params.mode === 'churn' ? 0 : Math.max(0, ...params.groups.map((g) => g.count));
+    for (let i = 0; i < longest; i++) {
+      for (const g of params.groups) {
+        const addr = params.localAddresses[this.queue.length % params.localAddresses.length]!;
+        if (i < g.count) this.queue.push(new Device(g, (g.first ?? 0) + i, addr));
+      }
+    }
+    this.result = {
+      proc: params.proc,
+      mode: params.mode,
+      localAddress: params.localAddresses[0]!,
+      target: this.queue.length,
+      connected: 0,
+      handshaked: 0,
+      bound: 0,
+      failed: 0,
+      attempts: 0,
+      errors: {} as Record<string, number>,
+      seconds: 0,
+      startedAt: epochMs(),
+      finishedAt: 0,
+      /** ms: connect, handshake (sent → HandshakeOk), bind (sent → OK), total (connect started → done). */
+      latencyMs: {} as Record<keyof Run['lat'], Percentiles>,
+      /** Epoch ms of every completion (bound, or handshake in churn), for the driver's rate figures. */
+      completions: [] as number[],
+    };
+  }
 }
-export type FleetResult = ReturnType<typeof newResult>;
+export type FleetResult = Run['result'];
 
 // ---- process-wide state: held devices and what they saw ---------------------------------------------
 
+let run: Run | null = null;
 const held: Device[] = [];
 /** `held`: bound and still open; `lost`: closed after bound (and why); `verified`/`corrupt`: sampled pushes. */
 const stats = { held: 0, lost: 0, pushes: 0, acks: 0, verified: 0, corrupt: 0, heartbeatsSent: 0 };
@@ -208,25 +238,6 @@ let reported = true;
 const receipt = () => ({ proc, ...broadcast });
 export type BroadcastReceipt = ReturnType<typeof receipt>;
 
-interface Run {
-  params: FleetRun;
-  wire: BinaryWireSettings;
-  payload: Buffer;
-  queue: Device[];
-  next: number;
-  retry: Device[];
-  inflight: number;
-  stopping: boolean;
-  result: FleetResult;
-  lat: Record<keyof FleetResult['latencyMs'], number[]>;
-  resolve(r: FleetResult): void;
-}
-let run: Run | null = null;
-
-const bump = (m: Record<string, number>, k: string) => {
-  m[k] = (m[k] ?? 0) + 1;
-};
-
 // ---- sockets: module-level listeners, the device found through a symbol -----------------------------
 
 const kDevice = Symbol('bench.device');
@@ -234,7 +245,18 @@ type TaggedSocket = Socket & { [kDevice]?: Device };
 
 function onConnect(this: TaggedSocket): void {
   const d = this[kDevice];
-  if (d) connected(d, run!);
+  if (!d) return;
+  const now = epochMs();
+  run!.result.connected++;
+  run!.lat.connect.push(now - d.t0);
+  if (run!.params.mode === 'bare') {
+    this.write(run!.payload);
+    run!.result.bound++;
+    return complete(d, now);
+  }
+  d.state = State.Handshaking;
+  d.tSent = epochMs();
+  d.proto!.start();
 }
 function onData(this: TaggedSocket, chunk: Buffer): void {
   this[kDevice]?.proto?.receive(chunk);
@@ -279,21 +301,7 @@ function release(d: Device, reset: boolean): void {
   d.proto = null;
 }
 
-// ---- a device's progress --------------------------------------------------------------------------------
-
-function connected(d: Device, r: Run): void {
-  const now = epochMs();
-  r.result.connected++;
-  r.lat.connect.push(now - d.t0);
-  if (r.params.mode === 'bare') {
-    d.socket!.write(r.payload);
-    r.result.bound++;
-    return complete(d, r, now);
-  }
-  d.state = State.Handshaking;
-  d.tSent = epochMs();
-  d.proto!.start();
-}
+// ---- a device's progress, and the pacing --------------------------------------------------------------
 
 /** Opens a sampled push and compares it with the announced content (when one was announced). */
 function check(d: Device, p: DevicePush<Buffer>, expected: Buffer): void {
@@ -306,7 +314,8 @@ function check(d: Device, p: DevicePush<Buffer>, expected: Buffer): void {
   }
 }
 
-function complete(d: Device, r: Run, now: number): void {
+function complete(d: Device, now: number): void {
+  const r = run!;
   r.lat.total.push(now - d.t0);
   r.result.completions.push(now);
   r.inflight--;
@@ -335,8 +344,6 @@ function fail(d: Device, reason: string): void {
   else r.result.failed++;
   next(r);
 }
-
-// ---- pacing -----------------------------------------------------------------------------------------
 
 /** Starts devices while below the concurrency bound; settles the run when all are done. */
 function next(r: Run): void {
@@ -367,30 +374,9 @@ function startRun(params: FleetRun): Promise<FleetResult> {
   proc = params.proc;
   dropping = false;
   heartbeatSeconds = params.heartbeatSeconds ?? heartbeatSeconds;
-  const queue: Device[] = [];
-  // Interleaved, so each server's share ramps up at the same time.
-  const longest = params.mode === 'churn' ? 0 : Math.max(0, ...params.groups.map((g) => g.count));
-  for (let i = 0; i < longest; i++) {
-    for (const g of params.groups) {
-      const addr = params.localAddresses[queue.length % params.localAddresses.length]!;
-      if (i < g.count) queue.push(new Device(g, (g.first ?? 0) + i, addr));
-    }
-  }
-  held.push(...queue);
   return new Promise((resolve) => {
-    const r: Run = {
-      params,
-      queue,
-      resolve,
-      next: 0,
-      retry: [],
-      inflight: 0,
-      stopping: false,
-      wire: binaryWireSettings(params.publicKey ? { publicKey: params.publicKey } : {}),
-      payload: Buffer.alloc(params.barePayloadBytes ?? 0, 0x42),
-      lat: { connect: [], handshake: [], bind: [], total: [] },
-      result: newResult(params, queue.length),
-    };
+    const r = new Run(params, resolve);
+    held.push(...r.queue);
     run = r;
     // Stop starting handshakes at the deadline even if no completion wakes the pacing.
     if (params.mode === 'churn') setTimeout(() => next(r), (params.durationMs ?? 0) + 1).unref();
@@ -398,7 +384,7 @@ function startRun(params: FleetRun): Promise<FleetResult> {
   });
 }
 
-const bound = () => held.filter((d) => d.state === State.Done && d.proto !== null);
+const bound = () => held.filter((d) => d.state === State.Done && d.proto);
 
 // Heartbeats: every held device once per `heartbeatSeconds`, a slice each second, so a long run is
 // not cut by the server's read timeout.
@@ -407,10 +393,7 @@ setInterval(() => {
   const n = heartbeatSeconds > 0 ? Math.ceil(held.length / heartbeatSeconds) : 0;
   for (let i = 0; i < n; i++) {
     const d = held[hbCursor++ % held.length]!;
-    if (d.state === State.Done && d.proto) {
-      d.proto.heartbeat();
-      stats.heartbeatsSent++;
-    }
+    if (d.state === State.Done && d.proto?.heartbeat()) stats.heartbeatsSent++;
   }
 }, 1000).unref();
 
@@ -451,8 +434,7 @@ serveRequests({
    * when the server has echoed them all (one read and one write per device on the server).
    */
   heartbeatRounds: async (req: Request) => {
-    const t0 = Date.now();
-    const echoed0 = echoed;
+    const [t0, echoed0] = [Date.now(), echoed];
     let sent = 0;
     for (let i = 0; i < Number(req.rounds); i++) {
       const devices = bound();
