@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { parseFlags } from '../lib/args.js';
-import { fleetRun, forkFleets, scripts } from '../lib/drive.js';
+import { fleetRun, fleetSummary, forkFleets, scripts } from '../lib/drive.js';
 import type { DeviceGroup, FleetResult, FleetStats } from '../lib/fleet.js';
 import { defaultKeys } from '../lib/keys.js';
 import {
@@ -105,21 +105,8 @@ async function freePorts(n: number): Promise<number> {
   throw new Error('no free port range');
 }
 
-interface NodeProc {
-  name: string;
-  child: ChildProcess;
-  pid: number;
-  tcpPort: number;
-  httpPort: number;
-  gatewayPort: number;
-  ids: string[];
-  workerPids: number[];
-  /** Its processes as the CPU figures name them: the node, or the primary and its workers. */
-  procs: Proc[];
-}
-
 /** Starts `mpush start` (with `--workers` when `workers` > 0) and waits for every node's start line. */
-async function startNode(name: string, prefix: string, workers = 0): Promise<NodeProc> {
+async function startNode(name: string, prefix: string, workers = 0) {
   const tcpPort = await freePorts(2 + Math.max(1, workers));
   const [httpPort, gatewayPort] = [tcpPort + 1, tcpPort + 2]; // worker i: gatewayPort + i
   const dataDir = mkdtempSync(join(os.tmpdir(), 'mpush-bench-cluster-'));
@@ -166,8 +153,8 @@ async function startNode(name: string, prefix: string, workers = 0): Promise<Nod
   await sleep(workers > 0 ? 200 : 0);
   const pid = child.pid!;
   const workerPids = workers > 0 ? procChildren(pid) : [];
+  // Its processes as the CPU figures name them; --workers 1 runs the node in the primary (no fork).
   const procs: Proc[] = [
-    // --workers 1 runs the node in the primary itself (no fork).
     {
       name: workers === 0 ? name : workers > 1 ? 'primary' : 'node (--workers 1: no fork)',
       pid,
@@ -239,22 +226,93 @@ async function waitForIdleMachine(label: string): Promise<void> {
 
 // ---- push phases -------------------------------------------------------------------------------
 
-type PhaseInput = Pick<PusherOptions, 'mode' | 'gateways' | 'prefix' | 'httpUrl'> & {
-  users: string[];
-  durationMs?: number;
-};
-type PhaseReport = Awaited<ReturnType<typeof pushPhaseOnce>>;
+/** Where a deployment's push phases push from and to, and what they are measured against. */
+interface PhaseTarget {
+  pusher: RpcClient;
+  /** The processes whose CPU a window reports. */
+  procs: Proc[];
+  /** The quiet window: Redis's background rate is subtracted from every phase's. */
+  quiet: Background;
+  gateways: Array<{ host: string; port: number }>;
+  prefix: string;
+  httpUrl?: string;
+}
+type PhaseReport = Awaited<ReturnType<typeof pushPhase>>;
 
 /**
- * One push phase, run again (up to --max-attempts) when something else disturbed it: another
- * benchmark running at either edge of the window, or more than --max-other-percent of a core busy
- * outside this bench's processes. The last attempt is reported, the disturbed ones listed.
+ * One push phase: `warmupMs` of pushes, then a window of `durationMs` sampled at its edges. Run again
+ * (up to --max-attempts) when something else disturbed it: another benchmark running at either edge,
+ * or more than --max-other-percent of a core busy outside this bench's processes. The last attempt
+ * is reported, the disturbed ones listed.
  */
-async function pushPhase(label: string, pusher: RpcClient, input: PhaseInput, procs: Proc[], bg: Background) {
+async function pushPhase(
+  label: string,
+  t: PhaseTarget,
+  mode: 'sender' | 'http',
+  users: string[],
+  durationMs = P.durationMs,
+) {
+  const concurrency = mode === 'sender' ? P.concurrency : P.httpConcurrency;
+  const { routeSource, redis, routeCacheMs, timeoutMs } = P;
+  const how = { mode, gateways: t.gateways, prefix: t.prefix, httpUrl: t.httpUrl, concurrency };
+  const options: PusherOptions = {
+    ...how,
+    routeSource,
+    redis,
+    routeCacheMs,
+    timeoutMs,
+    content: 'x'.repeat(P.contentBytes),
+  };
+  const once = async () => {
+    await waitForIdleMachine(label);
+    const loadAvg = os.loadavg().map((x) => round(x, 2));
+    log(`${label}: ${mode}, ${users.length} users, ${concurrency} in flight, ${durationMs} ms`);
+    await t.pusher.call('start', { options });
+    const edges: Snap[] = [];
+    let otherBenchRunning = false;
+    const off = t.pusher.onEvent((m) => {
+      if (m.event !== 'window') return;
+      edges.push(snap(t.procs));
+      if (otherBenches(benchPattern).length > 0) otherBenchRunning = true;
+    });
+    const load = { users, concurrency, warmupMs: P.warmupMs, durationMs };
+    const rep = await t.pusher.call<PhaseResult>('load', { params: load }, P.warmupMs + durationMs + 60_000);
+    off();
+    if (edges.length !== 2) throw new Error(`${label}: window events missing`);
+    const { cmds, w, cpu, seconds } = await between(edges[0]!, edges[1]!);
+    const total = sum([...cmds.values()], (x) => x);
+    const bgTotal = t.quiet.commandsPerSec * seconds;
+    const pushes = Math.max(1, rep.acked);
+    const perPushByCommand = Object.fromEntries(
+      [...cmds]
+        .map(([k, v]) => [k, round((v - (t.quiet.byCommandPerSec[k] ?? 0) * seconds) / pushes, 4)] as const)
+        .filter(([, net]) => Math.abs(net) >= 0.0005),
+    );
+    const { pushesPerSec, latencyMs: l, results } = rep;
+    log(`${label}: ${pushesPerSec} pushes/s, p50 ${l.p50} ms, p99 ${l.p99} ms, ${JSON.stringify(results)}`);
+    return {
+      ...rep,
+      concurrency,
+      loadAvg,
+      otherBenchRunning,
+      redis: {
+        commandsInWindow: total,
+        backgroundSubtracted: round(bgTotal, 1),
+        commandsPerPush: round(Math.max(0, total - bgTotal) / pushes, 4),
+        perPushByCommand,
+      },
+      cpu,
+      cpuSystem: w.systemPercent,
+      serverCpuPercent: w.serverPercent,
+      pushesPerServerCoreSec: Math.round(pushesPerSec / Math.max(0.01, w.serverPercent / 100)),
+      serverCpuUsPerPush: round((w.serverPercent * 1e4) / Math.max(1, pushesPerSec), 1),
+      otherProcesses: w.otherProcesses,
+    };
+  };
   const r = await untilUndisturbed(
     label,
     P.maxAttempts,
-    () => pushPhaseOnce(label, pusher, input, procs, bg),
+    once,
     ({ pushesPerSec, otherBenchRunning, cpu, otherProcesses }) =>
       !otherBenchRunning && cpu.otherPercent! <= P.maxOtherPercent
         ? undefined
@@ -262,74 +320,6 @@ async function pushPhase(label: string, pusher: RpcClient, input: PhaseInput, pr
     log,
   );
   return { ...r.last, attempt: r.attempt, disturbedAttempts: r.disturbedRuns };
-}
-
-async function pushPhaseOnce(
-  label: string,
-  pusher: RpcClient,
-  input: PhaseInput,
-  procs: Proc[],
-  bg: Background,
-) {
-  await waitForIdleMachine(label);
-  const loadAvg = os.loadavg().map((x) => round(x, 2));
-  const durationMs = input.durationMs ?? P.durationMs;
-  const concurrency = input.mode === 'sender' ? P.concurrency : P.httpConcurrency;
-  log(`${label}: ${input.mode}, ${input.users.length} users, ${concurrency} in flight, ${durationMs} ms`);
-  const { users, durationMs: _, ...how } = input;
-  const { routeSource, redis, routeCacheMs, timeoutMs } = P;
-  const content = 'x'.repeat(P.contentBytes);
-  const options: PusherOptions = {
-    ...how,
-    routeSource,
-    redis,
-    routeCacheMs,
-    timeoutMs,
-    concurrency,
-    content,
-  };
-  await pusher.call('start', { options });
-  const edges: Snap[] = [];
-  let otherBenchRunning = false;
-  const off = pusher.onEvent((m) => {
-    if (m.event !== 'window') return;
-    edges.push(snap(procs));
-    if (otherBenches(benchPattern).length > 0) otherBenchRunning = true;
-  });
-  const load = { users, concurrency, warmupMs: P.warmupMs, durationMs };
-  const rep = await pusher.call<PhaseResult>('load', { params: load }, P.warmupMs + durationMs + 60_000);
-  off();
-  if (edges.length !== 2) throw new Error(`${label}: window events missing`);
-  const { cmds, w, cpu, seconds } = await between(edges[0]!, edges[1]!);
-  const total = sum([...cmds.values()], (x) => x);
-  const bgTotal = bg.commandsPerSec * seconds;
-  const pushes = Math.max(1, rep.acked);
-  const perPushByCommand = Object.fromEntries(
-    [...cmds]
-      .map(([k, v]) => [k, round((v - (bg.byCommandPerSec[k] ?? 0) * seconds) / pushes, 4)] as const)
-      .filter(([, net]) => Math.abs(net) >= 0.0005),
-  );
-  log(
-    `${label}: ${rep.pushesPerSec} pushes/s, p50 ${rep.latencyMs.p50} ms, p99 ${rep.latencyMs.p99} ms, ${JSON.stringify(rep.results)}`,
-  );
-  return {
-    ...rep,
-    concurrency,
-    loadAvg,
-    otherBenchRunning,
-    redis: {
-      commandsInWindow: total,
-      backgroundSubtracted: round(bgTotal, 1),
-      commandsPerPush: round(Math.max(0, total - bgTotal) / pushes, 4),
-      perPushByCommand,
-    },
-    cpu,
-    cpuSystem: w.systemPercent,
-    serverCpuPercent: w.serverPercent,
-    pushesPerServerCoreSec: Math.round(rep.pushesPerSec / Math.max(0.01, w.serverPercent / 100)),
-    serverCpuUsPerPush: round((w.serverPercent * 1e4) / Math.max(1, rep.pushesPerSec), 1),
-    otherProcesses: w.otherProcesses,
-  };
 }
 
 // ---- devices -----------------------------------------------------------------------------------
@@ -359,10 +349,7 @@ async function connectDevices(fleet: RpcClient, groups: DeviceGroup[], address: 
   const o = { localAddresses: [address], concurrency: P.connectConcurrency, publicKey: keys.publicKey };
   const params = fleetRun(proc, groups, { ...o, heartbeatSeconds: 60 });
   const r = await fleet.call<FleetResult>('run', { params }, 600_000);
-  const { target, bound, failed, attempts, errors } = r;
-  const bindsPerSec = Math.round(r.bound / r.seconds);
-  const latency = { handshakePlusBindLatencyMs: r.latencyMs.total };
-  return { target, bound, failed, attempts, seconds: round(r.seconds, 2), bindsPerSec, errors, ...latency };
+  return { ...fleetSummary([r]), handshakePlusBindLatencyMs: r.latencyMs.total };
 }
 
 async function finishFleets(fleets: RpcClient[], pusher?: RpcClient): Promise<void> {
@@ -410,14 +397,20 @@ async function deploy(d: Deployment) {
   const quiet = await quietWindow(procs);
   const registry = await registrySnapshot(prefix);
   const gateways = [{ host: '127.0.0.1', port: nodes[0]!.gatewayPort }];
-  const httpUrl = `http://127.0.0.1:${nodes[0]!.httpPort}`;
+  const target = {
+    pusher,
+    procs,
+    quiet,
+    gateways,
+    prefix,
+    httpUrl: `http://127.0.0.1:${nodes[0]!.httpPort}`,
+  };
   const phases: Record<string, PhaseReport> = {};
   for (const p of d.phases) {
     const users = interleave(
       (p.of ?? nodes.map((_, i) => i)).map((i) => userList(d.nodes[i]!.users, counts[i]!)),
     );
-    const input = { mode: p.mode, gateways, prefix, httpUrl, users };
-    phases[p.name] = await pushPhase(`${d.label} ${p.name}`, pusher, input, procs, quiet);
+    phases[p.name] = await pushPhase(`${d.label} ${p.name}`, target, p.mode, users);
   }
   const deviceProcess = await fleet!.call<FleetStats>('stats');
   await finishFleets([fleet!], pusher);
@@ -578,8 +571,8 @@ async function scale(): Promise<Record<string, unknown>> {
     ];
     const users = interleave(fleets.map((_, i) => userList(`x${i}-`, counts[i]!)));
     const gateways = [{ host: '127.0.0.1', port: primary.gatewayPort }];
-    const input = { mode: 'sender' as const, gateways, prefix, users, durationMs: P.scalePushMs };
-    push = await pushPhase('scale sender', pusher, input, procs, await quietWindow(procs));
+    const target = { pusher, procs, quiet: await quietWindow(procs), gateways, prefix };
+    push = await pushPhase('scale sender', target, 'sender', users, P.scalePushMs);
     await pusher.stop();
   }
   const final = await Promise.all(fleets.map((d) => d.call<FleetStats>('stats')));

@@ -90,11 +90,7 @@ function runClients(clients: RpcClient[], server: Server, mode: FleetRun['mode']
         barePayloadBytes: 186,
       },
     );
-  const progress = async () => {
-    const s = await stats(server);
-    return `${mode}: server holds ${s.connections} connections, ${s.bound} bound`;
-  };
-  return runFleets(clients, run, progress, log);
+  return runFleets(clients, run, server.rpc, log);
 }
 
 /** CPU of the server and the fleets (and the machine) while `fn` runs. */

@@ -4,7 +4,7 @@
 import type { DeviceGroup, FleetResult, FleetRun } from './fleet.js';
 import type { ServerStats } from './node-server.js';
 import { cpuBetween, type Proc, sample } from './procstat.js';
-import { round } from './report.js';
+import { addCounts, round, sum } from './report.js';
 import { children, forkChild, type RpcClient, sleep } from './rpc.js';
 
 export const scripts = {
@@ -31,11 +31,11 @@ export const fleetRun = (i: number, groups: DeviceGroup[], o: Partial<FleetRun>)
   ...o,
 });
 
-/** Every fleet process runs `runOf(i)`; meanwhile `progress()` is logged every 2 s. */
+/** Every fleet process runs `runOf(i)`; meanwhile what `server` holds is logged every 2 s. */
 export async function runFleets(
   fleets: RpcClient[],
   runOf: (i: number) => FleetRun,
-  progress: () => Promise<string>,
+  server: RpcClient,
   log: (m: string) => void,
 ): Promise<FleetResult[]> {
   let done = false;
@@ -46,9 +46,25 @@ export async function runFleets(
   all.then(end, end);
   while (!done) {
     await Promise.race([sleep(2000), all.catch(() => {})]);
-    if (!done) log(await progress().catch((e: Error) => e.message));
+    if (done) break;
+    const s = await server.call<ServerStats>('stats').catch(() => undefined);
+    log(`${runOf(0).mode}: server holds ${s?.connections} connections, ${s?.bound} bound`);
   }
   return all;
+}
+
+/** What fleet runs did, summed: counts, errors, the slowest run's seconds, binds per second. */
+export function fleetSummary(results: FleetResult[]) {
+  const seconds = round(Math.max(...results.map((r) => r.seconds)), 2);
+  const total = (k: 'target' | 'bound' | 'failed' | 'attempts') => sum(results, (r) => r[k]);
+  const [target, bound, failed, attempts] = [
+    total('target'),
+    total('bound'),
+    total('failed'),
+    total('attempts'),
+  ];
+  const errors = addCounts(results.map((r) => r.errors));
+  return { target, bound, failed, attempts, seconds, bindsPerSec: Math.round(bound / seconds), errors };
 }
 
 /** The server's own view of its CPU (µs) and event loop over `fn`, and every process's from /proc. */

@@ -161,7 +161,13 @@ class Phase {
     const acked = results.success!;
     return {
       mode: options?.mode ?? 'sender',
-      ...{ sent, results, reasons, sampleErrors, acked, redirects, warmup },
+      sent,
+      results,
+      reasons,
+      sampleErrors,
+      acked,
+      redirects,
+      warmup,
       seconds: round(ms / 1000, 3),
       windowMs: Math.round(ms),
       perSec: round((sent * 1000) / ms),

@@ -6,7 +6,16 @@
 
 import type { BroadcastResult } from '../../src/client/push/index.js';
 import { parseFlags } from '../lib/args.js';
-import { fleetRun, forkFleets, measure, runFleets, runMain, scripts, share } from '../lib/drive.js';
+import {
+  fleetRun,
+  fleetSummary,
+  forkFleets,
+  measure,
+  runFleets,
+  runMain,
+  scripts,
+  share,
+} from '../lib/drive.js';
 import type { BroadcastReceipt, FleetStats } from '../lib/fleet.js';
 import type { NodeReady, ServerStats } from '../lib/node-server.js';
 import { type LoopStats, machine, maxOpenFiles, type Proc } from '../lib/procstat.js';
@@ -127,21 +136,10 @@ async function connectDevices(ctx: Ctx, from: number, to: number) {
       // Spread over the interval, so a long run is not cut by the server's read timeout.
       heartbeatSeconds: 120,
     });
-  const progress = async () => {
-    const s = await stats(ctx);
-    return `ramp: server holds ${s.connections} connections, ${s.bound} bound`;
-  };
-  const results = await runFleets(ctx.devices, run, progress, log);
+  const results = await runFleets(ctx.devices, run, ctx.server, log);
   const s = await stats(ctx);
   ctx.held = to;
-  const out = {
-    target: to - from,
-    bound: sum(results, (r) => r.bound),
-    failed: sum(results, (r) => r.failed),
-    seconds: round(Math.max(...results.map((r) => r.seconds)), 2),
-    serverBound: s.bound,
-    errors: addCounts(results.map((r) => r.errors)),
-  };
+  const out = { ...fleetSummary(results), serverBound: s.bound };
   log(`ramp: ${out.bound}/${out.target} bound in ${out.seconds} s; server has ${s.bound} bound`);
   return out;
 }
