@@ -1,29 +1,24 @@
-// The reference point for bench/connections: the simplest Node TCP server that holds idle
-// connections. It reads (and drops) what arrives, as any server must, and does nothing else: no
-// protocol, no per-connection object of its own. Its RSS per connection is what Node and the kernel
-// interface cost before mpush-ts adds anything. The same IPC interface as bench/lib/node-server.ts
-// (`start`, `stats`, `stop`).
+// The reference point of bench/connections: the simplest Node TCP server that holds idle connections.
+// It reads (and drops) what arrives, as any server must, and keeps nothing per connection of its own
+// (counters only): its RSS per connection is what Node and the kernel cost before mpush-ts adds
+// anything. It answers node-server.ts's `start`, `stats` and `stop`.
 
 import { createServer } from 'node:net';
-import type { ServerStats } from '../lib/node-server.js';
 import { memory } from '../lib/procstat.js';
 import { serveRequests } from '../lib/rpc.js';
 
-function onData(): void {}
-function onError(): void {}
+function ignore(): void {}
 function onClose(): void {
   open--;
 }
-
-// Counters only: no collection of sockets, which would itself cost memory per connection.
 let accepted = 0;
 let open = 0;
 
 const server = createServer({ noDelay: true }, (socket) => {
   accepted++;
   open++;
-  socket.on('data', onData);
-  socket.on('error', onError);
+  socket.on('data', ignore);
+  socket.on('error', ignore);
   socket.on('close', onClose);
 });
 
@@ -36,21 +31,24 @@ serveRequests({
         resolve({ tcpPort: (server.address() as { port: number }).port }),
       );
     }),
-  stats: async (req): Promise<Partial<ServerStats>> => {
-    const elu = performance.eventLoopUtilization();
+  stats: async (req) => {
+    const { idle, active, utilization } = performance.eventLoopUtilization();
+    const at = performance.timeOrigin + performance.now();
+    const memoryAfterGc = await memory(req.gc === true);
+    const cpu = process.cpuUsage();
+    const counters = { accepted, acks: 0 };
     return {
-      at: performance.timeOrigin + performance.now(),
-      memory: await memory(req.gc === true),
-      cpu: process.cpuUsage(),
-      elu: { idle: elu.idle, active: elu.active, utilization: elu.utilization },
+      at,
+      memory: memoryAfterGc,
+      cpu,
+      elu: { idle, active, utilization },
       connections: open,
       bound: open,
-      counters: { accepted, acks: 0 },
+      counters,
     };
   },
   stop: () => {
-    // The kernel closes the sockets at exit.
-    server.close();
+    server.close(); // the kernel closes the sockets at exit
     setTimeout(() => process.exit(0), 50);
     return true;
   },

@@ -1,11 +1,11 @@
-// The driver's side of the shared children: where their scripts are, how a fleet of them runs a
-// ramp, and what a measured window of the server and its load generators reports.
+// The driver's side of the shared children: where their scripts are, how fleets of them run, what a
+// measured window of the server and its load generators reports, and how a driver ends.
 
-import type { FleetResult, FleetRun } from './fleet.js';
+import type { DeviceGroup, FleetResult, FleetRun } from './fleet.js';
 import type { ServerStats } from './node-server.js';
 import { cpuBetween, type Proc, sample } from './procstat.js';
-import { round } from './report.js';
-import { type RpcClient, sleep } from './rpc.js';
+import { addCounts, round, sum } from './report.js';
+import { children, forkChild, type RpcClient, sleep } from './rpc.js';
 
 export const scripts = {
   fleet: new URL('./fleet.js', import.meta.url),
@@ -16,11 +16,26 @@ export const scripts = {
 /** The i-th of k near-equal shares of `total`. */
 export const share = (total: number, k: number, i: number) => Math.floor(total / k) + (i < total % k ? 1 : 0);
 
-/** Every fleet process runs `runOf(i)`; meanwhile `progress()` is logged every 2 s. */
+/** `k` fleet processes named `<name> <i>`. */
+export const forkFleets = (k: number, name: string) =>
+  Promise.all(Array.from({ length: k }, (_, i) => forkChild(scripts.fleet, `${name} ${i}`)));
+
+/** Fleet process i's run: `bind` unless said, from its own source address 127.0.0.<i+1>, 3 attempts. */
+export const fleetRun = (i: number, groups: DeviceGroup[], o: Partial<FleetRun>): FleetRun => ({
+  mode: 'bind',
+  groups,
+  localAddresses: [`127.0.0.${i + 1}`],
+  concurrency: 200,
+  maxAttempts: 3,
+  proc: i,
+  ...o,
+});
+
+/** Every fleet process runs `runOf(i)`; meanwhile what `server` holds is logged every 2 s. */
 export async function runFleets(
   fleets: RpcClient[],
   runOf: (i: number) => FleetRun,
-  progress: () => Promise<string>,
+  server: RpcClient,
   log: (m: string) => void,
 ): Promise<FleetResult[]> {
   let done = false;
@@ -31,9 +46,25 @@ export async function runFleets(
   all.then(end, end);
   while (!done) {
     await Promise.race([sleep(2000), all.catch(() => {})]);
-    if (!done) log(await progress().catch((e: Error) => e.message));
+    if (done) break;
+    const s = await server.call<ServerStats>('stats').catch(() => undefined);
+    log(`${runOf(0).mode}: server holds ${s?.connections} connections, ${s?.bound} bound`);
   }
   return all;
+}
+
+/** What fleet runs did, summed: counts, errors, the slowest run's seconds, binds per second. */
+export function fleetSummary(results: FleetResult[]) {
+  const seconds = round(Math.max(...results.map((r) => r.seconds)), 2);
+  const total = (k: 'target' | 'bound' | 'failed' | 'attempts') => sum(results, (r) => r[k]);
+  const [target, bound, failed, attempts] = [
+    total('target'),
+    total('bound'),
+    total('failed'),
+    total('attempts'),
+  ];
+  const errors = addCounts(results.map((r) => r.errors));
+  return { target, bound, failed, attempts, seconds, bindsPerSec: Math.round(bound / seconds), errors };
 }
 
 /** The server's own view of its CPU (µs) and event loop over `fn`, and every process's from /proc. */
@@ -53,4 +84,16 @@ export async function measure<T>(server: RpcClient, procs: Proc[], fn: () => Pro
       1,
     );
   return { out, w, s0, s1, elu, serverUs, cpuOf };
+}
+
+/** Runs a driver: its status is the exit status; a throw is logged, every child killed, status 2. */
+export function runMain(main: () => Promise<number>, log: (m: string) => void): void {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      log(`failed: ${err instanceof Error ? err.stack : String(err)}`);
+      for (const c of children) c.kill('SIGKILL');
+      process.exit(2);
+    },
+  );
 }

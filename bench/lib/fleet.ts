@@ -1,24 +1,32 @@
 // A device fleet: one child process holding up to ~19,000 device connections to the server under
-// test (a process may open at most 20,000 files, so bigger fleets are several of these), forked by
-// every benchmark driver and driven over IPC. Each device's protocol is lean-device.ts; this file
-// owns the sockets, the pacing and the counts. Lean on purpose: one small record per device, found
-// from its socket through a symbol by module-level listeners, and one module-level host for the
-// protocol's events, so thousands of connections create no closures.
+// test (a process may open at most 20,000 files), forked by every benchmark driver and driven over
+// IPC. Each device speaks through the SDK's socket-free DeviceProtocol over a BinaryWire; this file
+// owns the sockets, the pacing and the counts. Lean on purpose: a Device is its protocol's host (no
+// closure per device), module-level socket listeners find it through a symbol, and every device
+// shares one wire settings object and one profile.
 //
 // `run` modes: bind (connect, full handshake, BIND `<userPrefix><i>`, hold; pushes asking an ack are
-// ACKed at once, the others (broadcasts) timestamped; one in `every` is decrypted and compared with
-// the announced content), churn (connect, full handshake, reset, again, for `durationMs`), bare
-// (connect, write `barePayloadBytes`, hold: the load of a bare Node server). At most `concurrency`
-// devices are between "connect started" and "done" at any time; a failed one is tried again up to
-// `maxAttempts` times.
+// acked, the others (broadcasts) timestamped; one in `every` is opened and compared with the announced
+// content), churn (connect, handshake, reset, again, for `durationMs`), bare (connect, write
+// `barePayloadBytes`, hold). At most `concurrency` devices are between "connect started" and "done";
+// a failed one is tried again up to `maxAttempts` times.
 
-import type { KeyObject } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import { loadPublicKey } from '../../src/crypto/index.js';
-import type { Packet } from '../../src/protocol/index.js';
-import { ACK_FLAGS, type DeviceHost, LeanDevice } from './lean-device.js';
+import {
+  BinaryWire,
+  type BinaryWireTypes,
+  binaryWireSettings,
+  type DeviceClientError,
+  type DeviceHost,
+  type DeviceProfile,
+  DeviceProtocol,
+  type DevicePush,
+  type OkEvent,
+  type ServerErrorEvent,
+} from '../../src/client/device/index.js';
+import { Command, type Packet } from '../../src/protocol/index.js';
 import { type Percentiles, percentiles } from './report.js';
-import { emit, type Request, serveRequests } from './rpc.js';
+import { emit, type Request, serveRequests, sleep } from './rpc.js';
 
 /** `count` devices on host:port bound as `<userPrefix><i>`, i = first … first+count-1. */
 export type DeviceGroup = { host: string; port: number; count: number; userPrefix: string; first?: number };
@@ -42,12 +50,26 @@ export interface FleetRun {
 
 /** Epoch ms with a fraction, comparable across processes on one machine. */
 const epochMs = () => performance.timeOrigin + performance.now();
+const bump = (m: Record<string, number>, k: string) => {
+  m[k] = (m[k] ?? 0) + 1;
+};
 
 const State = { Idle: 0, Connecting: 1, Handshaking: 2, Binding: 3, Done: 4, Failed: 5 } as const;
 
-class Device {
+/** What the MPush Android SDK sends at the handshake; pushes are opened only when sampled. */
+const profile: DeviceProfile = {
+  osName: 'android',
+  osVersion: '10',
+  clientVersion: '1.0.0',
+  minHeartbeat: 0,
+  maxHeartbeat: 180_000,
+  decodePushes: false,
+};
+
+/** One device: its socket, its protocol (whose host it is), where it is in its run. */
+class Device implements DeviceHost<BinaryWireTypes> {
   socket: Socket | null = null;
-  proto: LeanDevice<Device> | null = null;
+  proto: DeviceProtocol<BinaryWireTypes> | null = null;
   state: number = State.Idle;
   attempt = 0;
   lastError = '';
@@ -63,33 +85,134 @@ class Device {
   get userId(): string {
     return `${this.group.userPrefix}${this.index}`;
   }
+
+  write(frame: Buffer): void {
+    this.socket?.write(frame);
+  }
+
+  onHandshake(): void {
+    const now = epochMs();
+    run!.result.handshaked++;
+    run!.lat.handshake.push(now - this.tSent);
+    if (run!.params.mode === 'churn') {
+      release(this, true);
+      return complete(this, now);
+    }
+    this.state = State.Binding;
+    this.tSent = epochMs();
+    this.proto!.bind(this.userId);
+  }
+
+  onOk(reply: OkEvent): void {
+    if (reply.cmd !== Command.BIND || this.state !== State.Binding)
+      return bump(unexpected, `OK to ${reply.cmd}`);
+    const now = epochMs();
+    run!.result.bound++;
+    run!.lat.bind.push(now - this.tSent);
+    // Held idle from here: the native AES contexts come back with the first push.
+    this.proto!.release();
+    complete(this, now);
+  }
+
+  /** A refused handshake is followed by a fatal onError, which then gives this reason. */
+  onServerError(e: ServerErrorEvent): void {
+    this.lastError = `ERROR cmd ${e.cmd} code ${e.code}: ${e.reason}`;
+    if (this.state !== State.Handshaking) fail(this, this.lastError);
+  }
+
+  onError(err: DeviceClientError, fatal: boolean): void {
+    if (fatal) fail(this, this.lastError || `client: ${err.code} ${err.message}`);
+    else bump(unexpected, err.code);
+  }
+
+  onPush(p: DevicePush<Buffer>): void {
+    stats.pushes++;
+    if (p.ackModel !== 'none') {
+      if (p.ackModel === 'biz') this.proto!.ack(p.sessionId);
+      stats.acks++;
+      if (verify.unicasts++ % verify.every === 0) check(this, p, verify.unicast);
+      return;
+    }
+    const now = Date.now(); // the pusher's clock: its Date.now() when it sent the broadcast
+    if (broadcast.received++ === 0) broadcast.firstAt = now;
+    broadcast.lastAt = now;
+    if (verify.broadcasts++ % verify.every === 0) check(this, p, verify.broadcast);
+    if (!reported && broadcast.received >= broadcast.expect) {
+      reported = true;
+      emit('broadcastDone', receipt());
+    }
+  }
+
+  onHeartbeat(): void {
+    echoed++;
+  }
+
+  onKick(): void {
+    bump(unexpected, 'KICK');
+  }
+
+  onPacket(p: Packet): void {
+    bump(unexpected, `cmd ${p.cmd}`);
+  }
 }
 
-function newResult(p: FleetRun, target: number) {
-  return {
-    proc: p.proc,
-    mode: p.mode,
-    localAddress: p.localAddresses[0]!,
-    target,
-    connected: 0,
-    handshaked: 0,
-    bound: 0,
-    failed: 0,
-    attempts: 0,
-    errors: {} as Record<string, number>,
-    seconds: 0,
-    startedAt: epochMs(),
-    finishedAt: 0,
-    /** ms: connect, handshake (sent → HandshakeOk), bind (sent → OK), total (connect started → done). */
-    latencyMs: {} as Record<'connect' | 'handshake' | 'bind' | 'total', Percentiles>,
-    /** Epoch ms of every completion (bound, or handshake in churn), for the driver's rate figures. */
-    completions: [] as number[],
+/** One `run`: its devices, its pacing and what it measured. */
+class Run {
+  readonly wire;
+  readonly payload;
+  readonly queue: Device[] = [];
+  next = 0;
+  readonly retry: Device[] = [];
+  inflight = 0;
+  stopping = false;
+  readonly lat = {
+    connect: [] as number[],
+    handshake: [] as number[],
+    bind: [] as number[],
+    total: [] as number[],
   };
+  readonly result;
+
+  constructor(
+    readonly params: FleetRun,
+    readonly resolve: (r: FleetResult) => void,
+  ) {
+    this.wire = binaryWireSettings(params.publicKey ? { publicKey: params.publicKey } : {});
+    this.payload = Buffer.alloc(params.barePayloadBytes ?? 0, 0x42);
+    // Interleaved, so each server's share ramps up at the same time.
+    const longest = params.mode === 'churn' ? 0 : Math.max(0, ...params.groups.map((g) => g.count));
+    for (let i = 0; i < longest; i++) {
+      for (const g of params.groups) {
+        const addr = params.localAddresses[this.queue.length % params.localAddresses.length]!;
+        if (i < g.count) this.queue.push(new Device(g, (g.first ?? 0) + i, addr));
+      }
+    }
+    this.result = {
+      proc: params.proc,
+      mode: params.mode,
+      localAddress: params.localAddresses[0]!,
+      target: this.queue.length,
+      connected: 0,
+      handshaked: 0,
+      bound: 0,
+      failed: 0,
+      attempts: 0,
+      errors: {} as Record<string, number>,
+      seconds: 0,
+      startedAt: epochMs(),
+      finishedAt: 0,
+      /** ms: connect, handshake (sent → HandshakeOk), bind (sent → OK), total (connect started → done). */
+      latencyMs: {} as Record<keyof Run['lat'], Percentiles>,
+      /** Epoch ms of every completion (bound, or handshake in churn), for the driver's rate figures. */
+      completions: [] as number[],
+    };
+  }
 }
-export type FleetResult = ReturnType<typeof newResult>;
+export type FleetResult = Run['result'];
 
 // ---- process-wide state: held devices and what they saw ---------------------------------------------
 
+let run: Run | null = null;
 const held: Device[] = [];
 /** `held`: bound and still open; `lost`: closed after bound (and why); `verified`/`corrupt`: sampled pushes. */
 const stats = { held: 0, lost: 0, pushes: 0, acks: 0, verified: 0, corrupt: 0, heartbeatsSent: 0 };
@@ -115,25 +238,6 @@ let reported = true;
 const receipt = () => ({ proc, ...broadcast });
 export type BroadcastReceipt = ReturnType<typeof receipt>;
 
-interface Run {
-  params: FleetRun;
-  key: KeyObject | null;
-  payload: Buffer;
-  queue: Device[];
-  next: number;
-  retry: Device[];
-  inflight: number;
-  stopping: boolean;
-  result: FleetResult;
-  lat: Record<keyof FleetResult['latencyMs'], number[]>;
-  resolve(r: FleetResult): void;
-}
-let run: Run | null = null;
-
-const bump = (m: Record<string, number>, k: string) => {
-  m[k] = (m[k] ?? 0) + 1;
-};
-
 // ---- sockets: module-level listeners, the device found through a symbol -----------------------------
 
 const kDevice = Symbol('bench.device');
@@ -141,7 +245,18 @@ type TaggedSocket = Socket & { [kDevice]?: Device };
 
 function onConnect(this: TaggedSocket): void {
   const d = this[kDevice];
-  if (d) connected(d, run!);
+  if (!d) return;
+  const now = epochMs();
+  run!.result.connected++;
+  run!.lat.connect.push(now - d.t0);
+  if (run!.params.mode === 'bare') {
+    this.write(run!.payload);
+    run!.result.bound++;
+    return complete(d, now);
+  }
+  d.state = State.Handshaking;
+  d.tSent = epochMs();
+  d.proto!.start();
 }
 function onData(this: TaggedSocket, chunk: Buffer): void {
   this[kDevice]?.proto?.receive(chunk);
@@ -162,7 +277,8 @@ function start(d: Device, r: Run): void {
   d.state = State.Connecting;
   d.lastError = '';
   d.t0 = epochMs();
-  d.proto = r.params.mode === 'bare' ? null : new LeanDevice(host, d);
+  if (r.params.mode !== 'bare')
+    d.proto = new DeviceProtocol(new BinaryWire(r.wire), d, `dev-${d.userId}`, profile);
   const s: TaggedSocket = connect({
     host: d.group.host,
     port: d.group.port,
@@ -185,78 +301,21 @@ function release(d: Device, reset: boolean): void {
   d.proto = null;
 }
 
-// ---- the protocol's events ----------------------------------------------------------------------------
+// ---- a device's progress, and the pacing --------------------------------------------------------------
 
-function connected(d: Device, r: Run): void {
-  const now = epochMs();
-  r.result.connected++;
-  r.lat.connect.push(now - d.t0);
-  if (r.params.mode === 'bare') {
-    d.socket!.write(r.payload);
-    r.result.bound++;
-    return complete(d, r, now);
-  }
-  d.state = State.Handshaking;
-  d.tSent = epochMs();
-  d.proto!.handshake(r.key!, `dev-${d.userId}`);
-}
-
-const host: DeviceHost<Device> = {
-  write: (d, bytes) => d.socket?.write(bytes),
-  ready(d) {
-    const r = run!;
-    const now = epochMs();
-    r.result.handshaked++;
-    r.lat.handshake.push(now - d.tSent);
-    if (r.params.mode === 'churn') {
-      release(d, true);
-      return complete(d, r, now);
-    }
-    d.state = State.Binding;
-    d.tSent = epochMs();
-    d.proto!.bind(d.userId);
-  },
-  bound(d) {
-    const r = run!;
-    const now = epochMs();
-    r.result.bound++;
-    r.lat.bind.push(now - d.tSent);
-    complete(d, r, now);
-  },
-  push(d, p) {
-    stats.pushes++;
-    if (p.flags & ACK_FLAGS) {
-      d.proto!.ack(p);
-      stats.acks++;
-      if (verify.unicasts++ % verify.every === 0) check(d, p, verify.unicast);
-      return;
-    }
-    const now = Date.now(); // the pusher's clock: its Date.now() when it sent the broadcast
-    if (broadcast.received++ === 0) broadcast.firstAt = now;
-    broadcast.lastAt = now;
-    if (verify.broadcasts++ % verify.every === 0) check(d, p, verify.broadcast);
-    if (!reported && broadcast.received >= broadcast.expect) {
-      reported = true;
-      emit('broadcastDone', receipt());
-    }
-  },
-  heartbeat: () => echoed++,
-  fail: (d, reason) => fail(d, reason),
-  unexpected: (_d, what) => bump(unexpected, what),
-};
-
-/** Decrypts a push and compares it with the announced content (when one was announced). */
-function check(d: Device, p: Packet, expected: Buffer): void {
+/** Opens a sampled push and compares it with the announced content (when one was announced). */
+function check(d: Device, p: DevicePush<Buffer>, expected: Buffer): void {
   if (expected.length === 0) return;
   try {
-    if (d.proto!.open(p).equals(expected)) stats.verified++;
+    if (d.proto!.openContent(p).equals(expected)) stats.verified++;
     else stats.corrupt++;
   } catch {
     stats.corrupt++;
   }
 }
 
-function complete(d: Device, r: Run, now: number): void {
+function complete(d: Device, now: number): void {
+  const r = run!;
   r.lat.total.push(now - d.t0);
   r.result.completions.push(now);
   r.inflight--;
@@ -285,8 +344,6 @@ function fail(d: Device, reason: string): void {
   else r.result.failed++;
   next(r);
 }
-
-// ---- pacing -----------------------------------------------------------------------------------------
 
 /** Starts devices while below the concurrency bound; settles the run when all are done. */
 function next(r: Run): void {
@@ -317,36 +374,17 @@ function startRun(params: FleetRun): Promise<FleetResult> {
   proc = params.proc;
   dropping = false;
   heartbeatSeconds = params.heartbeatSeconds ?? heartbeatSeconds;
-  const queue: Device[] = [];
-  // Interleaved, so each server's share ramps up at the same time.
-  const longest = params.mode === 'churn' ? 0 : Math.max(0, ...params.groups.map((g) => g.count));
-  for (let i = 0; i < longest; i++) {
-    for (const g of params.groups) {
-      const addr = params.localAddresses[queue.length % params.localAddresses.length]!;
-      if (i < g.count) queue.push(new Device(g, (g.first ?? 0) + i, addr));
-    }
-  }
-  held.push(...queue);
   return new Promise((resolve) => {
-    const r: Run = {
-      params,
-      queue,
-      resolve,
-      next: 0,
-      retry: [],
-      inflight: 0,
-      stopping: false,
-      key: params.publicKey ? loadPublicKey(params.publicKey) : null,
-      payload: Buffer.alloc(params.barePayloadBytes ?? 0, 0x42),
-      lat: { connect: [], handshake: [], bind: [], total: [] },
-      result: newResult(params, queue.length),
-    };
+    const r = new Run(params, resolve);
+    held.push(...r.queue);
     run = r;
     // Stop starting handshakes at the deadline even if no completion wakes the pacing.
     if (params.mode === 'churn') setTimeout(() => next(r), (params.durationMs ?? 0) + 1).unref();
     next(r);
   });
 }
+
+const bound = () => held.filter((d) => d.state === State.Done && d.proto);
 
 // Heartbeats: every held device once per `heartbeatSeconds`, a slice each second, so a long run is
 // not cut by the server's read timeout.
@@ -355,10 +393,7 @@ setInterval(() => {
   const n = heartbeatSeconds > 0 ? Math.ceil(held.length / heartbeatSeconds) : 0;
   for (let i = 0; i < n; i++) {
     const d = held[hbCursor++ % held.length]!;
-    if (d.state === State.Done && d.proto) {
-      d.proto.heartbeat();
-      stats.heartbeatsSent++;
-    }
+    if (d.state === State.Done && d.proto?.heartbeat()) stats.heartbeatsSent++;
   }
 }, 1000).unref();
 
@@ -379,7 +414,7 @@ serveRequests({
     held.length = 0;
     return n;
   },
-  /** The contents pushes will carry, for the sampled decrypt-and-compare. */
+  /** The contents pushes will carry, for the sampled open-and-compare. */
   expectContent: (req: Request) => {
     if (typeof req.unicast === 'string') verify.unicast = Buffer.from(req.unicast, 'utf8');
     if (typeof req.broadcast === 'string') verify.broadcast = Buffer.from(req.broadcast, 'utf8');
@@ -399,16 +434,15 @@ serveRequests({
    * when the server has echoed them all (one read and one write per device on the server).
    */
   heartbeatRounds: async (req: Request) => {
-    const t0 = Date.now();
-    const echoed0 = echoed;
+    const [t0, echoed0] = [Date.now(), echoed];
     let sent = 0;
     for (let i = 0; i < Number(req.rounds); i++) {
-      const devices = held.filter((d) => d.state === State.Done && d.proto);
+      const devices = bound();
       const target = echoed + devices.length;
       for (const d of devices) d.proto!.heartbeat();
       sent += devices.length;
       const deadline = Date.now() + 10_000;
-      while (echoed < target && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+      while (echoed < target && Date.now() < deadline) await sleep(1);
     }
     return { sent, echoed: echoed - echoed0, ms: Date.now() - t0 };
   },

@@ -1,14 +1,10 @@
-// The mpush-ts node under test, in a child process of bench/connections or bench/push (fork, IPC).
-//
-// `start` builds an MpushNode as `mpush start` does, on 127.0.0.1 and free ports (device TCP,
-// gateway, HTTP), MPush's default key pair, log level warn, with the admission limits raised so a
-// benchmark measures the server rather than its admission control (handshake bucket 1,000,000/s).
-// With `backlog` n > 0 the child also listens itself with that backlog, handing each socket to
-// ConnectionServer.acceptSocket (the path ConnectionServer.listen uses), and reports that port: it
-// shows what the listen backlog costs under a connection storm. Then it answers `stats` (memory
-// after gc when `gc`, with --expose-gc), `snapshot` (v8 heap snapshot after gc), `rsaBench` (µs per
-// handshake RSA block decrypt in this process), `profileStart` / `profileStop` (a CPU profile of
-// the window between them), `stop`.
+// The mpush-ts node under test, in a child process of bench/connections or bench/push. `start` builds
+// an MpushNode as `mpush start` does, on 127.0.0.1 and free ports, MPush's default key pair, log level
+// warn, admission limits raised so a benchmark measures the server rather than its admission control;
+// with `backlog` n > 0 it also listens itself with that backlog and hands each socket to
+// ConnectionServer.acceptSocket (what a connection storm costs the listen queue). Then `stats` (memory
+// after gc when `gc`), `snapshot` (heap snapshot), `rsaBench` (µs per handshake RSA decrypt here),
+// `profileStart` / `profileStop` (a CPU profile of the window between them), `stop`.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Session } from 'node:inspector';
@@ -21,7 +17,7 @@ import { loadPublicKey, RsaDecryptor, rsaEncrypt } from '../../src/crypto/index.
 import { MpushNode } from '../../src/node.js';
 import { HandshakeCodec } from '../../src/protocol/index.js';
 import { defaultKeys } from './keys.js';
-import { type MemorySample, maxOpenFiles, memory } from './procstat.js';
+import { maxOpenFiles, memory } from './procstat.js';
 import { serveRequests } from './rpc.js';
 
 export interface NodeOptions {
@@ -29,21 +25,6 @@ export interface NodeOptions {
   /** Server heartbeat bounds (ms); unset: the node's defaults. */
   heartbeatMs?: number;
   backlog?: number;
-}
-
-/** What the server answers to `stats`: cpu is process.cpuUsage() (µs), elu the event loop's use. */
-export interface ServerStats {
-  /** Epoch ms (fractional) when sampled. */
-  at: number;
-  memory: MemorySample;
-  cpu: { user: number; system: number };
-  elu: { idle: number; active: number; utilization: number };
-  connections: number;
-  bound: number;
-  acksPending: number;
-  gateway: Record<string, number>;
-  counters: Record<string, unknown> & { acks: number };
-  closed: Record<string, number>;
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), 'mpush-bench-'));
@@ -102,7 +83,8 @@ async function start(o: NodeOptions) {
 /** What `start` answers. */
 export type NodeReady = Awaited<ReturnType<typeof start>>;
 
-async function stats(gc: boolean): Promise<ServerStats> {
+/** cpu is process.cpuUsage() (µs), elu the event loop's use, `at` epoch ms (fractional). */
+async function stats(gc: boolean) {
   const { connections: server, push, gateway } = node!;
   const { active, idle, utilization } = performance.eventLoopUtilization();
   const closed = { ...server.stats.closed };
@@ -120,30 +102,21 @@ async function stats(gc: boolean): Promise<ServerStats> {
     closed,
   };
 }
+export type ServerStats = Awaited<ReturnType<typeof stats>>;
 
 /** µs per decrypt of one handshake RSA block, as the fleet's devices send it. */
 function rsaBench() {
   const n = node!;
-  const body = HandshakeCodec.encode({
-    deviceId: 'dev-user-0-00000',
-    osName: 'android',
-    osVersion: '10',
-    clientVersion: '1.0.0',
-    iv: Buffer.alloc(16, 1),
-    clientKey: Buffer.alloc(16, 2),
-    minHeartbeat: 0,
-    maxHeartbeat: 180_000,
-    timestamp: 0,
-  });
+  const keys = { iv: Buffer.alloc(16, 1), clientKey: Buffer.alloc(16, 2), timestamp: 0 };
+  const who = { deviceId: 'dev-user-0-00000', osName: 'android', osVersion: '10', clientVersion: '1.0.0' };
+  const body = HandshakeCodec.encode({ ...who, ...keys, minHeartbeat: 0, maxHeartbeat: 180_000 });
   const block = rsaEncrypt(loadPublicKey(n.keys.publicKeyBase64), body);
   const decryptor = new RsaDecryptor(n.keys.privateKey);
   for (let i = 0; i < 200; i++) decryptor.decrypt(block);
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < 2000; i++) decryptor.decrypt(block);
-  return {
-    handshakeBodyBytes: body.length,
-    rsaDecryptMicros: Number(process.hrtime.bigint() - t0) / 2000 / 1000,
-  };
+  const rsaDecryptMicros = Number(process.hrtime.bigint() - t0) / 2000 / 1000;
+  return { handshakeBodyBytes: body.length, rsaDecryptMicros };
 }
 
 serveRequests({

@@ -51,6 +51,17 @@ export function maxOpenFiles(): number | undefined {
   return v === undefined ? undefined : Number(v);
 }
 
+/** The machine a report was measured on. */
+export const machine = (extra: Record<string, unknown> = {}) => ({
+  cpus: os.cpus().length,
+  cpuModel: os.cpus()[0]?.model,
+  totalMemBytes: os.totalmem(),
+  node: process.version,
+  maxOpenFiles: maxOpenFiles() ?? null,
+  loadAverage: os.loadavg().map((x) => round(x, 2)),
+  ...extra,
+});
+
 const CPU_FIELDS = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal'];
 const TCP_COUNTERS = new Set(
   'ListenOverflows ListenDrops SyncookiesSent SyncookiesRecv TCPSynRetrans TCPReqQFullDoCookies TCPLostRetransmit TCPTimeouts'.split(

@@ -1,15 +1,14 @@
-// The business server: a child process pushing to the node(s) under test, forked by bench/push and
-// bench/cluster and driven over IPC. Latency is per request, from the call to its result, in ms.
+// The business server: a child process pushing to the node(s) under test, driven over IPC by
+// bench/push and bench/cluster. Latency is per request, from the call to its result, in ms.
 //
-//   start      how to push, replacing the previous way: `sender`, a PushSender (the TS push SDK) on
-//              `gateways`, routes from the first gateway (GATEWAY_ROUTE_QUERY, the SDK default) or,
-//              with routeSource 'redis', a StoreRouteSource over a RedisRouteStore read by this
-//              process, cached `routeCacheMs`; or `http`, POST /api/push {userId, content,
-//              ackModel: AUTO_ACK} to `httpUrl` over keep-alive connections, one per request in flight
-//   load       AUTO_ACK pushes, `concurrency` in flight, each result starts the next, to `users` in
-//              turn or at random, until `total` were sent; or for `warmupMs` and then a measured
-//              window of `durationMs` whose edges are announced as `{event: 'window', edge}` so the
-//              driver samples at the same instants (what completes inside the window counts)
+//   start      how to push: `sender`, a PushSender (the TS push SDK) on `gateways`, routes from the
+//              first gateway (GATEWAY_ROUTE_QUERY, the SDK default) or, with routeSource 'redis', a
+//              StoreRouteSource over Redis read by this process, cached `routeCacheMs`; or `http`,
+//              POST /api/push (AUTO_ACK) to `httpUrl` over `concurrency` keep-alive connections
+//   load       AUTO_ACK pushes, `concurrency` in flight, each result starting the next, to `users` in
+//              turn or at random, until `total` were sent; or for `warmupMs` and then a window of
+//              `durationMs` whose edges are announced (`{event: 'window', edge}`) so the driver
+//              samples at the same instants (what completes inside the window counts)
 //   open       `rate` pushes/s on a 1 ms schedule for `durationMs`, whatever the results do
 //   broadcast  PushSender.broadcast, NO_ACK: Date.now() before the call (sentAt) and at its reply
 
@@ -29,13 +28,11 @@ export interface PusherOptions {
   routeCacheMs: number;
   timeoutMs: number;
   httpUrl?: string;
-  /** http: keep-alive connections. */
   concurrency?: number;
   content: string;
 }
 
-export type LoadParams = { users: string[]; concurrency: number; random?: boolean } & {
-  total?: number;
+export type LoadParams = { users: string[]; concurrency: number; random?: boolean; total?: number } & {
   warmupMs?: number;
   durationMs?: number;
 };
@@ -76,11 +73,12 @@ async function stop(): Promise<void> {
   sender = agent = redis = undefined;
 }
 
+const failed = (result: string, reason: string): Outcome[] => [{ result, reason, redirects: 0 }];
+
 function post(userId: string): Promise<Outcome[]> {
   const o = options!;
   const body = JSON.stringify({ userId, content: o.content, ackModel: 'AUTO_ACK', timeout: o.timeoutMs });
   const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
-  const failed = (result: string, reason: string) => [{ result, reason, redirects: 0 }];
   return new Promise((resolve) => {
     const req = request(new URL('/api/push', o.httpUrl), { method: 'POST', agent, headers }, (res) => {
       const chunks: Buffer[] = [];
@@ -100,15 +98,16 @@ function post(userId: string): Promise<Outcome[]> {
   });
 }
 
-const send = (userId: string): Promise<Outcome[]> =>
-  sender ? sender.send({ userId, content, ackModel: 'AUTO_ACK' }) : post(userId);
+function send(userId: string): Promise<Outcome[]> {
+  const r = sender ? sender.send({ userId, content, ackModel: 'AUTO_ACK' }) : post(userId);
+  return r.catch((err: Error) => failed('failure', `thrown: ${err.message}`));
+}
 
 /** What one phase saw: results and latencies of the requests completed while it counted. */
 class Phase {
-  readonly lat: Float64Array;
-  readonly node: Float64Array;
-  nLat = 0;
-  nNode = 0;
+  readonly lat: number[] = [];
+  /** The node's own time from gateway receipt to the device's ack. */
+  readonly node: number[] = [];
   sent = 0;
   redirects = 0;
   counting = true;
@@ -120,22 +119,11 @@ class Phase {
   t1 = 0;
   startedAt = Date.now();
 
-  constructor(capacity: number) {
-    this.lat = new Float64Array(capacity);
-    this.node = new Float64Array(capacity);
-  }
-
-  /** One request; its result is recorded if it completes while the phase counts. */
+  /** One request; its results are recorded if it completes while the phase counts. */
   async push(userId: string): Promise<void> {
     this.sent++;
     const t = performance.now();
-    const rs = await send(userId).catch((err: unknown): Outcome[] => [
-      {
-        result: 'failure',
-        reason: `thrown: ${err instanceof Error ? err.message : String(err)}`,
-        redirects: 0,
-      },
-    ]);
+    const rs = await send(userId);
     const ms = performance.now() - t;
     for (const r of rs) {
       if (!this.counting) {
@@ -144,16 +132,14 @@ class Phase {
       }
       this.results[r.result] = (this.results[r.result] ?? 0) + 1;
       this.redirects += r.redirects ?? 0;
-      if (this.nLat < this.lat.length) this.lat[this.nLat++] = ms;
+      this.lat.push(ms);
       const tp = r.timePoints;
       if (r.result !== 'success') {
         const key = `${r.result}: ${r.reason ?? ''}`;
         if (key in this.reasons || Object.keys(this.reasons).length < 20)
           this.reasons[key] = (this.reasons[key] ?? 0) + 1;
         if (this.sampleErrors.length < 5) this.sampleErrors.push(`${userId}: ${key}`);
-      } else if (tp?.acked !== undefined && tp.received !== undefined && this.nNode < this.node.length) {
-        this.node[this.nNode++] = tp.acked - tp.received;
-      }
+      } else if (tp?.acked !== undefined && tp.received !== undefined) this.node.push(tp.acked - tp.received);
     }
   }
 
@@ -171,8 +157,8 @@ class Phase {
   finish() {
     this.end();
     const ms = this.t1 - this.t0;
-    const acked = this.results.success!;
     const { sent, results, reasons, sampleErrors, redirects, warmup, startedAt } = this;
+    const acked = results.success!;
     return {
       mode: options?.mode ?? 'sender',
       sent,
@@ -185,12 +171,11 @@ class Phase {
       seconds: round(ms / 1000, 3),
       windowMs: Math.round(ms),
       perSec: round((sent * 1000) / ms),
-      /** Acked (success) results per second of the phase. */
+      /** Acked (success) results per second of the phase; pushesPerSec is the same figure. */
       ackedPerSec: round((acked * 1000) / ms),
       pushesPerSec: round((acked * 1000) / ms),
-      latencyMs: percentiles(this.lat, this.nLat),
-      /** Node-side time from gateway receipt to the device's ack (the node's own time points). */
-      nodeReceivedToAckedMs: percentiles(this.node, this.nNode),
+      latencyMs: percentiles(Float64Array.from(this.lat)),
+      nodeReceivedToAckedMs: percentiles(Float64Array.from(this.node)),
       /** Open loop only: how late the pushes left against their schedule. */
       scheduleLagMs: undefined as ReturnType<typeof percentiles> | undefined,
       startedAt,
@@ -202,7 +187,7 @@ export type PhaseResult = ReturnType<Phase['finish']>;
 
 async function load(p: LoadParams): Promise<PhaseResult> {
   const total = p.total ?? Number.POSITIVE_INFINITY;
-  const phase = new Phase(Number.isFinite(total) ? total : 2_000_000);
+  const phase = new Phase();
   phase.counting = !p.durationMs;
   let issued = 0;
   const slot = async () => {
@@ -224,10 +209,9 @@ async function load(p: LoadParams): Promise<PhaseResult> {
   return phase.finish();
 }
 
-/** Pushes at a fixed `rate` for `durationMs`, on a 1 ms schedule, whatever the results do. */
 function openLoop(users: string[], rate: number, durationMs: number): Promise<PhaseResult> {
   const total = Math.round((rate * durationMs) / 1000);
-  const phase = new Phase(total);
+  const phase = new Phase();
   const lag = new Float64Array(total);
   const inflight: Array<Promise<void>> = [];
   return new Promise((resolve) => {
@@ -239,9 +223,7 @@ function openLoop(users: string[], rate: number, durationMs: number): Promise<Ph
         inflight.push(phase.push(users[(Math.random() * users.length) | 0]!));
       }
       if (phase.sent < total) return void setTimeout(tick, 1);
-      Promise.all(inflight).then(() =>
-        resolve({ ...phase.finish(), scheduleLagMs: percentiles(lag, total) }),
-      );
+      Promise.all(inflight).then(() => resolve({ ...phase.finish(), scheduleLagMs: percentiles(lag) }));
     };
     tick();
   });

@@ -1,7 +1,6 @@
-// Request/reply over the fork() IPC channel between a benchmark driver and its child processes
-// (server, device fleets, pusher): a request carries an id and the child answers with the same id;
-// unsolicited messages carry `event` instead. Every child answers `loop` (its GC and event-loop
-// delay since the last `loop`) and `exit`.
+// Request/reply over the fork() IPC channel between a benchmark driver and its children (server,
+// fleets, pusher): a reply carries its request's id, an unsolicited message `event` instead. Every
+// child answers `loop` (its GC and event-loop delay since the last `loop`) and `exit`.
 
 import { type ChildProcess, fork } from 'node:child_process';
 import { watchLoop } from './procstat.js';
@@ -87,10 +86,9 @@ export class RpcClient {
 export async function forkChild(
   script: URL,
   name: string,
-  opts: { execArgv?: string[]; env?: Record<string, string> } = {},
+  o: { execArgv?: string[] } = {},
 ): Promise<RpcClient> {
-  const env = { ...process.env, ...opts.env };
-  const child = fork(script, [], { execArgv: opts.execArgv ?? [], stdio: ['ignore', 2, 2, 'ipc'], env });
+  const child = fork(script, [], { execArgv: o.execArgv ?? [], stdio: ['ignore', 2, 2, 'ipc'] });
   children.add(child);
   child.once('exit', () => children.delete(child));
   const rpc = new RpcClient(child, name);
@@ -114,18 +112,12 @@ export function serveRequests(handlers: Record<string, (req: Request) => unknown
     ...handlers,
   };
   process.on('message', (req: Request) => {
+    const handler = all[req.cmd] ?? (() => Promise.reject(new Error(`unknown command ${req.cmd}`)));
     Promise.resolve(req)
-      .then((r) => {
-        if (!all[r.cmd]) throw new Error(`unknown command ${r.cmd}`);
-        return all[r.cmd]!(r);
-      })
+      .then(handler)
       .then(
         (result) => process.send?.({ id: req.id, result } satisfies Reply),
-        (err: unknown) =>
-          process.send?.({
-            id: req.id,
-            error: err instanceof Error ? (err.stack ?? err.message) : String(err),
-          }),
+        (err: Error) => process.send?.({ id: req.id, error: err.stack ?? String(err) } satisfies Reply),
       );
   });
   // The parent going away must not leave a child holding thousands of sockets.
