@@ -14,6 +14,7 @@ import {
 import {
   type DeadlineScheduler,
   type OutboundLimit,
+  type OutboundLimits,
   type OutboundOwner,
   OutboundWriter,
 } from '../util/outbound-writer.js';
@@ -37,8 +38,11 @@ export interface ConnectionContext {
   readonly wheel: TimerWheel<Connection>;
   maxPacketSize: number;
   maxInflatedSize: number;
-  maxOutboundBytes: number;
-  drainTimeoutMs: number;
+  /**
+   * `limits.maxOutboundBytes` and `limits.drainTimeoutMs`, one object for every connection's writer
+   * (its drain deadline is filed on the wheel by the connection: `scheduler: 'owner'`).
+   */
+  readonly outbound: OutboundLimits;
   handshakeTimeoutMs: number;
   heartbeatGraceMs: number;
   maxHeartbeatTimeouts: number;
@@ -98,11 +102,7 @@ export class Connection implements FrameHandler, OutboundOwner, DeadlineSchedule
     this.transport = transport;
     this.protocol = protocol;
     this.ctx = ctx;
-    this.writer = new OutboundWriter(transport, this, {
-      maxBytes: ctx.maxOutboundBytes,
-      drainTimeoutMs: ctx.drainTimeoutMs,
-      scheduler: this,
-    });
+    this.writer = new OutboundWriter(transport, this, ctx.outbound);
     this.createdAt = this.lastReadAt = ctx.wheel.now;
     this.scheduleCheck(this.createdAt + ctx.handshakeTimeoutMs);
   }

@@ -85,8 +85,11 @@ export class ConnectionServer implements ConnectionHandler {
       wheel: this.wheel,
       maxPacketSize: c.limits.maxPacketSize,
       maxInflatedSize: c.limits.maxInflatedSize,
-      maxOutboundBytes: c.limits.maxOutboundBytes,
-      drainTimeoutMs: c.limits.drainTimeoutMs,
+      outbound: {
+        maxBytes: c.limits.maxOutboundBytes,
+        drainTimeoutMs: c.limits.drainTimeoutMs,
+        scheduler: 'owner',
+      },
       handshakeTimeoutMs: c.limits.handshakeTimeoutMs,
       heartbeatGraceMs: c.heartbeat.graceMs,
       maxHeartbeatTimeouts: c.heartbeat.maxTimeouts,

@@ -50,10 +50,16 @@ export interface OutboundLimits {
   /**
    * Where the drain deadline is kept. Default: the writer's own timer, one per writer, armed only
    * while the sink is backpressured, unref'd (a deadline past ~24.8 days, Node's longest timer, is
-   * clamped to it).
+   * clamped to it). `'owner'`: the owner is the scheduler, so one limits object can serve every
+   * writer of a server (device connections, which keep their deadlines on a timer wheel).
    */
-  scheduler?: DeadlineScheduler;
+  scheduler?: DeadlineScheduler | 'owner';
 }
+
+/** The writer's flags, in one small integer (a device connection holds one writer: keep it small). */
+const CORKED = 1;
+const STOPPED = 2;
+const BLOCKED = 4;
 
 /** Writers corked this tick; one nextTick uncorks them all, however many there are. */
 let corked: OutboundWriter[] = [];
@@ -62,7 +68,7 @@ function uncorkAll(): void {
   const list = corked;
   corked = [];
   for (const w of list) {
-    w.corked = false;
+    w.state &= ~CORKED;
     w.sink.uncork();
   }
 }
@@ -88,28 +94,32 @@ function onDrainTimer(writer: OutboundWriter): void {
  */
 export class OutboundWriter {
   readonly sink: OutboundSink;
-  /** @internal set and cleared by the tick's uncork */
-  corked = false;
-  private stopped = false;
-  private blocked = false;
+  /** @internal CORKED | STOPPED | BLOCKED; CORKED is cleared by the tick's uncork */
+  state = 0;
   private blockedSince = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly owner: OutboundOwner;
-  private readonly maxBytes: number;
-  private readonly drainTimeoutMs: number;
-  private readonly scheduler: DeadlineScheduler | undefined;
+  /** Held by reference, not copied: a server's writers share one object. */
+  private readonly limits: OutboundLimits;
 
+  /**
+   * @param limits kept by reference; with `scheduler: 'owner'`, `owner` must also be a
+   * {@link DeadlineScheduler}.
+   */
   constructor(sink: OutboundSink, owner: OutboundOwner, limits: OutboundLimits) {
     this.sink = sink;
     this.owner = owner;
-    this.maxBytes = limits.maxBytes;
-    this.drainTimeoutMs = limits.drainTimeoutMs;
-    this.scheduler = limits.scheduler;
+    this.limits = limits;
+  }
+
+  private get scheduler(): DeadlineScheduler | undefined {
+    const s = this.limits.scheduler;
+    return s === 'owner' ? (this.owner as OutboundOwner & DeadlineScheduler) : s;
   }
 
   /** True while a write is waiting for the sink to drain. */
   get backpressured(): boolean {
-    return this.blocked;
+    return (this.state & BLOCKED) !== 0;
   }
 
   /**
@@ -118,40 +128,41 @@ export class OutboundWriter {
    * been told, before this returns).
    */
   write(data: Buffer | string): boolean {
-    if (this.stopped) return false;
+    if (this.state & STOPPED) return false;
     const sink = this.sink;
     if (!sink.writable) return false;
-    if (!this.corked) {
-      this.corked = true;
+    if (!(this.state & CORKED)) {
+      this.state |= CORKED;
       sink.cork();
       if (corked.push(this) === 1) process.nextTick(uncorkAll);
     }
     const ok = sink.write(data);
-    if (sink.bufferedBytes > this.maxBytes) {
+    if (sink.bufferedBytes > this.limits.maxBytes) {
       // A reader that cannot keep up: drop it rather than buffer without bound.
       this.limit('outbound-limit');
       return false;
     }
-    if (!ok && !this.blocked) this.block();
+    if (!ok && !(this.state & BLOCKED)) this.block();
     return true;
   }
 
   private block(): void {
-    this.blocked = true;
+    this.state |= BLOCKED;
     const scheduler = this.scheduler;
+    const drainTimeoutMs = this.limits.drainTimeoutMs;
     if (scheduler) {
       this.blockedSince = scheduler.now();
-      scheduler.scheduleCheck(this.blockedSince + this.drainTimeoutMs);
+      scheduler.scheduleCheck(this.blockedSince + drainTimeoutMs);
     } else {
-      this.timer = setTimeout(onDrainTimer, Math.min(this.drainTimeoutMs, MAX_TIMER_MS), this);
+      this.timer = setTimeout(onDrainTimer, Math.min(drainTimeoutMs, MAX_TIMER_MS), this);
       this.timer.unref();
     }
   }
 
   /** The sink flushed its queue: the drain deadline is cleared. */
   drained(): void {
-    if (!this.blocked) return;
-    this.blocked = false;
+    if (!(this.state & BLOCKED)) return;
+    this.state &= ~BLOCKED;
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
@@ -163,8 +174,8 @@ export class OutboundWriter {
    * check when the deadline is still ahead. True when the deadline passed (the owner was told).
    */
   checkDeadline(now: number): boolean {
-    if (!this.blocked || this.stopped) return false;
-    const due = this.blockedSince + this.drainTimeoutMs;
+    if ((this.state & (BLOCKED | STOPPED)) !== BLOCKED) return false;
+    const due = this.blockedSince + this.limits.drainTimeoutMs;
     if (now >= due) {
       this.limit('drain-timeout');
       return true;
@@ -176,13 +187,12 @@ export class OutboundWriter {
   /** @internal the writer's own drain timer fired: it is cleared on drain, so the sink did not drain. */
   timerFired(): void {
     this.timer = undefined;
-    if (this.blocked && !this.stopped) this.limit('drain-timeout');
+    if ((this.state & (BLOCKED | STOPPED)) === BLOCKED) this.limit('drain-timeout');
   }
 
   /** Writes nothing more and clears the drain timer (the owner is closing). */
   stop(): void {
-    this.stopped = true;
-    this.blocked = false;
+    this.state = (this.state | STOPPED) & ~BLOCKED;
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
