@@ -110,3 +110,51 @@ describe('push client: each outbound limit alone drops a gateway that does not r
     }
   });
 });
+
+describe('push client: a reply it cannot read', () => {
+  it('fails the request it answers, and only that one: the channel keeps serving', async () => {
+    // A "gateway" that answers its first GATEWAY_PUSH with an ERROR whose body is cut short, and
+    // every later one with a proper broadcast OK.
+    const { Command, encodePacket, FrameDecoder, OkCodec } = await import('../../src/protocol/index.js');
+    let answered = 0;
+    const server: Server = createServer((s) => {
+      s.on('error', () => {});
+      const dec = new FrameDecoder({
+        onPacket: (p) => {
+          const body =
+            answered++ === 0
+              ? Buffer.from([0x00]) // an ERROR body: one byte of a two-byte field
+              : OkCodec.encode({
+                  cmd: p.cmd,
+                  code: 0,
+                  data: JSON.stringify({ taskId: 't', status: 'done' }),
+                });
+          s.write(
+            encodePacket({
+              cmd: answered === 1 ? Command.ERROR : Command.OK,
+              flags: 0,
+              sessionId: p.sessionId,
+              body,
+            }),
+          );
+        },
+        onHeartbeat: () => {},
+      });
+      s.on('data', (c: Buffer) => dec.push(c));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const a = server.address();
+    const port = typeof a === 'object' && a ? a.port : 0;
+    const sender = PushSender.create({ gateways: [{ host: '127.0.0.1', port }] });
+    try {
+      const first = await sender.broadcast({ content: 'x', timeout: 60_000 });
+      assert.equal(first.result, 'failure');
+      const second = await sender.broadcast({ content: 'x', timeout: 60_000 });
+      assert.equal(second.result, 'success');
+      assert.equal(sender.channel('127.0.0.1', port).connected, true, 'the same channel served both');
+    } finally {
+      await sender.stop();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+});

@@ -171,7 +171,13 @@ export class GatewayChannel implements FrameHandler, OutboundOwner {
     const handler = this.pending.get(p.sessionId);
     if (!handler) return; // late reply to a request that already timed out
     this.pending.delete(p.sessionId);
-    handler.onReply(p);
+    try {
+      handler.onReply(p);
+    } catch (err) {
+      // A reply its handler cannot read (a truncated ERROR body, say) ends that request alone, as a
+      // failure: the handler was already taken off `pending`, so nothing else would ever settle it.
+      handler.onChannelClosed(`malformed reply from gateway ${this.address}: ${(err as Error).message}`);
+    }
   }
 
   /** @internal FrameHandler */
