@@ -44,7 +44,7 @@ const context = {
   wheel: new TimerWheel<Connection>(1000, noop),
   maxPacketSize: 10 * 1024,
   maxInflatedSize: 1024 * 1024,
-  outbound: { maxBytes: 1024 * 1024, drainTimeoutMs: 30_000, scheduler: 'owner' as const },
+  outbound: { maxBytes: 1024 * 1024, drainTimeoutMs: 30_000 },
   handshakeTimeoutMs: 10_000,
   heartbeatGraceMs: 1000,
   maxHeartbeatTimeouts: 2,

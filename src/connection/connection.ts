@@ -40,7 +40,7 @@ export interface ConnectionContext {
   maxInflatedSize: number;
   /**
    * `limits.maxOutboundBytes` and `limits.drainTimeoutMs`, one object for every connection's writer
-   * (its drain deadline is filed on the wheel by the connection: `scheduler: 'owner'`).
+   * (each connection files its writer's drain deadline on the wheel).
    */
   readonly outbound: OutboundLimits;
   handshakeTimeoutMs: number;
@@ -102,7 +102,7 @@ export class Connection implements FrameHandler, OutboundOwner, DeadlineSchedule
     this.transport = transport;
     this.protocol = protocol;
     this.ctx = ctx;
-    this.writer = new OutboundWriter(transport, this, ctx.outbound);
+    this.writer = new OutboundWriter(transport, this, ctx.outbound, this);
     this.createdAt = this.lastReadAt = ctx.wheel.now;
     this.scheduleCheck(this.createdAt + ctx.handshakeTimeoutMs);
   }

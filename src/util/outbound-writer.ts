@@ -47,13 +47,6 @@ export interface OutboundLimits {
   maxBytes: number;
   /** How long a backpressured sink may take to drain, ms. */
   drainTimeoutMs: number;
-  /**
-   * Where the drain deadline is kept. Default: the writer's own timer, one per writer, armed only
-   * while the sink is backpressured, unref'd (a deadline past ~24.8 days, Node's longest timer, is
-   * clamped to it). `'owner'`: the owner is the scheduler, so one limits object can serve every
-   * writer of a server (device connections, which keep their deadlines on a timer wheel).
-   */
-  scheduler?: DeadlineScheduler | 'owner';
 }
 
 /** The writer's flags, in one small integer (a device connection holds one writer: keep it small). */
@@ -101,20 +94,24 @@ export class OutboundWriter {
   private readonly owner: OutboundOwner;
   /** Held by reference, not copied: a server's writers share one object. */
   private readonly limits: OutboundLimits;
+  private readonly scheduler: DeadlineScheduler | undefined;
 
   /**
-   * @param limits kept by reference; with `scheduler: 'owner'`, `owner` must also be a
-   * {@link DeadlineScheduler}.
+   * @param limits kept by reference, so every writer of a server can share one object.
+   * @param scheduler where the drain deadline is kept (a device connection files it with its
+   *   server's timer wheel). Without one: the writer's own timer, armed only while the sink is
+   *   backpressured, unref'd (a deadline past ~24.8 days, Node's longest timer, is clamped to it).
    */
-  constructor(sink: OutboundSink, owner: OutboundOwner, limits: OutboundLimits) {
+  constructor(
+    sink: OutboundSink,
+    owner: OutboundOwner,
+    limits: OutboundLimits,
+    scheduler?: DeadlineScheduler,
+  ) {
     this.sink = sink;
     this.owner = owner;
     this.limits = limits;
-  }
-
-  private get scheduler(): DeadlineScheduler | undefined {
-    const s = this.limits.scheduler;
-    return s === 'owner' ? (this.owner as OutboundOwner & DeadlineScheduler) : s;
+    this.scheduler = scheduler;
   }
 
   /** True while a write is waiting for the sink to drain. */

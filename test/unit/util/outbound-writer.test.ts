@@ -122,7 +122,7 @@ describe('OutboundWriter: bounded in bytes (drain deadline out of reach)', () =>
     const sink = new MemorySink();
     const owner = new Owner();
     const scheduler = new FakeScheduler();
-    const w = new OutboundWriter(sink, owner, { maxBytes: 100, drainTimeoutMs: HUGE, scheduler });
+    const w = new OutboundWriter(sink, owner, { maxBytes: 100, drainTimeoutMs: HUGE }, scheduler);
     assert.ok(w.write(Buffer.alloc(60)));
     assert.ok(w.write(Buffer.alloc(40)), 'at maxBytes is still within the bound');
     assert.deepEqual(owner.limits, []);
@@ -160,7 +160,7 @@ describe('OutboundWriter: drain deadline on an injected scheduler (byte bound ou
     const sink = new MemorySink(10); // backpressures from 10 bytes queued
     const owner = new Owner();
     const scheduler = new FakeScheduler();
-    const w = new OutboundWriter(sink, owner, { maxBytes: HUGE, drainTimeoutMs: 500, scheduler });
+    const w = new OutboundWriter(sink, owner, { maxBytes: HUGE, drainTimeoutMs: 500 }, scheduler);
     assert.ok(w.write(Buffer.alloc(20)), 'backpressure is not an error');
     assert.ok(w.backpressured);
     assert.deepEqual(scheduler.checks, [1_500]);
@@ -181,7 +181,7 @@ describe('OutboundWriter: drain deadline on an injected scheduler (byte bound ou
     const sink = new MemorySink(10);
     const owner = new Owner();
     const scheduler = new FakeScheduler();
-    const w = new OutboundWriter(sink, owner, { maxBytes: HUGE, drainTimeoutMs: 500, scheduler });
+    const w = new OutboundWriter(sink, owner, { maxBytes: HUGE, drainTimeoutMs: 500 }, scheduler);
     w.write(Buffer.alloc(20));
     sink.flush();
     w.drained();
@@ -195,7 +195,7 @@ describe('OutboundWriter: drain deadline on an injected scheduler (byte bound ou
     const sink = new MemorySink(1_000);
     const owner = new Owner();
     const scheduler = new FakeScheduler();
-    const w = new OutboundWriter(sink, owner, { maxBytes: HUGE, drainTimeoutMs: 500, scheduler });
+    const w = new OutboundWriter(sink, owner, { maxBytes: HUGE, drainTimeoutMs: 500 }, scheduler);
     for (let i = 0; i < 5; i++) assert.ok(w.write(Buffer.alloc(100)));
     assert.deepEqual(scheduler.checks, []);
     assert.equal(w.checkDeadline(HUGE), false);
@@ -206,7 +206,7 @@ describe('OutboundWriter: drain deadline on an injected scheduler (byte bound ou
     const sink = new MemorySink(10);
     const owner = new Owner();
     const scheduler = new FakeScheduler();
-    const w = new OutboundWriter(sink, owner, { maxBytes: HUGE, drainTimeoutMs: 500, scheduler });
+    const w = new OutboundWriter(sink, owner, { maxBytes: HUGE, drainTimeoutMs: 500 }, scheduler);
     w.write(Buffer.alloc(20));
     sink.flush();
     w.drained();
