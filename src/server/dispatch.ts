@@ -34,9 +34,13 @@ const NEEDS_HANDSHAKE: ReadonlySet<number> = new Set([
   Command.PUSH,
 ]);
 
+/** The two fixed answers of the dispatcher, from the one error table (built once, not per packet). */
+const NOT_HANDSHAKED = errorReply(new ProtocolError('MPUSH_ERR_NOT_HANDSHAKED', 'not handshake'));
+const UNSUPPORTED = errorReply(new ProtocolError('MPUSH_ERR_UNKNOWN_COMMAND', 'unsupported command'));
+
 /** The precondition, checked once here so the handlers can assume it. */
 function notHandshaked(conn: Connection, cmd: number, sessionId: number): void {
-  answer(conn, cmd, sessionId, errorReply(new ProtocolError('MPUSH_ERR_NOT_HANDSHAKED', 'not handshake')));
+  answer(conn, cmd, sessionId, NOT_HANDSHAKED);
 }
 
 /** Sends the ERROR an error reply names and closes with its reason. */
@@ -65,12 +69,7 @@ export function rejectInput(
 /** A command with no handler: ERROR 101 and close (mpush-wire §2). */
 function unsupported(ctx: HandlerContext, conn: Connection, cmd: number, sessionId: number): void {
   ctx.stats.unsupported++;
-  answer(
-    conn,
-    cmd,
-    sessionId,
-    errorReply(new ProtocolError('MPUSH_ERR_UNKNOWN_COMMAND', 'unsupported command')),
-  );
+  answer(conn, cmd, sessionId, UNSUPPORTED);
 }
 
 /**
