@@ -211,7 +211,9 @@ async function pushCommand(cmd: 'push' | 'broadcast', flags: SendFlags): Promise
   const secret = flags.secret ?? process.env.MPUSH_GATEWAY_SECRET;
   const content = flags.content;
   if (content === undefined) throw new ConfigError(`${cmd} needs --content`);
-  const ackModel = ackModels[flags.ack ?? 'none'];
+  const ack = flags.ack ?? 'none';
+  // Own keys only: `--ack constructor` must not find Object.prototype's.
+  const ackModel = Object.hasOwn(ackModels, ack) ? ackModels[ack] : undefined;
   if (!ackModel) throw new ConfigError('--ack must be none, auto or biz');
   const timeout = integerFlag('timeout', flags.timeout, 1, 'a positive integer (ms)');
   const users = flags.user;

@@ -273,6 +273,22 @@ describe('mpush push / broadcast (CLI) against a node', () => {
     ]);
     assert.notEqual(ack.code, 0);
     assert.match(ack.stderr, /--ack must be none, auto or biz/);
+    // A name every object has (Object.prototype's) is not an ack model either.
+    for (const model of ['constructor', 'toString']) {
+      const run = await mpush([
+        'push',
+        '--gateway',
+        gateway,
+        '--user',
+        'u1',
+        '--content',
+        'x',
+        '--ack',
+        model,
+      ]);
+      assert.notEqual(run.code, 0, model);
+      assert.match(run.stderr, /--ack must be none, auto or biz/, model);
+    }
     for (const timeout of ['soon', '-5', '1.5']) {
       const run = await mpush([
         'push',
