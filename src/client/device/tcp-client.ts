@@ -298,7 +298,8 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> implements Li
   }
 
   private openLink(): void {
-    const link = openLink(this, this.options.servers[this.serverIndex]!, ++this.epoch);
+    this.epoch++;
+    const link = openLink(this, this.options.servers[this.serverIndex]!);
     this.link = link;
     this.clientState = 'connecting';
     link.armConnectTimeout(this.options.connectTimeoutMs);

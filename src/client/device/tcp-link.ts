@@ -41,7 +41,6 @@ export class Link {
   constructor(
     readonly owner: LinkOwner,
     readonly socket: Socket,
-    readonly epoch: number,
     readonly address: ServerAddress,
   ) {}
 
@@ -89,10 +88,10 @@ function onLinkTimer(link: Link): void {
 }
 
 /** Opens a TCP connection to `address` for `owner`. */
-export function openLink(owner: LinkOwner, address: ServerAddress, epoch: number): Link {
+export function openLink(owner: LinkOwner, address: ServerAddress): Link {
   const socket: LinkedSocket = netConnect({ host: address.host, port: address.port });
   socket.setNoDelay(true);
-  const link = new Link(owner, socket, epoch, address);
+  const link = new Link(owner, socket, address);
   socket[kLink] = link;
   socket.on('connect', onSocketConnect);
   socket.on('data', onSocketData);
