@@ -79,7 +79,7 @@ export class MpushNode {
     this.push = new PushCenter({
       config,
       log: this.log,
-      server: this.connections,
+      server: this.connections.context,
       routes: this.stores.routes,
       nodeId: '',
       isRouteLive: (r) => isLiveNow(this.stores.registry, r.host, r.port),
@@ -87,7 +87,7 @@ export class MpushNode {
     this.gateway = new GatewayServer({
       config,
       log: this.log,
-      server: this.connections,
+      server: this.connections.context,
       push: this.push,
       routes: this.stores.routes,
     });
@@ -156,7 +156,7 @@ export class MpushNode {
   private onKick(m: BusMessage): void {
     const { userId, clientType, connId } = m as { userId: string; clientType: number; connId: string };
     const conn = this.connections.router.get(userId, clientType);
-    if (conn && this.connId(conn) === connId) this.connections.unbindAndKick(conn);
+    if (conn && this.connId(conn) === connId) this.connections.context.unbindAndKick(conn);
   }
 
   private routeOffline(conn: Connection, userId: string): void {
@@ -190,7 +190,7 @@ export class MpushNode {
         conn.clientType,
       );
       if (current && current.connId !== this.connId(conn) && MpushNode.nodeOf(current.connId) !== this.id) {
-        this.connections.unbindAndKick(conn);
+        this.connections.context.unbindAndKick(conn);
       } else {
         this.routeOnline(conn);
       }

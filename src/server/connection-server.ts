@@ -23,7 +23,6 @@ import type { JsonPacket, Packet, ProtocolError } from '../protocol/index.js';
 import { TimerWheel } from '../util/timer-wheel.js';
 import { dispatchJson, dispatchPacket, rejectInput } from './dispatch.js';
 import {
-  type AckListener,
   type ConnectionServerEvents,
   type ConnectionStats,
   ServerHandlerContext,
@@ -88,7 +87,6 @@ export class ConnectionServer implements ConnectionHandler {
       outbound: {
         maxBytes: c.limits.maxOutboundBytes,
         drainTimeoutMs: c.limits.drainTimeoutMs,
-        scheduler: 'owner',
       },
       handshakeTimeoutMs: c.limits.handshakeTimeoutMs,
       heartbeatGraceMs: c.heartbeat.graceMs,
@@ -96,25 +94,6 @@ export class ConnectionServer implements ConnectionHandler {
       compressThreshold: c.compress.thresholdBytes,
     };
     this.wheel.start();
-  }
-
-  /** Set by the push center: called for every ACK a device sends. */
-  get ackListener(): AckListener | undefined {
-    return this.context.ackListener;
-  }
-
-  set ackListener(listener: AckListener | undefined) {
-    this.context.ackListener = listener;
-  }
-
-  /** The next sessionId for a packet the server originates (pushes): its own counter (mpush-wire §12). */
-  nextPushSessionId(): number {
-    return this.context.nextPushSessionId();
-  }
-
-  /** Removes `conn` from the router, then kicks it (a GATEWAY_KICK from another node). */
-  unbindAndKick(conn: Connection): void {
-    this.context.unbindAndKick(conn);
   }
 
   // ---- accepting ----------------------------------------------------------------------------

@@ -106,7 +106,7 @@ describe('DeviceClient SDK against a real node', () => {
     return conn;
   };
   const push = (conn: Connection, content: Buffer | string, flags = 0): number => {
-    const sessionId = t.node.connections.nextPushSessionId();
+    const sessionId = t.node.connections.context.nextPushSessionId();
     const sent = conn.send({
       cmd: Command.PUSH,
       sessionId,
@@ -120,8 +120,8 @@ describe('DeviceClient SDK against a real node', () => {
   before(async () => {
     t = await startTestNode();
     // Observe acks, and still hand them to whoever listened before (the node's push center).
-    const previous = t.node.connections.ackListener;
-    t.node.connections.ackListener = (conn, sessionId) => {
+    const previous = t.node.connections.context.ackListener;
+    t.node.connections.context.ackListener = (conn, sessionId) => {
       acks.push({ conn, sessionId });
       previous?.(conn, sessionId);
     };

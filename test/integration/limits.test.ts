@@ -144,10 +144,15 @@ describe('limits: each closes only the offending connection', () => {
       const content = Buffer.alloc(1024, 0x61);
       const rounds = 256;
       for (let r = 0; r < rounds; r++) {
-        frozenConn.send({ cmd: Command.PUSH, sessionId: server.nextPushSessionId(), flags: 0, content: big });
+        frozenConn.send({
+          cmd: Command.PUSH,
+          sessionId: server.context.nextPushSessionId(),
+          flags: 0,
+          content: big,
+        });
         for (const c of server.router.all()) {
           if (c === frozenConn) continue;
-          c.send({ cmd: Command.PUSH, sessionId: server.nextPushSessionId(), flags: 0, content });
+          c.send({ cmd: Command.PUSH, sessionId: server.context.nextPushSessionId(), flags: 0, content });
         }
         await new Promise((res) => setImmediate(res));
       }
@@ -189,7 +194,12 @@ describe('limits: each closes only the offending connection', () => {
       const big = randomBytes(64 * 1024); // incompressible: the server deflates bodies over 10 KiB
       // Far more than the loopback socket buffers and the bound together.
       for (let r = 0; r < 512 && !conn.closed; r++) {
-        conn.send({ cmd: Command.PUSH, sessionId: server.nextPushSessionId(), flags: 0, content: big });
+        conn.send({
+          cmd: Command.PUSH,
+          sessionId: server.context.nextPushSessionId(),
+          flags: 0,
+          content: big,
+        });
         await new Promise((res) => setImmediate(res));
       }
       await waitFor(() => conn.closed, 5000, 'frozen device closed');
@@ -223,7 +233,12 @@ describe('limits: each closes only the offending connection', () => {
       // Until the kernel's buffers are full and the connection holds 1 MiB itself: its writes now
       // return false and nothing drains. Then write nothing more and wait.
       for (let r = 0; r < 1024 && !conn.closed && conn.transport.bufferedBytes < 1024 * 1024; r++) {
-        conn.send({ cmd: Command.PUSH, sessionId: server.nextPushSessionId(), flags: 0, content: big });
+        conn.send({
+          cmd: Command.PUSH,
+          sessionId: server.context.nextPushSessionId(),
+          flags: 0,
+          content: big,
+        });
         await new Promise((res) => setImmediate(res));
       }
       await waitFor(() => conn.closed, 5000, 'frozen device closed');

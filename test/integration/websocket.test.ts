@@ -106,7 +106,7 @@ describe('WebSocket JSON protocol (mpush-wire §10)', () => {
     await d.reply(d.send(Command.HANDSHAKE, { deviceId: 'wp', osName: 'h5' }));
     await d.reply(d.send(Command.BIND, { userId: 'wu3' }));
     const acks: number[] = [];
-    t.node.connections.ackListener = (_c, sid) => acks.push(sid);
+    t.node.connections.context.ackListener = (_c, sid) => acks.push(sid);
     const conn = t.node.connections.router.get('wu3', ClientType.WEB)!;
     conn.send({ cmd: Command.PUSH, sessionId: 77, flags: Flags.BIZ_ACK, content: Buffer.from('héllo') });
     const push = await d.next((f) => f.cmd === Command.PUSH, 'push');
@@ -114,7 +114,7 @@ describe('WebSocket JSON protocol (mpush-wire §10)', () => {
     assert.equal(push.flags, Flags.JSON_BODY | Flags.BIZ_ACK);
     d.ws.send(JSON.stringify({ cmd: Command.ACK, flags: Flags.JSON_BODY, sessionId: 77, body: {} }));
     await waitFor(() => acks.includes(77), 3000, 'ack');
-    t.node.connections.ackListener = undefined;
+    t.node.connections.context.ackListener = undefined;
   });
 
   it('refuses a bind before the handshake and closes', async () => {

@@ -86,7 +86,7 @@ describe('GatewayServer packet handling (devices on memory transports)', () => {
     gw = new GatewayServer({
       config: rig.s.config,
       log: silentLogger,
-      server: rig.s.server,
+      server: rig.s.server.context,
       push: rig.push,
       routes: rig.routes,
     });

@@ -32,7 +32,7 @@ export function pushRig(
   const push = new PushCenter({
     config: s.config,
     log: silentLogger,
-    server: s.server,
+    server: s.server.context,
     routes,
     nodeId: 'node-a',
     isRouteLive: opts.isRouteLive ?? (() => true),

@@ -48,7 +48,7 @@ describe('dispatch: the handshake precondition, checked once before the switch',
   for (const [name, cmd] of NEEDS_HANDSHAKE) {
     it(`binary ${name} before a handshake: the exact ERROR, then close, the body never decoded`, () => {
       const acks: number[] = [];
-      s.server.ackListener = (_c, sid) => acks.push(sid);
+      s.server.context.ackListener = (_c, sid) => acks.push(sid);
       const d = s.connect();
       // A body that does not decode (nor decrypt): the check must come before either.
       d.send(cmd, Buffer.from([0x7f, 0xff, 0x01]), { sessionId: 4242, flags: Flags.CRYPTO, encrypt: false });
@@ -84,7 +84,7 @@ describe('dispatch: the handshake precondition, checked once before the switch',
 
   it('lets BIND, ACK and PUSH reach their handlers once handshaken', () => {
     const acks: number[] = [];
-    s.server.ackListener = (_c, sid) => acks.push(sid);
+    s.server.context.ackListener = (_c, sid) => acks.push(sid);
     const d = s.connect();
     d.handshake(s.publicKey);
     assert.ok(d.bind('u1').ok);

@@ -326,7 +326,7 @@ describe('ack and device push handlers', () => {
 
   it('hands every ACK to the ack listener, with its connection and sessionId', () => {
     const acks: Array<[Connection, number]> = [];
-    s.server.ackListener = (c, sid) => acks.push([c, sid]);
+    s.server.context.ackListener = (c, sid) => acks.push([c, sid]);
     d.send(Command.ACK, Buffer.alloc(0), { sessionId: 501, encrypt: false });
     assert.deepEqual(acks, [[d.conn, 501]]);
     assert.equal(s.server.stats.acks, 1);
