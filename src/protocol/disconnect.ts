@@ -1,11 +1,17 @@
 /**
  * Why a connection was closed: a typed catalogue, each with a WebSocket close code and whether
- * the device should reconnect. Logged and counted by reason.
+ * the device should reconnect. Logged and counted by reason on the server; read by the device SDKs
+ * (`client/device/device-session.ts`), which reconnect with backoff only after a reason that says
+ * so (centrifuge `disconnect.go`: the code tells the client whether coming back can help).
  */
 export interface DisconnectReason {
   readonly name: string;
   /** WebSocket close code (4000–4999 are ours). */
   readonly wsCode: number;
+  /**
+   * True when coming back may work (the network, the node or a limit of the moment); false when
+   * the same client would be closed the same way again (bad input, refused credentials, displaced).
+   */
   readonly reconnect: boolean;
 }
 
@@ -14,7 +20,7 @@ function reason(name: string, wsCode: number, reconnect: boolean): DisconnectRea
 }
 
 export const Disconnect = {
-  /** The device closed its side. */
+  /** The peer closed its side (the device, as the server sees it; the server, as a device sees it). */
   REMOTE_CLOSED: reason('remote-closed', 1000, true),
   /** The transport failed (reset, write error). */
   TRANSPORT_ERROR: reason('transport-error', 1011, true),
@@ -42,6 +48,26 @@ export const Disconnect = {
   DISPATCH_ERROR: reason('dispatch-error', 4010, true),
   /** A backpressured connection did not drain within `limits.drainTimeoutMs`. */
   DRAIN_TIMEOUT: reason('drain-timeout', 4011, true),
+  /**
+   * Another device of the same client type bound the user (mpush-wire §8). The server sends KICK and
+   * keeps the connection, as MPush does (§12); a device SDK ends its session with this reason: it
+   * does not reconnect (re-binding would kick the other device back, in a loop).
+   */
+  KICKED: reason('kicked', 4012, false),
+  /** A bind was refused (a bad or expired bind token): the same credentials would be refused again. */
+  AUTH_REFUSED: reason('auth-refused', 4013, false),
 } as const;
 
 export type DisconnectName = keyof typeof Disconnect;
+
+const BY_WS_CODE: ReadonlyMap<number, DisconnectReason> = new Map(
+  Object.values(Disconnect).map((r) => [r.wsCode, r]),
+);
+
+/**
+ * The catalogue entry of a WebSocket close code, as a device reads the server's close frame.
+ * Undefined for a code the catalogue does not name (1006 "abnormal closure": the network went).
+ */
+export function disconnectByWsCode(code: number): DisconnectReason | undefined {
+  return BY_WS_CODE.get(code);
+}

@@ -1,10 +1,14 @@
-import type { Packet } from '../../protocol/index.js';
-import type { DevicePush, KickEvent, ServerErrorEvent } from './device-protocol.js';
+import type { BinaryWireTypes } from './binary-wire.js';
+import type { DevicePush } from './device-protocol.js';
+import type { DeviceSessionEvents, DeviceSessionState } from './device-session.js';
 import type { ServerAddress } from './tcp-client-options.js';
 
 export type { AckModel, KickEvent, ServerErrorEvent } from './device-protocol.js';
+export type { DisconnectedEvent, DuplicatePushEvent, ReconnectingEvent } from './device-session.js';
 
+/** Handshake or fast connect accepted (`handshake` event of {@link DeviceClient}). */
 export interface HandshakeEvent {
+  /** The server's session id (what a later fast connect resumes). */
   sessionId: string;
   /** Negotiated heartbeat, ms. */
   heartbeat: number;
@@ -20,40 +24,13 @@ export interface HandshakeEvent {
  */
 export type PushEvent = DevicePush<Buffer>;
 
-export interface DisconnectedEvent {
-  reason: string;
-  error?: Error;
-}
-
-export interface ReconnectingEvent {
-  /** 1 for the first retry after a success. */
-  attempt: number;
-  delayMs: number;
-}
-
-/** Events of {@link DeviceClient}, with their arguments. */
+/** Events of {@link DeviceClient}, with their arguments: the session's, plus `connected` and `handshake`. */
 export type DeviceClientEvents = {
   /** TCP connected; the handshake follows. */
   connected: [ServerAddress];
   /** Handshake or fast connect done: the client is ready. */
   handshake: [HandshakeEvent];
-  bind: [{ userId: string }];
-  unbind: [{ userId: string }];
-  push: [PushEvent];
-  /**
-   * Another device of the same type bound this user. The connection stays up, unbound; the user is
-   * forgotten (not re-bound on reconnect) until `bindUser` is called again.
-   */
-  kick: [KickEvent];
-  /** Every ERROR packet, also those that reject a request. */
-  serverError: [ServerErrorEvent];
-  /** A command this client does not handle (e.g. HTTP_PROXY replies). */
-  packet: [Packet];
-  disconnected: [DisconnectedEvent];
-  reconnecting: [ReconnectingEvent];
-  /** Emitted only when someone listens: the client never throws for want of a listener. */
-  error: [Error];
-};
+} & DeviceSessionEvents<BinaryWireTypes>;
 
 /** Where the client is. */
-export type DeviceClientState = 'idle' | 'connecting' | 'handshaking' | 'ready' | 'reconnecting' | 'closed';
+export type DeviceClientState = DeviceSessionState;

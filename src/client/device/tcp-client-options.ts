@@ -1,7 +1,8 @@
 import type { KeyObject } from 'node:crypto';
-import { type ReconnectOptions, type ResolvedReconnectOptions, resolveReconnectOptions } from './backoff.js';
+import { type ReconnectOptions, resolveReconnectOptions } from './backoff.js';
 import { type BinaryWireSettings, binaryWireSettings } from './binary-wire.js';
 import { type DeviceProfile, joinTags } from './device-protocol.js';
+import { type DeviceSessionOptions, resolveDedupWindow } from './device-session.js';
 import { MemorySessionStorage, type SessionStorage } from './session-storage.js';
 
 /** One connection server address. */
@@ -34,8 +35,12 @@ export interface DeviceClientOptions {
   heartbeatMs?: number;
   /** The minHeartbeat sent at the handshake (MPush ignores it). Default: `heartbeatMs`. */
   minHeartbeatMs?: number;
-  /** Reconnect after a lost connection. Default true. */
+  /**
+   * Reconnect after a lost connection, when its reason allows (see the disconnect catalogue: not
+   * after a protocol error, a refused handshake or bind, or a kick). Default true.
+   */
   autoReconnect?: boolean;
+  /** Backoff between reconnects. */
   reconnect?: ReconnectOptions;
   /**
    * Where the fast-connect session is kept. Default: in memory (fast connect across reconnects of
@@ -52,6 +57,11 @@ export interface DeviceClientOptions {
   connectTimeoutMs?: number;
   /** Bind, unbind and acked pushes fail after this. Default 10 000 ms. */
   requestTimeoutMs?: number;
+  /**
+   * How many recently delivered PushMsg `msgId`s are remembered: a push whose msgId is among them is
+   * dropped (a `duplicate` event, acked if it asks for an ack). 0 turns it off. Default 1000.
+   */
+  dedupWindow?: number;
 }
 
 /** {@link DeviceClientOptions} with every default applied. */
@@ -60,14 +70,8 @@ export interface ResolvedDeviceClientOptions {
   deviceId: string;
   profile: DeviceProfile;
   wire: BinaryWireSettings;
-  userId: string | undefined;
-  tags: string;
-  bindData: string;
-  autoReconnect: boolean;
-  reconnect: ResolvedReconnectOptions;
+  session: DeviceSessionOptions;
   storage: SessionStorage | undefined;
-  connectTimeoutMs: number;
-  requestTimeoutMs: number;
 }
 
 /** Checks and completes the options. */
@@ -91,14 +95,17 @@ export function resolveDeviceClientOptions(options: DeviceClientOptions): Resolv
       maxInflateBytes: options.maxInflateBytes,
       compressThreshold: options.compressThreshold,
     }),
-    userId: options.userId || undefined,
-    tags: joinTags(options.tags),
-    bindData: options.bindData ?? '',
-    autoReconnect: options.autoReconnect ?? true,
-    reconnect: resolveReconnectOptions(options.reconnect),
+    session: {
+      userId: options.userId || undefined,
+      tags: joinTags(options.tags),
+      bindData: options.bindData ?? '',
+      autoReconnect: options.autoReconnect ?? true,
+      reconnect: resolveReconnectOptions(options.reconnect),
+      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+      dedupWindow: resolveDedupWindow(options.dedupWindow),
+    },
     storage:
       options.sessionStorage === null ? undefined : (options.sessionStorage ?? new MemorySessionStorage()),
-    connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
-    requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
   };
 }

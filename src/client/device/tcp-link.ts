@@ -1,5 +1,5 @@
-// One TCP connection of a DeviceClient: its socket, the socket's listeners and the connection's one
-// timer (connect deadline before the handshake, heartbeat after). Listeners are module functions
+// One TCP connection of a DeviceClient: its socket and the socket's listeners (the connection's
+// timers belong to the session, device-session.ts). Listeners are module functions
 // shared by every connection, finding their Link through a symbol (as connection/tcp-transport.ts):
 // no closures per connection.
 
@@ -10,7 +10,6 @@ export const kOnConnect = Symbol('mpush.device.onConnect');
 export const kOnData = Symbol('mpush.device.onData');
 export const kOnError = Symbol('mpush.device.onError');
 export const kOnClose = Symbol('mpush.device.onClose');
-export const kOnLinkTimer = Symbol('mpush.device.onLinkTimer');
 
 /** What a {@link Link} reports to the client that opened it. */
 export interface LinkOwner {
@@ -18,14 +17,10 @@ export interface LinkOwner {
   [kOnData](link: Link, chunk: Buffer): void;
   [kOnError](link: Link, err: Error): void;
   [kOnClose](link: Link): void;
-  [kOnLinkTimer](link: Link): void;
 }
 
 const kLink = Symbol('mpush.device.link');
 type LinkedSocket = Socket & { [kLink]?: Link };
-
-/** Timers never fire sooner than this (ms). */
-const MIN_TICK = 5;
 
 /**
  * One TCP connection and what belongs to it alone. Each socket gets one: a callback of an old
@@ -33,36 +28,11 @@ const MIN_TICK = 5;
  * (the `connectionEpoch` guard of ioredis).
  */
 export class Link {
-  /** Connect/handshake deadline before the handshake, heartbeat timer after. */
-  timer: NodeJS.Timeout | undefined;
-  closeReason: string | undefined;
-  closeError: Error | undefined;
-
   constructor(
     readonly owner: LinkOwner,
     readonly socket: Socket,
     readonly address: ServerAddress,
   ) {}
-
-  /** Starts the connect deadline (cleared by the first {@link armAt}). */
-  armConnectTimeout(ms: number): void {
-    this.timer = setTimeout(onLinkTimer, ms, this);
-  }
-
-  /** Runs the timer at `due` (epoch ms), at least MIN_TICK from `now`. */
-  armAt(due: number, now: number): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(onLinkTimer, Math.max(MIN_TICK, due - now), this);
-    // The socket keeps the process alive; the heartbeat alone must not.
-    this.timer.unref();
-  }
-
-  /** Stops the timer and destroys the socket. */
-  destroy(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.socket.destroy();
-  }
 }
 
 // Socket listeners are module functions shared by every connection: no closures per connection.
@@ -81,10 +51,6 @@ function onSocketError(this: LinkedSocket, err: Error): void {
 function onSocketClose(this: LinkedSocket): void {
   const link = this[kLink];
   if (link) link.owner[kOnClose](link);
-}
-function onLinkTimer(link: Link): void {
-  link.timer = undefined;
-  link.owner[kOnLinkTimer](link);
 }
 
 /** Opens a TCP connection to `address` for `owner`. */

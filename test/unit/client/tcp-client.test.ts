@@ -9,6 +9,7 @@ import {
   ServerReplyError,
 } from '../../../src/client/device/index.js';
 import { randomKey } from '../../../src/crypto/index.js';
+import { Disconnect } from '../../../src/protocol/disconnect.js';
 import {
   BindUserCodec,
   Command,
@@ -262,17 +263,27 @@ describe('DeviceClient', () => {
     assert.ok(event.content.equals(content));
   });
 
-  it('drops the connection on a push that inflates past the bound, then reconnects', async (t) => {
+  it('drops the connection on a push that inflates past the bound, and does not reconnect', async (t) => {
     await setup(t);
     const { client, peer } = await handshaken({ maxInflateBytes: 1000 });
+    let reconnects = 0;
+    client.on('reconnecting', () => reconnects++);
     const disconnected = nextEvent(client, 'disconnected');
     peer.sendEncrypted(Command.PUSH, 10, Buffer.alloc(100_000), 0, true);
     const [event] = await disconnected;
     assert.ok(event.error instanceof DeviceClientError);
     assert.equal(event.error.code, 'MPUSH_ERR_PROTOCOL');
+    // A server whose bytes cannot be read would be read the same way again (the catalogue says so).
+    assert.equal(event.disconnect, Disconnect.PROTOCOL_ERROR);
+    assert.equal(event.willReconnect, false);
+    assert.equal(client.state, 'idle');
+    assert.equal(reconnects, 0);
     await peer.waitClosed();
-    const again = await server.nextPeer();
-    assert.equal((await again.expectFastConnect()).message.deviceId, 'dev-1');
+    // connect() starts over.
+    const again = client.connect();
+    const next = await server.nextPeer();
+    next.acceptFastConnect((await next.expectFastConnect()).packet, peer.sessionKey!, peer.iv!);
+    await again;
   });
 
   it('compresses a device push over the threshold and waits for its ACK', async (t) => {
@@ -301,15 +312,20 @@ describe('DeviceClient', () => {
     const push = nextEvent(client, 'push');
     peer.sendEncrypted(Command.PUSH, 11, Buffer.from('still here'));
     assert.equal((await push)[0].content.toString(), 'still here');
-    // And the user is not re-bound after a reconnect.
+    // And the session ends with the connection: no reconnect, so no bind that would kick back.
+    let reconnects = 0;
+    client.on('reconnecting', () => reconnects++);
+    const disconnected = nextEvent(client, 'disconnected');
     peer.destroy();
-    const again = await server.nextPeer();
-    const fc = await again.expectFastConnect();
-    again.acceptFastConnect(fc.packet, peer.sessionKey!, peer.iv!);
-    await nextEvent(client, 'handshake');
-    client.heartbeat();
-    await again.waitHeartbeats(1);
-    assert.equal(again.packets.length, 1);
+    const [event] = await disconnected;
+    assert.equal(event.disconnect, Disconnect.KICKED);
+    assert.equal(event.willReconnect, false);
+    assert.equal(client.state, 'idle');
+    assert.equal(reconnects, 0);
+    await assert.rejects(
+      client.bindUser('user-k'),
+      (err: unknown) => err instanceof DeviceClientError && err.code === 'MPUSH_ERR_NOT_CONNECTED',
+    );
   });
 
   it('fast-connects with a stored session and restores its cipher', async (t) => {

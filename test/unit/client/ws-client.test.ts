@@ -9,6 +9,7 @@ import {
   type WsDeviceClientEvents,
   type WsDeviceClientOptions,
 } from '../../../src/client/device/index.js';
+import { Disconnect } from '../../../src/protocol/disconnect.js';
 import { Command, ErrorCode, Flags, type JsonPacket } from '../../../src/protocol/index.js';
 
 const WAIT = 5000;
@@ -263,7 +264,12 @@ describe('WsDeviceClient', () => {
     const disconnected = nextEvent(client, 'disconnected');
     const reconnecting = nextEvent(client, 'reconnecting');
     first.socket.close(1001, 'going away');
-    assert.deepEqual((await disconnected)[0], { reason: 'going away', code: 1001 });
+    assert.deepEqual((await disconnected)[0], {
+      reason: 'going away',
+      code: 1001,
+      disconnect: Disconnect.SHUTDOWN,
+      willReconnect: true,
+    });
     assert.equal((await reconnecting)[0].attempt, 1);
     const second = await env.nextPeer();
     await second.handshake();
