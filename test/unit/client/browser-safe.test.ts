@@ -36,7 +36,10 @@ describe('the WebSocket device client stays browser-safe', () => {
     assert.deepEqual(outside, []);
     const names = [...files].map((f) => f.slice(f.lastIndexOf('/') + 1));
     // It runs on the shared state machine, not beside it; the binary wire (Node crypto) stays out.
-    assert.ok(names.includes('device-protocol.js') && names.includes('json-wire.js'), names.join(', '));
+    assert.ok(
+      ['device-protocol.js', 'device-session.js', 'json-wire.js'].every((n) => names.includes(n)),
+      names.join(', '),
+    );
     assert.ok(!names.includes('binary-wire.js'));
   });
 

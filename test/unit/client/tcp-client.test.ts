@@ -19,6 +19,7 @@ import {
   KickCodec,
 } from '../../../src/protocol/index.js';
 import { readFixture } from '../../helpers/shared.js';
+import { waitFor } from '../../helpers/wait.js';
 import { deadPort, FakeServer, type Peer, TEST_PUBLIC_KEY } from './fake-server.js';
 
 const WAIT = 5000;
@@ -505,7 +506,10 @@ describe('DeviceClient', () => {
     const [event] = await nextEvent(client, 'disconnected');
     assert.ok(event.error instanceof DeviceClientError);
     assert.equal(event.error.code, 'MPUSH_ERR_HEARTBEAT_TIMEOUT');
+    assert.equal(event.disconnect, Disconnect.HEARTBEAT_TIMEOUT);
+    assert.equal(event.willReconnect, true, 'a dead connection is not a reason to give up');
     await peer.waitClosed();
+    await server.nextPeer();
   });
 
   it('drops a connection whose server declares an oversized packet', async (t) => {
@@ -518,6 +522,115 @@ describe('DeviceClient', () => {
     peer.socket.write(header);
     const [event] = await disconnected;
     assert.equal((event.error as DeviceClientError).code, 'MPUSH_ERR_PROTOCOL');
+  });
+
+  it('does not reconnect after a refused handshake, even with auto-reconnect on', async (t) => {
+    await setup(t);
+    const client = makeClient({ sessionStorage: null });
+    let reconnects = 0;
+    client.on('reconnecting', () => reconnects++);
+    const disconnected = nextEvent(client, 'disconnected');
+    const connected = client.connect();
+    const peer = await server.nextPeer();
+    peer.error((await peer.expectHandshake()).packet, ErrorCode.DISPATCH_ERROR, 'bad handshake');
+    const [event] = await disconnected;
+    assert.equal(event.disconnect, Disconnect.BAD_HANDSHAKE);
+    assert.equal(event.willReconnect, false);
+    await assert.rejects(
+      connected,
+      (err: unknown) => err instanceof DeviceClientError && err.code === 'MPUSH_ERR_HANDSHAKE',
+    );
+    assert.equal(client.state, 'idle');
+    assert.equal(reconnects, 0);
+  });
+
+  it('a refused bind forgets the user and ends the session with the connection', async (t) => {
+    await setup(t);
+    const { client, peer } = await handshaken();
+    const refused = client.bindUser('user-x', undefined, 'expired-token');
+    const bind = await peer.next();
+    peer.error(bind, ErrorCode.UNKNOWN, 'bind token expired');
+    await assert.rejects(refused, ServerReplyError);
+    assert.equal(client.state, 'ready', 'the server keeps the connection, and so does the client');
+    let reconnects = 0;
+    client.on('reconnecting', () => reconnects++);
+    const disconnected = nextEvent(client, 'disconnected');
+    peer.destroy();
+    const [event] = await disconnected;
+    assert.equal(event.disconnect, Disconnect.AUTH_REFUSED);
+    assert.equal(event.willReconnect, false);
+    assert.equal(client.state, 'idle');
+    assert.equal(reconnects, 0);
+  });
+
+  it('gives up a connection with no handshake within connectTimeoutMs, and tries again', async (t) => {
+    await setup(t);
+    // The default (10 s) is past the hang guard: only the option can end this attempt in time.
+    const client = makeClient({ connectTimeoutMs: 200, sessionStorage: null });
+    const errors: Error[] = [];
+    client.on('error', (e) => errors.push(e));
+    const disconnected = nextEvent(client, 'disconnected');
+    const connected = client.connect();
+    const silent = await server.nextPeer();
+    await silent.expectHandshake(); // and never answer it
+    const [event] = await disconnected;
+    assert.ok(event.error instanceof DeviceClientError);
+    assert.equal(event.error.code, 'MPUSH_ERR_CONNECT_TIMEOUT');
+    assert.equal(event.disconnect, Disconnect.HANDSHAKE_TIMEOUT);
+    assert.equal(event.willReconnect, true);
+    assert.ok(errors.includes(event.error), 'reported as an error too');
+    await silent.waitClosed();
+    const again = await server.nextPeer();
+    again.acceptHandshake(await again.expectHandshake(), { sessionId: 'sess-late' });
+    await connected;
+  });
+
+  it('rejects connect() with MPUSH_ERR_CONNECT_TIMEOUT when auto-reconnect is off', async (t) => {
+    await setup(t);
+    const client = makeClient({ connectTimeoutMs: 200, autoReconnect: false, sessionStorage: null });
+    const connected = client.connect();
+    await (await server.nextPeer()).expectHandshake();
+    await assert.rejects(
+      connected,
+      (err: unknown) => err instanceof DeviceClientError && err.code === 'MPUSH_ERR_CONNECT_TIMEOUT',
+    );
+    assert.equal(client.state, 'idle');
+  });
+
+  it('drops a push whose PushMsg msgId was delivered, acks a biz duplicate, in a bounded window', async (t) => {
+    await setup(t);
+    const { client, peer } = await handshaken({ dedupWindow: 2 });
+    const seen: string[] = [];
+    const duplicates: Array<[string, number]> = [];
+    client.on('push', (p) => seen.push(p.content.toString()));
+    client.on('duplicate', (d) => duplicates.push([d.msgId, d.sessionId]));
+    const msg = (id: string): Buffer => Buffer.from(JSON.stringify({ msgType: 1, msgId: id, content: id }));
+    peer.sendEncrypted(Command.PUSH, 20, msg('m1'), Flags.BIZ_ACK);
+    peer.sendEncrypted(Command.PUSH, 21, msg('m2'));
+    peer.sendEncrypted(Command.PUSH, 22, msg('m1'), Flags.BIZ_ACK); // dropped, acked by the client
+    peer.sendEncrypted(Command.PUSH, 23, Buffer.from('not json'));
+    peer.sendEncrypted(Command.PUSH, 24, Buffer.from('not json')); // no msgId: delivered
+    peer.sendEncrypted(Command.PUSH, 25, msg('m3')); // the window holds m2, m3: m1 is forgotten
+    peer.sendEncrypted(Command.PUSH, 26, msg('m1'));
+    const ack = await peer.next();
+    assert.deepEqual([ack.cmd, ack.sessionId], [Command.ACK, 22]);
+    await waitFor(() => seen.length === 6, WAIT, 'six pushes delivered');
+    const ids = seen.map((c) => (c.startsWith('{') ? (JSON.parse(c) as { msgId: string }).msgId : c));
+    assert.deepEqual(ids, ['m1', 'm2', 'not json', 'not json', 'm3', 'm1']);
+    assert.deepEqual(duplicates, [['m1', 22]]);
+  });
+
+  it('delivers every push with dedupWindow 0', async (t) => {
+    await setup(t);
+    const { client, peer } = await handshaken({ dedupWindow: 0 });
+    const seen: number[] = [];
+    client.on('push', (p) => seen.push(p.sessionId));
+    const body = Buffer.from(JSON.stringify({ msgId: 'same', content: 'x' }));
+    peer.sendEncrypted(Command.PUSH, 30, body);
+    peer.sendEncrypted(Command.PUSH, 31, body);
+    await waitFor(() => seen.length === 2, WAIT, 'both pushes delivered');
+    assert.deepEqual(seen, [30, 31]);
+    assert.throws(() => makeClient({ dedupWindow: -1 }), TypeError);
   });
 
   it('sendRaw and sendPacket write the given bytes', async (t) => {

@@ -278,6 +278,129 @@ describe('WsDeviceClient', () => {
     assert.equal(bind2.body.userId, 'user-r');
   });
 
+  it('does not reconnect after a close code the catalogue marks final', async (t) => {
+    const env = await setup(t);
+    for (const reason of [Disconnect.PROTOCOL_ERROR, Disconnect.BAD_HANDSHAKE, Disconnect.KICKED]) {
+      const client = env.client();
+      let reconnects = 0;
+      client.on('reconnecting', () => reconnects++);
+      const connected = client.connect();
+      const peer = await env.nextPeer();
+      await peer.handshake();
+      await connected;
+      const disconnected = nextEvent(client, 'disconnected');
+      peer.socket.close(reason.wsCode, reason.name);
+      const [event] = await disconnected;
+      assert.equal(event.code, reason.wsCode);
+      assert.equal(event.disconnect, reason);
+      assert.equal(event.willReconnect, false, reason.name);
+      assert.equal(client.state, 'idle');
+      assert.equal(reconnects, 0);
+    }
+  });
+
+  it('reconnects after the network goes (1006, no close frame)', async (t) => {
+    const env = await setup(t);
+    const client = env.client();
+    const connected = client.connect();
+    const first = await env.nextPeer();
+    await first.handshake();
+    await connected;
+    const disconnected = nextEvent(client, 'disconnected');
+    first.socket.terminate();
+    const [event] = await disconnected;
+    assert.equal(event.code, 1006);
+    assert.equal(event.disconnect, Disconnect.TRANSPORT_ERROR);
+    assert.equal(event.willReconnect, true);
+    await (await env.nextPeer()).handshake();
+  });
+
+  it('after a kick, does not reconnect when the connection goes', async (t) => {
+    const env = await setup(t);
+    const client = env.client();
+    const connected = client.connect();
+    const peer = await env.nextPeer();
+    await peer.handshake();
+    await connected;
+    const kicked = nextEvent(client, 'kick');
+    peer.send(Command.KICK, 0, { deviceId: 'web-1', userId: 'u' });
+    await kicked;
+    const disconnected = nextEvent(client, 'disconnected');
+    peer.socket.close(Disconnect.SHUTDOWN.wsCode, 'shutdown');
+    const [event] = await disconnected;
+    assert.equal(event.disconnect, Disconnect.KICKED);
+    assert.equal(event.willReconnect, false);
+    assert.equal(client.state, 'idle');
+  });
+
+  it('settles a request only with an OK for its own command', async (t) => {
+    const env = await setup(t);
+    const client = env.client();
+    const connected = client.connect();
+    const peer = await env.nextPeer();
+    await peer.handshake();
+    await connected;
+    let settled = false;
+    const bound = client.bindUser('user-o').finally(() => {
+      settled = true;
+    });
+    const bind = await peer.next();
+    peer.send(Command.OK, bind.sessionId, { cmd: Command.UNBIND, code: 0, data: '' });
+    const marker = nextEvent(client, 'push');
+    peer.send(Command.PUSH, 50, { content: 'marker' });
+    await marker;
+    assert.equal(settled, false, 'an OK for UNBIND does not answer a BIND');
+    assert.equal(client.boundUserId, undefined);
+    peer.send(Command.OK, bind.sessionId, { cmd: Command.BIND, code: 0, data: '' });
+    await bound;
+    assert.equal(client.boundUserId, 'user-o');
+  });
+
+  it('rejects connect() with MPUSH_ERR_CONNECT_TIMEOUT when the handshake is not answered', async (t) => {
+    const env = await setup(t);
+    // The default (10 s) is past the hang guard: only the option can end this attempt in time.
+    const client = env.client({ connectTimeoutMs: 200, autoReconnect: false });
+    const disconnected = nextEvent(client, 'disconnected');
+    const connected = client.connect();
+    const peer = await env.nextPeer();
+    assert.equal((await peer.next()).cmd, Command.HANDSHAKE); // and never answer it
+    await assert.rejects(
+      connected,
+      (err: unknown) => err instanceof DeviceClientError && err.code === 'MPUSH_ERR_CONNECT_TIMEOUT',
+    );
+    const [event] = await disconnected;
+    assert.equal(event.disconnect, Disconnect.HANDSHAKE_TIMEOUT);
+    assert.equal(client.state, 'idle');
+  });
+
+  it('drops a redelivered PushMsg after a reconnect, and acks it when it asks for an ack', async (t) => {
+    const env = await setup(t);
+    const client = env.client();
+    const seen: number[] = [];
+    const duplicates: number[] = [];
+    client.on('push', (p) => seen.push(p.sessionId));
+    client.on('duplicate', (d) => duplicates.push(d.sessionId));
+    const connected = client.connect();
+    const first = await env.nextPeer();
+    await first.handshake();
+    await connected;
+    const content = JSON.stringify({ msgType: 1, msgId: 'inbox-7', content: 'hello' });
+    const delivered = nextEvent(client, 'push');
+    first.send(Command.PUSH, 60, { content }, Flags.JSON_BODY | Flags.BIZ_ACK);
+    await delivered;
+    // The app never acked: the server keeps it and redelivers on the next connection.
+    first.socket.close(Disconnect.SHUTDOWN.wsCode, 'shutdown');
+    const second = await env.nextPeer();
+    await second.handshake();
+    const duplicate = nextEvent(client, 'duplicate');
+    second.send(Command.PUSH, 61, { content }, Flags.JSON_BODY | Flags.BIZ_ACK);
+    assert.deepEqual((await duplicate)[0], { msgId: 'inbox-7', sessionId: 61 });
+    const ack = await second.next();
+    assert.deepEqual([ack.cmd, ack.sessionId], [Command.ACK, 61]);
+    assert.deepEqual(seen, [60]);
+    assert.deepEqual(duplicates, [61]);
+  });
+
   it('close() closes the socket and does not reconnect', async (t) => {
     const env = await setup(t);
     const client = env.client();
