@@ -1,7 +1,14 @@
-// The device SDKs: the Node TCP client (MPush binary protocol) and the WebSocket JSON client, both on
-// one socket-free protocol object (DeviceProtocol) over a binary or a JSON wire. A browser bundle
-// imports ws-client.js directly: it and what it imports have no Node imports.
+// The device SDKs (`mpush-ts/device`): the Node TCP client (MPush binary protocol) and the WebSocket
+// JSON client, both one session state machine (DeviceSession) on one socket-free protocol object
+// (DeviceProtocol) over a binary or a JSON wire. A browser imports `mpush-ts/device/browser`
+// (browser.ts): it and what it imports have no Node imports.
 
+export {
+  Disconnect,
+  type DisconnectName,
+  type DisconnectReason,
+  disconnectByWsCode,
+} from '../../protocol/disconnect.js';
 export { backoffDelay, type ReconnectOptions } from './backoff.js';
 export {
   BinaryWire,
@@ -28,6 +35,17 @@ export {
   type WireHandler,
   type WireTypes,
 } from './device-protocol.js';
+export {
+  DEFAULT_DEDUP_WINDOW,
+  DeviceSession,
+  type DeviceSessionEvents,
+  type DeviceSessionOptions,
+  type DeviceSessionState,
+  type DuplicatePushEvent,
+  pushMsgId,
+  resolveDedupWindow,
+  type SessionTransport,
+} from './device-session.js';
 export { TinyEmitter } from './emitter.js';
 export { DeviceClientError, type DeviceClientErrorCode, ServerReplyError } from './errors.js';
 export { JsonWire, type JsonWireTypes } from './json-wire.js';

@@ -32,6 +32,8 @@ function importGraph(entry: URL): { files: Set<string>; outside: string[] } {
 
 describe('the WebSocket device client stays browser-safe', () => {
   it('imports, directly or not, no Node built-in and no package', () => {
+    // browser.js is the package's `mpush-ts/device/browser` entry.
+    assert.deepEqual(importGraph(new URL('browser.js', deviceDir)).outside, []);
     const { files, outside } = importGraph(new URL('ws-client.js', deviceDir));
     assert.deepEqual(outside, []);
     const names = [...files].map((f) => f.slice(f.lastIndexOf('/') + 1));
