@@ -2,6 +2,8 @@
 // Runs every compiled test file (dist/test/**/*.test.js) with Node's built-in runner, so the
 // runner's summary is the last thing printed. Optional arguments pick suites by folder name:
 //   node scripts/run-tests.mjs unit compat
+// With no argument every suite runs, the browser one (test/browser, Chromium at /usr/bin/chromium)
+// included: a missing suite folder or browser is a failure, never a silent skip.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +24,14 @@ function walk(dir) {
 if (!existsSync(root)) {
   console.error(`no ${root}: run "npm run build" first`);
   process.exit(1);
+}
+const SUITES = ['unit', 'integration', 'cluster', 'compat', 'fuzz', 'browser'];
+if (suites.length === 0) {
+  const missing = SUITES.filter((s) => !existsSync(join(root, s)));
+  if (missing.length > 0) {
+    console.error(`no compiled ${missing.join(', ')} suite under ${root}: run "npm run build" first`);
+    process.exit(1);
+  }
 }
 const files = walk(root).filter((f) => suites.length === 0 || suites.some((s) => f.split('/').includes(s)));
 if (files.length === 0) {
