@@ -5,6 +5,7 @@
  * so (centrifuge `disconnect.go`: the code tells the client whether coming back can help).
  */
 export interface DisconnectReason {
+  /** Kebab-case name: the log's and the counters' label, and the WebSocket close reason. */
   readonly name: string;
   /** WebSocket close code (4000–4999 are ours). */
   readonly wsCode: number;
@@ -19,6 +20,7 @@ function reason(name: string, wsCode: number, reconnect: boolean): DisconnectRea
   return Object.freeze({ name, wsCode, reconnect });
 }
 
+/** The catalogue: every reason a connection is closed for, by name. */
 export const Disconnect = {
   /** The peer closed its side (the device, as the server sees it; the server, as a device sees it). */
   REMOTE_CLOSED: reason('remote-closed', 1000, true),
@@ -58,6 +60,7 @@ export const Disconnect = {
   AUTH_REFUSED: reason('auth-refused', 4013, false),
 } as const;
 
+/** The key of a reason in {@link Disconnect}. */
 export type DisconnectName = keyof typeof Disconnect;
 
 const BY_WS_CODE: ReadonlyMap<number, DisconnectReason> = new Map(

@@ -8,12 +8,14 @@ export interface ReconnectOptions {
   jitter?: number;
 }
 
+/** {@link ReconnectOptions} with the defaults applied and the values clamped. */
 export interface ResolvedReconnectOptions {
   initialMs: number;
   maxMs: number;
   jitter: number;
 }
 
+/** Applies the defaults; clamps `maxMs` to at least `initialMs` and `jitter` to [0, 1]. */
 export function resolveReconnectOptions(o: ReconnectOptions | undefined): ResolvedReconnectOptions {
   const initialMs = Math.max(0, o?.initialMs ?? 500);
   return {

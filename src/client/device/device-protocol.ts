@@ -25,7 +25,9 @@ export interface WireTypes {
 export interface DeviceProfile {
   /** Decides the client type on the server (mpush-wire §8). */
   osName: string;
+  /** Sent at the handshake. */
   osVersion: string;
+  /** Sent at the handshake. */
   clientVersion: string;
   /** The minHeartbeat sent at the handshake, ms (MPush ignores it). */
   minHeartbeat: number;
@@ -106,7 +108,9 @@ export interface DevicePush<C> {
 
 /** Another device of the same client type bound this user (mpush-wire §8). */
 export interface KickEvent {
+  /** The kicked device (this one). */
   deviceId: string;
+  /** The user it was bound to; now bound on the other device. */
   userId: string;
 }
 

@@ -5,6 +5,7 @@
 export class TinyEmitter<E extends { [K in keyof E]: unknown[] }> {
   private readonly listeners: { [K in keyof E]?: Array<(...args: E[K]) => void> } = {};
 
+  /** Adds `listener` for `event`. */
   on<K extends keyof E>(event: K, listener: (...args: E[K]) => void): this {
     const list = this.listeners[event];
     if (list === undefined) this.listeners[event] = [listener];
@@ -12,6 +13,7 @@ export class TinyEmitter<E extends { [K in keyof E]: unknown[] }> {
     return this;
   }
 
+  /** Adds `listener` for the next `event` only. */
   once<K extends keyof E>(event: K, listener: (...args: E[K]) => void): this {
     const wrapper = (...args: E[K]): void => {
       this.off(event, wrapper);
@@ -20,6 +22,7 @@ export class TinyEmitter<E extends { [K in keyof E]: unknown[] }> {
     return this.on(event, wrapper);
   }
 
+  /** Removes `listener` (one registration of it). */
   off<K extends keyof E>(event: K, listener: (...args: E[K]) => void): this {
     const list = this.listeners[event];
     if (list === undefined) return this;
@@ -28,6 +31,7 @@ export class TinyEmitter<E extends { [K in keyof E]: unknown[] }> {
     return this;
   }
 
+  /** How many listeners `event` has. */
   listenerCount<K extends keyof E>(event: K): number {
     return this.listeners[event]?.length ?? 0;
   }

@@ -7,7 +7,9 @@ import { MemorySessionStorage, type SessionStorage } from './session-storage.js'
 
 /** One connection server address. */
 export interface ServerAddress {
+  /** Host name or IP address. */
   host: string;
+  /** TCP port of the server's device port (3000 by default). */
   port: number;
 }
 
@@ -20,10 +22,13 @@ export interface DeviceClientOptions {
    * configured with), PEM, or a loaded key (share one `KeyObject` across many clients).
    */
   publicKey: string | KeyObject;
+  /** The device's id, sent at the handshake: one per physical device (it names its fast-connect session). */
   deviceId: string;
   /** Decides the client type on the server (mpush-wire §8). Default `'android'`. */
   osName?: string;
+  /** Sent at the handshake. Default `''`. */
   osVersion?: string;
+  /** Sent at the handshake. Default `''`. */
   clientVersion?: string;
   /** When set, the user is bound after every handshake (as the Java SDK re-binds). */
   userId?: string;

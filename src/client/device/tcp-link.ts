@@ -6,9 +6,13 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import type { ServerAddress } from './tcp-client-options.js';
 
+/** {@link LinkOwner} method: the socket connected. */
 export const kOnConnect = Symbol('mpush.device.onConnect');
+/** {@link LinkOwner} method: bytes arrived. */
 export const kOnData = Symbol('mpush.device.onData');
+/** {@link LinkOwner} method: the socket failed. */
 export const kOnError = Symbol('mpush.device.onError');
+/** {@link LinkOwner} method: the socket closed. */
 export const kOnClose = Symbol('mpush.device.onClose');
 
 /** What a {@link Link} reports to the client that opened it. */
