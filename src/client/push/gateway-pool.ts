@@ -48,13 +48,13 @@ export class GatewayPool implements ChannelHost {
     private readonly owner: PoolHost,
     private readonly eager: boolean,
   ) {
+    this.address = `${host}:${port}`;
     const n = Math.max(1, opts.connectionsPerGateway);
     this.channels = Array.from({ length: n }, () => new GatewayChannel(host, port, opts, this));
   }
 
-  get address(): string {
-    return `${this.host}:${this.port}`;
-  }
+  /** `host:port` */
+  readonly address: string;
 
   get deadlines(): DeadlineQueue {
     return this.owner.deadlines;

@@ -50,6 +50,8 @@ export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
   slot = 0;
   /** @internal */
   part = 0;
+  /** @internal the result, once handed to the sender */
+  result: PushResult | null = null;
 
   /**
    * @param timeoutMs the call's timeout: with `deadlineMs`, the lane of the deadline queue.
@@ -188,7 +190,7 @@ export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
       clientType: this.clientType,
       result,
       code: ResultCode[result],
-      gateway: `${this.route.host}:${this.route.port}`,
+      gateway: this.poolRef ? this.poolRef.address : `${this.route.host}:${this.route.port}`,
       redirects: this.redirects,
       timeline: this.timeline,
     };

@@ -115,10 +115,14 @@ interface Settled {
  * the deadline queue while routes are looked up; its requests carry the same deadline after.
  */
 class SendCall extends Deadline {
-  /** Per user: its results (one per route), undefined until its routes are known. */
-  private readonly got: Array<Array<PushResult | undefined> | undefined>;
-  private usersLeft: number;
-  private partsLeft: number[];
+  /**
+   * Per user: undefined until its routes are known; then its result (null until it is in) when it
+   * has one route, or one slot per route. (No array for the usual single route: a call in flight is
+   * as few objects as it can be, since in-flight objects are what the GC copies and promotes.)
+   */
+  private readonly got: Array<PushResult | Array<PushResult | undefined> | null | undefined>;
+  /** Results still to come (one per user until its routes are known). */
+  private left: number;
   resolve!: (results: PushResult[]) => void;
 
   constructor(
@@ -133,8 +137,7 @@ class SendCall extends Deadline {
     super();
     this.deadline = begin + timeoutMs;
     this.got = new Array(users.length);
-    this.partsLeft = new Array(users.length);
-    this.usersLeft = users.length;
+    this.left = users.length;
   }
 
   /** The routes of user `i` are known: one request per route, or one `offline` result. */
@@ -142,8 +145,8 @@ class SendCall extends Deadline {
     if (this.got[i] !== undefined) return;
     const u = this.users[i]!;
     if (routes.length === 0) return this.whole(i, 'offline', 'no route');
-    this.got[i] = new Array(routes.length);
-    this.partsLeft[i] = routes.length;
+    this.got[i] = routes.length === 1 ? null : new Array(routes.length);
+    this.left += routes.length - 1;
     for (let j = 0; j < routes.length; j++) {
       const r = routes[j]!;
       const req = new PushRequest(
@@ -175,8 +178,7 @@ class SendCall extends Deadline {
   }
 
   private whole(i: number, result: 'offline' | 'failure' | 'timeout', reason: string): void {
-    this.got[i] = [undefined];
-    this.partsLeft[i] = 1;
+    this.got[i] = null;
     const r: PushResult = {
       userId: this.users[i]!,
       clientType: -1,
@@ -196,14 +198,19 @@ class SendCall extends Deadline {
 
   /** One result is handed over (outside I/O); true when it was the call's last. */
   settle(i: number, j: number, r: PushResult, log: PushLogger): void {
-    const parts = this.got[i];
-    if (!parts || parts[j] !== undefined) return; // exactly one per (user, device type)
-    parts[j] = r;
+    const slot = this.got[i];
+    // Exactly one result per (user, device type): a second one for a slot is dropped.
+    if (slot === null) this.got[i] = r;
+    else if (Array.isArray(slot) && slot[j] === undefined) slot[j] = r;
+    else return;
     if (this.callback) notify(this.callback, r, log);
-    if (--this.partsLeft[i]! > 0 || --this.usersLeft > 0) return;
+    if (--this.left > 0) return;
     this.sender.callDone(this);
     const out: PushResult[] = [];
-    for (const ps of this.got) for (const p of ps!) out.push(p!);
+    for (const g of this.got) {
+      if (Array.isArray(g)) for (const p of g) out.push(p!);
+      else out.push(g!);
+    }
     this.resolve(out);
   }
 }
@@ -219,7 +226,8 @@ export class PushSender implements RequestHost, RouteQueryHost {
   readonly timeoutMs: number;
   readonly deadlines = new DeadlineQueue(DEADLINE_TICK_MS);
   readonly log: PushLogger;
-  private readonly pools = new Map<string, GatewayPool>();
+  /** By host, then port: no key string built per push. */
+  private readonly pools = new Map<string, Map<number, GatewayPool>>();
   private readonly routes: RouteCache;
   private readonly poolOptions: GatewayPoolOptions;
   private queued: Settled[] = [];
@@ -281,7 +289,7 @@ export class PushSender implements RequestHost, RouteQueryHost {
    * The sender may be used again afterwards (it reconnects).
    */
   async stop(): Promise<void> {
-    const pools = [...this.pools.values()];
+    const pools = [...this.pools.values()].flatMap((m) => [...m.values()]);
     this.pools.clear();
     for (const p of pools) p.close();
     for (const item of this.deadlines.drain()) {
@@ -296,8 +304,8 @@ export class PushSender implements RequestHost, RouteQueryHost {
   /** What is in flight (see {@link PushSenderPending}). */
   pending(): PushSenderPending {
     let connections = 0;
-    for (const p of this.pools.values()) {
-      for (const ch of p.channels) if (ch.state === 'up' || ch.state === 'connecting') connections++;
+    for (const m of this.pools.values()) {
+      for (const ch of [...m.values()].flatMap((p) => p.channels)) if (ch.state === 'up' || ch.state === 'connecting') connections++;
     }
     return {
       calls: this.calls,
@@ -310,12 +318,16 @@ export class PushSender implements RequestHost, RouteQueryHost {
 
   /** @internal RequestHost: the pool of one gateway address (created on first use). */
   pool(host: string, port: number): GatewayPool {
-    const key = `${host}:${port}`;
-    let p = this.pools.get(key);
+    let byPort = this.pools.get(host);
+    if (!byPort) {
+      byPort = new Map();
+      this.pools.set(host, byPort);
+    }
+    let p = byPort.get(port);
     if (!p) {
       const configured = this.opts.gateways.some((g) => g.host === host && g.port === port);
       p = new GatewayPool(host, port, this.poolOptions, this, configured);
-      this.pools.set(key, p);
+      byPort.set(port, p);
     }
     return p;
   }
@@ -354,7 +366,8 @@ export class PushSender implements RequestHost, RouteQueryHost {
   /** @internal RequestHost */
   complete(request: PushRequest, result: PushResult): void {
     this.requests--;
-    this.queue({ call: request.call, slot: request.slot, part: request.part, result });
+    request.result = result;
+    this.queue(request);
   }
 
   /** @internal */
