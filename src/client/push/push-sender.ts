@@ -305,7 +305,8 @@ export class PushSender implements RequestHost, RouteQueryHost {
   pending(): PushSenderPending {
     let connections = 0;
     for (const m of this.pools.values()) {
-      for (const ch of [...m.values()].flatMap((p) => p.channels)) if (ch.state === 'up' || ch.state === 'connecting') connections++;
+      for (const ch of [...m.values()].flatMap((p) => p.channels))
+        if (ch.state === 'up' || ch.state === 'connecting') connections++;
     }
     return {
       calls: this.calls,
