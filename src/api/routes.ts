@@ -106,6 +106,7 @@ export class ApiRoutes {
           (await registry.list()).map((n) => ({ host: n.gatewayHost, port: n.gatewayPort })),
         ...(config.gateway.secret ? { gatewaySecret: config.gateway.secret } : {}),
         clientId: `http-api@${this.node.id()}`,
+        logger: this.node.log,
         timeout: config.push.defaultTimeoutMs,
         maxRedirects: config.push.maxRedirects,
       });

@@ -77,6 +77,11 @@ export const schema = {
       'Time a backpressured push client connection may take to drain before the gateway drops it.',
       100,
     ),
+    maxRouteQueryUsers: int(
+      10_000,
+      "Most user ids in one route query (GATEWAY_ROUTE_QUERY); a larger query is refused. PushSender's maxRouteQueryUsers must not exceed it.",
+      1,
+    ),
   },
   push: {
     defaultTimeoutMs: int(3000, 'Timeout of a push that names none (or names 0: mpush-wire §12).', 1),

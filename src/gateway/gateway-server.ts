@@ -257,12 +257,13 @@ export class GatewayServer {
     } catch {
       userIds = null;
     }
-    if (!userIds || userIds.length > 10_000) {
+    const max = this.config.gateway.maxRouteQueryUsers;
+    if (!userIds || userIds.length > max) {
       return c.error(
         p.cmd,
         p.sessionId,
         ErrorCode.UNKNOWN,
-        'route query needs a JSON array of up to 10000 user ids',
+        `route query needs a JSON array of up to ${max} user ids (gateway.maxRouteQueryUsers)`,
       );
     }
     try {

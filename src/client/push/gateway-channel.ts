@@ -1,167 +1,262 @@
 import { connect, type Socket } from 'node:net';
 import { signGatewayAuth } from '../../crypto/gateway-mac.js';
 import {
-  Command,
-  ErrorCodec,
   ExtCommand,
   encodePacket,
   FrameDecoder,
   type FrameHandler,
   GatewayAuthCodec,
+  HEARTBEAT_FRAME,
   type Packet,
 } from '../../protocol/index.js';
+import { Deadline, type DeadlineQueue } from '../../util/deadline-queue.js';
 import type { OutboundLimit, OutboundOwner, OutboundWriter } from '../../util/outbound-writer.js';
 import { streamWriter } from '../../util/stream-sink.js';
+import { decodeReply } from './gateway-reply.js';
+import type { PushLogger } from './types.js';
 
-/** Receives the reply to one gateway request, or learns the channel died first. */
+/** Receives the reply to one gateway request, or learns the request ended without one. */
 export interface ReplyHandler {
+  /** The reply naming this request. May throw: the request is then failed with the error. */
   onReply(packet: Packet): void;
+  /** No reply will come: the connection dropped, or the reply could not be read. */
   onChannelClosed(reason: string): void;
 }
 
 export interface GatewayChannelOptions {
   secret?: string;
   clientId?: string;
-  connectTimeoutMs?: number;
+  /** A connect (and its authentication) not done in this long fails, ms. */
+  connectTimeoutMs: number;
   /** Largest reply body accepted. */
-  maxPacketSize?: number;
+  maxPacketSize: number;
   /**
    * Request bytes queued to a gateway that is not reading them before the channel is dropped
-   * (its pending requests fail). Default 16 MiB.
+   * (its pending requests fail).
    */
-  maxOutboundBytes?: number;
-  /**
-   * How long a backpressured gateway connection may take to drain before the channel is dropped
-   * (its pending requests fail), ms. Default 10 s.
-   */
-  drainTimeoutMs?: number;
+  maxOutboundBytes: number;
+  /** How long a backpressured connection may take to drain before it is dropped, ms. */
+  drainTimeoutMs: number;
+  /** A connection that read nothing for this long is sent a heartbeat, ms (0: none). */
+  heartbeatMs: number;
+  /** A connection that read nothing (heartbeat echoes included) for this long is dropped, ms. */
+  heartbeatTimeoutMs: number;
 }
+
+/** What a channel reports to, and keeps its deadline in (its pool). */
+export interface ChannelHost {
+  readonly deadlines: DeadlineQueue;
+  readonly log: PushLogger;
+  /** Connected (and authenticated): the channel carries requests. */
+  channelUp(ch: GatewayChannel): void;
+  /** A connect attempt failed, or a connection that was up dropped. */
+  channelDown(ch: GatewayChannel, reason: string, wasUp: boolean): void;
+}
+
+type State = 'idle' | 'connecting' | 'up' | 'backoff' | 'closed';
+
+/** Lanes of the deadline queue that are not request timeouts (see DeadlineQueue.add). */
+const LANE_CONNECT = -1;
+const LANE_HEARTBEAT = -2;
+const LANE_BACKOFF = -3;
 
 /**
  * One TCP connection from a push client to a gateway, multiplexing requests by sessionId (the
- * request bus). Connects lazily, authenticates when a secret is set, and fails every pending
- * request when the connection drops, so each request learns its fate exactly once. Requests are
- * written through an outbound writer: a gateway that stops reading them (past `maxOutboundBytes`
- * queued, or not drained within `drainTimeoutMs`) drops the connection like a lost one.
+ * request bus). Its pool opens it ({@link connect}), and parks it between attempts
+ * ({@link backoff}); the channel reports each change to the pool. Each request learns its fate
+ * once: by its reply, or by {@link ReplyHandler.onChannelClosed} when the connection drops.
+ *
+ * A reply that cannot be read fails the one request it names; a reply that names no pending
+ * request is dropped (a late answer to a request that already ended). Only a stream that cannot
+ * be cut into packets drops the connection, since no later reply could then be trusted.
+ *
+ * Health: a connection that has read nothing for `heartbeatMs` sends a heartbeat (the gateway
+ * echoes it), and one that read nothing for `heartbeatTimeoutMs` is dropped as dead.
  */
-export class GatewayChannel implements FrameHandler, OutboundOwner {
+export class GatewayChannel extends Deadline implements FrameHandler, OutboundOwner {
   private socket: Socket | null = null;
   private writer: OutboundWriter | null = null;
-  private connecting: Promise<void> | null = null;
+  private decoder: FrameDecoder | null = null;
   private readonly pending = new Map<number, ReplyHandler>();
   private seq = 0;
-  private decoder: FrameDecoder | null = null;
-  private closedByUser = false;
+  private stateName: State = 'idle';
+  private lastRead = 0;
+  /** Consecutive failed attempts: the pool's backoff grows with it. */
+  failures = 0;
+  /** Replies that named no pending request (late, or answered twice). */
+  strayReplies = 0;
 
   constructor(
     readonly host: string,
     readonly port: number,
-    private readonly opts: GatewayChannelOptions = {},
-  ) {}
+    private readonly opts: GatewayChannelOptions,
+    private readonly owner: ChannelHost,
+  ) {
+    super();
+  }
 
   get address(): string {
     return `${this.host}:${this.port}`;
   }
 
+  get state(): State {
+    return this.stateName;
+  }
+
+  /** Up: connected, authenticated, writable. */
   get connected(): boolean {
-    return this.socket !== null && this.connecting === null;
+    return this.stateName === 'up';
   }
 
-  /** Resolves once the channel can carry requests (connected and authenticated). */
-  connect(): Promise<void> {
-    if (this.connected) return Promise.resolve();
-    if (this.connecting) return this.connecting;
-    this.closedByUser = false;
-    this.connecting = this.open().finally(() => {
-      this.connecting = null;
+  /** Requests written and not yet answered. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Starts a connect attempt, when idle or parked; its outcome goes to the pool. */
+  connect(): void {
+    if (this.stateName !== 'idle' && this.stateName !== 'backoff') return;
+    this.stateName = 'connecting';
+    const deadlines = this.owner.deadlines;
+    deadlines.add(this, deadlines.clock() + this.opts.connectTimeoutMs, LANE_CONNECT);
+    const socket = connect({ host: this.host, port: this.port, noDelay: true });
+    this.socket = socket;
+    socket.on('error', (err) => {
+      if (this.socket === socket && this.stateName === 'connecting') {
+        this.attemptFailed(`gateway ${this.address}: ${err.message}`);
+      }
     });
-    return this.connecting;
-  }
-
-  private open(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const socket = connect({ host: this.host, port: this.port, noDelay: true });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new Error(`connect to gateway ${this.address} timed out`));
-      }, this.opts.connectTimeoutMs ?? 3000);
-      socket.once('error', (err) => {
-        clearTimeout(timer);
-        reject(new Error(`gateway ${this.address}: ${err.message}`));
+    socket.on('close', () => this.dropped(socket));
+    socket.once('connect', () => {
+      if (this.socket !== socket) return;
+      this.lastRead = Date.now();
+      this.writer = streamWriter(socket, this, {
+        maxBytes: this.opts.maxOutboundBytes,
+        drainTimeoutMs: this.opts.drainTimeoutMs,
       });
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        this.socket = socket;
-        this.writer = streamWriter(socket, this, {
-          maxBytes: this.opts.maxOutboundBytes ?? 16 * 1024 * 1024,
-          drainTimeoutMs: this.opts.drainTimeoutMs ?? 10_000,
-        });
-        this.decoder = new FrameDecoder(this, { maxBodyLength: this.opts.maxPacketSize ?? 16 * 1024 * 1024 });
-        socket.removeAllListeners('error');
-        socket.on('error', () => {});
-        socket.on('data', (chunk: Buffer) => {
-          try {
-            this.decoder?.push(chunk);
-          } catch {
-            socket.destroy();
-          }
-        });
-        socket.on('close', () => this.dropped(socket));
-        if (!this.opts.secret) return resolve();
-        this.authenticate(this.opts.secret).then(resolve, (err: Error) => {
-          socket.destroy();
-          reject(err);
-        });
-      });
+      this.decoder = new FrameDecoder(this, { maxBodyLength: this.opts.maxPacketSize });
+      socket.on('data', (chunk: Buffer) => this.read(socket, chunk));
+      if (this.opts.secret) this.authenticate(this.opts.secret);
+      else this.up();
     });
   }
 
-  private authenticate(secret: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const body = GatewayAuthCodec.encode(signGatewayAuth(secret, this.opts.clientId ?? 'push-sender'));
-      this.send(ExtCommand.GATEWAY_AUTH, 0, body, {
-        onReply: (p) => {
-          if (p.cmd === Command.OK) resolve();
-          else reject(new Error(`gateway ${this.address} refused auth: ${ErrorCodec.decode(p.body).reason}`));
-        },
-        onChannelClosed: (reason) => reject(new Error(reason)),
-      });
+  private read(socket: Socket, chunk: Buffer): void {
+    if (this.socket !== socket) return;
+    this.lastRead = Date.now();
+    try {
+      this.decoder?.push(chunk);
+    } catch (err) {
+      // Only a stream that cannot be framed gets here: every later byte is suspect.
+      const reason = `gateway ${this.address} sent an undecodable stream: ${(err as Error).message}`;
+      this.owner.log.error(reason);
+      this.drop(reason);
+    }
+  }
+
+  private authenticate(secret: string): void {
+    const body = GatewayAuthCodec.encode(signGatewayAuth(secret, this.opts.clientId ?? 'push-sender'));
+    this.write(ExtCommand.GATEWAY_AUTH, 0, body, {
+      onReply: (p) => {
+        if (this.stateName !== 'connecting') return;
+        const r = decodeReply(p);
+        if (r.ok) this.up();
+        else this.attemptFailed(`gateway ${this.address} refused auth: ${r.reason}`);
+      },
+      onChannelClosed: (reason) => {
+        if (this.stateName === 'connecting') this.attemptFailed(reason);
+      },
     });
+  }
+
+  private up(): void {
+    this.stateName = 'up';
+    this.failures = 0;
+    const deadlines = this.owner.deadlines;
+    if (this.opts.heartbeatMs > 0) {
+      deadlines.add(this, deadlines.clock() + this.opts.heartbeatMs, LANE_HEARTBEAT);
+    } else {
+      deadlines.remove(this);
+    }
+    this.owner.channelUp(this);
+  }
+
+  private attemptFailed(reason: string): void {
+    this.failures++;
+    this.detach();
+    this.owner.deadlines.remove(this);
+    this.stateName = 'idle'; // before failPending: the auth handler must see the attempt over
+    this.failPending(reason);
+    this.owner.channelDown(this, reason, false);
+  }
+
+  /** Parks the channel until `atMs`; then it is idle again and the pool may connect it. */
+  backoff(atMs: number): void {
+    if (this.stateName !== 'idle') return;
+    this.stateName = 'backoff';
+    this.owner.deadlines.add(this, atMs, LANE_BACKOFF);
+  }
+
+  /** @internal Deadline: the connect, heartbeat or backoff deadline passed. */
+  expire(now: number): void {
+    switch (this.stateName) {
+      case 'connecting':
+        this.attemptFailed(`connect to gateway ${this.address} timed out`);
+        return;
+      case 'up': {
+        const silent = now - this.lastRead;
+        if (silent >= this.opts.heartbeatTimeoutMs) {
+          const reason = `gateway ${this.address} answered no heartbeat within heartbeatTimeoutMs`;
+          this.owner.log.warn(reason);
+          this.drop(reason);
+          return;
+        }
+        if (silent >= this.opts.heartbeatMs) this.writer?.write(HEARTBEAT_FRAME);
+        const next = Math.min(this.opts.heartbeatMs, this.opts.heartbeatTimeoutMs - silent);
+        this.owner.deadlines.add(this, now + Math.max(1, next), LANE_HEARTBEAT);
+        return;
+      }
+      case 'backoff':
+        this.stateName = 'idle';
+        this.owner.channelDown(this, '', false); // the pool decides whether to connect now
+        return;
+      default:
+    }
   }
 
   /**
    * Sends one request; the reply (matched by sessionId) goes to `handler`.
-   * @returns the sessionId, or -1 when the channel is not connected (nothing was sent).
+   * @returns the sessionId, or -1 when the channel is not up (nothing was written: the request
+   *   may go elsewhere).
    */
   send(cmd: number, flags: number, body: Buffer, handler: ReplyHandler): number {
-    const socket = this.socket;
+    if (this.stateName !== 'up') return -1;
+    return this.write(cmd, flags, body, handler);
+  }
+
+  private write(cmd: number, flags: number, body: Buffer, handler: ReplyHandler): number {
     const writer = this.writer;
-    if (!socket || socket.destroyed || !writer) return -1;
+    if (!writer || !this.socket || this.socket.destroyed) return -1;
     this.seq = (this.seq + 1) & 0x7fffffff || 1;
     const sessionId = this.seq;
     this.pending.set(sessionId, handler);
-    // Past a limit the channel is dropped: this request is pending with the others and fails
-    // with them.
+    // Past a limit the channel is dropped (on the next tick): this request is pending with the
+    // others and fails with them. It was (partly) written, so it is not sent again elsewhere.
     writer.write(encodePacket({ cmd, flags, sessionId, body }));
     return sessionId;
   }
 
   /** @internal OutboundOwner: the gateway stopped reading what this channel writes. */
   onOutboundLimit(limit: OutboundLimit): void {
-    const socket = this.socket;
-    if (!socket) return;
     const reason =
       limit === 'outbound-limit'
         ? `gateway ${this.address} not reading: more than maxOutboundBytes queued`
         : `gateway ${this.address} not reading: not drained within drainTimeoutMs`;
-    this.detach();
-    socket.destroy();
-    // Unusable at once (the next request connects afresh); the pending requests fail as on a lost
-    // connection, on the next tick rather than inside the send() whose write passed the limit.
-    process.nextTick(() => this.failPending(reason));
+    // Not inside the send() whose write passed the limit: its caller is mid-call.
+    process.nextTick(() => this.drop(reason));
   }
 
-  /** Forgets a request (it timed out): a late reply is then dropped here. */
+  /** Forgets a request (it ended otherwise): a late reply to it is then dropped here. */
   forget(sessionId: number): void {
     this.pending.delete(sessionId);
   }
@@ -169,41 +264,80 @@ export class GatewayChannel implements FrameHandler, OutboundOwner {
   /** @internal FrameHandler */
   onPacket(p: Packet): void {
     const handler = this.pending.get(p.sessionId);
-    if (!handler) return; // late reply to a request that already timed out
+    if (!handler) {
+      // A late reply to a request that already ended, or a second reply: the first one counted.
+      this.strayReplies++;
+      this.owner.log.debug?.('gateway reply names no pending request', {
+        gateway: this.address,
+        sessionId: p.sessionId,
+      });
+      return;
+    }
     this.pending.delete(p.sessionId);
     try {
       handler.onReply(p);
     } catch (err) {
-      // A reply its handler cannot read (a truncated ERROR body, say) ends that request alone, as a
-      // failure: the handler was already taken off `pending`, so nothing else would ever settle it.
-      handler.onChannelClosed(`malformed reply from gateway ${this.address}: ${(err as Error).message}`);
+      // A reply its handler cannot read ends that request alone, as a failure: it was already
+      // taken off `pending`, so nothing else would ever settle it.
+      const reason = `${(err as Error).message} (gateway ${this.address})`;
+      this.owner.log.warn(reason, { sessionId: p.sessionId });
+      handler.onChannelClosed(reason);
     }
   }
 
   /** @internal FrameHandler */
   onHeartbeat(): void {}
 
+  /** @internal FrameHandler: a reply larger than maxPacketSize was skipped; its request fails. */
+  onOversized(_cmd: number, sessionId: number, length: number): void {
+    const handler = this.pending.get(sessionId);
+    const reason = `gateway ${this.address} reply of ${length} bytes exceeds maxPacketSize`;
+    this.owner.log.warn(reason, { sessionId });
+    if (!handler) return;
+    this.pending.delete(sessionId);
+    handler.onChannelClosed(reason);
+  }
+
   private dropped(socket: Socket): void {
     if (this.socket !== socket) return;
+    if (this.stateName === 'connecting')
+      return this.attemptFailed(`gateway ${this.address} closed the connection`);
+    this.drop(`gateway ${this.address} connection lost`);
+  }
+
+  /** Drops a connection that was up: its pending requests fail, the pool hears of it. */
+  private drop(reason: string): void {
+    if (this.stateName === 'connecting') return this.attemptFailed(reason);
+    if (this.stateName !== 'up') return;
+    this.failures++;
     this.detach();
-    this.failPending(this.closedByUser ? 'push sender stopped' : `gateway ${this.address} connection lost`);
+    this.owner.deadlines.remove(this);
+    this.stateName = 'idle';
+    this.failPending(reason);
+    this.owner.channelDown(this, reason, true);
   }
 
   private detach(): void {
+    const socket = this.socket;
     this.socket = null;
     this.decoder = null;
     this.writer?.stop();
     this.writer = null;
+    socket?.destroy();
   }
 
   private failPending(reason: string): void {
+    if (this.pending.size === 0) return;
     const handlers = [...this.pending.values()];
     this.pending.clear();
     for (const h of handlers) h.onChannelClosed(reason);
   }
 
-  close(): void {
-    this.closedByUser = true;
-    this.socket?.destroy();
+  /** Closes for good: pending requests fail now, with `reason`. */
+  close(reason = 'push sender stopped'): void {
+    this.stateName = 'closed';
+    this.owner.deadlines.remove(this);
+    this.detach();
+    this.failPending(reason);
   }
 }

@@ -1,21 +1,19 @@
-import {
-  Command,
-  ErrorCode,
-  ErrorCodec,
-  Flags,
-  GatewayPushCodec,
-  OkCodec,
-  type Packet,
-} from '../../protocol/index.js';
+import { Command, ErrorCode, Flags, GatewayPushCodec, type Packet } from '../../protocol/index.js';
+import { Deadline, type DeadlineQueue } from '../../util/deadline-queue.js';
 import type { GatewayChannel, ReplyHandler } from './gateway-channel.js';
+import type { GatewayPool, PoolWaiter } from './gateway-pool.js';
+import { decodePushOk, decodeReply } from './gateway-reply.js';
 import type { RouteEntry } from './route-source.js';
 import { type PushResult, ResultCode, type ResultName, type Timeline } from './types.js';
 
 /** What a request needs from its sender. */
 export interface RequestHost {
-  channel(host: string, port: number): GatewayChannel;
+  /** Where the request's deadline is kept (one sweep for every request of the sender). */
+  readonly deadlines: DeadlineQueue;
+  /** The connections to one gateway. */
+  pool(host: string, port: number): GatewayPool;
   /** Looks the route of (user, client type) up again, bypassing the cache. */
-  relookup(userId: string, clientType: number): Promise<RouteEntry | undefined>;
+  relookup(userId: string, clientType: number, deadline: number): Promise<RouteEntry | undefined>;
   dropRoute(userId: string): void;
   /** Queues the completion to run after the current I/O callback. */
   complete(request: PushRequest, result: PushResult): void;
@@ -27,20 +25,38 @@ const GATEWAY_MARGIN_MS = 500;
 /**
  * One push to one (user, client type): the state machine of DESIGN.md. It ends in exactly one
  * result (success, failure, offline, timeout), by compare-and-set from `init`; a late reply
- * after a timeout, or a second reply, is dropped. Redirects (ERROR 3) follow the user to its new
- * node with a new sessionId, at most `maxRedirects` times.
+ * after a timeout, or a second reply, is dropped. Its deadline is the call's (set when the caller
+ * called), kept in the sender's deadline queue: no timer of its own. Redirects (ERROR 3) follow
+ * the user to its new node with a new sessionId, at most `maxRedirects` times, within the same
+ * deadline.
+ *
+ * A request goes to a connection of its gateway's pool that is up; one not yet written when that
+ * connection went down is written on another. Once written it is never sent again (but on a
+ * redirect, which the node answered without delivering): a lost connection fails it.
  */
-export class PushRequest implements ReplyHandler {
+export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
   private state: 'init' | 'done' = 'init';
   private readonly timeline: Timeline;
-  private timer: NodeJS.Timeout | undefined;
   private redirects = 0;
   private channelRef: GatewayChannel | null = null;
+  private poolRef: GatewayPool | null = null;
   private sessionId = -1;
-  private readonly deadline: number;
+  private tries = 0;
   /** Kept while a redirect may still need to resend it; dropped once no resend can happen. */
   private content: Buffer | null;
+  /** @internal where the sender files the result: the call, and the result's place in it */
+  call: unknown = null;
+  /** @internal */
+  slot = 0;
+  /** @internal */
+  part = 0;
+  /** @internal the result, once handed to the sender */
+  result: PushResult | null = null;
 
+  /**
+   * @param timeoutMs the call's timeout: with `deadlineMs`, the lane of the deadline queue.
+   * @param deadlineMs when the call must be answered (default: now + timeoutMs).
+   */
   constructor(
     private readonly host: RequestHost,
     readonly userId: string,
@@ -49,10 +65,13 @@ export class PushRequest implements ReplyHandler {
     content: Buffer,
     private readonly ackFlags: number,
     readonly timeoutMs: number,
+    deadlineMs?: number,
   ) {
+    super();
     this.content = content;
-    this.timeline = { begin: Date.now() };
-    this.deadline = this.timeline.begin + timeoutMs;
+    const now = Date.now();
+    this.timeline = { begin: now };
+    this.deadline = deadlineMs ?? now + timeoutMs;
   }
 
   get done(): boolean {
@@ -60,26 +79,25 @@ export class PushRequest implements ReplyHandler {
   }
 
   start(): void {
-    this.timer = setTimeout(() => this.finish('timeout', 'no reply within the timeout'), this.timeoutMs);
-    void this.send();
+    this.host.deadlines.add(this, this.deadline, this.timeoutMs);
+    this.acquire();
   }
 
-  private async send(): Promise<void> {
+  private acquire(): void {
     this.timeline['check-gateway-conn'] = Date.now();
-    const ch = this.host.channel(this.route.host, this.route.port);
-    try {
-      await ch.connect();
-    } catch (err) {
-      // The node may be gone: the next push looks the route up again instead of reusing this one.
-      this.host.dropRoute(this.userId);
-      return this.finish('failure', (err as Error).message);
-    }
+    const pool = this.host.pool(this.route.host, this.route.port);
+    this.poolRef = pool;
+    pool.acquire(this);
+  }
+
+  /** @internal PoolWaiter: a connection that is up. */
+  onChannel(ch: GatewayChannel): void {
     if (this.done || !this.content) return;
     const left = this.deadline - Date.now();
     const body = GatewayPushCodec.encode({
       userId: this.userId,
       clientType: this.clientType,
-      // The node gives up first, so its answer (ack timeout) beats our own timer.
+      // The node gives up first, so its answer (ack timeout) beats our own deadline.
       timeout: Math.max(1, left - GATEWAY_MARGIN_MS),
       content: this.content,
       taskId: '',
@@ -87,52 +105,55 @@ export class PushRequest implements ReplyHandler {
       condition: '',
     });
     this.timeline['send-to-gateway-begin'] = Date.now();
+    const sid = ch.send(Command.GATEWAY_PUSH, this.ackFlags, body, this);
+    if (sid < 0) {
+      // Nothing written: another connection of the pool may carry it.
+      if (++this.tries < (this.poolRef?.channels.length ?? 1)) return this.poolRef?.acquire(this);
+      return this.finish('failure', `gateway ${ch.address} not writable`);
+    }
     this.channelRef = ch;
-    this.sessionId = ch.send(Command.GATEWAY_PUSH, this.ackFlags, body, this);
-    if (this.sessionId < 0) return this.finish('failure', `gateway ${ch.address} not writable`);
+    this.sessionId = sid;
     this.timeline['send-to-gateway-end'] = Date.now();
     if (this.redirects >= this.host.maxRedirects) this.content = null;
   }
 
-  /** @internal ReplyHandler */
+  /** @internal PoolWaiter: no connection to the gateway could be had. */
+  onUnavailable(reason: string): void {
+    // The node may be gone: the next push looks the route up again instead of reusing this one.
+    this.host.dropRoute(this.userId);
+    this.finish('failure', reason);
+  }
+
+  /** @internal ReplyHandler. Throws on a reply that does not decode: the channel fails us then. */
   onReply(p: Packet): void {
     if (this.done) return;
-    if (p.cmd === Command.OK) {
-      let timePoints: Record<string, number> | undefined;
-      try {
-        const data = OkCodec.decode(p.body).data;
-        timePoints = data
-          ? (JSON.parse(data) as { timePoints?: Record<string, number> }).timePoints
-          : undefined;
-      } catch {
-        timePoints = undefined;
-      }
-      return this.finish('success', undefined, timePoints);
-    }
-    let code: number = ErrorCode.UNKNOWN;
-    let reason = 'gateway error';
-    try {
-      const e = ErrorCodec.decode(p.body);
-      code = e.code;
-      reason = e.reason || reason;
-    } catch {
-      // keep the defaults: a malformed ERROR is still a failure
-    }
-    switch (code) {
+    const r = decodeReply(p);
+    if (r.ok) return this.finish('success', undefined, decodePushOk(r.data));
+    switch (r.code) {
       case ErrorCode.OFFLINE:
         this.host.dropRoute(this.userId);
-        return this.finish('offline', reason);
+        return this.finish('offline', r.reason);
       case ErrorCode.ROUTER_CHANGE:
         return this.redirect();
       case ErrorCode.ACK_TIMEOUT:
-        return this.finish('timeout', reason);
+        return this.finish('timeout', r.reason);
       default:
-        return this.finish('failure', reason);
+        return this.finish('failure', r.reason);
     }
   }
 
   /** @internal ReplyHandler */
   onChannelClosed(reason: string): void {
+    this.finish('failure', reason);
+  }
+
+  /** @internal Deadline */
+  expire(): void {
+    this.finish('timeout', 'no reply within the timeout');
+  }
+
+  /** Ends the request now as a failure (the sender is stopping). */
+  abort(reason: string): void {
     this.finish('failure', reason);
   }
 
@@ -142,18 +163,15 @@ export class PushRequest implements ReplyHandler {
       return this.finish('failure', `route changed ${this.redirects + 1} times: redirect bound reached`);
     }
     this.redirects++;
-    this.host.relookup(this.userId, this.clientType).then(
+    this.channelRef = null;
+    this.sessionId = -1;
+    this.tries = 0;
+    this.host.relookup(this.userId, this.clientType, this.deadline).then(
       (route) => {
         if (this.done) return;
         if (!route) return this.finish('offline', 'offline after route change');
         this.route = route;
-        // A fresh timer for what is left of the deadline replaces the old one.
-        clearTimeout(this.timer);
-        this.timer = setTimeout(
-          () => this.finish('timeout', 'no reply within the timeout'),
-          Math.max(0, this.deadline - Date.now()),
-        );
-        void this.send();
+        this.acquire();
       },
       (err: Error) => this.finish('failure', `route lookup: ${err.message}`),
     );
@@ -162,8 +180,9 @@ export class PushRequest implements ReplyHandler {
   private finish(result: ResultName, reason?: string, timePoints?: Record<string, number>): void {
     if (this.state !== 'init') return; // compare-and-set: the first outcome wins
     this.state = 'done';
-    clearTimeout(this.timer);
-    if (result === 'timeout' && this.channelRef && this.sessionId > 0) this.channelRef.forget(this.sessionId);
+    this.host.deadlines.remove(this);
+    this.poolRef?.release(this);
+    if (this.channelRef && this.sessionId > 0) this.channelRef.forget(this.sessionId);
     this.content = null;
     this.timeline.end = Date.now();
     const out: PushResult = {
@@ -171,7 +190,7 @@ export class PushRequest implements ReplyHandler {
       clientType: this.clientType,
       result,
       code: ResultCode[result],
-      gateway: `${this.route.host}:${this.route.port}`,
+      gateway: this.poolRef ? this.poolRef.address : `${this.route.host}:${this.route.port}`,
       redirects: this.redirects,
       timeline: this.timeline,
     };

@@ -3,16 +3,31 @@ import {
   BroadcastAction,
   BroadcastControlCodec,
   Command,
-  ErrorCodec,
   ExtCommand,
   GatewayPushCodec,
-  OkCodec,
-  type Packet,
 } from '../../protocol/index.js';
-import { GatewayChannel } from './gateway-channel.js';
+import { Deadline, DeadlineQueue } from '../../util/deadline-queue.js';
+import { type CallOutcome, GatewayCall } from './gateway-call.js';
+import type { GatewayChannel } from './gateway-channel.js';
+import { GatewayPool, type GatewayPoolOptions } from './gateway-pool.js';
+import { decodeTaskReport } from './gateway-reply.js';
 import { ackFlagsOf, PushRequest, type RequestHost } from './push-request.js';
-import { GatewayRouteSource, type RouteEntry, type RouteSource } from './route-source.js';
-import type { BroadcastResult, PushCallback, PushContext, PushResult } from './types.js';
+import { RouteCache } from './route-cache.js';
+import {
+  GatewayRouteSource,
+  type RouteEntry,
+  type RouteQueryHost,
+  type RouteSource,
+} from './route-source.js';
+import {
+  type BroadcastResult,
+  type PushCallback,
+  type PushContext,
+  type PushLogger,
+  type PushResult,
+  ResultCode,
+  stderrLogger,
+} from './types.js';
 
 export interface GatewayAddress {
   host: string;
@@ -22,20 +37,40 @@ export interface GatewayAddress {
 export interface PushSenderOptions {
   /** Gateways to start from: route queries and (by default) broadcasts go here. */
   gateways: GatewayAddress[];
-  /** Where routes come from; default: ask the first reachable gateway. */
+  /** Where routes come from; default: ask the gateways (GATEWAY_ROUTE_QUERY). */
   routeSource?: RouteSource;
   /** Gateways a broadcast goes to; default: `gateways`. A cluster passes its live nodes. */
   broadcastTargets?: () => Promise<GatewayAddress[]>;
   /** The nodes' `gateway.secret`, when set. */
   gatewaySecret?: string;
   clientId?: string;
-  /** Default per-request timeout, ms. */
+  /** Default timeout of a call, ms (3000): it bounds the call, route lookup included. */
   timeout?: number;
   /** Route changes followed before a request fails. */
   maxRedirects?: number;
-  /** How long a looked-up route is reused, ms (0: always look up). */
+  /** How long a looked-up route is reused, ms (0: always look up). Refreshed ahead of expiry. */
   routeCacheMs?: number;
+  /**
+   * Most users in one route query: the gateways' `gateway.maxRouteQueryUsers` (10000). A larger
+   * lookup is cut into queries of this size.
+   */
+  maxRouteQueryUsers?: number;
+  /** Connections kept to each gateway (1); requests spread over those that are up. */
+  connectionsPerGateway?: number;
+  /** A connect (and authentication) not done in this long fails, ms (3000). */
   connectTimeoutMs?: number;
+  /** A gateway connection that read nothing for this long sends a heartbeat, ms (10000; 0: none). */
+  heartbeatMs?: number;
+  /** A gateway connection that read nothing for this long is dropped as dead, ms (3 × heartbeatMs). */
+  heartbeatTimeoutMs?: number;
+  /** First reconnect delay after a connection fails, ms (100); doubles per failure. */
+  reconnectMinMs?: number;
+  /** Longest reconnect delay, ms (5000). */
+  reconnectMaxMs?: number;
+  /** How long a broadcast may take on the nodes before its result is in, ms (600000). */
+  broadcastTimeoutMs?: number;
+  /** Largest gateway reply body accepted (16 MiB). */
+  maxPacketSize?: number;
   /**
    * Request bytes queued to one gateway that is not reading them before its connection is
    * dropped and the requests on it fail. Default 16 MiB.
@@ -46,173 +81,377 @@ export interface PushSenderOptions {
    * requests on it fail, ms. Default 10 s.
    */
   drainTimeoutMs?: number;
+  /** Where lost connections, unreadable replies and throwing callbacks are reported (stderr). */
+  logger?: PushLogger;
 }
 
-interface Queued {
-  request: PushRequest;
-  result: PushResult;
+/** What is in flight in a sender (all zero after {@link PushSender.stop}). */
+export interface PushSenderPending {
+  /** send() calls not yet answered. */
+  calls: number;
+  /** Push requests not yet ended. */
+  requests: number;
+  /** Users whose routes are being looked up. */
+  routeLookups: number;
+  /** Deadlines kept (requests, calls, connects, heartbeats, backoffs). */
+  deadlines: number;
+  /** Gateway connections open or opening. */
+  connections: number;
+}
+
+/** How often deadlines are swept: a request times out at most this late. */
+const DEADLINE_TICK_MS = 10;
+
+/** A result waiting to be handed over, after the I/O callback that produced it. */
+interface Settled {
+  call: unknown;
+  slot: number;
+  part: number;
+  result: PushResult | null;
+}
+
+/**
+ * One send(): its users, in the caller's order, and one result per (user, device type). It is in
+ * the deadline queue while routes are looked up; its requests carry the same deadline after.
+ */
+class SendCall extends Deadline {
+  /**
+   * Per user: undefined until its routes are known; then its result (null until it is in) when it
+   * has one route, or one slot per route. (No array for the usual single route: a call in flight is
+   * as few objects as it can be, since in-flight objects are what the GC copies and promotes.)
+   */
+  private readonly got: Array<PushResult | Array<PushResult | undefined> | null | undefined>;
+  /** Results still to come (one per user until its routes are known). */
+  private left: number;
+  resolve!: (results: PushResult[]) => void;
+
+  constructor(
+    private readonly sender: PushSender,
+    readonly users: readonly string[],
+    readonly content: Buffer,
+    readonly ackFlags: number,
+    readonly timeoutMs: number,
+    readonly begin: number,
+    readonly callback: PushCallback | undefined,
+  ) {
+    super();
+    this.deadline = begin + timeoutMs;
+    this.got = new Array(users.length);
+    this.left = users.length;
+  }
+
+  /** The routes of user `i` are known: one request per route, or one `offline` result. */
+  dispatch(i: number, routes: readonly RouteEntry[]): void {
+    if (this.got[i] !== undefined) return;
+    const u = this.users[i]!;
+    if (routes.length === 0) return this.whole(i, 'offline', 'no route');
+    this.got[i] = routes.length === 1 ? null : new Array(routes.length);
+    this.left += routes.length - 1;
+    for (let j = 0; j < routes.length; j++) {
+      const r = routes[j]!;
+      const req = new PushRequest(
+        this.sender,
+        u,
+        r.clientType,
+        r,
+        this.content,
+        this.ackFlags,
+        this.timeoutMs,
+        this.deadline,
+      );
+      req.call = this;
+      req.slot = i;
+      req.part = j;
+      this.sender.started();
+      req.start();
+    }
+  }
+
+  /** Users whose routes were not had: one result each (timeout, or failure). */
+  undispatched(result: 'timeout' | 'failure', reason: string, only?: readonly number[]): void {
+    if (only) {
+      for (const i of only) if (this.got[i] === undefined) this.whole(i, result, reason);
+    } else {
+      for (let i = 0; i < this.users.length; i++)
+        if (this.got[i] === undefined) this.whole(i, result, reason);
+    }
+  }
+
+  private whole(i: number, result: 'offline' | 'failure' | 'timeout', reason: string): void {
+    this.got[i] = null;
+    const r: PushResult = {
+      userId: this.users[i]!,
+      clientType: -1,
+      result,
+      code: ResultCode[result],
+      reason,
+      redirects: 0,
+      timeline: { begin: this.begin, end: Date.now() },
+    };
+    this.sender.queue({ call: this, slot: i, part: 0, result: r });
+  }
+
+  /** @internal Deadline: routes not had in time. */
+  expire(): void {
+    this.undispatched('timeout', 'routes not found within the timeout');
+  }
+
+  /** One result is handed over (outside I/O); true when it was the call's last. */
+  settle(i: number, j: number, r: PushResult, log: PushLogger): void {
+    const slot = this.got[i];
+    // Exactly one result per (user, device type): a second one for a slot is dropped.
+    if (slot === null) this.got[i] = r;
+    else if (Array.isArray(slot) && slot[j] === undefined) slot[j] = r;
+    else return;
+    if (this.callback) notify(this.callback, r, log);
+    if (--this.left > 0) return;
+    this.sender.callDone(this);
+    const out: PushResult[] = [];
+    for (const g of this.got) {
+      if (Array.isArray(g)) for (const p of g) out.push(p!);
+      else out.push(g!);
+    }
+    this.resolve(out);
+  }
 }
 
 /**
  * The push client SDK for business servers (MPush's PushSender): push to one user, many users,
- * or everyone, and get exactly one result per (user, device type).
+ * or everyone, and get exactly one result per (user, device type), always within the call's
+ * timeout. Keeps a pool of connections per gateway (heartbeats, reconnect with backoff), a route
+ * cache refreshed ahead of expiry, and one deadline sweep for every request.
  */
-export class PushSender implements RequestHost {
+export class PushSender implements RequestHost, RouteQueryHost {
   readonly maxRedirects: number;
-  private readonly channels = new Map<string, GatewayChannel>();
-  private readonly routeCache = new Map<string, { routes: RouteEntry[]; until: number }>();
-  private readonly routeSource: RouteSource;
-  private readonly waiting = new Map<PushRequest, (r: PushResult) => void>();
-  private queue: Queued[] = [];
+  readonly timeoutMs: number;
+  readonly deadlines = new DeadlineQueue(DEADLINE_TICK_MS);
+  readonly log: PushLogger;
+  /** By host, then port: no key string built per push. */
+  private readonly pools = new Map<string, Map<number, GatewayPool>>();
+  private readonly routes: RouteCache;
+  private readonly poolOptions: GatewayPoolOptions;
+  private queued: Settled[] = [];
+  private calls = 0;
+  private requests = 0;
+  private readonly broadcastTimeoutMs: number;
 
   private constructor(private readonly opts: PushSenderOptions) {
     if (opts.gateways.length === 0) throw new Error('PushSender needs at least one gateway address');
     this.maxRedirects = opts.maxRedirects ?? 3;
-    this.routeSource = opts.routeSource ?? new GatewayRouteSource(() => this.seedChannel());
+    this.timeoutMs = opts.timeout ?? 3000;
+    this.broadcastTimeoutMs = opts.broadcastTimeoutMs ?? 600_000;
+    this.log = opts.logger ?? stderrLogger;
+    const heartbeatMs = opts.heartbeatMs ?? 10_000;
+    this.poolOptions = {
+      ...(opts.gatewaySecret ? { secret: opts.gatewaySecret } : {}),
+      ...(opts.clientId ? { clientId: opts.clientId } : {}),
+      connectTimeoutMs: opts.connectTimeoutMs ?? 3000,
+      maxPacketSize: opts.maxPacketSize ?? 16 * 1024 * 1024,
+      maxOutboundBytes: opts.maxOutboundBytes ?? 16 * 1024 * 1024,
+      drainTimeoutMs: opts.drainTimeoutMs ?? 10_000,
+      heartbeatMs,
+      heartbeatTimeoutMs: opts.heartbeatTimeoutMs ?? 3 * heartbeatMs,
+      connectionsPerGateway: opts.connectionsPerGateway ?? 1,
+      reconnectMinMs: opts.reconnectMinMs ?? 100,
+      reconnectMaxMs: opts.reconnectMaxMs ?? 5000,
+    };
+    const source = opts.routeSource ?? new GatewayRouteSource(this, opts.maxRouteQueryUsers ?? 10_000);
+    this.routes = new RouteCache(source, opts.routeCacheMs ?? 5000, this.timeoutMs, this.log);
   }
 
   static create(options: PushSenderOptions): PushSender {
     return new PushSender(options);
   }
 
-  /** Connects to the first gateway (failing early on a wrong address or secret). */
+  /**
+   * Connects to the configured gateways and resolves once one is up (failing early on a wrong
+   * address or secret, with the last gateway's reason).
+   */
   async start(): Promise<void> {
-    await this.seedChannel();
-  }
-
-  /** Closes every gateway connection; requests still waiting end as failures. */
-  async stop(): Promise<void> {
-    for (const ch of this.channels.values()) ch.close();
-    this.channels.clear();
-  }
-
-  /** @internal RequestHost: one pooled channel per gateway address. */
-  channel(host: string, port: number): GatewayChannel {
-    const key = `${host}:${port}`;
-    let ch = this.channels.get(key);
-    if (!ch) {
-      ch = new GatewayChannel(host, port, {
-        ...(this.opts.gatewaySecret ? { secret: this.opts.gatewaySecret } : {}),
-        ...(this.opts.clientId ? { clientId: this.opts.clientId } : {}),
-        connectTimeoutMs: this.opts.connectTimeoutMs ?? 3000,
-        maxOutboundBytes: this.opts.maxOutboundBytes,
-        drainTimeoutMs: this.opts.drainTimeoutMs,
-      });
-      this.channels.set(key, ch);
-    }
-    return ch;
-  }
-
-  private async seedChannel(): Promise<GatewayChannel> {
-    let last: Error | undefined;
-    for (const g of this.opts.gateways) {
-      const ch = this.channel(g.host, g.port);
-      try {
-        await ch.connect();
-        return ch;
-      } catch (err) {
-        last = err as Error;
+    const pools = this.opts.gateways.map((g) => this.pool(g.host, g.port));
+    let left = pools.length;
+    await new Promise<void>((resolve, reject) => {
+      for (const p of pools) {
+        p.open();
+        p.acquire({
+          onChannel: () => resolve(),
+          onUnavailable: (reason) => {
+            if (--left === 0) reject(new Error(reason));
+          },
+        });
       }
+    });
+  }
+
+  /**
+   * Closes every gateway connection. Everything in flight ends now (as a failure, "push sender
+   * stopped") and every pending call is answered before this resolves; no timer or socket is left.
+   * The sender may be used again afterwards (it reconnects).
+   */
+  async stop(): Promise<void> {
+    const pools = [...this.pools.values()].flatMap((m) => [...m.values()]);
+    this.pools.clear();
+    for (const p of pools) p.close();
+    for (const item of this.deadlines.drain()) {
+      if (item instanceof SendCall) item.undispatched('failure', 'push sender stopped');
+      else if (item instanceof PushRequest || item instanceof GatewayCall) item.abort('push sender stopped');
     }
-    throw last ?? new Error('no gateway reachable');
+    this.routes.clear();
+    // Hand over what stopping ended, so no call is left waiting on a later tick.
+    while (this.queued.length > 0) this.flush();
+  }
+
+  /** What is in flight (see {@link PushSenderPending}). */
+  pending(): PushSenderPending {
+    let connections = 0;
+    for (const m of this.pools.values()) {
+      for (const ch of [...m.values()].flatMap((p) => p.channels))
+        if (ch.state === 'up' || ch.state === 'connecting') connections++;
+    }
+    return {
+      calls: this.calls,
+      requests: this.requests,
+      routeLookups: this.routes.lookingUp,
+      deadlines: this.deadlines.size,
+      connections,
+    };
+  }
+
+  /** @internal RequestHost: the pool of one gateway address (created on first use). */
+  pool(host: string, port: number): GatewayPool {
+    let byPort = this.pools.get(host);
+    if (!byPort) {
+      byPort = new Map();
+      this.pools.set(host, byPort);
+    }
+    let p = byPort.get(port);
+    if (!p) {
+      const configured = this.opts.gateways.some((g) => g.host === host && g.port === port);
+      p = new GatewayPool(host, port, this.poolOptions, this, configured);
+      byPort.set(port, p);
+    }
+    return p;
+  }
+
+  /** The first connection to a gateway (its pool's), for tests and diagnostics. */
+  channel(host: string, port: number): GatewayChannel {
+    return this.pool(host, port).channels[0]!;
+  }
+
+  /** @internal RouteQueryHost */
+  routeGateways(): GatewayPool[] {
+    return this.opts.gateways.map((g) => this.pool(g.host, g.port));
   }
 
   // ---- routes -----------------------------------------------------------------------------------
 
-  private async routesOf(userIds: readonly string[]): Promise<Map<string, RouteEntry[]>> {
-    const ttl = this.opts.routeCacheMs ?? 5000;
-    const now = Date.now();
-    const out = new Map<string, RouteEntry[]>();
-    const missing: string[] = [];
-    for (const u of userIds) {
-      const c = ttl > 0 ? this.routeCache.get(u) : undefined;
-      if (c && c.until > now) out.set(u, c.routes);
-      else missing.push(u);
-    }
-    if (missing.length > 0) {
-      const found = await this.routeSource.lookup(missing);
-      for (const u of missing) {
-        const routes = found.get(u) ?? [];
-        out.set(u, routes);
-        if (ttl > 0 && routes.length > 0) this.routeCache.set(u, { routes, until: now + ttl });
-      }
-    }
-    return out;
-  }
-
   /** @internal RequestHost */
   dropRoute(userId: string): void {
-    this.routeCache.delete(userId);
+    this.routes.drop(userId);
   }
 
   /** @internal RequestHost */
-  async relookup(userId: string, clientType: number): Promise<RouteEntry | undefined> {
-    this.routeCache.delete(userId);
-    const routes = (await this.routesOf([userId])).get(userId) ?? [];
+  async relookup(userId: string, clientType: number, deadline: number): Promise<RouteEntry | undefined> {
+    this.routes.drop(userId);
+    const routes = (await this.routes.load([userId], deadline, true)).get(userId) ?? [];
     return routes.find((r) => r.clientType === clientType);
   }
 
   // ---- results: never delivered inside the I/O callback that produced them ------------------------
 
+  /** @internal */
+  started(): void {
+    this.requests++;
+  }
+
   /** @internal RequestHost */
   complete(request: PushRequest, result: PushResult): void {
-    if (this.queue.push({ request, result }) === 1) setImmediate(() => this.flush());
+    this.requests--;
+    request.result = result;
+    this.queue(request);
+  }
+
+  /** @internal */
+  queue(s: Settled): void {
+    if (this.queued.push(s) === 1) setImmediate(() => this.flush());
+  }
+
+  /** @internal */
+  callDone(_call: SendCall): void {
+    this.calls--;
   }
 
   private flush(): void {
-    const batch = this.queue;
-    this.queue = [];
-    for (const { request, result } of batch) {
-      const resolve = this.waiting.get(request);
-      this.waiting.delete(request);
-      resolve?.(result);
-    }
+    const batch = this.queued;
+    this.queued = [];
+    for (const s of batch) (s.call as SendCall | null)?.settle(s.slot, s.part, s.result!, this.log);
   }
 
   // ---- sending ------------------------------------------------------------------------------------
 
   /**
-   * Pushes to `ctx.userId` / `ctx.userIds`: one request, and one result, per (user, device type);
-   * a user with no route gets one `offline` result. Also calls `ctx.callback` for each result.
+   * Pushes to `ctx.userId` / `ctx.userIds`: one request, and one result, per (user, device type),
+   * in the order of the users; a user with no route gets one `offline` result, one whose routes
+   * were not had in time one `timeout`. Every result is in within `ctx.timeout`. Also calls
+   * `ctx.callback` for each result as it comes.
    */
-  async send(ctx: PushContext): Promise<PushResult[]> {
-    if (ctx.broadcast || ctx.tags || ctx.condition) {
-      throw new Error('send() pushes to users; use broadcast() for broadcast, tags or condition');
-    }
-    const users = ctx.userIds ?? (ctx.userId !== undefined ? [ctx.userId] : []);
-    if (users.length === 0) throw new Error('PushContext needs userId or userIds');
-    const content = contentOf(ctx);
-    const timeout = ctx.timeout && ctx.timeout > 0 ? ctx.timeout : (this.opts.timeout ?? 3000);
-    const ackFlags = ackFlagsOf(ctx.ackModel);
-    const begin = Date.now();
-    let routes: Map<string, RouteEntry[]>;
+  send(ctx: PushContext): Promise<PushResult[]> {
+    let call: SendCall;
     try {
-      routes = await this.routesOf(users);
+      if (ctx.broadcast || ctx.tags || ctx.condition) {
+        throw new Error('send() pushes to users; use broadcast() for broadcast, tags or condition');
+      }
+      const users = ctx.userIds ?? (ctx.userId !== undefined ? [ctx.userId] : []);
+      if (users.length === 0) throw new Error('PushContext needs userId or userIds');
+      const timeout = ctx.timeout && ctx.timeout > 0 ? ctx.timeout : this.timeoutMs;
+      call = new SendCall(
+        this,
+        users,
+        contentOf(ctx),
+        ackFlagsOf(ctx.ackModel),
+        timeout,
+        Date.now(),
+        ctx.callback,
+      );
     } catch (err) {
-      const reason = `route lookup: ${(err as Error).message}`;
-      return users.map((u) => notify(ctx.callback, failed(u, 'failure', reason, begin)));
+      return Promise.reject(err);
     }
-    const pending: Array<Promise<PushResult>> = [];
-    for (const u of users) {
-      const rs = routes.get(u) ?? [];
-      if (rs.length === 0) {
-        pending.push(Promise.resolve(failed(u, 'offline', 'no route', begin)));
-        continue;
-      }
-      for (const r of rs) {
-        const req = new PushRequest(this, u, r.clientType, r, content, ackFlags, timeout);
-        pending.push(new Promise<PushResult>((resolve) => this.waiting.set(req, resolve)));
-        req.start();
-      }
+    this.calls++;
+    const promise = new Promise<PushResult[]>((resolve) => {
+      call.resolve = resolve;
+    });
+    const users = call.users;
+    const now = call.begin;
+    let missing: number[] | undefined;
+    for (let i = 0; i < users.length; i++) {
+      const rs = this.routes.get(users[i]!, now);
+      if (rs) call.dispatch(i, rs);
+      else if (missing) missing.push(i);
+      else missing = [i];
     }
-    const results = await Promise.all(pending);
-    for (const r of results) notify(ctx.callback, r);
-    return results;
+    if (missing) this.lookup(call, missing);
+    return promise;
+  }
+
+  private lookup(call: SendCall, missing: number[]): void {
+    this.deadlines.add(call, call.deadline, call.timeoutMs);
+    const ids = missing.map((i) => call.users[i]!);
+    this.routes.load(ids, call.deadline).then(
+      (found) => {
+        for (const i of missing) call.dispatch(i, found.get(call.users[i]!) ?? []);
+        this.deadlines.remove(call);
+      },
+      (err: Error & { timeout?: boolean }) => {
+        this.deadlines.remove(call);
+        call.undispatched('failure', `route lookup: ${err.message}`, missing);
+      },
+    );
   }
 
   /**
    * Pushes to every connected device of every node (or those with any of `ctx.tags`, or for
-   * which `ctx.condition` holds), and returns the counts once every node has written its share.
+   * which `ctx.condition` holds), and returns the counts once every node has written its share
+   * (or `broadcastTimeoutMs` passed: those nodes are reported as errors).
    */
   async broadcast(ctx: PushContext): Promise<BroadcastResult> {
     const taskId = ctx.taskId || randomUUID();
@@ -228,10 +467,11 @@ export class PushSender implements RequestHost {
       broadcastMax: ctx.broadcastMax ?? 0,
     });
     const targets = await this.broadcastTargets();
-    const nodes = await Promise.all(
-      targets.map((g) => this.request(g, Command.GATEWAY_PUSH, ackFlagsOf(ctx.ackModel), body, 0)),
+    const flags = ackFlagsOf(ctx.ackModel);
+    const replies = await Promise.all(
+      targets.map((g) => this.request(g, Command.GATEWAY_PUSH, flags, body, this.broadcastTimeoutMs)),
     );
-    return aggregate(taskId, targets, nodes);
+    return aggregate(taskId, targets, replies);
   }
 
   /** Live counts of a broadcast, summed over the nodes. */
@@ -247,55 +487,27 @@ export class PushSender implements RequestHost {
   private async control(taskId: string, action: number): Promise<BroadcastResult> {
     const body = BroadcastControlCodec.encode({ taskId, action });
     const targets = await this.broadcastTargets();
-    const nodes = await Promise.all(
-      targets.map((g) =>
-        this.request(g, ExtCommand.GATEWAY_BROADCAST_CONTROL, 0, body, this.opts.timeout ?? 3000),
-      ),
+    const replies = await Promise.all(
+      targets.map((g) => this.request(g, ExtCommand.GATEWAY_BROADCAST_CONTROL, 0, body, this.timeoutMs)),
     );
-    return aggregate(taskId, targets, nodes);
+    return aggregate(taskId, targets, replies);
   }
 
   private async broadcastTargets(): Promise<GatewayAddress[]> {
     return this.opts.broadcastTargets ? this.opts.broadcastTargets() : this.opts.gateways;
   }
 
-  /** One request/reply on a gateway, as data or error text. timeoutMs 0 = wait for the reply. */
-  private async request(
+  /** One request/reply on a gateway, bounded by `timeoutMs` from now. */
+  private request(
     g: GatewayAddress,
     cmd: number,
     flags: number,
     body: Buffer,
     timeoutMs: number,
-  ): Promise<{ data?: string; error?: string }> {
-    const ch = this.channel(g.host, g.port);
-    try {
-      await ch.connect();
-    } catch (err) {
-      return { error: (err as Error).message };
-    }
+  ): Promise<CallOutcome> {
     return new Promise((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
-      const sid = ch.send(cmd, flags, body, {
-        onReply: (p: Packet) => {
-          clearTimeout(timer);
-          resolve(
-            p.cmd === Command.OK
-              ? { data: OkCodec.decode(p.body).data }
-              : { error: ErrorCodec.decode(p.body).reason },
-          );
-        },
-        onChannelClosed: (reason) => {
-          clearTimeout(timer);
-          resolve({ error: reason });
-        },
-      });
-      if (sid < 0) return resolve({ error: `gateway ${ch.address} not writable` });
-      if (timeoutMs > 0) {
-        timer = setTimeout(() => {
-          ch.forget(sid);
-          resolve({ error: 'timeout' });
-        }, timeoutMs);
-      }
+      const c = new GatewayCall(this.deadlines, this.pool(g.host, g.port), cmd, flags, body, resolve);
+      c.start(this.deadlines.clock() + timeoutMs, timeoutMs);
     });
   }
 }
@@ -306,20 +518,8 @@ function contentOf(ctx: PushContext): Buffer {
   return typeof ctx.content === 'string' ? Buffer.from(ctx.content, 'utf8') : ctx.content;
 }
 
-function failed(userId: string, result: 'offline' | 'failure', reason: string, begin: number): PushResult {
-  return {
-    userId,
-    clientType: -1,
-    result,
-    code: result === 'offline' ? 3 : 2,
-    reason,
-    redirects: 0,
-    timeline: { begin, end: Date.now() },
-  };
-}
-
-function notify(cb: PushCallback | undefined, r: PushResult): PushResult {
-  if (!cb) return r;
+/** Calls the caller's callbacks for one result; one that throws is reported, and changes nothing. */
+function notify(cb: PushCallback, r: PushResult, log: PushLogger): void {
   try {
     cb.onResult?.(r);
     if (r.result === 'success') cb.onSuccess?.(r);
@@ -327,19 +527,15 @@ function notify(cb: PushCallback | undefined, r: PushResult): PushResult {
     else if (r.result === 'offline') cb.onOffline?.(r);
     else cb.onTimeout?.(r);
   } catch (err) {
-    // A throwing callback must not hide the other results.
-    process.nextTick(() => {
-      throw err;
+    log.error('push callback threw', {
+      userId: r.userId,
+      result: r.result,
+      err: err instanceof Error ? (err.stack ?? err.message) : String(err),
     });
   }
-  return r;
 }
 
-function aggregate(
-  taskId: string,
-  targets: GatewayAddress[],
-  replies: Array<{ data?: string; error?: string }>,
-): BroadcastResult {
+function aggregate(taskId: string, targets: GatewayAddress[], replies: CallOutcome[]): BroadcastResult {
   const out: BroadcastResult = {
     taskId,
     result: 'success',
@@ -351,39 +547,25 @@ function aggregate(
   };
   replies.forEach((r, i) => {
     const gateway = `${targets[i]!.host}:${targets[i]!.port}`;
-    if (r.error !== undefined || !r.data) {
-      out.result = 'failure';
-      out.reason = r.error ?? 'empty reply';
-      out.nodes.push({
-        gateway,
-        status: 'error',
-        matched: 0,
-        sent: 0,
-        acked: 0,
-        failed: 0,
-        error: r.error ?? 'empty reply',
-      });
-      return;
+    let error: string | undefined;
+    if (!r.ok) error = r.reason;
+    else if (r.data === '') error = 'empty reply';
+    else {
+      try {
+        const c = decodeTaskReport(r.data);
+        out.matched += c.matched;
+        out.sent += c.sent;
+        out.acked += c.acked;
+        out.failed += c.failed;
+        out.nodes.push({ gateway, ...c });
+        return;
+      } catch (err) {
+        error = (err as Error).message;
+      }
     }
-    const c = JSON.parse(r.data) as {
-      status: string;
-      matched: number;
-      sent: number;
-      acked: number;
-      failed: number;
-    };
-    out.matched += c.matched;
-    out.sent += c.sent;
-    out.acked += c.acked;
-    out.failed += c.failed;
-    out.nodes.push({
-      gateway,
-      status: c.status,
-      matched: c.matched,
-      sent: c.sent,
-      acked: c.acked,
-      failed: c.failed,
-    });
+    out.result = 'failure';
+    out.reason = error;
+    out.nodes.push({ gateway, status: 'error', matched: 0, sent: 0, acked: 0, failed: 0, error });
   });
   return out;
 }

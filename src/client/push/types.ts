@@ -1,3 +1,11 @@
+/** Where one device of a user is: its client type and the gateway of its node. */
+export interface RouteEntry {
+  clientType: number;
+  host: string;
+  port: number;
+  connId: string;
+}
+
 /** Ack models (MPush's names): when a push counts as delivered. */
 export type AckModel = 'NO_ACK' | 'AUTO_ACK' | 'BIZ_ACK';
 
@@ -17,7 +25,7 @@ export interface Timeline {
 /** The result of one request: one (user, client type). */
 export interface PushResult {
   userId: string;
-  /** -1 when the user had no route at all. */
+  /** -1 when the user had no route at all (or its routes could not be had in time). */
   clientType: number;
   result: ResultName;
   code: (typeof ResultCode)[ResultName];
@@ -31,12 +39,38 @@ export interface PushResult {
   timePoints?: Record<string, number>;
 }
 
+/**
+ * Called once per result, as each request ends (not when the whole call ends), after the I/O that
+ * ended it: a callback that throws is reported to the sender's logger and changes nothing else; a
+ * slow one delays later callbacks, never the socket that read the reply.
+ */
 export interface PushCallback {
   onResult?(result: PushResult): void;
   onSuccess?(result: PushResult): void;
   onFailure?(result: PushResult): void;
   onOffline?(result: PushResult): void;
   onTimeout?(result: PushResult): void;
+}
+
+/**
+ * Where the push client reports what it cannot return to a caller: a gateway connection lost, a
+ * reply it could not read, a callback that threw. `src/log.ts`'s Logger fits; the default writes
+ * warnings and errors to stderr.
+ */
+export interface PushLogger {
+  error(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  debug?(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** The default {@link PushLogger}: one line per event on stderr, debug dropped. */
+export const stderrLogger: PushLogger = {
+  error: (msg, fields) => process.stderr.write(logLine('ERROR', msg, fields)),
+  warn: (msg, fields) => process.stderr.write(logLine('WARN', msg, fields)),
+};
+
+function logLine(level: string, msg: string, fields?: Record<string, unknown>): string {
+  return `${new Date().toISOString()} ${level.padEnd(5)} push-sender: ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`;
 }
 
 /** A message sent as JSON (`{msgType, msgId, content}`), MPush's PushMsg. */
@@ -58,7 +92,11 @@ export interface PushContext {
   tags?: string[];
   condition?: string;
   ackModel?: AckModel;
-  /** ms; default 3000. */
+  /**
+   * ms; default the sender's `timeout` (3000). Bounds the whole call, route lookup included: every
+   * result is in by then. For a broadcast it is the node's per-device ack timeout instead (the
+   * broadcast itself is bounded by the sender's `broadcastTimeoutMs`).
+   */
   timeout?: number;
   /** Broadcast task id; generated when absent. */
   taskId?: string;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it, mock } from 'node:test';
-import { GatewayChannel } from '../../../src/client/push/gateway-channel.js';
+import { GatewayPool } from '../../../src/client/push/gateway-pool.js';
 import { PushRequest, type RequestHost } from '../../../src/client/push/push-request.js';
 import { PushSender } from '../../../src/client/push/push-sender.js';
 import type { RouteEntry, RouteSource } from '../../../src/client/push/route-source.js';
@@ -16,6 +16,7 @@ import {
   OkCodec,
   type Packet,
 } from '../../../src/protocol/index.js';
+import { DeadlineQueue } from '../../../src/util/deadline-queue.js';
 import { waitFor } from '../../helpers/wait.js';
 
 /**
@@ -89,9 +90,12 @@ function error(sessionId: number, code: number): Packet {
 class RecordingHost implements RequestHost {
   readonly maxRedirects = 3;
   readonly completions: PushResult[] = [];
-  constructor(private readonly ch: GatewayChannel) {}
-  channel(): GatewayChannel {
-    return this.ch;
+  readonly deadlines: DeadlineQueue;
+  constructor(private readonly gateway: GatewayPool) {
+    this.deadlines = gateway.deadlines;
+  }
+  pool(): GatewayPool {
+    return this.gateway;
   }
   async relookup(): Promise<RouteEntry | undefined> {
     return undefined;
@@ -109,12 +113,28 @@ function settle(): Promise<void> {
 
 describe('PushRequest ends in exactly one result, the first', () => {
   const gw = new CapturingGateway();
-  let channel: GatewayChannel;
+  let channel: GatewayPool;
   let route: RouteEntry;
 
   before(async () => {
     await gw.listen();
-    channel = new GatewayChannel('127.0.0.1', gw.port);
+    channel = new GatewayPool(
+      '127.0.0.1',
+      gw.port,
+      {
+        connectTimeoutMs: 3000,
+        maxPacketSize: 1 << 20,
+        maxOutboundBytes: 1 << 24,
+        drainTimeoutMs: 10_000,
+        heartbeatMs: 0,
+        heartbeatTimeoutMs: 0,
+        connectionsPerGateway: 1,
+        reconnectMinMs: 100,
+        reconnectMaxMs: 1000,
+      },
+      { deadlines: new DeadlineQueue(10), log: { error() {}, warn() {} } },
+      false,
+    );
     route = { clientType: 1, host: '127.0.0.1', port: gw.port, connId: 'n:1' };
   });
   after(async () => {

@@ -237,3 +237,36 @@ describe('GatewayServer packet handling (devices on memory transports)', () => {
     await waitFor(() => peer.closed, 3000, 'the close');
   });
 });
+
+describe('GatewayServer: gateway.maxRouteQueryUsers caps a route query', () => {
+  it('a query of exactly the cap is answered; one user more is refused, naming the key', async () => {
+    const rig = pushRig({ gateway: { host: '127.0.0.1', port: 0, maxRouteQueryUsers: 3 } });
+    const gw = new GatewayServer({
+      config: rig.s.config,
+      log: silentLogger,
+      server: rig.s.server.context,
+      push: rig.push,
+      routes: rig.routes,
+    });
+    const peer = await GatewayPeer.open(await gw.listen());
+    try {
+      const query = (n: number) =>
+        peer.send(
+          ExtCommand.GATEWAY_ROUTE_QUERY,
+          new BodyWriter(64)
+            .writeString(JSON.stringify(Array.from({ length: n }, (_, i) => `u${i}`)))
+            .finish(),
+        );
+      const atCap = await peer.reply(query(3));
+      assert.deepEqual(Object.keys(JSON.parse(atCap.ok!.data)).sort(), ['u0', 'u1', 'u2']);
+      const over = await peer.reply(query(4));
+      assert.equal(over.error?.code, ErrorCode.UNKNOWN);
+      assert.match(over.error!.reason, /up to 3 user ids \(gateway\.maxRouteQueryUsers\)/);
+      assert.equal(peer.closed, false, 'a refused query keeps the connection');
+    } finally {
+      peer.close();
+      await gw.close();
+      await rig.close();
+    }
+  });
+});
