@@ -49,7 +49,8 @@ export class DeadlineQueue {
    */
   constructor(
     private readonly tickMs: number,
-    readonly clock: () => number = Date.now,
+    // Read Date.now at each call, not once: a test that fakes Date fakes it for both sides.
+    readonly clock: () => number = () => Date.now(),
     private readonly autoStart = true,
   ) {}
 
