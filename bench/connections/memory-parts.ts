@@ -1,8 +1,7 @@
-// Where an idle connection's memory goes, two ways. `probeAll`: each part the server keeps per bound
-// TCP connection (README.md, "Benchmarks") built n times in a fresh process, RSS and heap compared
-// before and after (both after gc): this also sees what lives outside the V8 heap (OpenSSL contexts,
-// malloc), which only RSS shows. `census` / `diffCensus`: a heap snapshot's self sizes by object kind,
-// and what grew per connection between two of them (main.ts --heap-diff).
+// Where an idle connection's memory goes: each part the server keeps per bound TCP connection
+// (README.md, "Benchmarks") built n times in a fresh process, RSS and heap compared before and after
+// (both after gc): this also sees what lives outside the V8 heap (OpenSSL contexts, malloc), which
+// only RSS shows.
 //
 // A part runs in its own process (`node --expose-gc memory-parts.js <part> <n>`) with
 // --max-semi-space-size=1: otherwise V8's young generation grows by up to 32 MiB while the items are
@@ -10,7 +9,6 @@
 
 import { execFileSync } from 'node:child_process';
 import { createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MemorySessionStore } from '../../src/cluster/index.js';
 import { Connection, type ConnectionHandler, type Transport } from '../../src/connection/index.js';
@@ -18,7 +16,7 @@ import { AesCipher, mixKey, randomKey } from '../../src/crypto/index.js';
 import { FrameDecoder } from '../../src/protocol/index.js';
 import { LocalRouter } from '../../src/server/local-router.js';
 import { TimerWheel } from '../../src/util/timer-wheel.js';
-import { type MemorySample, memory } from '../lib/procstat.js';
+import { memory } from '../lib/procstat.js';
 
 const noop = () => {};
 const nullTransport: Transport = {
@@ -146,11 +144,11 @@ async function build(part: string, n: number): Promise<unknown[]> {
 
 async function probe(part: string, n: number) {
   await build(part, 200); // warms up the code paths and the allocators
-  const before: MemorySample = await memory();
+  const before = await memory();
   const kept = await build(part, n);
-  const after: MemorySample = await memory();
+  const after = await memory();
   if (kept.length < 0) throw new Error('unreachable'); // keeps `kept` alive until here
-  const per = (k: keyof MemorySample) => Math.round((after[k] - before[k]) / n);
+  const per = (k: keyof typeof after) => Math.round((after[k] - before[k]) / n);
   return {
     part,
     n,
@@ -173,59 +171,6 @@ export function probeAll(n = 20_000): Array<Awaited<ReturnType<typeof probe>>> {
     });
     return JSON.parse(out);
   });
-}
-
-/** Node kinds whose names are their contents (strings) or noise (code): counted by kind alone. */
-const BY_TYPE_ONLY = new Set([
-  'string',
-  'concatenated string',
-  'sliced string',
-  'number',
-  'code',
-  'symbol',
-  'bigint',
-]);
-
-type Census = Map<string, { count: number; bytes: number }>;
-
-/** Self size and count per `type:name` ("object:Connection", "native:Node / TCPWrap", "string"). */
-export function census(path: string): Census {
-  const snap = JSON.parse(readFileSync(path, 'utf8')) as {
-    snapshot: { meta: { node_fields: string[]; node_types: [string[]] } };
-    nodes: number[];
-    strings: string[];
-  };
-  const fields = snap.snapshot.meta.node_fields;
-  const [iType, iName, iSize] = ['type', 'name', 'self_size'].map((f) => fields.indexOf(f)) as number[];
-  const out: Census = new Map();
-  for (let i = 0; i < snap.nodes.length; i += fields.length) {
-    const type = snap.snapshot.meta.node_types[0][snap.nodes[i + iType!]!] ?? '?';
-    const key = BY_TYPE_ONLY.has(type) ? type : `${type}:${snap.strings[snap.nodes[i + iName!]!]}`;
-    const e = out.get(key) ?? out.set(key, { count: 0, bytes: 0 }).get(key)!;
-    e.count++;
-    e.bytes += snap.nodes[i + iSize!]!;
-  }
-  return out;
-}
-
-/** What grew between two censuses, per connection, largest first (the top `top` kinds). */
-export function diffCensus(before: Census, after: Census, connections: number, top = 30) {
-  let total = 0;
-  const kinds = [];
-  for (const kind of new Set([...before.keys(), ...after.keys()])) {
-    const a = after.get(kind) ?? { count: 0, bytes: 0 };
-    const b = before.get(kind) ?? { count: 0, bytes: 0 };
-    const [count, bytes] = [a.count - b.count, a.bytes - b.bytes];
-    total += bytes;
-    if (bytes === 0 && count === 0) continue;
-    const perConnection = {
-      count: Math.round((count / connections) * 100) / 100,
-      bytes: Math.round((bytes / connections) * 10) / 10,
-    };
-    kinds.push({ kind, perConnection, total: { count, bytes } });
-  }
-  kinds.sort((x, y) => y.total.bytes - x.total.bytes);
-  return { totalBytesPerConnection: Math.round((total / connections) * 10) / 10, kinds: kinds.slice(0, top) };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -3,9 +3,9 @@
 
 import type { DeviceGroup, FleetResult, FleetRun } from './fleet.js';
 import type { ServerStats } from './node-server.js';
-import { cpuBetween, type Proc, sample } from './procstat.js';
+import { cpuBetween, type LoopStats, type Proc, sample } from './procstat.js';
 import { addCounts, round, sum } from './report.js';
-import { children, forkChild, type RpcClient, sleep } from './rpc.js';
+import { children, forkChild, type RpcClient } from './rpc.js';
 
 export const scripts = {
   fleet: new URL('./fleet.js', import.meta.url),
@@ -13,8 +13,10 @@ export const scripts = {
   nodeServer: new URL('./node-server.js', import.meta.url),
 };
 
-/** The i-th of k near-equal shares of `total`. */
+/** The i-th of k near-equal shares of `total`, and where it starts. */
 export const share = (total: number, k: number, i: number) => Math.floor(total / k) + (i < total % k ? 1 : 0);
+export const shareFrom = (total: number, k: number, i: number) =>
+  i * Math.floor(total / k) + Math.min(i, total % k);
 
 /** `k` fleet processes named `<name> <i>`. */
 export const forkFleets = (k: number, name: string) =>
@@ -38,19 +40,15 @@ export async function runFleets(
   server: RpcClient,
   log: (m: string) => void,
 ): Promise<FleetResult[]> {
-  let done = false;
-  const all = Promise.all(fleets.map((f, i) => f.call<FleetResult>('run', { params: runOf(i) }, 600_000)));
-  const end = () => {
-    done = true;
-  };
-  all.then(end, end);
-  while (!done) {
-    await Promise.race([sleep(2000), all.catch(() => {})]);
-    if (done) break;
-    const s = await server.call<ServerStats>('stats').catch(() => undefined);
-    log(`${runOf(0).mode}: server holds ${s?.connections} connections, ${s?.bound} bound`);
+  const progress = setInterval(() => {
+    const said = (s: ServerStats) => log(`${runOf(0).mode}: server holds ${s.connections}, ${s.bound} bound`);
+    server.call<ServerStats>('stats').then(said, () => {});
+  }, 2000);
+  try {
+    return await Promise.all(fleets.map((f, i) => f.call<FleetResult>('run', { params: runOf(i) }, 600_000)));
+  } finally {
+    clearInterval(progress);
   }
-  return all;
 }
 
 /** What fleet runs did, summed: counts, errors, the slowest run's seconds, binds per second. */
@@ -67,23 +65,36 @@ export function fleetSummary(results: FleetResult[]) {
   return { target, bound, failed, attempts, seconds, bindsPerSec: Math.round(bound / seconds), errors };
 }
 
-/** The server's own view of its CPU (µs) and event loop over `fn`, and every process's from /proc. */
-export async function measure<T>(server: RpcClient, procs: Proc[], fn: () => Promise<T>) {
+/**
+ * Over `fn`: the server's CPU (µs) and event-loop use from its own count; each child's CPU (`cpuUs`)
+ * and GC and loop delay (`loop`, in `[server, ...others]` order); every process's share of a core, the
+ * machine's and what else ran, from /proc.
+ */
+export async function measure<T>(
+  server: RpcClient,
+  others: RpcClient[],
+  procs: Proc[],
+  fn: () => Promise<T>,
+) {
+  const all = [server, ...others];
+  const l0 = await Promise.all(all.map((c) => c.call<LoopStats>('loop')));
   const s0 = await server.call<ServerStats>('stats');
   const a = sample(procs);
   const out = await fn();
   const w = cpuBetween(a, sample(procs));
   const s1 = await server.call<ServerStats>('stats');
+  const loop = await Promise.all(all.map((c) => c.call<LoopStats>('loop')));
   const active = s1.elu.active - s0.elu.active;
   const serverUs = s1.cpu.user - s0.cpu.user + s1.cpu.system - s0.cpu.system;
   const elu = round(active / (active + s1.elu.idle - s0.elu.idle || 1), 3);
+  const cpuUs = (c: RpcClient) => loop[all.indexOf(c)]!.cpuUs - l0[all.indexOf(c)]!.cpuUs;
   /** Sum of the percent of the processes whose name starts with `prefix`. */
   const cpuOf = (prefix: string) =>
     round(
       Object.entries(w.percent).reduce((s, [k, v]) => s + (k.startsWith(prefix) ? v : 0), 0),
       1,
     );
-  return { out, w, s0, s1, elu, serverUs, cpuOf };
+  return { out, w, s0, s1, elu, serverUs, cpuUs, loop, cpuOf };
 }
 
 /** Runs a driver: its status is the exit status; a throw is logged, every child killed, status 2. */

@@ -1,21 +1,15 @@
 // The mpush-ts node under test, in a child process of bench/connections or bench/push. `start` builds
 // an MpushNode as `mpush start` does, on 127.0.0.1 and free ports, MPush's default key pair, log level
-// warn, admission limits raised so a benchmark measures the server rather than its admission control;
-// with `backlog` n > 0 it also listens itself with that backlog and hands each socket to
-// ConnectionServer.acceptSocket (what a connection storm costs the listen queue). Then `stats` (memory
-// after gc when `gc`), `snapshot` (heap snapshot), `rsaBench` (µs per handshake RSA decrypt here),
-// `profileStart` / `profileStop` (a CPU profile of the window between them), `stop`.
+// warn, admission limits raised so a benchmark measures the server rather than its admission control.
+// Then `stats` (memory after gc when `gc`), `profileStart` / `profileStop` (a CPU profile of the
+// window between them), `stop`.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Session } from 'node:inspector';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeHeapSnapshot } from 'node:v8';
 import { loadConfig } from '../../src/config/index.js';
-import { loadPublicKey, RsaDecryptor, rsaEncrypt } from '../../src/crypto/index.js';
 import { MpushNode } from '../../src/node.js';
-import { HandshakeCodec } from '../../src/protocol/index.js';
 import { defaultKeys } from './keys.js';
 import { maxOpenFiles, memory } from './procstat.js';
 import { serveRequests } from './rpc.js';
@@ -24,12 +18,10 @@ export interface NodeOptions {
   maxConnections: number;
   /** Server heartbeat bounds (ms); unset: the node's defaults. */
   heartbeatMs?: number;
-  backlog?: number;
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), 'mpush-bench-'));
 let node: MpushNode | undefined;
-let listener: Server | undefined;
 let profiler: Session | undefined;
 
 function post(method: string, params: Record<string, unknown> = {}): Promise<unknown> {
@@ -61,19 +53,8 @@ async function start(o: NodeOptions) {
   const n = new MpushNode({ config });
   node = n;
   const ports = await n.start();
-  let tcpPort = ports.tcpPort;
-  if (o.backlog) {
-    const l = createServer({ noDelay: true }, (socket) => n.connections.acceptSocket(socket));
-    listener = l;
-    tcpPort = await new Promise<number>((res, rej) => {
-      l.once('error', rej);
-      l.listen({ port: 0, host: '127.0.0.1', backlog: o.backlog }, () =>
-        res((l.address() as { port: number }).port),
-      );
-    });
-  }
   return {
-    tcpPort,
+    tcpPort: ports.tcpPort,
     gatewayPort: ports.gatewayPort,
     publicKey: n.keys.publicKeyBase64,
     maxOpenFiles: maxOpenFiles() ?? null,
@@ -85,48 +66,23 @@ export type NodeReady = Awaited<ReturnType<typeof start>>;
 
 /** cpu is process.cpuUsage() (µs), elu the event loop's use, `at` epoch ms (fractional). */
 async function stats(gc: boolean) {
-  const { connections: server, push, gateway } = node!;
-  const { active, idle, utilization } = performance.eventLoopUtilization();
-  const closed = { ...server.stats.closed };
-  const sessions = (server.sessions as { size?: number }).size ?? -1;
+  const { connections: server, push } = node!;
   return {
     at: performance.timeOrigin + performance.now(),
     memory: await memory(gc),
     cpu: process.cpuUsage(),
-    elu: { idle, active, utilization },
+    elu: performance.eventLoopUtilization(),
     connections: server.connections.size,
     bound: server.router.boundConnections,
     acksPending: push.acks.pending,
-    gateway: { ...gateway.stats },
-    counters: { ...server.stats, closed, sessions },
-    closed,
+    counters: { ...server.stats, closed: { ...server.stats.closed } },
   };
 }
 export type ServerStats = Awaited<ReturnType<typeof stats>>;
 
-/** µs per decrypt of one handshake RSA block, as the fleet's devices send it. */
-function rsaBench() {
-  const n = node!;
-  const keys = { iv: Buffer.alloc(16, 1), clientKey: Buffer.alloc(16, 2), timestamp: 0 };
-  const who = { deviceId: 'dev-user-0-00000', osName: 'android', osVersion: '10', clientVersion: '1.0.0' };
-  const body = HandshakeCodec.encode({ ...who, ...keys, minHeartbeat: 0, maxHeartbeat: 180_000 });
-  const block = rsaEncrypt(loadPublicKey(n.keys.publicKeyBase64), body);
-  const decryptor = new RsaDecryptor(n.keys.privateKey);
-  for (let i = 0; i < 200; i++) decryptor.decrypt(block);
-  const t0 = process.hrtime.bigint();
-  for (let i = 0; i < 2000; i++) decryptor.decrypt(block);
-  const rsaDecryptMicros = Number(process.hrtime.bigint() - t0) / 2000 / 1000;
-  return { handshakeBodyBytes: body.length, rsaDecryptMicros };
-}
-
 serveRequests({
   start: (req) => start(req.options as NodeOptions),
   stats: (req) => stats(req.gc === true),
-  snapshot: async (req) => {
-    await memory(true);
-    return writeHeapSnapshot(String(req.path));
-  },
-  rsaBench,
   // A profile of one bench phase only, through the inspector: no start-up, no idle time.
   profileStart: async (req) => {
     profiler = new Session();
@@ -143,7 +99,6 @@ serveRequests({
     return r.profile;
   },
   stop: async () => {
-    listener?.close();
     await node?.stop();
     rmSync(dataDir, { recursive: true, force: true });
     // Reply first, then exit (a --cpu-prof profile is written on exit).
