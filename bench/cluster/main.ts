@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { benchFlags } from '../lib/args.js';
-import { fleetRun, fleetSummary, forkFleets, scripts, share, shareFrom } from '../lib/drive.js';
+import { fleetRun, fleetSummary, forkFleets, scripts, share, shareGroup } from '../lib/drive.js';
 import type { FleetResult, FleetStats } from '../lib/fleet.js';
 import { defaultKeys } from '../lib/keys.js';
 import { cpuBetween, machine, type Proc, procChildren, procFds, procRss, sample } from '../lib/procstat.js';
@@ -304,13 +304,7 @@ async function deploy(d: Deployment) {
   const fleets = await forkFleets(k, 'devices');
   // Fleet j binds its share of every node's users, from its own source address.
   const groups = (j: number) =>
-    nodes.map((n, i) => ({
-      host: '127.0.0.1',
-      port: n.tcpPort,
-      count: share(counts[i]!, k, j),
-      first: shareFrom(counts[i]!, k, j),
-      userPrefix: d.nodes[i]!.users,
-    }));
+    nodes.map((n, i) => shareGroup(n.tcpPort, d.nodes[i]!.users, counts[i]!, k, j));
   const redisProc = { name: 'redis-server', pid: redisPid };
   const fleetProcs = fleets.map((f, j) => ({ name: k > 1 ? `devices ${j}` : 'devices', pid: f.child.pid! }));
   // During the ramp no process is "the server": rampCpu says who bounds the ramp.

@@ -5,7 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { benchFlags } from '../lib/args.js';
-import { fleetRun, forkFleets, measure, runFleets, runMain, scripts, share } from '../lib/drive.js';
+import { fleetRun, forkFleets, measure, runFleets, runMain, scripts, shareGroup } from '../lib/drive.js';
 import type { FleetResult, FleetStats } from '../lib/fleet.js';
 import type { ServerStats } from '../lib/node-server.js';
 import { machine } from '../lib/procstat.js';
@@ -50,25 +50,14 @@ const stats = (s: Server, gc = false) => s.rpc.call<ServerStats>('stats', { gc }
 /** Every client process binds (or, against the bare server, just connects) its share of `total`. */
 function runClients(clients: RpcClient[], server: Server, bare: boolean, total: number) {
   const run = (i: number) =>
-    fleetRun(
-      i,
-      [
-        {
-          host: '127.0.0.1',
-          port: server.tcpPort,
-          count: share(total, clients.length, i),
-          userPrefix: `user-${i}-`,
-        },
-      ],
-      {
-        mode: bare ? 'bare' : 'bind',
-        concurrency: params.concurrency,
-        maxAttempts: params.maxAttempts,
-        publicKey: server.publicKey,
-        // About what a device sends to get bound: a Handshake (13 + 128) and a Bind (13 + 32).
-        barePayloadBytes: 186,
-      },
-    );
+    fleetRun(i, [shareGroup(server.tcpPort, 'user-', total, clients.length, i)], {
+      mode: bare ? 'bare' : 'bind',
+      concurrency: params.concurrency,
+      maxAttempts: params.maxAttempts,
+      publicKey: server.publicKey,
+      // About what a device sends to get bound: a Handshake (13 + 128) and a Bind (13 + 32).
+      barePayloadBytes: 186,
+    });
   return runFleets(clients, run, server.rpc, log);
 }
 

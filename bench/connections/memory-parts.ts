@@ -8,7 +8,7 @@
 // built, a fixed cost that would show as ~1.6 KiB "per item" at n = 20,000.
 
 import { execFileSync } from 'node:child_process';
-import { createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { MemorySessionStore } from '../../src/cluster/index.js';
 import { Connection, type ConnectionHandler, type Transport } from '../../src/connection/index.js';
@@ -55,12 +55,15 @@ const sessions = new MemorySessionStore();
 const sealedBind = (key: Buffer, iv: Buffer) => new AesCipher(key, iv).encrypt(Buffer.alloc(24, 0x41));
 
 /** The identity a handshake sets, as fresh strings (decoded from a body, not interned literals). */
+const who = (i: number) => ({
+  deviceId: `bench-0-${i}`,
+  osName: `android${''}`.slice(0),
+  osVersion: String(10),
+  clientVersion: ['1', '0', '0'].join('.'),
+});
+
 function identify(conn: Connection, i: number): Connection {
-  conn.deviceId = `bench-0-${i}`;
-  conn.osName = `android${''}`.slice(0);
-  conn.osVersion = String(10);
-  conn.clientVersion = ['1', '0', '0'].join('.');
-  conn.clientType = 1;
+  Object.assign(conn, who(i), { clientType: 1 });
   conn.sessionId = createHash('md5').update(`${conn.deviceId}${Date.now()}`).digest('hex');
   conn.startHeartbeat(180_000);
   return conn;
@@ -84,36 +87,17 @@ function store(id: string, who: Identity, key: Buffer, iv: Buffer) {
 
 /** Each part: one item built (what is returned is kept alive until measured). */
 const PARTS: Record<string, (i: number) => unknown> = {
-  aesDecryptOnly(): unknown {
-    const [key, iv] = [randomKey(), randomKey()];
-    const aes = new AesCipher(key, iv);
-    aes.decrypt(sealedBind(key, iv));
-    return aes;
-  },
-  aesBoth(): unknown {
+  /** A connection's cipher once it has decrypted a BIND and encrypted a push. */
+  aes(): unknown {
     const [key, iv] = [randomKey(), randomKey()];
     const aes = new AesCipher(key, iv);
     aes.decrypt(sealedBind(key, iv));
     aes.encrypt(Buffer.alloc(40));
     return aes;
   },
-  nodeDecipher(): unknown {
-    const d = createDecipheriv('aes-128-cbc', randomBytes(16), randomBytes(16));
-    d.setAutoPadding(false);
-    d.update(Buffer.alloc(32));
-    return d;
-  },
   frameDecoder: () => new FrameDecoder({ onPacket: noop, onHeartbeat: noop }, { maxBodyLength: 10 * 1024 }),
-  sessionEntry(i): unknown {
-    const id = createHash('md5').update(`bench-0-${i}${Date.now()}`).digest('hex');
-    const who = {
-      deviceId: `bench-0-${i}`,
-      osName: `android${''}`.slice(0),
-      osVersion: String(10),
-      clientVersion: ['1', '0', '0'].join('.'),
-    };
-    return store(id, who, randomKey(), randomKey());
-  },
+  sessionEntry: (i) =>
+    store(createHash('md5').update(`${i}${Date.now()}`).digest('hex'), who(i), randomKey(), randomKey()),
   /** Only what the router adds: a stand-in connection carrying a fresh userId string. */
   routerEntry(i): unknown {
     router.bind({ userId: `user-0-${i}`, clientType: 1 } as unknown as Connection);

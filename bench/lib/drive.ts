@@ -13,10 +13,23 @@ export const scripts = {
   nodeServer: new URL('./node-server.js', import.meta.url),
 };
 
-/** The i-th of k near-equal shares of `total`, and where it starts. */
+/** The i-th of k near-equal shares of `total`. */
 export const share = (total: number, k: number, i: number) => Math.floor(total / k) + (i < total % k ? 1 : 0);
-export const shareFrom = (total: number, k: number, i: number) =>
-  i * Math.floor(total / k) + Math.min(i, total % k);
+
+/** Fleet i's (of k) share of the users `<userPrefix>0` … `<userPrefix>n-1` on 127.0.0.1:`port`. */
+export const shareGroup = (
+  port: number,
+  userPrefix: string,
+  n: number,
+  k: number,
+  i: number,
+): DeviceGroup => ({
+  host: '127.0.0.1',
+  port,
+  count: share(n, k, i),
+  first: i * Math.floor(n / k) + Math.min(i, n % k),
+  userPrefix,
+});
 
 /** `k` fleet processes named `<name> <i>`. */
 export const forkFleets = (k: number, name: string) =>

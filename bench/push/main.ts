@@ -14,8 +14,7 @@ import {
   runFleets,
   runMain,
   scripts,
-  share,
-  shareFrom,
+  shareGroup,
 } from '../lib/drive.js';
 import type { BroadcastReceipt, FleetStats } from '../lib/fleet.js';
 import type { NodeReady, ServerStats } from '../lib/node-server.js';
@@ -87,14 +86,7 @@ const gcOf = ({ cpuUs: _, ...gc }: LoopStats) => gc;
 /** Binds users 0 … n-1: process i holds the users after those of the processes before it. */
 async function connectDevices(ctx: Ctx) {
   log(`ramp: connecting ${params.n} devices over ${ctx.devices.length} processes`);
-  const k = ctx.devices.length;
-  const group = (i: number) => ({
-    host: '127.0.0.1',
-    port: ctx.ready.tcpPort,
-    count: share(params.n, k, i),
-    first: shareFrom(params.n, k, i),
-    userPrefix: 'user-',
-  });
+  const group = (i: number) => shareGroup(ctx.ready.tcpPort, 'user-', params.n, ctx.devices.length, i);
   const run = (i: number) =>
     fleetRun(i, [group(i)], {
       concurrency: params.connectConcurrency,
@@ -146,7 +138,6 @@ async function profiler(ctx: Ctx, on: boolean) {
 
 /** The closed loop (`m` pushes, `concurrency` in flight), or the open loop (`rate`/s for `duration`). */
 async function unicastPhase(ctx: Ctx, rate?: number) {
-  const before = await deviceStats(ctx);
   const stop = await profiler(ctx, params.profile && rate === undefined);
   const kind = rate === undefined ? 'closed loop' : `open loop ${rate}/s`;
   const [cmd, args] =
@@ -160,7 +151,6 @@ async function unicastPhase(ctx: Ctx, rate?: number) {
   const r = c.out;
   const acked = Math.max(1, r.results.success);
   const profile = await stop(acked);
-  const after = await deviceStats(ctx);
   const serverCpuUsPerAckedPush = round(c.serverUs / acked, 2);
   const pusherCpuUsPerAckedPush = round(c.cpuUs(ctx.pusher) / acked, 2);
   log(
@@ -172,8 +162,6 @@ async function unicastPhase(ctx: Ctx, rate?: number) {
     ...r,
     serverCpuUsPerAckedPush,
     pusherCpuUsPerAckedPush,
-    serverAcksCounted: c.s1.counters.acks - c.s0.counters.acks,
-    devicesReceivedAckedPushes: sum(after, (s) => s.acks) - sum(before, (s) => s.acks),
     cpuPercent: c.cpuPercent,
     gcAndLoopDelay: c.gcAndLoopDelay,
     serverProfile: profile,
@@ -210,7 +198,6 @@ async function broadcastPhase(ctx: Ctx) {
   const delivered = sum(final, (r) => r.received);
   const profile = await stop(delivered);
   const ms = Math.max(...final.map((r) => r.lastAt)) - reply.sentAt;
-  const { result, matched, sent, failed, reason } = reply.result;
   const perDelivery = round(c.serverUs / Math.max(1, delivered), 2);
   log(
     `broadcast: ${delivered}/${params.n} delivered, last after ${ms} ms, server ${perDelivery} µs/delivery`,
@@ -225,13 +212,7 @@ async function broadcastPhase(ctx: Ctx) {
     serverCpuUsPerDelivery: perDelivery,
     serverCpuMs: round(c.serverUs / 1000, 1),
     windowMs: Date.now() - c.t0,
-    node: { result, matched, sent, failed, ...(reason ? { reason } : {}) },
-    perProcess: final.map((r) => ({
-      proc: r.proc,
-      expect: r.expect,
-      received: r.received,
-      lastMs: r.lastAt - reply.sentAt,
-    })),
+    node: reply.result,
     cpuPercent: c.cpuPercent,
     gcAndLoopDelay: c.gcAndLoopDelay,
     serverProfile: profile,
@@ -293,7 +274,7 @@ async function main(): Promise<number> {
     const bc = await broadcastPhase(ctx);
 
     const counts = await deviceStats(ctx);
-    const final = await stats(ctx);
+    const { at: _a, cpu: _c, elu: _e, ...serverFinal } = await stats(ctx);
     const devices = {
       lost: sum(counts, (c) => c.lost),
       corrupt: sum(counts, (c) => c.corrupt),
@@ -344,14 +325,7 @@ async function main(): Promise<number> {
       openLoop: open,
       broadcast: bc,
       devices,
-      serverFinal: {
-        connections: final.connections,
-        bound: final.bound,
-        acksPending: final.acksPending,
-        rssBytes: final.memory.rss,
-        heapUsedBytes: final.memory.heapUsed,
-        counters: final.counters,
-      },
+      serverFinal,
     };
   } finally {
     for (const c of [ctx.pusher, ...(ctx.devices ?? [])]) await c?.stop();
