@@ -60,6 +60,7 @@ const log = logger('cluster');
 const keys = defaultKeys();
 const redis = new Redis(P.redis, { maxRetriesPerRequest: 3 });
 const commands: string[] = [];
+type Gateway = { host: string; port: number };
 let redisPid = 0;
 
 // ---- nodes: `mpush start` processes ------------------------------------------------------------
@@ -129,15 +130,12 @@ async function startNode(name: string, prefix: string, workers = 0) {
   await sleep(workers > 0 ? 200 : 0);
   const pid = child.pid!;
   const workerPids = workers > 0 ? procChildren(pid) : [];
-  // Its processes as the CPU figures name them; --workers 1 runs the node in the primary (no fork).
-  const procs: Proc[] = [
-    {
-      name: workers === 0 ? name : workers > 1 ? 'primary' : 'node (--workers 1: no fork)',
-      pid,
-      server: true,
-    },
-    ...workerPids.map((p, i) => ({ name: `worker ${i}`, pid: p, server: true })),
-  ];
+  // Its processes as the CPU figures name them (--workers 1 would run the node in the primary).
+  const procs: Proc[] = [pid, ...workerPids].map((p, i) => ({
+    name: workers > 1 ? (i ? `worker ${i - 1}` : 'primary') : name,
+    pid: p,
+    server: true,
+  }));
   return { name, child, pid, tcpPort, httpPort, gatewayPort, ids, workerPids, procs };
 }
 
@@ -196,16 +194,14 @@ type Background = Awaited<ReturnType<typeof quietWindow>>;
 
 // ---- push phases -------------------------------------------------------------------------------
 
-/** Where a deployment's push phases push from and to, and what they are measured against. */
-interface PhaseTarget {
+/** Where a deployment's phases push, the processes a window reports, and the quiet background. */
+type PhaseTarget = {
   pusher: RpcClient;
-  /** The processes whose CPU a window reports. */
   procs: Proc[];
-  /** The quiet window: Redis's background rate is subtracted from every phase's. */
   quiet: Background;
-  gateways: Array<{ host: string; port: number }>;
+  gateways: Gateway[];
   httpUrl?: string;
-}
+};
 type PhaseReport = Awaited<ReturnType<typeof pushPhase>>;
 
 /**
@@ -260,7 +256,6 @@ async function pushPhase(
     },
     cpu,
     serverCpuPercent: w.serverPercent,
-    pushesPerServerCoreSec: Math.round(pushesPerSec / Math.max(0.01, w.serverPercent / 100)),
     serverCpuUsPerPush: round((w.serverPercent * 1e4) / Math.max(1, pushesPerSec), 1),
     otherProcesses: w.otherProcesses,
   };
@@ -320,24 +315,16 @@ async function deploy(d: Deployment) {
     fleets.map((f, j) => f.call<FleetResult>('run', { params: run(j) }, 600_000)),
   );
   const ramp = await between(r0, snap(rampProcs));
+  const bound = Math.max(
+    1,
+    sum(results, (r) => r.bound),
+  );
   const connect = {
     ...fleetSummary(results),
-    handshakePlusBindLatencyMsWorstProcess: Math.max(...results.map((r) => r.latencyMs.total.p99)),
+    handshakePlusBindP99MsWorstProcess: Math.max(...results.map((r) => r.latencyMs!.p99)),
     cpu: ramp.cpu,
     otherProcesses: ramp.w.otherProcesses,
-    redisCommandsPerBind: Object.fromEntries(
-      [...ramp.cmds].map(([c, v]) => [
-        c,
-        round(
-          v /
-            Math.max(
-              1,
-              sum(results, (r) => r.bound),
-            ),
-          3,
-        ),
-      ]),
-    ),
+    redisCommandsPerBind: Object.fromEntries([...ramp.cmds].map(([c, v]) => [c, round(v / bound, 3)])),
   };
   log(`${d.label}: ${connect.bound}/${connect.target} devices bound in ${connect.seconds} s`);
   await sleep(d.holdMs ?? 0);
@@ -372,11 +359,11 @@ async function deploy(d: Deployment) {
   await Promise.all([...fleets.map((f) => f.stop()), pusher.stop()]);
   await Promise.all(nodes.map((n) => stopProc(n.child, n.name)));
   return {
-    nodes: nodes.map((n, i) => ({
-      name: n.name,
-      ids: n.ids,
-      pid: n.pid,
-      workerPids: n.workerPids,
+    nodes: nodes.map(({ name, ids, pid, workerPids }, i) => ({
+      name,
+      ids,
+      pid,
+      workerPids,
       devices: counts[i],
     })),
     connect,
@@ -393,6 +380,20 @@ async function deploy(d: Deployment) {
 
 const ratio = (x: number, y: number) => round(x / Math.max(1, y), 3);
 
+/** One node holding every device: scenario a's reference and scenario b's `--workers 1` (the same node). */
+let singleNode: ReturnType<typeof deploy> | undefined;
+const single = () =>
+  (singleNode ??= deploy({
+    label: 'single',
+    nodes: [{ name: 'node S', users: 'uS-' }],
+    devices: P.devices,
+    address: 1,
+    phases: [
+      { name: 'senderDirect', mode: 'sender' },
+      { name: 'http', mode: 'http' },
+    ],
+  }));
+
 async function scenarioA(): Promise<Record<string, unknown>> {
   const c = await deploy({
     label: 'a/cluster',
@@ -405,16 +406,7 @@ async function scenarioA(): Promise<Record<string, unknown>> {
       { name: 'httpSameNode', mode: 'http', of: [0] },
     ],
   });
-  const s = await deploy({
-    label: 'a/single',
-    nodes: [{ name: 'node S', users: 'uS-' }],
-    devices: P.devices,
-    address: 1,
-    phases: [
-      { name: 'senderDirect', mode: 'sender' },
-      { name: 'http', mode: 'http' },
-    ],
-  });
+  const s = await single();
   const all = {
     clusterSenderDirect: c.phases.senderDirect!,
     singleNodeSender: s.phases.senderDirect!,
@@ -434,40 +426,34 @@ async function scenarioA(): Promise<Record<string, unknown>> {
       singleNodeHttpServerCpuUsPerPush: sh.serverCpuUsPerPush,
       pushesPerSec: each((p) => p.pushesPerSec),
       serverCpuUsPerPush: each((p) => p.serverCpuUsPerPush),
-      pushesPerServerCoreSec: each((p) => p.pushesPerServerCoreSec),
       redisCommandsPerPush: each((p) => p.redis.commandsPerPush),
       redisCommandsPerPushTarget: '≤ 2 round trips per push once routes are cached (commands ≥ round trips)',
     },
     cluster: c,
-    singleNode: s,
   };
 }
 
+/** `--workers 2` against the single node (`--workers 1` runs the node in the primary: the same node). */
 async function scenarioB(): Promise<Record<string, unknown>> {
-  const run = (w: number) =>
-    deploy({
-      label: `b/workers${w}`,
-      nodes: [{ name: `workers${w}`, workers: w, users: `w${w}-` }],
-      devices: P.devices,
-      address: 2,
-      phases: [{ name: 'sender', mode: 'sender' }],
-    });
-  const [w1, w2] = [await run(1), await run(2)];
-  const [s1, s2] = [w1.phases.sender!, w2.phases.sender!];
+  const w2 = await deploy({
+    label: 'b/workers2',
+    nodes: [{ name: 'workers2', workers: 2, users: 'w2-' }],
+    devices: P.devices,
+    address: 2,
+    phases: [{ name: 'sender', mode: 'sender' }],
+  });
+  const [s1, s2] = [(await single()).phases.senderDirect!, w2.phases.sender!];
   return {
     figures: {
       workers1PushesPerSec: s1.pushesPerSec,
       workers2PushesPerSec: s2.pushesPerSec,
       ratio: ratio(s2.pushesPerSec, s1.pushesPerSec),
       target: 1.6,
-      workers1ServerCpuPercent: s1.serverCpuPercent,
-      workers2ServerCpuPercent: s2.serverCpuPercent,
-      workers1PushesPerServerCoreSec: s1.pushesPerServerCoreSec,
-      workers2PushesPerServerCoreSec: s2.pushesPerServerCoreSec,
+      workers1ServerCpuUsPerPush: s1.serverCpuUsPerPush,
+      workers2ServerCpuUsPerPush: s2.serverCpuUsPerPush,
       machineBusyPercent: { workers1: s1.cpu.machineBusyPercent, workers2: s2.cpu.machineBusyPercent },
-      note: 'one machine with 2 cores: the device process, the pusher and redis-server run on the same cores as the workers (phases.sender.cpu: percent of one core per process)',
+      note: 'workers1 is the single node (singleNode). One machine with 2 cores: the device process, the pusher and redis-server run on the same cores as the workers (phases.sender.cpu: percent of one core per process)',
     },
-    workers1: w1,
     workers2: w2,
   };
 }
@@ -520,7 +506,6 @@ function finish(failed: boolean): Promise<void> {
     Object.assign(report, {
       redisKeysDeleted: deleted,
       redisPrefix: runPrefix,
-      loadAvgAtEnd: os.loadavg().map((x) => round(x, 2)),
       finishedAt: new Date().toISOString(),
     });
     await redis.quit();
@@ -538,11 +523,11 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-const scenarios: Record<string, [string, () => Promise<Record<string, unknown>>]> = {
+const scenarios = {
   a: ['scenarioA', scenarioA],
   b: ['scenarioB', scenarioB],
   scale: ['scale', scale],
-};
+} as const;
 
 async function main(): Promise<void> {
   const info = await redis.info('server');
@@ -552,6 +537,7 @@ async function main(): Promise<void> {
   try {
     for (const [name, [key, run]] of Object.entries(scenarios))
       if (P.scenario.includes(name)) report[key] = await run();
+    if (singleNode) report.singleNode = await singleNode;
   } catch (err) {
     failed = true;
     report.error = (err as Error).stack ?? String(err);

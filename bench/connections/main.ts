@@ -5,13 +5,21 @@
 
 import { readFileSync } from 'node:fs';
 import { benchFlags } from '../lib/args.js';
-import { fleetRun, forkFleets, measure, runFleets, runMain, scripts, shareGroup } from '../lib/drive.js';
-import type { FleetResult, FleetStats } from '../lib/fleet.js';
+import {
+  fleetRun,
+  fleetSummary,
+  forkFleets,
+  measure,
+  runFleets,
+  runMain,
+  scripts,
+  shareGroup,
+} from '../lib/drive.js';
+import type { FleetStats } from '../lib/fleet.js';
 import type { ServerStats } from '../lib/node-server.js';
 import { machine } from '../lib/procstat.js';
-import { addCounts, logger, printReport, round, sum } from '../lib/report.js';
+import { logger, printReport, round, sum } from '../lib/report.js';
 import { forkChild, type RpcClient, sleep } from '../lib/rpc.js';
-import { probeAll } from './memory-parts.js';
 
 const f = benchFlags(
   'connections',
@@ -24,7 +32,6 @@ const f = benchFlags(
     maxAttempts: 3,
     bare: false,
     noBare: false,
-    noComponents: false,
     serverNodeOptions: '',
   },
   { n: 2000, clients: 2, settleSeconds: 1, idleSeconds: 2 },
@@ -63,32 +70,8 @@ function runClients(clients: RpcClient[], server: Server, bare: boolean, total: 
 
 /** CPU of the server and the fleets (and the machine) while `fn` runs. */
 async function measured<T>(server: Server, clients: RpcClient[], fn: () => Promise<T>) {
-  const procs = [
-    { name: 'server', pid: server.rpc.child.pid!, server: true },
-    ...clients.map((c, i) => ({ name: `client ${i}`, pid: c.child.pid! })),
-  ];
-  const m = await measure(server.rpc, clients, procs, fn);
+  const m = await measure(server.rpc, clients, fn);
   return { ...m, server: m.w.serverPercent, clients: m.cpuOf('client') };
-}
-
-/** Completions per second: overall, and between the 10th and 90th percentile completion. */
-function rates(results: FleetResult[]) {
-  const t = Float64Array.from(results.flatMap((r) => r.completions)).sort();
-  const n = t.length;
-  if (n === 0) return { completed: 0, seconds: 0, perSec: 0, perSecSteady: 0 };
-  const seconds = (t[n - 1]! - Math.min(...results.map((r) => r.startedAt))) / 1000;
-  const lo = Math.floor(n * 0.1);
-  const hi = Math.max(lo + 1, Math.floor(n * 0.9) - 1);
-  const steadySpan = (t[hi]! - t[lo]!) / 1000;
-  const perSecSteady = steadySpan > 0 ? round((hi - lo) / steadySpan) : 0;
-  return { completed: n, seconds: round(seconds, 2), perSec: round(n / seconds), perSecSteady };
-}
-
-/** Latency percentiles over all processes: the worst process's figure (an upper bound). */
-function worst(results: FleetResult[], key: keyof FleetResult['latencyMs']) {
-  const ps = results.map((r) => r.latencyMs[key]);
-  const max = (k: 'p50' | 'p90' | 'p99' | 'max') => Math.max(...ps.map((p) => p[k]));
-  return { n: sum(ps, (p) => p.n), p50: max('p50'), p90: max('p90'), p99: max('p99'), max: max('max') };
 }
 
 function memoryFigures(base: ServerStats, after: ServerStats) {
@@ -127,8 +110,8 @@ async function hold(bare: boolean, n: number) {
   const base = await stats(server, true);
   const clients = await forkFleets(params.clients, 'client');
   const ramp = await measured(server, clients, () => runClients(clients, server, bare, n));
-  const r = rates(ramp.out);
-  log(`${name}: ramp done: ${r.completed} bound in ${r.seconds} s (${r.perSec}/s)`);
+  const r = fleetSummary(ramp.out);
+  log(`${name}: ramp done: ${r.bound} bound in ${r.seconds} s (${r.bindsPerSec}/s)`);
   await sleep(params.settleSeconds * 1000);
   const after = await stats(server, true);
   const mem = memoryFigures(base, after);
@@ -142,9 +125,8 @@ async function hold(bare: boolean, n: number) {
   const fleets = await Promise.all(clients.map((c) => c.call<FleetStats>('stats')));
   await Promise.all(clients.map((c) => c.call('drop')));
   await Promise.all([...clients.map((c) => c.stop()), rpc.stop('stop', 30_000)]);
-  const errors = addCounts(ramp.out.map((x) => x.errors));
-  const out = { connections: after.connections, connectSecondsForAll: r.seconds };
-  if (bare) return { ...out, connectsPerSec: r.perSec, ...mem, serverIdleCpuPercent, errors };
+  const out = { connections: after.connections, connectSecondsForAll: r.seconds, errors: r.errors };
+  if (bare) return { ...out, connectsPerSec: r.bindsPerSec, ...mem, serverIdleCpuPercent };
   log(`mpush: idle ${serverIdleCpuPercent}% server CPU; ${sum(fleets, (s) => s.held)} held by clients`);
   return {
     ...out,
@@ -155,9 +137,8 @@ async function hold(bare: boolean, n: number) {
       clients: sum(fleets, (s) => s.held),
       lost: sum(fleets, (s) => s.lost),
     },
-    handshakesPerSec: r.perSec,
-    handshakesPerSecSteady: r.perSecSteady,
-    serverCpuUsPerHandshakeBind: round(ramp.serverUs / Math.max(1, r.completed), 1),
+    handshakesPerSec: r.bindsPerSec,
+    serverCpuUsPerHandshakeBind: round(ramp.serverUs / Math.max(1, r.bound), 1),
     serverCpuPercentDuringRamp: ramp.server,
     serverEventLoopUtilizationDuringRamp: ramp.elu,
     clientsCpuPercentDuringRamp: ramp.clients,
@@ -167,10 +148,13 @@ async function hold(bare: boolean, n: number) {
     ...mem,
     serverIdleCpuPercent,
     clientsIdleCpuPercent: idle.clients,
+    /** Connect started → bound, ms: the worst process's percentiles. */
     latencyMsWorstProcess: Object.fromEntries(
-      (['connect', 'handshake', 'bind', 'total'] as const).map((k) => [k, worst(ramp.out, k)]),
+      (['p50', 'p90', 'p99', 'max'] as const).map((k) => [
+        k,
+        Math.max(...ramp.out.map((r) => r.latencyMs![k])),
+      ]),
     ),
-    errors,
     serverCounters: after.counters,
   };
 }
@@ -208,15 +192,11 @@ async function main(): Promise<number> {
             atMost: 150,
           },
         ),
-        handshakesPerSec: target(m.handshakesPerSecSteady, m.handshakesPerSecSteady >= 6000, {
+        handshakesPerSec: target(m.handshakesPerSec, m.handshakesPerSec >= 6000, {
           atLeast: 6000,
         }),
       },
     });
-  }
-  if (!params.noComponents) {
-    log('memory probe: per-part costs in isolation');
-    report.components = probeAll(20_000);
   }
   printReport(report);
   return ok ? 0 : 1;

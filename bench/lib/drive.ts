@@ -80,16 +80,12 @@ export function fleetSummary(results: FleetResult[]) {
 
 /**
  * Over `fn`: the server's CPU (µs) and event-loop use from its own count; each child's CPU (`cpuUs`)
- * and GC and loop delay (`loop`, in `[server, ...others]` order); every process's share of a core, the
- * machine's and what else ran, from /proc.
+ * and GC and loop delay (`loop`, in `[server, ...others]` order); every process's share of a core (by
+ * its RpcClient name), the machine's and what else ran, from /proc.
  */
-export async function measure<T>(
-  server: RpcClient,
-  others: RpcClient[],
-  procs: Proc[],
-  fn: () => Promise<T>,
-) {
+export async function measure<T>(server: RpcClient, others: RpcClient[], fn: () => Promise<T>) {
   const all = [server, ...others];
+  const procs: Proc[] = all.map((c) => ({ name: c.name, pid: c.child.pid!, server: c === server }));
   const l0 = await Promise.all(all.map((c) => c.call<LoopStats>('loop')));
   const s0 = await server.call<ServerStats>('stats');
   const a = sample(procs);

@@ -71,7 +71,6 @@ class Device implements DeviceHost<BinaryWireTypes> {
   attempt = 0;
   lastError = '';
   t0 = 0;
-  tSent = 0;
 
   constructor(
     readonly group: DeviceGroup,
@@ -88,23 +87,17 @@ class Device implements DeviceHost<BinaryWireTypes> {
   }
 
   onHandshake(): void {
-    const now = epochMs();
-    run!.result.handshaked++;
-    run!.lat.handshake.push(now - this.tSent);
     this.state = State.Binding;
-    this.tSent = epochMs();
     this.proto!.bind(this.userId);
   }
 
   onOk(reply: OkEvent): void {
     if (reply.cmd !== Command.BIND || this.state !== State.Binding)
       return bump(unexpected, `OK to ${reply.cmd}`);
-    const now = epochMs();
     run!.result.bound++;
-    run!.lat.bind.push(now - this.tSent);
     // Held idle from here: the native AES contexts come back with the first push.
     this.proto!.release();
-    complete(this, now);
+    complete(this, epochMs());
   }
 
   /** A refused handshake is followed by a fatal onError, which then gives this reason. */
@@ -154,12 +147,7 @@ class Run {
   readonly retry: Device[] = [];
   inflight = 0;
   stopping = false;
-  readonly lat = {
-    connect: [] as number[],
-    handshake: [] as number[],
-    bind: [] as number[],
-    total: [] as number[],
-  };
+  readonly lat: number[] = [];
   readonly result;
 
   constructor(
@@ -182,18 +170,14 @@ class Run {
       localAddress: params.localAddresses[0]!,
       target: this.queue.length,
       connected: 0,
-      handshaked: 0,
       bound: 0,
       failed: 0,
       attempts: 0,
       errors: {} as Record<string, number>,
       seconds: 0,
       startedAt: epochMs(),
-      finishedAt: 0,
-      /** ms: connect, handshake (sent → HandshakeOk), bind (sent → OK), total (connect started → done). */
-      latencyMs: {} as Record<keyof Run['lat'], Percentiles>,
-      /** Epoch ms of every completion, for the driver's rate figures. */
-      completions: [] as number[],
+      /** ms from connect started to bound (or, bare, to connected). */
+      latencyMs: undefined as Percentiles | undefined,
     };
   }
 }
@@ -204,7 +188,7 @@ export type FleetResult = Run['result'];
 let run: Run | null = null;
 const held: Device[] = [];
 /** `held`: bound and still open; `lost`: closed after bound (and why); `verified`/`corrupt`: sampled pushes. */
-const stats = { held: 0, lost: 0, pushes: 0, acks: 0, verified: 0, corrupt: 0, heartbeatsSent: 0 };
+const stats = { held: 0, lost: 0, pushes: 0, acks: 0, verified: 0, corrupt: 0 };
 const errorsAfterBound: Record<string, number> = {};
 const unexpected: Record<string, number> = {};
 export type FleetStats = typeof stats & {
@@ -234,16 +218,13 @@ type TaggedSocket = Socket & { [kDevice]?: Device };
 function onConnect(this: TaggedSocket): void {
   const d = this[kDevice];
   if (!d) return;
-  const now = epochMs();
   run!.result.connected++;
-  run!.lat.connect.push(now - d.t0);
   if (run!.params.mode === 'bare') {
     this.write(run!.payload);
     run!.result.bound++;
-    return complete(d, now);
+    return complete(d, epochMs());
   }
   d.state = State.Handshaking;
-  d.tSent = epochMs();
   d.proto!.start();
 }
 function onData(this: TaggedSocket, chunk: Buffer): void {
@@ -304,8 +285,7 @@ function check(d: Device, p: DevicePush<Buffer>, expected: Buffer): void {
 
 function complete(d: Device, now: number): void {
   const r = run!;
-  r.lat.total.push(now - d.t0);
-  r.result.completions.push(now);
+  r.lat.push(now - d.t0);
   r.inflight--;
   d.state = State.Done;
   next(r);
@@ -345,10 +325,8 @@ function next(r: Run): void {
   if (!settled || run !== r) return;
   run = null;
   const res = r.result;
-  res.finishedAt = epochMs();
-  res.seconds = (res.finishedAt - res.startedAt) / 1000;
-  for (const [k, v] of Object.entries(r.lat))
-    res.latencyMs[k as keyof Run['lat']] = percentiles(Float64Array.from(v));
+  res.seconds = (epochMs() - res.startedAt) / 1000;
+  res.latencyMs = percentiles(Float64Array.from(r.lat));
   r.resolve(res);
 }
 
@@ -372,7 +350,7 @@ setInterval(() => {
   const n = heartbeatSeconds > 0 ? Math.ceil(held.length / heartbeatSeconds) : 0;
   for (let i = 0; i < n; i++) {
     const d = held[hbCursor++ % held.length]!;
-    if (d.state === State.Done && d.proto?.heartbeat()) stats.heartbeatsSent++;
+    if (d.state === State.Done) d.proto?.heartbeat();
   }
 }, 1000).unref();
 

@@ -5,7 +5,7 @@
 // window between them), `stop`.
 
 import { mkdtempSync, rmSync } from 'node:fs';
-import { Session } from 'node:inspector';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/index.js';
@@ -23,12 +23,6 @@ export interface NodeOptions {
 const dataDir = mkdtempSync(join(tmpdir(), 'mpush-bench-'));
 let node: MpushNode | undefined;
 let profiler: Session | undefined;
-
-function post(method: string, params: Record<string, unknown> = {}): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    profiler!.post(method, params, (err, result) => (err ? reject(err) : resolve(result)));
-  });
-}
 
 async function start(o: NodeOptions) {
   const keys = defaultKeys();
@@ -87,16 +81,15 @@ serveRequests({
   profileStart: async (req) => {
     profiler = new Session();
     profiler.connect();
-    await post('Profiler.enable');
-    await post('Profiler.setSamplingInterval', { interval: Number(req.intervalUs ?? 100) });
-    await post('Profiler.start');
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.setSamplingInterval', { interval: Number(req.intervalUs ?? 100) });
+    await profiler.post('Profiler.start');
     return true;
   },
   profileStop: async () => {
-    const r = (await post('Profiler.stop')) as { profile: unknown };
+    const { profile } = await profiler!.post('Profiler.stop');
     profiler!.disconnect();
-    profiler = undefined;
-    return r.profile;
+    return profile;
   },
   stop: async () => {
     await node?.stop();

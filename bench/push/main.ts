@@ -18,7 +18,7 @@ import {
 } from '../lib/drive.js';
 import type { BroadcastReceipt, FleetStats } from '../lib/fleet.js';
 import type { NodeReady, ServerStats } from '../lib/node-server.js';
-import { type LoopStats, machine, type Proc } from '../lib/procstat.js';
+import { type LoopStats, machine } from '../lib/procstat.js';
 import type { PhaseResult, PusherOptions } from '../lib/pusher.js';
 import {
   addCounts,
@@ -76,7 +76,6 @@ interface Ctx {
   ready: NodeReady;
   devices: RpcClient[];
   pusher: RpcClient;
-  procs: Proc[];
 }
 
 const stats = (ctx: Ctx) => ctx.server.call<ServerStats>('stats');
@@ -106,7 +105,7 @@ async function connectDevices(ctx: Ctx) {
  */
 async function measured<T>(ctx: Ctx, fn: () => Promise<T>) {
   const t0 = Date.now();
-  const m = await measure(ctx.server, [ctx.pusher, ...ctx.devices], ctx.procs, fn);
+  const m = await measure(ctx.server, [ctx.pusher, ...ctx.devices], fn);
   const [server, pusher, ...devices] = m.loop;
   const worst = ['gcMs', 'gcMaxMs', 'loopDelayP99Ms', 'loopDelayMaxMs'] as const;
   return {
@@ -242,11 +241,6 @@ async function main(): Promise<number> {
       forkChild(scripts.pusher, 'pusher'),
       forkFleets(params.k, 'devices'),
     ]);
-    ctx.procs = [
-      { name: 'server', pid: ctx.server.child.pid!, server: true },
-      { name: 'pusher', pid: ctx.pusher.child.pid! },
-      ...ctx.devices.map((d, i) => ({ name: `devices ${i}`, pid: d.child.pid! })),
-    ];
     const unicastContent = message('unicast', params.payload);
     await Promise.all(
       ctx.devices.map((d) => d.call('expectContent', { unicast: unicastContent, every: params.verifyEvery })),
