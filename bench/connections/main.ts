@@ -68,12 +68,6 @@ function runClients(clients: RpcClient[], server: Server, bare: boolean, total: 
   return runFleets(clients, run, server.rpc, log);
 }
 
-/** CPU of the server and the fleets (and the machine) while `fn` runs. */
-async function measured<T>(server: Server, clients: RpcClient[], fn: () => Promise<T>) {
-  const m = await measure(server.rpc, clients, fn);
-  return { ...m, server: m.w.serverPercent, clients: m.cpuOf('client') };
-}
-
 function memoryFigures(base: ServerStats, after: ServerStats) {
   const [b, a] = [base.memory, after.memory];
   const per = (d: number) => round(d / Math.max(1, after.connections));
@@ -109,7 +103,7 @@ async function hold(bare: boolean, n: number) {
   };
   const base = await stats(server, true);
   const clients = await forkFleets(params.clients, 'client');
-  const ramp = await measured(server, clients, () => runClients(clients, server, bare, n));
+  const ramp = await measure(server.rpc, clients, () => runClients(clients, server, bare, n));
   const r = fleetSummary(ramp.out);
   log(`${name}: ramp done: ${r.bound} bound in ${r.seconds} s (${r.bindsPerSec}/s)`);
   await sleep(params.settleSeconds * 1000);
@@ -118,7 +112,7 @@ async function hold(bare: boolean, n: number) {
   log(
     `${name}: ${after.connections} held, ${mem.rssPerConnectionBytes} B RSS, ${mem.heapPerConnectionBytes} B heap each`,
   );
-  const idle = await measured(server, clients, () =>
+  const idle = await measure(server.rpc, clients, () =>
     sleep((bare ? Math.min(params.idleSeconds, 5) : params.idleSeconds) * 1000),
   );
   const serverIdleCpuPercent = round((100 * idle.serverUs) / ((idle.s1.at - idle.s0.at) * 1000), 1);
@@ -139,15 +133,10 @@ async function hold(bare: boolean, n: number) {
     },
     handshakesPerSec: r.bindsPerSec,
     serverCpuUsPerHandshakeBind: round(ramp.serverUs / Math.max(1, r.bound), 1),
-    serverCpuPercentDuringRamp: ramp.server,
-    serverEventLoopUtilizationDuringRamp: ramp.elu,
-    clientsCpuPercentDuringRamp: ramp.clients,
-    machineCpuDuringRamp: ramp.w.machine,
-    otherProcessesCpuPercentOfMachineDuringRamp: ramp.w.otherPercentOfMachine,
-    otherProcessesDuringRamp: ramp.w.otherProcesses,
+    cpuPercentDuringRamp: ramp.cpuPercent,
     ...mem,
     serverIdleCpuPercent,
-    clientsIdleCpuPercent: idle.clients,
+    cpuPercentIdle: idle.cpuPercent,
     /** Connect started → bound, ms: the worst process's percentiles. */
     latencyMsWorstProcess: Object.fromEntries(
       (['p50', 'p90', 'p99', 'max'] as const).map((k) => [

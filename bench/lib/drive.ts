@@ -67,21 +67,17 @@ export async function runFleets(
 /** What fleet runs did, summed: counts, errors, the slowest run's seconds, binds per second. */
 export function fleetSummary(results: FleetResult[]) {
   const seconds = round(Math.max(...results.map((r) => r.seconds)), 2);
-  const total = (k: 'target' | 'bound' | 'failed' | 'attempts') => sum(results, (r) => r[k]);
-  const [target, bound, failed, attempts] = [
-    total('target'),
-    total('bound'),
-    total('failed'),
-    total('attempts'),
-  ];
+  const [target, bound, failed, attempts] = (['target', 'bound', 'failed', 'attempts'] as const).map((k) =>
+    sum(results, (r) => r[k]),
+  ) as [number, number, number, number];
   const errors = addCounts(results.map((r) => r.errors));
   return { target, bound, failed, attempts, seconds, bindsPerSec: Math.round(bound / seconds), errors };
 }
 
 /**
  * Over `fn`: the server's CPU (µs) and event-loop use from its own count; each child's CPU (`cpuUs`)
- * and GC and loop delay (`loop`, in `[server, ...others]` order); every process's share of a core (by
- * its RpcClient name), the machine's and what else ran, from /proc.
+ * and its GC and loop delay; every process's share of a core (by its RpcClient name), the machine's
+ * and what else ran on it, from /proc.
  */
 export async function measure<T>(server: RpcClient, others: RpcClient[], fn: () => Promise<T>) {
   const all = [server, ...others];
@@ -92,18 +88,24 @@ export async function measure<T>(server: RpcClient, others: RpcClient[], fn: () 
   const out = await fn();
   const w = cpuBetween(a, sample(procs));
   const s1 = await server.call<ServerStats>('stats');
-  const loop = await Promise.all(all.map((c) => c.call<LoopStats>('loop')));
+  const l1 = await Promise.all(all.map((c) => c.call<LoopStats>('loop')));
   const active = s1.elu.active - s0.elu.active;
-  const serverUs = s1.cpu.user - s0.cpu.user + s1.cpu.system - s0.cpu.system;
-  const elu = round(active / (active + s1.elu.idle - s0.elu.idle || 1), 3);
-  const cpuUs = (c: RpcClient) => loop[all.indexOf(c)]!.cpuUs - l0[all.indexOf(c)]!.cpuUs;
-  /** Sum of the percent of the processes whose name starts with `prefix`. */
-  const cpuOf = (prefix: string) =>
-    round(
-      Object.entries(w.percent).reduce((s, [k, v]) => s + (k.startsWith(prefix) ? v : 0), 0),
-      1,
-    );
-  return { out, w, s0, s1, elu, serverUs, cpuUs, loop, cpuOf };
+  const { machine, otherPercentOfMachine, otherProcesses } = w;
+  return {
+    out,
+    s0,
+    s1,
+    serverUs: s1.cpu.user - s0.cpu.user + s1.cpu.system - s0.cpu.system,
+    cpuUs: (c: RpcClient) => l1[all.indexOf(c)]!.cpuUs - l0[all.indexOf(c)]!.cpuUs,
+    cpuPercent: {
+      ...w.percent,
+      serverEventLoopUtilization: round(active / (active + s1.elu.idle - s0.elu.idle || 1), 3),
+      machine,
+      otherPercentOfMachine,
+      otherProcesses,
+    },
+    gcAndLoopDelay: Object.fromEntries(l1.map(({ cpuUs: _, ...gc }, i) => [all[i]!.name, gc])),
+  };
 }
 
 /** Runs a driver: its status is the exit status; a throw is logged, every child killed, status 2. */

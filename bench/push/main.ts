@@ -18,7 +18,7 @@ import {
 } from '../lib/drive.js';
 import type { BroadcastReceipt, FleetStats } from '../lib/fleet.js';
 import type { NodeReady, ServerStats } from '../lib/node-server.js';
-import { type LoopStats, machine } from '../lib/procstat.js';
+import { machine } from '../lib/procstat.js';
 import type { PhaseResult, PusherOptions } from '../lib/pusher.js';
 import {
   addCounts,
@@ -80,7 +80,6 @@ interface Ctx {
 
 const stats = (ctx: Ctx) => ctx.server.call<ServerStats>('stats');
 const deviceStats = (ctx: Ctx) => Promise.all(ctx.devices.map((d) => d.call<FleetStats>('stats')));
-const gcOf = ({ cpuUs: _, ...gc }: LoopStats) => gc;
 
 /** Binds users 0 … n-1: process i holds the users after those of the processes before it. */
 async function connectDevices(ctx: Ctx) {
@@ -99,33 +98,10 @@ async function connectDevices(ctx: Ctx) {
   return { ...out, serverBound };
 }
 
-/**
- * Over `fn`: server CPU µs (its own count), every child's CPU, GC and loop delay, every process's
- * share of a core and what else ran on the machine (a shared machine: `otherProcesses`).
- */
+/** `measure` over the server, the pusher and the fleets; `t0`: when it started. */
 async function measured<T>(ctx: Ctx, fn: () => Promise<T>) {
   const t0 = Date.now();
-  const m = await measure(ctx.server, [ctx.pusher, ...ctx.devices], fn);
-  const [server, pusher, ...devices] = m.loop;
-  const worst = ['gcMs', 'gcMaxMs', 'loopDelayP99Ms', 'loopDelayMaxMs'] as const;
-  return {
-    ...m,
-    t0,
-    cpuPercent: {
-      server: m.cpuOf('server'),
-      serverEventLoopUtilization: m.elu,
-      pusher: m.cpuOf('pusher'),
-      devices: m.cpuOf('devices'),
-      machine: m.w.machine,
-      otherPercentOfMachine: m.w.otherPercentOfMachine,
-      otherProcesses: m.w.otherProcesses,
-    },
-    gcAndLoopDelay: {
-      server: gcOf(server!),
-      pusher: gcOf(pusher!),
-      devicesWorst: Object.fromEntries(worst.map((k) => [k, Math.max(...devices.map((l) => l[k]))])),
-    },
-  };
+  return { t0, ...(await measure(ctx.server, [ctx.pusher, ...ctx.devices], fn)) };
 }
 
 /** Starts a server CPU profile when `on`; `stop` returns it summarised per unit of work, or undefined. */
@@ -257,10 +233,6 @@ async function main(): Promise<number> {
     log(`warm-up: one push to each of ${params.n} users`);
     const warmParams = { users, total: params.n, concurrency: Math.min(params.concurrency, 500) };
     const warm = await ctx.pusher.call<PhaseResult>('load', { params: warmParams }, 600_000);
-    const a = await stats(ctx);
-    await sleep(2000);
-    const b = await stats(ctx);
-    const idleUs = b.cpu.user - a.cpu.user + b.cpu.system - a.cpu.system;
 
     const cl = await unicastPhase(ctx);
     const open: Array<Awaited<ReturnType<typeof unicastPhase>>> = [];
@@ -314,7 +286,6 @@ async function main(): Promise<number> {
       machine: machine({ serverMaxOpenFiles: ctx.ready.maxOpenFiles }),
       ramp,
       warmup: { sent: warm.sent, results: warm.results, seconds: warm.seconds, reasons: warm.reasons },
-      serverIdleCpuPercent: round((100 * idleUs) / ((b.at - a.at) * 1000), 2),
       closedLoop: cl,
       openLoop: open,
       broadcast: bc,
