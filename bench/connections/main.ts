@@ -18,7 +18,7 @@ import {
 import type { FleetStats } from '../lib/fleet.js';
 import type { ServerStats } from '../lib/node-server.js';
 import { machine } from '../lib/procstat.js';
-import { logger, printReport, round, sum } from '../lib/report.js';
+import { logger, printReport, round, sum, targets } from '../lib/report.js';
 import { forkChild, type RpcClient, sleep } from '../lib/rpc.js';
 
 const f = benchFlags(
@@ -30,7 +30,6 @@ const f = benchFlags(
     settleSeconds: 5,
     idleSeconds: 10,
     maxAttempts: 3,
-    bare: false,
     noBare: false,
     serverNodeOptions: '',
   },
@@ -155,40 +154,23 @@ async function main(): Promise<number> {
     params,
     machine: machine({ ephemeralPorts: ports }),
   };
-  const bare = params.bare || !params.noBare ? await hold(true, params.n) : undefined;
-  report.bare = bare;
-  let ok = true;
-  if (!params.bare) {
-    const m = (await hold(false, params.n)) as Extract<
-      Awaited<ReturnType<typeof hold>>,
-      { boundConnections: number }
-    >;
-    ok = m.boundConnections >= params.n && m.heldAfterIdle.serverBound >= params.n;
-    const target = (measured: number, met: boolean, extra = {}) => ({ measured, met, ...extra });
-    Object.assign(report, {
-      mpush: m,
-      bareNodeRssPerConnectionBytes: bare?.rssPerConnectionBytes,
-      targets: {
-        connections: target(m.boundConnections, m.boundConnections >= 19_000, { atLeast: 19_000 }),
-        rssPerConnectionBytes: target(m.rssPerConnectionBytes, m.rssPerConnectionBytes <= 4096, {
-          atMost: 4096,
-          bareNode: bare?.rssPerConnectionBytes,
-        }),
-        serverCpuUsPerHandshakeBind: target(
-          m.serverCpuUsPerHandshakeBind,
-          m.serverCpuUsPerHandshakeBind <= 150,
-          {
-            atMost: 150,
-          },
-        ),
-        handshakesPerSec: target(m.handshakesPerSec, m.handshakesPerSec >= 6000, {
-          atLeast: 6000,
-        }),
-      },
-    });
-  }
+  const bare = params.noBare ? undefined : await hold(true, params.n);
+  const m = (await hold(false, params.n)) as Extract<
+    Awaited<ReturnType<typeof hold>>,
+    { boundConnections: number }
+  >;
+  Object.assign(report, {
+    mpush: m,
+    bare,
+    targets: targets([
+      ['connections', m.boundConnections, { atLeast: 19_000 }],
+      ['rssPerConnectionBytes', m.rssPerConnectionBytes, { atMost: 4096 }],
+      ['serverCpuUsPerHandshakeBind', m.serverCpuUsPerHandshakeBind, { atMost: 150 }],
+      ['handshakesPerSec', m.handshakesPerSec, { atLeast: 6000 }],
+    ]),
+  });
   printReport(report);
-  return ok ? 0 : 1;
+  return m.boundConnections >= params.n && m.heldAfterIdle.serverBound >= params.n ? 0 : 1;
 }
 
 runMain(main, log);

@@ -5,7 +5,7 @@ import type { DeviceGroup, FleetResult, FleetRun } from './fleet.js';
 import type { ServerStats } from './node-server.js';
 import { cpuBetween, type LoopStats, type Proc, sample } from './procstat.js';
 import { addCounts, round, sum } from './report.js';
-import { children, forkChild, type RpcClient } from './rpc.js';
+import { forkChild, type RpcClient } from './rpc.js';
 
 export const scripts = {
   fleet: new URL('./fleet.js', import.meta.url),
@@ -114,8 +114,7 @@ export function runMain(main: () => Promise<number>, log: (m: string) => void): 
     (code) => process.exit(code),
     (err: unknown) => {
       log(`failed: ${err instanceof Error ? err.stack : String(err)}`);
-      for (const c of children) c.kill('SIGKILL');
-      process.exit(2);
+      process.exit(2); // rpc.ts kills every child on exit
     },
   );
 }

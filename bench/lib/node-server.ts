@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config/index.js';
 import { MpushNode } from '../../src/node.js';
 import { defaultKeys } from './keys.js';
-import { maxOpenFiles, memory } from './procstat.js';
+import { memory } from './procstat.js';
 import { serveRequests } from './rpc.js';
 
 export interface NodeOptions {
@@ -51,7 +51,6 @@ async function start(o: NodeOptions) {
     tcpPort: ports.tcpPort,
     gatewayPort: ports.gatewayPort,
     publicKey: n.keys.publicKeyBase64,
-    maxOpenFiles: maxOpenFiles() ?? null,
   };
 }
 

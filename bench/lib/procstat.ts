@@ -45,19 +45,13 @@ export function procFds(pid: number): number | undefined {
 export const procChildren = (pid: number) =>
   read(`/proc/${pid}/task/${pid}/children`).trim().split(/\s+/).filter(Boolean).map(Number);
 
-/** The soft limit on open files of this process, or undefined. */
-export function maxOpenFiles(): number | undefined {
-  const v = /Max open files\s+(\d+)/.exec(read('/proc/self/limits'))?.[1];
-  return v === undefined ? undefined : Number(v);
-}
-
 /** The machine a report was measured on. */
 export const machine = (extra: Record<string, unknown> = {}) => ({
   cpus: os.cpus().length,
   cpuModel: os.cpus()[0]?.model,
   totalMemBytes: os.totalmem(),
   node: process.version,
-  maxOpenFiles: maxOpenFiles() ?? null,
+  maxOpenFiles: Number(/Max open files\s+(\d+)/.exec(read('/proc/self/limits'))?.[1] ?? 0) || null,
   loadAverage: os.loadavg().map((x) => round(x, 2)),
   ...extra,
 });

@@ -49,6 +49,15 @@ export function addCounts(maps: Array<Record<string, number>>): Record<string, n
 
 export const sum = <T>(xs: T[], f: (x: T) => number): number => xs.reduce((a, x) => a + f(x), 0);
 
+/** Target lines of a report: each figure measured against its bound (`atMost` or `atLeast`). */
+export function targets(rows: Array<[string, number | undefined, { atMost: number } | { atLeast: number }]>) {
+  const met = (v: number, b: { atMost: number } | { atLeast: number }) =>
+    'atMost' in b ? v <= b.atMost : v >= b.atLeast;
+  return Object.fromEntries(
+    rows.map(([k, v, b]) => [k, { ...b, measured: v ?? null, met: v !== undefined && met(v, b) }]),
+  );
+}
+
 /** Prints the report on stdout, as one JSON object. */
 export function printReport(report: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
