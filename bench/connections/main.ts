@@ -100,9 +100,11 @@ async function hold(bare: boolean, n: number) {
     rpc,
     ...(await rpc.call<{ tcpPort: number; publicKey: string }>('start', { options }, 60_000)),
   };
+  // As in every earlier run, the baseline follows the RSA bench (the bare server has none).
+  const rsa = bare ? undefined : await rpc.call<{ rsaDecryptMicros: number }>('rsaBench');
   const base = await stats(server, true);
   const clients = await forkFleets(params.clients, 'client');
-  const ramp = await measure(server.rpc, clients, () => runClients(clients, server, bare, n));
+  const ramp = await measure(server.rpc, clients, false, () => runClients(clients, server, bare, n));
   const r = fleetSummary(ramp.out);
   log(`${name}: ramp done: ${r.bound} bound in ${r.seconds} s (${r.bindsPerSec}/s)`);
   await sleep(params.settleSeconds * 1000);
@@ -111,7 +113,7 @@ async function hold(bare: boolean, n: number) {
   log(
     `${name}: ${after.connections} held, ${mem.rssPerConnectionBytes} B RSS, ${mem.heapPerConnectionBytes} B heap each`,
   );
-  const idle = await measure(server.rpc, clients, () =>
+  const idle = await measure(server.rpc, clients, false, () =>
     sleep((bare ? Math.min(params.idleSeconds, 5) : params.idleSeconds) * 1000),
   );
   const serverIdleCpuPercent = round((100 * idle.serverUs) / ((idle.s1.at - idle.s0.at) * 1000), 1);
@@ -132,6 +134,7 @@ async function hold(bare: boolean, n: number) {
     },
     handshakesPerSec: r.bindsPerSec,
     serverCpuUsPerHandshakeBind: round(ramp.serverUs / Math.max(1, r.bound), 1),
+    rsaDecryptMicros: round(rsa!.rsaDecryptMicros, 1),
     cpuPercentDuringRamp: ramp.cpuPercent,
     ...mem,
     serverIdleCpuPercent,

@@ -75,20 +75,26 @@ export function fleetSummary(results: FleetResult[]) {
 }
 
 /**
- * Over `fn`: the server's CPU (µs) and event-loop use from its own count; each child's CPU (`cpuUs`)
- * and its GC and loop delay; every process's share of a core (by its RpcClient name), the machine's
+ * Over `fn`: the server's CPU (µs) and event-loop use from its own count; with `watch`, each child's
+ * CPU (`cpuUs`) and its GC and loop delay (the 1 ms delay histogram costs an idle process CPU); every process's share of a core (by its RpcClient name), the machine's
  * and what else ran on it, from /proc.
  */
-export async function measure<T>(server: RpcClient, others: RpcClient[], fn: () => Promise<T>) {
+export async function measure<T>(
+  server: RpcClient,
+  others: RpcClient[],
+  watch: boolean,
+  fn: () => Promise<T>,
+) {
   const all = [server, ...others];
   const procs: Proc[] = all.map((c) => ({ name: c.name, pid: c.child.pid!, server: c === server }));
-  const l0 = await Promise.all(all.map((c) => c.call<LoopStats>('loop')));
+  const loop = () => Promise.all(all.map((c) => (watch ? c.call<LoopStats>('loop') : undefined)));
+  const l0 = await loop();
   const s0 = await server.call<ServerStats>('stats');
   const a = sample(procs);
   const out = await fn();
   const w = cpuBetween(a, sample(procs));
   const s1 = await server.call<ServerStats>('stats');
-  const l1 = await Promise.all(all.map((c) => c.call<LoopStats>('loop')));
+  const l1 = await loop();
   const active = s1.elu.active - s0.elu.active;
   const { machine, otherPercentOfMachine, otherProcesses } = w;
   return {
@@ -104,7 +110,9 @@ export async function measure<T>(server: RpcClient, others: RpcClient[], fn: () 
       otherPercentOfMachine,
       otherProcesses,
     },
-    gcAndLoopDelay: Object.fromEntries(l1.map(({ cpuUs: _, ...gc }, i) => [all[i]!.name, gc])),
+    gcAndLoopDelay: watch
+      ? Object.fromEntries(l1.map((l, i) => [all[i]!.name, { ...l, cpuUs: undefined }]))
+      : undefined,
   };
 }
 

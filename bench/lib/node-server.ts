@@ -1,7 +1,8 @@
 // The mpush-ts node under test, in a child process of bench/connections or bench/push. `start` builds
 // an MpushNode as `mpush start` does, on 127.0.0.1 and free ports, MPush's default key pair, log level
 // warn, admission limits raised so a benchmark measures the server rather than its admission control.
-// Then `stats` (memory after gc when `gc`), `profileStart` / `profileStop` (a CPU profile of the
+// Then `stats` (memory after gc when `gc`), `rsaBench` (µs per handshake RSA decrypt here; it also
+// warms the server up before a memory baseline), `profileStart` / `profileStop` (a CPU profile of the
 // window between them), `stop`.
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -9,7 +10,9 @@ import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/index.js';
+import { loadPublicKey, RsaDecryptor, rsaEncrypt } from '../../src/crypto/index.js';
 import { MpushNode } from '../../src/node.js';
+import { HandshakeCodec } from '../../src/protocol/index.js';
 import { defaultKeys } from './keys.js';
 import { memory } from './procstat.js';
 import { serveRequests } from './rpc.js';
@@ -73,9 +76,24 @@ async function stats(gc: boolean) {
 }
 export type ServerStats = Awaited<ReturnType<typeof stats>>;
 
+/** µs per decrypt of one handshake RSA block, as the fleet's devices send it. */
+function rsaBench() {
+  const n = node!;
+  const keys = { iv: Buffer.alloc(16, 1), clientKey: Buffer.alloc(16, 2), timestamp: 0 };
+  const who = { deviceId: 'dev-user-0-00000', osName: 'android', osVersion: '10', clientVersion: '1.0.0' };
+  const body = HandshakeCodec.encode({ ...who, ...keys, minHeartbeat: 0, maxHeartbeat: 180_000 });
+  const block = rsaEncrypt(loadPublicKey(n.keys.publicKeyBase64), body);
+  const decryptor = new RsaDecryptor(n.keys.privateKey);
+  for (let i = 0; i < 200; i++) decryptor.decrypt(block);
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < 2000; i++) decryptor.decrypt(block);
+  return { rsaDecryptMicros: Number(process.hrtime.bigint() - t0) / 2000 / 1000 };
+}
+
 serveRequests({
   start: (req) => start(req.options as NodeOptions),
   stats: (req) => stats(req.gc === true),
+  rsaBench,
   // A profile of one bench phase only, through the inspector: no start-up, no idle time.
   profileStart: async (req) => {
     profiler = new Session();

@@ -102,7 +102,7 @@ async function connectDevices(ctx: Ctx) {
 /** `measure` over the server, the pusher and the fleets; `t0`: when it started. */
 async function measured<T>(ctx: Ctx, fn: () => Promise<T>) {
   const t0 = Date.now();
-  return { t0, ...(await measure(ctx.server, [ctx.pusher, ...ctx.devices], fn)) };
+  return { t0, ...(await measure(ctx.server, [ctx.pusher, ...ctx.devices], true, fn)) };
 }
 
 /** Starts a server CPU profile when `on`; `stop` returns it summarised per unit of work, or undefined. */
