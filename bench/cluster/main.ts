@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { benchFlags } from '../lib/args.js';
@@ -104,24 +105,17 @@ async function startNode(name: string, prefix: string, workers = 0) {
   });
   children.add(child);
   child.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
-  child.stderr!.on('data', (d: Buffer) => {
-    for (const line of d.toString().split('\n'))
-      if (line.trim()) process.stderr.write(`  [${name}] ${line}\n`);
-  });
+  const said = (line: string) => line.trim() && process.stderr.write(`  [${name}] ${line}\n`);
+  createInterface({ input: child.stderr! }).on('line', said);
   const ids: string[] = [];
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name}: not started within 30 s`)), 30_000);
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      const lines = (buf + d.toString()).split('\n');
-      buf = lines.pop()!;
-      for (const line of lines) {
-        const m = /^mpush-ts node (\S+) started/.exec(line);
-        if (m) ids.push(m[1]!);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const m = /^mpush-ts node (\S+) started/.exec(line);
+      if (m && ids.push(m[1]!) >= Math.max(1, workers)) {
+        clearTimeout(timer);
+        resolve();
       }
-      if (ids.length < Math.max(1, workers)) return;
-      clearTimeout(timer);
-      resolve();
     });
     child.once('exit', (code, signal) =>
       reject(new Error(`${name} exited (${code ?? signal}) during start`)),

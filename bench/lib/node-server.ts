@@ -3,12 +3,12 @@
 // warn, admission limits raised so a benchmark measures the server rather than its admission control.
 // Then `stats` (memory after gc when `gc`), `rsaBench` (µs per handshake RSA decrypt here; it also
 // warms the server up before a memory baseline), `profileStart` / `profileStop` (a CPU profile of the
-// window between them), `stop`.
+// window between them, written to a .cpuprofile file), `stop`.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { loadConfig } from '../../src/config/index.js';
 import { loadPublicKey, RsaDecryptor, rsaEncrypt } from '../../src/crypto/index.js';
 import { MpushNode } from '../../src/node.js';
@@ -103,10 +103,12 @@ serveRequests({
     await profiler.post('Profiler.start');
     return true;
   },
-  profileStop: async () => {
+  profileStop: async (req) => {
     const { profile } = await profiler!.post('Profiler.stop');
     profiler!.disconnect();
-    return profile;
+    mkdirSync(dirname(String(req.path)), { recursive: true });
+    writeFileSync(String(req.path), JSON.stringify(profile));
+    return req.path;
   },
   stop: async () => {
     await node?.stop();

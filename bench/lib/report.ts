@@ -62,36 +62,3 @@ export function targets(rows: Array<[string, number | undefined, { atMost: numbe
 export function printReport(report: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 }
-
-/** A V8 CPU profile, as the inspector's Profiler.stop returns it. */
-export interface CpuProfile {
-  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
-  samples: number[];
-  timeDeltas: number[];
-}
-
-/** Self time of the `top` busiest functions, in µs per unit of work (`units`) and as a share of busy time. */
-export function summarizeProfile(prof: CpuProfile, units: number, top = 25) {
-  const byNode = new Map(prof.nodes.map((n) => [n.id, n.callFrame]));
-  const self = new Map<string, number>();
-  let busy = 0;
-  for (let i = 0; i < prof.samples.length; i++) {
-    const f = byNode.get(prof.samples[i]!);
-    const dt = prof.timeDeltas[i + 1] ?? 0; // a sample's time runs until the next one
-    if (!f || f.functionName === '(idle)') continue;
-    const at = f.url ? ` ${f.url.replace(/^.*\/dist\//, 'dist/')}:${f.lineNumber + 1}` : '';
-    const key = `${f.functionName || '(anonymous)'}${at}`;
-    self.set(key, (self.get(key) ?? 0) + dt);
-    busy += dt;
-  }
-  const u = Math.max(1, units);
-  const fns = [...self].sort((a, b) => b[1] - a[1]).slice(0, top);
-  return {
-    busyUsPerUnit: round(busy / u, 2),
-    topSelf: fns.map(([fn, us]) => ({
-      fn,
-      usPerUnit: round(us / u, 2),
-      percent: round((100 * us) / busy, 1),
-    })),
-  };
-}

@@ -4,6 +4,7 @@
 // push result is not success, a broadcast misses a device, a device saw a corrupt push or lost its
 // connection; 2 when the bench itself failed.
 
+import { resolve } from 'node:path';
 import type { BroadcastResult } from '../../src/client/push/index.js';
 import { benchFlags } from '../lib/args.js';
 import {
@@ -20,16 +21,7 @@ import type { BroadcastReceipt, FleetStats } from '../lib/fleet.js';
 import type { NodeReady, ServerStats } from '../lib/node-server.js';
 import { machine } from '../lib/procstat.js';
 import type { PhaseResult, PusherOptions } from '../lib/pusher.js';
-import {
-  addCounts,
-  type CpuProfile,
-  logger,
-  printReport,
-  round,
-  sum,
-  summarizeProfile,
-  targets,
-} from '../lib/report.js';
+import { addCounts, logger, printReport, round, sum, targets } from '../lib/report.js';
 import { forkChild, type RpcClient, sleep } from '../lib/rpc.js';
 
 const f = benchFlags(
@@ -45,7 +37,7 @@ const f = benchFlags(
     payload: 100,
     connectConcurrency: 200,
     verifyEvery: 64,
-    profile: false,
+    profile: '',
     serverNodeOptions: '',
   },
   { n: 2000, m: 20_000, concurrency: 500, rate: '2000', duration: 3 },
@@ -105,16 +97,16 @@ async function measured<T>(ctx: Ctx, fn: () => Promise<T>) {
   return { t0, ...(await measure(ctx.server, [ctx.pusher, ...ctx.devices], true, fn)) };
 }
 
-/** Starts a server CPU profile when `on`; `stop` returns it summarised per unit of work, or undefined. */
-async function profiler(ctx: Ctx, on: boolean) {
-  if (on) await ctx.server.call('profileStart', { intervalUs: 100 });
-  return async (units: number) =>
-    on ? summarizeProfile(await ctx.server.call<CpuProfile>('profileStop', {}, 120_000), units) : undefined;
+/** Starts a server CPU profile when --profile names a folder; `stop` writes it there as `<name>.cpuprofile`. */
+async function profiler(ctx: Ctx, name: string | false) {
+  const path = name && params.profile ? resolve(params.profile, `${name}.cpuprofile`) : undefined;
+  if (path) await ctx.server.call('profileStart', { intervalUs: 100 });
+  return async () => (path ? ctx.server.call<string>('profileStop', { path }, 120_000) : undefined);
 }
 
 /** The closed loop (`m` pushes, `concurrency` in flight), or the open loop (`rate`/s for `duration`). */
 async function unicastPhase(ctx: Ctx, rate?: number) {
-  const stop = await profiler(ctx, params.profile && rate === undefined);
+  const stop = await profiler(ctx, rate === undefined && 'closed-loop');
   const kind = rate === undefined ? 'closed loop' : `open loop ${rate}/s`;
   const [cmd, args] =
     rate === undefined
@@ -126,7 +118,7 @@ async function unicastPhase(ctx: Ctx, rate?: number) {
   const c = await measured(ctx, () => ctx.pusher.call<PhaseResult>(cmd, args, 1_800_000));
   const r = c.out;
   const acked = Math.max(1, r.results.success);
-  const profile = await stop(acked);
+  const profile = await stop();
   const serverCpuUsPerAckedPush = round(c.serverUs / acked, 2);
   const pusherCpuUsPerAckedPush = round(c.cpuUs(ctx.pusher) / acked, 2);
   log(
@@ -154,7 +146,7 @@ async function broadcastPhase(ctx: Ctx) {
   const allReceived = Promise.all(
     ctx.devices.map((d, i) => (expected[i] === 0 ? undefined : d.once('broadcastDone', 120_000))),
   );
-  const stop = await profiler(ctx, params.profile);
+  const stop = await profiler(ctx, 'broadcast');
   log(`broadcast to ${params.n} devices (NO_ACK)`);
   const c = await measured(ctx, async () => {
     const reply = await ctx.pusher.call<{ sentAt: number; repliedAt: number; result: BroadcastResult }>(
@@ -172,7 +164,7 @@ async function broadcastPhase(ctx: Ctx) {
   const { reply, timedOut } = c.out;
   const final = await Promise.all(ctx.devices.map((d) => d.call<BroadcastReceipt>('broadcastReceipt')));
   const delivered = sum(final, (r) => r.received);
-  const profile = await stop(delivered);
+  const profile = await stop();
   const ms = Math.max(...final.map((r) => r.lastAt)) - reply.sentAt;
   const perDelivery = round(c.serverUs / Math.max(1, delivered), 2);
   log(
