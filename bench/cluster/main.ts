@@ -8,73 +8,52 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { parseFlags } from '../lib/args.js';
-import { fleetRun, fleetSummary, forkFleets, scripts } from '../lib/drive.js';
-import type { DeviceGroup, FleetResult, FleetStats } from '../lib/fleet.js';
+import { benchFlags } from '../lib/args.js';
+import { fleetRun, fleetSummary, forkFleets, scripts, share, shareGroup } from '../lib/drive.js';
+import type { FleetResult, FleetStats } from '../lib/fleet.js';
 import { defaultKeys } from '../lib/keys.js';
-import {
-  counterDelta,
-  cpuBetween,
-  machine,
-  type Proc,
-  procChildren,
-  procFds,
-  procRss,
-  sample,
-} from '../lib/procstat.js';
+import { cpuBetween, machine, type Proc, procChildren, procFds, procRss, sample } from '../lib/procstat.js';
 import type { PhaseResult, PusherOptions } from '../lib/pusher.js';
-import { otherBenches, untilUndisturbed, waitQuiet } from '../lib/quiet.js';
 import { logger, printReport, round, sum } from '../lib/report.js';
 import { children, forkChild, type RpcClient, sleep } from '../lib/rpc.js';
 
-const P = (() => {
-  const f = parseFlags(
-    {
-      scenario: 'a,b,scale',
-      redis: 'redis://127.0.0.1:6379',
-      devices: 3000,
-      concurrency: 128,
-      httpConcurrency: 64,
-      warmupMs: 2000,
-      durationMs: 10_000,
-      quietMs: 5000,
-      routeSource: 'gateway',
-      routeCacheMs: 5000,
-      contentBytes: 64,
-      timeoutMs: 5000,
-      connectConcurrency: 200,
-      scaleWorkers: 2,
-      scaleDevices: 38_000,
-      scalePerProc: 19_000,
-      scaleHoldMs: 10_000,
-      scalePushMs: 5000,
-      waitIdle: true,
-      maxAttempts: 3,
-      maxOtherPercent: 20,
-      nodeProfDir: '',
-    },
-    {
-      env: 'BENCH_CLUSTER_',
-      quick: {
-        devices: 600,
-        warmupMs: 500,
-        durationMs: 2000,
-        quietMs: 1000,
-        scaleDevices: 2000,
-        scalePerProc: 1000,
-        scaleHoldMs: 1000,
-        scalePushMs: 1000,
-        waitIdle: false,
-        maxAttempts: 1,
-      },
-    },
-  );
-  if (f.routeSource !== 'gateway' && f.routeSource !== 'redis')
-    throw new Error(`--route-source must be gateway or redis, got ${f.routeSource}`);
-  return { ...f, scenario: f.scenario.split(','), routeSource: f.routeSource as 'gateway' | 'redis' };
-})();
+const f = benchFlags(
+  'cluster',
+  {
+    scenario: 'a,b,scale',
+    redis: 'redis://127.0.0.1:6379',
+    devices: 3000,
+    concurrency: 128,
+    httpConcurrency: 64,
+    warmupMs: 2000,
+    durationMs: 10_000,
+    quietMs: 5000,
+    routeCacheMs: 5000,
+    contentBytes: 64,
+    timeoutMs: 5000,
+    connectConcurrency: 200,
+    scaleWorkers: 2,
+    scaleDevices: 38_000,
+    scalePerProc: 19_000,
+    scaleHoldMs: 10_000,
+    scalePushMs: 5000,
+    nodeProfDir: '',
+  },
+  {
+    devices: 600,
+    warmupMs: 500,
+    durationMs: 2000,
+    quietMs: 1000,
+    scaleDevices: 2000,
+    scalePerProc: 1000,
+    scaleHoldMs: 1000,
+    scalePushMs: 1000,
+  },
+);
+const P = { ...f, scenario: f.scenario.split(',') };
 
 const cliPath = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const runPrefix = `bench${process.pid}:`;
@@ -82,9 +61,8 @@ const log = logger('cluster');
 const keys = defaultKeys();
 const redis = new Redis(P.redis, { maxRetriesPerRequest: 3 });
 const commands: string[] = [];
-const benchPattern = 'dist/bench/(connections|push)/';
+type Gateway = { host: string; port: number };
 let redisPid = 0;
-let waitedTotalSec = 0;
 
 // ---- nodes: `mpush start` processes ------------------------------------------------------------
 
@@ -127,24 +105,17 @@ async function startNode(name: string, prefix: string, workers = 0) {
   });
   children.add(child);
   child.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
-  child.stderr!.on('data', (d: Buffer) => {
-    for (const line of d.toString().split('\n'))
-      if (line.trim()) process.stderr.write(`  [${name}] ${line}\n`);
-  });
+  const said = (line: string) => line.trim() && process.stderr.write(`  [${name}] ${line}\n`);
+  createInterface({ input: child.stderr! }).on('line', said);
   const ids: string[] = [];
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name}: not started within 30 s`)), 30_000);
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      const lines = (buf + d.toString()).split('\n');
-      buf = lines.pop()!;
-      for (const line of lines) {
-        const m = /^mpush-ts node (\S+) started/.exec(line);
-        if (m) ids.push(m[1]!);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const m = /^mpush-ts node (\S+) started/.exec(line);
+      if (m && ids.push(m[1]!) >= Math.max(1, workers)) {
+        clearTimeout(timer);
+        resolve();
       }
-      if (ids.length < Math.max(1, workers)) return;
-      clearTimeout(timer);
-      resolve();
     });
     child.once('exit', (code, signal) =>
       reject(new Error(`${name} exited (${code ?? signal}) during start`)),
@@ -153,15 +124,12 @@ async function startNode(name: string, prefix: string, workers = 0) {
   await sleep(workers > 0 ? 200 : 0);
   const pid = child.pid!;
   const workerPids = workers > 0 ? procChildren(pid) : [];
-  // Its processes as the CPU figures name them; --workers 1 runs the node in the primary (no fork).
-  const procs: Proc[] = [
-    {
-      name: workers === 0 ? name : workers > 1 ? 'primary' : 'node (--workers 1: no fork)',
-      pid,
-      server: true,
-    },
-    ...workerPids.map((p, i) => ({ name: `worker ${i}`, pid: p, server: true })),
-  ];
+  // Its processes as the CPU figures name them (--workers 1 would run the node in the primary).
+  const procs: Proc[] = [pid, ...workerPids].map((p, i) => ({
+    name: workers > 1 ? (i ? `worker ${i - 1}` : 'primary') : name,
+    pid: p,
+    server: true,
+  }));
   return { name, child, pid, tcpPort, httpPort, gatewayPort, ids, workerPids, procs };
 }
 
@@ -218,32 +186,21 @@ async function quietWindow(procs: Proc[]) {
 }
 type Background = Awaited<ReturnType<typeof quietWindow>>;
 
-async function waitForIdleMachine(label: string): Promise<void> {
-  if (!P.waitIdle) return;
-  const q = await waitQuiet(label, { pattern: benchPattern, maxMinutes: 25, quietPercent: 0 }, log);
-  waitedTotalSec += q.waitedSeconds;
-}
-
 // ---- push phases -------------------------------------------------------------------------------
 
-/** Where a deployment's push phases push from and to, and what they are measured against. */
-interface PhaseTarget {
+/** Where a deployment's phases push, the processes a window reports, and the quiet background. */
+type PhaseTarget = {
   pusher: RpcClient;
-  /** The processes whose CPU a window reports. */
   procs: Proc[];
-  /** The quiet window: Redis's background rate is subtracted from every phase's. */
   quiet: Background;
-  gateways: Array<{ host: string; port: number }>;
-  prefix: string;
+  gateways: Gateway[];
   httpUrl?: string;
-}
+};
 type PhaseReport = Awaited<ReturnType<typeof pushPhase>>;
 
 /**
- * One push phase: `warmupMs` of pushes, then a window of `durationMs` sampled at its edges. Run again
- * (up to --max-attempts) when something else disturbed it: another benchmark running at either edge,
- * or more than --max-other-percent of a core busy outside this bench's processes. The last attempt
- * is reported, the disturbed ones listed.
+ * One push phase: `warmupMs` of pushes, then a window of `durationMs` sampled at its edges. What else
+ * ran on the machine meanwhile is in `cpu.otherPercent` and `otherProcesses`.
  */
 async function pushPhase(
   label: string,
@@ -253,76 +210,52 @@ async function pushPhase(
   durationMs = P.durationMs,
 ) {
   const concurrency = mode === 'sender' ? P.concurrency : P.httpConcurrency;
-  const { routeSource, redis, routeCacheMs, timeoutMs } = P;
-  const how = { mode, gateways: t.gateways, prefix: t.prefix, httpUrl: t.httpUrl, concurrency };
   const options: PusherOptions = {
-    ...how,
-    routeSource,
-    redis,
-    routeCacheMs,
-    timeoutMs,
+    mode,
+    gateways: t.gateways,
+    httpUrl: t.httpUrl,
+    concurrency,
+    routeCacheMs: P.routeCacheMs,
+    timeoutMs: P.timeoutMs,
     content: 'x'.repeat(P.contentBytes),
   };
-  const once = async () => {
-    await waitForIdleMachine(label);
-    const loadAvg = os.loadavg().map((x) => round(x, 2));
-    log(`${label}: ${mode}, ${users.length} users, ${concurrency} in flight, ${durationMs} ms`);
-    await t.pusher.call('start', { options });
-    const edges: Snap[] = [];
-    let otherBenchRunning = false;
-    const off = t.pusher.onEvent((m) => {
-      if (m.event !== 'window') return;
-      edges.push(snap(t.procs));
-      if (otherBenches(benchPattern).length > 0) otherBenchRunning = true;
-    });
-    const load = { users, concurrency, warmupMs: P.warmupMs, durationMs };
-    const rep = await t.pusher.call<PhaseResult>('load', { params: load }, P.warmupMs + durationMs + 60_000);
-    off();
-    if (edges.length !== 2) throw new Error(`${label}: window events missing`);
-    const { cmds, w, cpu, seconds } = await between(edges[0]!, edges[1]!);
-    const total = sum([...cmds.values()], (x) => x);
-    const bgTotal = t.quiet.commandsPerSec * seconds;
-    const pushes = Math.max(1, rep.acked);
-    const perPushByCommand = Object.fromEntries(
-      [...cmds]
-        .map(([k, v]) => [k, round((v - (t.quiet.byCommandPerSec[k] ?? 0) * seconds) / pushes, 4)] as const)
-        .filter(([, net]) => Math.abs(net) >= 0.0005),
-    );
-    const { pushesPerSec, latencyMs: l, results } = rep;
-    log(`${label}: ${pushesPerSec} pushes/s, p50 ${l.p50} ms, p99 ${l.p99} ms, ${JSON.stringify(results)}`);
-    return {
-      ...rep,
-      concurrency,
-      loadAvg,
-      otherBenchRunning,
-      redis: {
-        commandsInWindow: total,
-        backgroundSubtracted: round(bgTotal, 1),
-        commandsPerPush: round(Math.max(0, total - bgTotal) / pushes, 4),
-        perPushByCommand,
-      },
-      cpu,
-      cpuSystem: w.systemPercent,
-      serverCpuPercent: w.serverPercent,
-      pushesPerServerCoreSec: Math.round(pushesPerSec / Math.max(0.01, w.serverPercent / 100)),
-      serverCpuUsPerPush: round((w.serverPercent * 1e4) / Math.max(1, pushesPerSec), 1),
-      otherProcesses: w.otherProcesses,
-    };
-  };
-  const r = await untilUndisturbed(
-    label,
-    P.maxAttempts,
-    once,
-    ({ pushesPerSec, otherBenchRunning, cpu, otherProcesses }) =>
-      !otherBenchRunning && cpu.otherPercent! <= P.maxOtherPercent
-        ? undefined
-        : { pushesPerSec, otherBenchRunning, otherPercent: cpu.otherPercent, otherProcesses },
-    log,
+  log(`${label}: ${mode}, ${users.length} users, ${concurrency} in flight, ${durationMs} ms`);
+  await t.pusher.call('start', { options });
+  const edges: Snap[] = [];
+  const off = t.pusher.onEvent((m) => void (m.event === 'window' && edges.push(snap(t.procs))));
+  const load = { users, concurrency, warmupMs: P.warmupMs, durationMs };
+  const rep = await t.pusher.call<PhaseResult>('load', { params: load }, P.warmupMs + durationMs + 60_000);
+  off();
+  if (edges.length !== 2) throw new Error(`${label}: window events missing`);
+  const { cmds, w, cpu, seconds } = await between(edges[0]!, edges[1]!);
+  const total = sum([...cmds.values()], (x) => x);
+  const bgTotal = t.quiet.commandsPerSec * seconds;
+  const pushes = Math.max(1, rep.acked);
+  const perPushByCommand = Object.fromEntries(
+    [...cmds]
+      .map(([k, v]) => [k, round((v - (t.quiet.byCommandPerSec[k] ?? 0) * seconds) / pushes, 4)] as const)
+      .filter(([, net]) => Math.abs(net) >= 0.0005),
   );
-  return { ...r.last, attempt: r.attempt, disturbedAttempts: r.disturbedRuns };
+  const { ackedPerSec: pushesPerSec, latencyMs: l, results } = rep;
+  log(`${label}: ${pushesPerSec} pushes/s, p50 ${l.p50} ms, p99 ${l.p99} ms, ${JSON.stringify(results)}`);
+  return {
+    ...rep,
+    pushesPerSec,
+    concurrency,
+    redis: {
+      commandsInWindow: total,
+      backgroundSubtracted: round(bgTotal, 1),
+      commandsPerPush: round(Math.max(0, total - bgTotal) / pushes, 4),
+      perPushByCommand,
+    },
+    cpu,
+    serverCpuPercent: w.serverPercent,
+    serverCpuUsPerPush: round((w.serverPercent * 1e4) / Math.max(1, pushesPerSec), 1),
+    otherProcesses: w.otherProcesses,
+  };
 }
 
-// ---- devices -----------------------------------------------------------------------------------
+// ---- deployments: nodes, devices, push phases -------------------------------------------------
 
 async function registrySnapshot(prefix: string): Promise<Array<Record<string, unknown>>> {
   const ids = (await redis.smembers(`${prefix}{nodes}`)).sort();
@@ -333,276 +266,212 @@ async function registrySnapshot(prefix: string): Promise<Array<Record<string, un
   });
 }
 
-/** The lists one after the other, element by element: a, b, c, a, b, c, … */
-function interleave(lists: string[][]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < Math.max(0, ...lists.map((l) => l.length)); i++)
-    for (const l of lists) if (i < l.length) out.push(l[i]!);
-  return out;
-}
-
-const userList = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
-
-/** Binds `groups` from one fleet process at source address `address`; the run's counts and latency. */
-async function connectDevices(fleet: RpcClient, groups: DeviceGroup[], address: string, proc = 0) {
-  // Idle devices send a heartbeat now and then, so a long hold never reaches the read timeout.
-  const o = { localAddresses: [address], concurrency: P.connectConcurrency, publicKey: keys.publicKey };
-  const params = fleetRun(proc, groups, { ...o, heartbeatSeconds: 60 });
-  const r = await fleet.call<FleetResult>('run', { params }, 600_000);
-  return { ...fleetSummary([r]), handshakePlusBindLatencyMs: r.latencyMs.total };
-}
-
-async function finishFleets(fleets: RpcClient[], pusher?: RpcClient): Promise<void> {
-  await Promise.all(fleets.map((d) => d.call('drop')));
-  await Promise.all([...fleets.map((d) => d.stop()), pusher?.stop()]);
-}
-
-// ---- scenarios a and b: deployments of nodes with push phases ----------------------------------
-
 interface Deployment {
   label: string;
   /** Each node with its workers (0: none) and the prefix of its users; devices are shared evenly. */
   nodes: Array<{ name: string; workers?: number; users: string }>;
+  devices: number;
+  /** Devices per fleet process (default: all in one); fleet j connects from 127.0.2.`address + j`. */
+  perProc?: number;
+  address: number;
+  /** How long the bound devices are held before the push phases (default 0). */
+  holdMs?: number;
   /** Each phase pushes to the users of `of` (node indices; default every node), interleaved. */
-  phases: Array<{ name: string; mode: 'sender' | 'http'; of?: number[] }>;
-  address: string;
+  phases: Array<{ name: string; mode: 'sender' | 'http'; of?: number[]; durationMs?: number }>;
 }
 
-/** Starts the nodes, binds the devices, measures the quiet background, runs the phases, stops all. */
+/**
+ * Starts the nodes, binds the devices (the ramp's CPU and Redis commands per bind), holds them,
+ * measures the quiet background, runs the phases, stops all.
+ */
 async function deploy(d: Deployment) {
-  await waitForIdleMachine(`${d.label} start`);
   const prefix = `${runPrefix}${d.label.replace(/\W/g, '')}:`;
   log(`${d.label}: starting ${d.nodes.map((n) => n.name).join(', ')} (prefix ${prefix})`);
   const nodes = await Promise.all(d.nodes.map((n) => startNode(n.name, prefix, n.workers)));
-  const counts = d.nodes.map(
-    (_, i) => Math.floor(P.devices / d.nodes.length) + (i < P.devices % d.nodes.length ? 1 : 0),
+  const counts = nodes.map((_, i) => share(d.devices, nodes.length, i));
+  const k = Math.ceil(d.devices / (d.perProc ?? d.devices));
+  const fleets = await forkFleets(k, 'devices');
+  // Fleet j binds its share of every node's users, from its own source address.
+  const groups = (j: number) =>
+    nodes.map((n, i) => shareGroup(n.tcpPort, d.nodes[i]!.users, counts[i]!, k, j));
+  const redisProc = { name: 'redis-server', pid: redisPid };
+  const fleetProcs = fleets.map((f, j) => ({ name: k > 1 ? `devices ${j}` : 'devices', pid: f.child.pid! }));
+  // During the ramp no process is "the server": rampCpu says who bounds the ramp.
+  const rampProcs = [
+    ...nodes.flatMap((n) => n.procs.map((p) => ({ ...p, server: false }))),
+    ...fleetProcs,
+    redisProc,
+  ];
+  const r0 = snap(rampProcs);
+  const o = { concurrency: P.connectConcurrency, publicKey: keys.publicKey, heartbeatSeconds: 60 };
+  const run = (j: number) => fleetRun(j, groups(j), { ...o, localAddresses: [`127.0.2.${d.address + j}`] });
+  const results = await Promise.all(
+    fleets.map((f, j) => f.call<FleetResult>('run', { params: run(j) }, 600_000)),
   );
-  const groups = nodes.map((n, i) => ({
-    host: '127.0.0.1',
-    port: n.tcpPort,
-    count: counts[i]!,
-    userPrefix: d.nodes[i]!.users,
-  }));
-  const [fleet] = await forkFleets(1, 'devices');
-  const connect = await connectDevices(fleet!, groups, d.address);
+  const ramp = await between(r0, snap(rampProcs));
+  const bound = Math.max(
+    1,
+    sum(results, (r) => r.bound),
+  );
+  const connect = {
+    ...fleetSummary(results),
+    handshakePlusBindP99MsWorstProcess: Math.max(...results.map((r) => r.latencyMs!.p99)),
+    cpu: ramp.cpu,
+    otherProcesses: ramp.w.otherProcesses,
+    redisCommandsPerBind: Object.fromEntries([...ramp.cmds].map(([c, v]) => [c, round(v / bound, 3)])),
+  };
   log(`${d.label}: ${connect.bound}/${connect.target} devices bound in ${connect.seconds} s`);
+  await sleep(d.holdMs ?? 0);
+  const heldAfterHold = sum(await Promise.all(fleets.map((f) => f.call<FleetStats>('stats'))), (s) => s.held);
   const pusher = await forkChild(scripts.pusher, 'pusher');
   const procs: Proc[] = [
     ...nodes.flatMap((n) => n.procs),
-    { name: 'devices', pid: fleet!.child.pid! },
+    ...fleetProcs,
     { name: 'pusher', pid: pusher.child.pid! },
-    { name: 'redis-server', pid: redisPid },
+    redisProc,
   ];
-  await waitForIdleMachine(`${d.label} quiet`);
   const quiet = await quietWindow(procs);
   const registry = await registrySnapshot(prefix);
+  const workerProcesses = nodes.flatMap((n) =>
+    n.workerPids.map((pid) => ({ node: n.name, pid, rssBytes: procRss(pid), openFiles: procFds(pid) })),
+  );
   const gateways = [{ host: '127.0.0.1', port: nodes[0]!.gatewayPort }];
-  const target = {
-    pusher,
-    procs,
-    quiet,
-    gateways,
-    prefix,
-    httpUrl: `http://127.0.0.1:${nodes[0]!.httpPort}`,
-  };
+  const target = { pusher, procs, quiet, gateways, httpUrl: `http://127.0.0.1:${nodes[0]!.httpPort}` };
   const phases: Record<string, PhaseReport> = {};
   for (const p of d.phases) {
-    const users = interleave(
-      (p.of ?? nodes.map((_, i) => i)).map((i) => userList(d.nodes[i]!.users, counts[i]!)),
+    const lists = (p.of ?? nodes.map((_, i) => i)).map((i) =>
+      Array.from({ length: counts[i]! }, (_, u) => `${d.nodes[i]!.users}${u}`),
     );
-    phases[p.name] = await pushPhase(`${d.label} ${p.name}`, target, p.mode, users);
+    // Interleaved: a, b, c, a, b, c, …
+    const users = Array.from({ length: Math.max(...lists.map((l) => l.length)) }, (_, u) =>
+      lists.flatMap((l) => (u < l.length ? [l[u]!] : [])),
+    ).flat();
+    phases[p.name] = await pushPhase(`${d.label} ${p.name}`, target, p.mode, users, p.durationMs);
   }
-  const deviceProcess = await fleet!.call<FleetStats>('stats');
-  await finishFleets([fleet!], pusher);
+  const final = await Promise.all(fleets.map((f) => f.call<FleetStats>('stats')));
+  await Promise.all(fleets.map((f) => f.call('drop')));
+  await Promise.all([...fleets.map((f) => f.stop()), pusher.stop()]);
   await Promise.all(nodes.map((n) => stopProc(n.child, n.name)));
   return {
-    nodes: nodes.map((n, i) => ({
-      name: n.name,
-      ids: n.ids,
-      pid: n.pid,
-      workerPids: n.workerPids,
+    nodes: nodes.map(({ name, ids, pid, workerPids }, i) => ({
+      name,
+      ids,
+      pid,
+      workerPids,
       devices: counts[i],
     })),
     connect,
+    heldAfterHold,
+    heldAtEnd: sum(final, (s) => s.held),
+    lost: sum(final, (s) => s.lost),
     registry,
+    onlineUsersInRegistry: sum(registry, (n) => Number(n.onlineUsers ?? 0)),
+    workerProcesses,
     quiet,
     phases,
-    deviceProcess,
   };
 }
 
 const ratio = (x: number, y: number) => round(x / Math.max(1, y), 3);
 
+/** One node holding every device: scenario a's reference and scenario b's `--workers 1` (the same node). */
+let singleNode: ReturnType<typeof deploy> | undefined;
+const single = () =>
+  (singleNode ??= deploy({
+    label: 'single',
+    nodes: [{ name: 'node S', users: 'uS-' }],
+    devices: P.devices,
+    address: 1,
+    phases: [
+      { name: 'senderDirect', mode: 'sender' },
+      { name: 'http', mode: 'http' },
+    ],
+  }));
+
 async function scenarioA(): Promise<Record<string, unknown>> {
-  const nodes = ['A', 'B', 'C'].map((n) => ({ name: `node ${n}`, users: `u${n}-` }));
   const c = await deploy({
     label: 'a/cluster',
-    nodes,
+    nodes: ['A', 'B', 'C'].map((n) => ({ name: `node ${n}`, users: `u${n}-` })),
+    devices: P.devices,
+    address: 1,
     phases: [
       { name: 'senderDirect', mode: 'sender' },
       { name: 'httpCrossNode', mode: 'http', of: [1, 2] },
       { name: 'httpSameNode', mode: 'http', of: [0] },
     ],
-    address: '127.0.2.1',
   });
-  const s = await deploy({
-    label: 'a/single',
-    nodes: [{ name: 'node S', users: 'uS-' }],
-    phases: [
-      { name: 'senderDirect', mode: 'sender' },
-      { name: 'http', mode: 'http' },
-    ],
-    address: '127.0.2.1',
-  });
-  const [cs, ch, cl, ss, sh] = [
-    c.phases.senderDirect!,
-    c.phases.httpCrossNode!,
-    c.phases.httpSameNode!,
-    s.phases.senderDirect!,
-    s.phases.http!,
-  ];
+  const s = await single();
+  const all = {
+    clusterSenderDirect: c.phases.senderDirect!,
+    singleNodeSender: s.phases.senderDirect!,
+    clusterHttpCrossNode: c.phases.httpCrossNode!,
+    clusterHttpSameNode: c.phases.httpSameNode!,
+    singleNodeHttp: s.phases.http!,
+  };
+  const each = (f: (p: PhaseReport) => number) =>
+    Object.fromEntries(Object.entries(all).map(([k, p]) => [k, f(p)]));
+  const { clusterSenderDirect: cs, singleNodeSender: ss, clusterHttpCrossNode: ch, singleNodeHttp: sh } = all;
   return {
     figures: {
-      clusterSenderPushesPerSec: cs.pushesPerSec,
-      singleNodeSenderPushesPerSec: ss.pushesPerSec,
       clusterVsSingleNode: ratio(cs.pushesPerSec, ss.pushesPerSec),
       clusterVsSingleNodeTarget: 0.6,
-      pushesPerServerCoreSec: {
-        clusterSenderDirect: cs.pushesPerServerCoreSec,
-        singleNodeSender: ss.pushesPerServerCoreSec,
-        clusterHttpCrossNode: ch.pushesPerServerCoreSec,
-        clusterHttpSameNode: cl.pushesPerServerCoreSec,
-        singleNodeHttp: sh.pushesPerServerCoreSec,
-      },
-      singleNodeHttpServerCpuUsPerPush: sh.serverCpuUsPerPush,
-      httpCrossNodePushesPerSec: ch.pushesPerSec,
-      httpSameNodePushesPerSec: cl.pushesPerSec,
-      singleNodeHttpPushesPerSec: sh.pushesPerSec,
       httpCrossNodeVsSingleNodeHttp: ratio(ch.pushesPerSec, sh.pushesPerSec),
-      redisCommandsPerPush: {
-        clusterSenderDirect: cs.redis.commandsPerPush,
-        clusterHttpCrossNode: ch.redis.commandsPerPush,
-        clusterHttpSameNode: cl.redis.commandsPerPush,
-        singleNodeSender: ss.redis.commandsPerPush,
-        singleNodeHttp: sh.redis.commandsPerPush,
-        target: '≤ 2 round trips per push once routes are cached (commands ≥ round trips)',
-      },
+      singleNodeHttpPushesPerSec: sh.pushesPerSec,
+      singleNodeHttpServerCpuUsPerPush: sh.serverCpuUsPerPush,
+      pushesPerSec: each((p) => p.pushesPerSec),
+      serverCpuUsPerPush: each((p) => p.serverCpuUsPerPush),
+      redisCommandsPerPush: each((p) => p.redis.commandsPerPush),
+      redisCommandsPerPushTarget: '≤ 2 round trips per push once routes are cached (commands ≥ round trips)',
     },
     cluster: c,
-    singleNode: s,
   };
 }
 
+/** `--workers 2` against the single node (`--workers 1` runs the node in the primary: the same node). */
 async function scenarioB(): Promise<Record<string, unknown>> {
-  const run = (w: number) =>
-    deploy({
-      label: `b/workers${w}`,
-      nodes: [{ name: `workers${w}`, workers: w, users: `w${w}-` }],
-      phases: [{ name: 'sender', mode: 'sender' }],
-      address: '127.0.2.2',
-    });
-  const [w1, w2] = [await run(1), await run(2)];
-  const [s1, s2] = [w1.phases.sender!, w2.phases.sender!];
-  const loadGen = (s: PhaseReport) => round((s.cpu.devices ?? 0) + (s.cpu.pusher ?? 0), 1);
+  const w2 = await deploy({
+    label: 'b/workers2',
+    nodes: [{ name: 'workers2', workers: 2, users: 'w2-' }],
+    devices: P.devices,
+    address: 2,
+    phases: [{ name: 'sender', mode: 'sender' }],
+  });
+  const [s1, s2] = [(await single()).phases.senderDirect!, w2.phases.sender!];
   return {
     figures: {
       workers1PushesPerSec: s1.pushesPerSec,
       workers2PushesPerSec: s2.pushesPerSec,
-      ratio: round(s2.pushesPerSec / Math.max(1, s1.pushesPerSec), 3),
+      ratio: ratio(s2.pushesPerSec, s1.pushesPerSec),
       target: 1.6,
-      workers1ServerCpuPercent: s1.serverCpuPercent,
-      workers2ServerCpuPercent: s2.serverCpuPercent,
-      workers1PushesPerServerCoreSec: s1.pushesPerServerCoreSec,
-      workers2PushesPerServerCoreSec: s2.pushesPerServerCoreSec,
-      loadGeneratorsCpuPercent: { workers1: loadGen(s1), workers2: loadGen(s2) },
+      workers1ServerCpuUsPerPush: s1.serverCpuUsPerPush,
+      workers2ServerCpuUsPerPush: s2.serverCpuUsPerPush,
       machineBusyPercent: { workers1: s1.cpu.machineBusyPercent, workers2: s2.cpu.machineBusyPercent },
-      note: 'one machine with 2 cores: the device process, the pusher and redis-server run on the same cores as the workers (see phases.sender.cpu: percent of one core per process), so the workers never get two whole cores',
+      note: 'workers1 is the single node (singleNode). One machine with 2 cores: the device process, the pusher and redis-server run on the same cores as the workers (phases.sender.cpu: percent of one core per process)',
     },
-    workers1: w1,
     workers2: w2,
   };
 }
 
-// ---- scale: many bound devices across workers --------------------------------------------------
-
+/** Many bound devices across workers: held for a while, then a short push pass. */
 async function scale(): Promise<Record<string, unknown>> {
   const [W, N] = [P.scaleWorkers, P.scaleDevices];
-  const k = Math.ceil(N / P.scalePerProc);
-  const counts = Array.from({ length: k }, (_, i) => Math.floor(N / k) + (i < N % k ? 1 : 0));
-  await waitForIdleMachine('scale start');
-  const prefix = `${runPrefix}x:`;
-  log(`scale: ${N} devices over ${W} workers (${Math.ceil(N / W)} each), ${k} device processes`);
-  const primary = await startNode(`scale workers${W}`, prefix, W);
-  const fleets = await forkFleets(k, 'devices');
-  const fleetProcs = fleets.map((d, i) => ({ name: `devices ${i}`, pid: d.child.pid! }));
-  const redisProc = { name: 'redis-server', pid: redisPid };
-  // During the ramp no process is "the server": rampCpu says who bounds the ramp.
-  const rampProcs = [...primary.procs.map((p) => ({ ...p, server: false })), ...fleetProcs, redisProc];
-  const r0 = snap(rampProcs);
-  const address = (i: number) => `127.0.2.${10 + i}`;
-  const group = (i: number) => ({
-    host: '127.0.0.1',
-    port: primary.tcpPort,
-    count: counts[i]!,
-    userPrefix: `x${i}-`,
+  log(`scale: ${N} devices over ${W} workers (${Math.ceil(N / W)} each)`);
+  const r = await deploy({
+    label: `scale/workers${W}`,
+    nodes: [{ name: `scale workers${W}`, workers: W, users: 'x-' }],
+    devices: N,
+    perProc: P.scalePerProc,
+    address: 10,
+    holdMs: P.scaleHoldMs,
+    phases: P.scalePushMs > 0 ? [{ name: 'sender', mode: 'sender', durationMs: P.scalePushMs }] : [],
   });
-  const connects = await Promise.all(fleets.map((d, i) => connectDevices(d, [group(i)], address(i), i)));
-  const r1 = snap(rampProcs);
-  const ramp = await between(r0, r1);
-  const bound = sum(connects, (c) => c.bound);
-  log(`scale: ${bound}/${N} bound in ${round(ramp.seconds, 1)} s; holding ${P.scaleHoldMs} ms`);
-  await sleep(P.scaleHoldMs);
-  const held = await Promise.all(fleets.map((d) => d.call<FleetStats>('stats')));
-  const registry = await registrySnapshot(prefix);
-  const workersProc = primary.workerPids.map((pid, i) => ({
-    worker: i,
-    pid,
-    rssBytes: procRss(pid),
-    openFiles: procFds(pid),
-  }));
-  let push: PhaseReport | undefined;
-  if (P.scalePushMs > 0 && sum(held, (x) => x.held) > 0) {
-    const pusher = await forkChild(scripts.pusher, 'pusher');
-    const procs: Proc[] = [
-      ...primary.procs,
-      ...fleetProcs,
-      { name: 'pusher', pid: pusher.child.pid! },
-      redisProc,
-    ];
-    const users = interleave(fleets.map((_, i) => userList(`x${i}-`, counts[i]!)));
-    const gateways = [{ host: '127.0.0.1', port: primary.gatewayPort }];
-    const target = { pusher, procs, quiet: await quietWindow(procs), gateways, prefix };
-    push = await pushPhase('scale sender', target, 'sender', users, P.scalePushMs);
-    await pusher.stop();
-  }
-  const final = await Promise.all(fleets.map((d) => d.call<FleetStats>('stats')));
-  await finishFleets(fleets);
-  await stopProc(primary.child, primary.name);
   return {
     workers: W,
     devicesTarget: N,
-    bound,
-    heldAfterHold: sum(held, (x) => x.held),
-    heldAtEnd: sum(final, (x) => x.held),
-    onlineUsersInRegistry: sum(registry, (n) => Number(n.onlineUsers ?? 0)),
-    connectSeconds: round(ramp.seconds, 2),
-    bindsPerSec: Math.round(bound / ramp.seconds),
-    rampCpu: ramp.cpu,
-    rampOtherProcesses: ramp.w.otherProcesses,
-    rampTcpCounters: counterDelta(r0.s.tcp, r1.s.tcp, true),
-    rampRedisCommandsPerBind: Object.fromEntries(
-      [...ramp.cmds].map(([c, v]) => [c, round(v / Math.max(1, bound), 3)]),
-    ),
-    perWorkerRegistry: registry,
-    workersProc,
-    deviceProcesses: connects.map((c, i) => ({ ...c, localAddress: address(i), ...held[i] })),
-    push,
-    limits: {
-      openFilesPerProcess: machine().maxOpenFiles ?? 0,
-      perWorkerTarget: Math.ceil(N / W),
-      workersNeededFor100k: Math.ceil(100_000 / 19_500),
-      note: 'each process may open at most 20,000 files (hard limit here), so a worker holds ≤ ~19,500 devices and 100,000 needs ≥ 6 workers (and ≥ 6 device processes, each from its own 127.0.2.x source address: one address has ~28,000 ephemeral ports) on 2 cores; node:cluster round-robins connections, so shares differ by a few',
-    },
+    bound: r.connect.bound,
+    bindsPerSec: r.connect.bindsPerSec,
+    pushesPerSec: r.phases.sender?.pushesPerSec,
+    ...r,
   };
 }
 
@@ -631,8 +500,6 @@ function finish(failed: boolean): Promise<void> {
     Object.assign(report, {
       redisKeysDeleted: deleted,
       redisPrefix: runPrefix,
-      waitedForOtherBenchesSec: round(waitedTotalSec, 0),
-      loadAvgAtEnd: os.loadavg().map((x) => round(x, 2)),
       finishedAt: new Date().toISOString(),
     });
     await redis.quit();
@@ -650,11 +517,11 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-const scenarios: Record<string, [string, () => Promise<Record<string, unknown>>]> = {
+const scenarios = {
   a: ['scenarioA', scenarioA],
   b: ['scenarioB', scenarioB],
   scale: ['scale', scale],
-};
+} as const;
 
 async function main(): Promise<void> {
   const info = await redis.info('server');
@@ -664,6 +531,7 @@ async function main(): Promise<void> {
   try {
     for (const [name, [key, run]] of Object.entries(scenarios))
       if (P.scenario.includes(name)) report[key] = await run();
+    if (singleNode) report.singleNode = await singleNode;
   } catch (err) {
     failed = true;
     report.error = (err as Error).stack ?? String(err);

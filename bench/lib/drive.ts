@@ -3,9 +3,9 @@
 
 import type { DeviceGroup, FleetResult, FleetRun } from './fleet.js';
 import type { ServerStats } from './node-server.js';
-import { cpuBetween, type Proc, sample } from './procstat.js';
+import { cpuBetween, type LoopStats, type Proc, sample } from './procstat.js';
 import { addCounts, round, sum } from './report.js';
-import { children, forkChild, type RpcClient, sleep } from './rpc.js';
+import { forkChild, type RpcClient } from './rpc.js';
 
 export const scripts = {
   fleet: new URL('./fleet.js', import.meta.url),
@@ -15,6 +15,21 @@ export const scripts = {
 
 /** The i-th of k near-equal shares of `total`. */
 export const share = (total: number, k: number, i: number) => Math.floor(total / k) + (i < total % k ? 1 : 0);
+
+/** Fleet i's (of k) share of the users `<userPrefix>0` … `<userPrefix>n-1` on 127.0.0.1:`port`. */
+export const shareGroup = (
+  port: number,
+  userPrefix: string,
+  n: number,
+  k: number,
+  i: number,
+): DeviceGroup => ({
+  host: '127.0.0.1',
+  port,
+  count: share(n, k, i),
+  first: i * Math.floor(n / k) + Math.min(i, n % k),
+  userPrefix,
+});
 
 /** `k` fleet processes named `<name> <i>`. */
 export const forkFleets = (k: number, name: string) =>
@@ -38,52 +53,67 @@ export async function runFleets(
   server: RpcClient,
   log: (m: string) => void,
 ): Promise<FleetResult[]> {
-  let done = false;
-  const all = Promise.all(fleets.map((f, i) => f.call<FleetResult>('run', { params: runOf(i) }, 600_000)));
-  const end = () => {
-    done = true;
-  };
-  all.then(end, end);
-  while (!done) {
-    await Promise.race([sleep(2000), all.catch(() => {})]);
-    if (done) break;
-    const s = await server.call<ServerStats>('stats').catch(() => undefined);
-    log(`${runOf(0).mode}: server holds ${s?.connections} connections, ${s?.bound} bound`);
+  const progress = setInterval(() => {
+    const said = (s: ServerStats) => log(`${runOf(0).mode}: server holds ${s.connections}, ${s.bound} bound`);
+    server.call<ServerStats>('stats').then(said, () => {});
+  }, 2000);
+  try {
+    return await Promise.all(fleets.map((f, i) => f.call<FleetResult>('run', { params: runOf(i) }, 600_000)));
+  } finally {
+    clearInterval(progress);
   }
-  return all;
 }
 
 /** What fleet runs did, summed: counts, errors, the slowest run's seconds, binds per second. */
 export function fleetSummary(results: FleetResult[]) {
   const seconds = round(Math.max(...results.map((r) => r.seconds)), 2);
-  const total = (k: 'target' | 'bound' | 'failed' | 'attempts') => sum(results, (r) => r[k]);
-  const [target, bound, failed, attempts] = [
-    total('target'),
-    total('bound'),
-    total('failed'),
-    total('attempts'),
-  ];
+  const [target, bound, failed, attempts] = (['target', 'bound', 'failed', 'attempts'] as const).map((k) =>
+    sum(results, (r) => r[k]),
+  ) as [number, number, number, number];
   const errors = addCounts(results.map((r) => r.errors));
   return { target, bound, failed, attempts, seconds, bindsPerSec: Math.round(bound / seconds), errors };
 }
 
-/** The server's own view of its CPU (µs) and event loop over `fn`, and every process's from /proc. */
-export async function measure<T>(server: RpcClient, procs: Proc[], fn: () => Promise<T>) {
+/**
+ * Over `fn`: the server's CPU (µs) and event-loop use from its own count; with `watch`, each child's
+ * CPU (`cpuUs`) and its GC and loop delay (the 1 ms delay histogram costs an idle process CPU); every process's share of a core (by its RpcClient name), the machine's
+ * and what else ran on it, from /proc.
+ */
+export async function measure<T>(
+  server: RpcClient,
+  others: RpcClient[],
+  watch: boolean,
+  fn: () => Promise<T>,
+) {
+  const all = [server, ...others];
+  const procs: Proc[] = all.map((c) => ({ name: c.name, pid: c.child.pid!, server: c === server }));
+  const loop = () => Promise.all(all.map((c) => (watch ? c.call<LoopStats>('loop') : undefined)));
+  const l0 = await loop();
   const s0 = await server.call<ServerStats>('stats');
   const a = sample(procs);
   const out = await fn();
   const w = cpuBetween(a, sample(procs));
   const s1 = await server.call<ServerStats>('stats');
+  const l1 = await loop();
   const active = s1.elu.active - s0.elu.active;
-  const serverUs = s1.cpu.user - s0.cpu.user + s1.cpu.system - s0.cpu.system;
-  const elu = round(active / (active + s1.elu.idle - s0.elu.idle || 1), 3);
-  /** Sum of the percent of the processes whose name starts with `prefix`. */
-  const cpuOf = (prefix: string) =>
-    round(
-      Object.entries(w.percent).reduce((s, [k, v]) => s + (k.startsWith(prefix) ? v : 0), 0),
-      1,
-    );
-  return { out, w, s0, s1, elu, serverUs, cpuOf };
+  const { machine, otherPercentOfMachine, otherProcesses } = w;
+  return {
+    out,
+    s0,
+    s1,
+    serverUs: s1.cpu.user - s0.cpu.user + s1.cpu.system - s0.cpu.system,
+    cpuUs: (c: RpcClient) => l1[all.indexOf(c)]!.cpuUs - l0[all.indexOf(c)]!.cpuUs,
+    cpuPercent: {
+      ...w.percent,
+      serverEventLoopUtilization: round(active / (active + s1.elu.idle - s0.elu.idle || 1), 3),
+      machine,
+      otherPercentOfMachine,
+      otherProcesses,
+    },
+    gcAndLoopDelay: watch
+      ? Object.fromEntries(l1.map((l, i) => [all[i]!.name, { ...l, cpuUs: undefined }]))
+      : undefined,
+  };
 }
 
 /** Runs a driver: its status is the exit status; a throw is logged, every child killed, status 2. */
@@ -92,8 +122,7 @@ export function runMain(main: () => Promise<number>, log: (m: string) => void): 
     (code) => process.exit(code),
     (err: unknown) => {
       log(`failed: ${err instanceof Error ? err.stack : String(err)}`);
-      for (const c of children) c.kill('SIGKILL');
-      process.exit(2);
+      process.exit(2); // rpc.ts kills every child on exit
     },
   );
 }

@@ -7,9 +7,8 @@
 //
 // `run` modes: bind (connect, full handshake, BIND `<userPrefix><i>`, hold; pushes asking an ack are
 // acked, the others (broadcasts) timestamped; one in `every` is opened and compared with the announced
-// content), churn (connect, handshake, reset, again, for `durationMs`), bare (connect, write
-// `barePayloadBytes`, hold). At most `concurrency` devices are between "connect started" and "done";
-// a failed one is tried again up to `maxAttempts` times.
+// content), bare (connect, write `barePayloadBytes`, hold). At most `concurrency` devices are between
+// "connect started" and "done"; a failed one is tried again up to `maxAttempts` times.
 
 import { connect, type Socket } from 'node:net';
 import {
@@ -26,23 +25,21 @@ import {
 } from '../../src/client/device/index.js';
 import { Command, type Packet } from '../../src/protocol/index.js';
 import { type Percentiles, percentiles } from './report.js';
-import { emit, type Request, serveRequests, sleep } from './rpc.js';
+import { emit, type Request, serveRequests } from './rpc.js';
 
 /** `count` devices on host:port bound as `<userPrefix><i>`, i = first … first+count-1. */
 export type DeviceGroup = { host: string; port: number; count: number; userPrefix: string; first?: number };
 
 export interface FleetRun {
-  mode: 'bind' | 'churn' | 'bare';
-  /** Churn connects to the first group only. */
+  mode: 'bind' | 'bare';
   groups: DeviceGroup[];
   /** Source addresses, used in turn (each has its own ephemeral port range). */
   localAddresses: string[];
   concurrency: number;
   maxAttempts: number;
-  /** Base64 X.509 SPKI of the server key (bind, churn). */
+  /** Base64 X.509 SPKI of the server key (bind). */
   publicKey?: string;
   proc: number;
-  durationMs?: number;
   barePayloadBytes?: number;
   /** Each held device writes a heartbeat once per this many seconds (0: never). */
   heartbeatSeconds?: number;
@@ -74,7 +71,6 @@ class Device implements DeviceHost<BinaryWireTypes> {
   attempt = 0;
   lastError = '';
   t0 = 0;
-  tSent = 0;
 
   constructor(
     readonly group: DeviceGroup,
@@ -91,27 +87,17 @@ class Device implements DeviceHost<BinaryWireTypes> {
   }
 
   onHandshake(): void {
-    const now = epochMs();
-    run!.result.handshaked++;
-    run!.lat.handshake.push(now - this.tSent);
-    if (run!.params.mode === 'churn') {
-      release(this, true);
-      return complete(this, now);
-    }
     this.state = State.Binding;
-    this.tSent = epochMs();
     this.proto!.bind(this.userId);
   }
 
   onOk(reply: OkEvent): void {
     if (reply.cmd !== Command.BIND || this.state !== State.Binding)
       return bump(unexpected, `OK to ${reply.cmd}`);
-    const now = epochMs();
     run!.result.bound++;
-    run!.lat.bind.push(now - this.tSent);
     // Held idle from here: the native AES contexts come back with the first push.
     this.proto!.release();
-    complete(this, now);
+    complete(this, epochMs());
   }
 
   /** A refused handshake is followed by a fatal onError, which then gives this reason. */
@@ -143,10 +129,6 @@ class Device implements DeviceHost<BinaryWireTypes> {
     }
   }
 
-  onHeartbeat(): void {
-    echoed++;
-  }
-
   onKick(): void {
     bump(unexpected, 'KICK');
   }
@@ -165,12 +147,7 @@ class Run {
   readonly retry: Device[] = [];
   inflight = 0;
   stopping = false;
-  readonly lat = {
-    connect: [] as number[],
-    handshake: [] as number[],
-    bind: [] as number[],
-    total: [] as number[],
-  };
+  readonly lat: number[] = [];
   readonly result;
 
   constructor(
@@ -180,7 +157,7 @@ class Run {
     this.wire = binaryWireSettings(params.publicKey ? { publicKey: params.publicKey } : {});
     this.payload = Buffer.alloc(params.barePayloadBytes ?? 0, 0x42);
     // Interleaved, so each server's share ramps up at the same time.
-    const longest = params.mode === 'churn' ? 0 : Math.max(0, ...params.groups.map((g) => g.count));
+    const longest = Math.max(0, ...params.groups.map((g) => g.count));
     for (let i = 0; i < longest; i++) {
       for (const g of params.groups) {
         const addr = params.localAddresses[this.queue.length % params.localAddresses.length]!;
@@ -193,18 +170,14 @@ class Run {
       localAddress: params.localAddresses[0]!,
       target: this.queue.length,
       connected: 0,
-      handshaked: 0,
       bound: 0,
       failed: 0,
       attempts: 0,
       errors: {} as Record<string, number>,
       seconds: 0,
       startedAt: epochMs(),
-      finishedAt: 0,
-      /** ms: connect, handshake (sent → HandshakeOk), bind (sent → OK), total (connect started → done). */
-      latencyMs: {} as Record<keyof Run['lat'], Percentiles>,
-      /** Epoch ms of every completion (bound, or handshake in churn), for the driver's rate figures. */
-      completions: [] as number[],
+      /** ms from connect started to bound (or, bare, to connected). */
+      latencyMs: undefined as Percentiles | undefined,
     };
   }
 }
@@ -215,14 +188,13 @@ export type FleetResult = Run['result'];
 let run: Run | null = null;
 const held: Device[] = [];
 /** `held`: bound and still open; `lost`: closed after bound (and why); `verified`/`corrupt`: sampled pushes. */
-const stats = { held: 0, lost: 0, pushes: 0, acks: 0, verified: 0, corrupt: 0, heartbeatsSent: 0 };
+const stats = { held: 0, lost: 0, pushes: 0, acks: 0, verified: 0, corrupt: 0 };
 const errorsAfterBound: Record<string, number> = {};
 const unexpected: Record<string, number> = {};
 export type FleetStats = typeof stats & {
   errorsAfterBound: typeof errorsAfterBound;
   unexpected: typeof unexpected;
 };
-let echoed = 0;
 let dropping = false;
 let heartbeatSeconds = 0;
 let proc = 0;
@@ -246,16 +218,13 @@ type TaggedSocket = Socket & { [kDevice]?: Device };
 function onConnect(this: TaggedSocket): void {
   const d = this[kDevice];
   if (!d) return;
-  const now = epochMs();
   run!.result.connected++;
-  run!.lat.connect.push(now - d.t0);
   if (run!.params.mode === 'bare') {
     this.write(run!.payload);
     run!.result.bound++;
-    return complete(d, now);
+    return complete(d, epochMs());
   }
   d.state = State.Handshaking;
-  d.tSent = epochMs();
   d.proto!.start();
 }
 function onData(this: TaggedSocket, chunk: Buffer): void {
@@ -316,8 +285,7 @@ function check(d: Device, p: DevicePush<Buffer>, expected: Buffer): void {
 
 function complete(d: Device, now: number): void {
   const r = run!;
-  r.lat.total.push(now - d.t0);
-  r.result.completions.push(now);
+  r.lat.push(now - d.t0);
   r.inflight--;
   d.state = State.Done;
   next(r);
@@ -347,12 +315,8 @@ function fail(d: Device, reason: string): void {
 
 /** Starts devices while below the concurrency bound; settles the run when all are done. */
 function next(r: Run): void {
-  const churn = r.params.mode === 'churn';
-  if (churn && epochMs() >= r.result.startedAt + (r.params.durationMs ?? 0)) r.stopping = true;
   while (!r.stopping && r.inflight < r.params.concurrency) {
-    let d = r.retry.pop();
-    if (!d && churn) d = new Device(r.params.groups[0]!, r.next++, r.params.localAddresses[0]!);
-    else if (!d && r.next < r.queue.length) d = r.queue[r.next++];
+    const d = r.retry.pop() ?? (r.next < r.queue.length ? r.queue[r.next++] : undefined);
     if (!d) break;
     r.inflight++;
     start(d, r);
@@ -361,11 +325,8 @@ function next(r: Run): void {
   if (!settled || run !== r) return;
   run = null;
   const res = r.result;
-  res.finishedAt = epochMs();
-  res.seconds = (res.finishedAt - res.startedAt) / 1000;
-  if (churn) res.target = r.next;
-  for (const [k, v] of Object.entries(r.lat))
-    res.latencyMs[k as keyof Run['lat']] = percentiles(Float64Array.from(v));
+  res.seconds = (epochMs() - res.startedAt) / 1000;
+  res.latencyMs = percentiles(Float64Array.from(r.lat));
   r.resolve(res);
 }
 
@@ -378,13 +339,9 @@ function startRun(params: FleetRun): Promise<FleetResult> {
     const r = new Run(params, resolve);
     held.push(...r.queue);
     run = r;
-    // Stop starting handshakes at the deadline even if no completion wakes the pacing.
-    if (params.mode === 'churn') setTimeout(() => next(r), (params.durationMs ?? 0) + 1).unref();
     next(r);
   });
 }
-
-const bound = () => held.filter((d) => d.state === State.Done && d.proto);
 
 // Heartbeats: every held device once per `heartbeatSeconds`, a slice each second, so a long run is
 // not cut by the server's read timeout.
@@ -393,7 +350,7 @@ setInterval(() => {
   const n = heartbeatSeconds > 0 ? Math.ceil(held.length / heartbeatSeconds) : 0;
   for (let i = 0; i < n; i++) {
     const d = held[hbCursor++ % held.length]!;
-    if (d.state === State.Done && d.proto?.heartbeat()) stats.heartbeatsSent++;
+    if (d.state === State.Done) d.proto?.heartbeat();
   }
 }, 1000).unref();
 
@@ -429,23 +386,6 @@ serveRequests({
     return true;
   },
   broadcastReceipt: () => receipt(),
-  /**
-   * The floor probe: `rounds` times, every held device writes one heartbeat and the round ends
-   * when the server has echoed them all (one read and one write per device on the server).
-   */
-  heartbeatRounds: async (req: Request) => {
-    const [t0, echoed0] = [Date.now(), echoed];
-    let sent = 0;
-    for (let i = 0; i < Number(req.rounds); i++) {
-      const devices = bound();
-      const target = echoed + devices.length;
-      for (const d of devices) d.proto!.heartbeat();
-      sent += devices.length;
-      const deadline = Date.now() + 10_000;
-      while (echoed < target && Date.now() < deadline) await sleep(1);
-    }
-    return { sent, echoed: echoed - echoed0, ms: Date.now() - t0 };
-  },
   exit: () => {
     for (const d of held) release(d, true);
     setTimeout(() => process.exit(0), 20);

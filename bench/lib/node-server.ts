@@ -1,42 +1,31 @@
 // The mpush-ts node under test, in a child process of bench/connections or bench/push. `start` builds
 // an MpushNode as `mpush start` does, on 127.0.0.1 and free ports, MPush's default key pair, log level
-// warn, admission limits raised so a benchmark measures the server rather than its admission control;
-// with `backlog` n > 0 it also listens itself with that backlog and hands each socket to
-// ConnectionServer.acceptSocket (what a connection storm costs the listen queue). Then `stats` (memory
-// after gc when `gc`), `snapshot` (heap snapshot), `rsaBench` (µs per handshake RSA decrypt here),
-// `profileStart` / `profileStop` (a CPU profile of the window between them), `stop`.
+// warn, admission limits raised so a benchmark measures the server rather than its admission control.
+// Then `stats` (memory after gc when `gc`), `rsaBench` (µs per handshake RSA decrypt here; it also
+// warms the server up before a memory baseline), `profileStart` / `profileStop` (a CPU profile of the
+// window between them, written to a .cpuprofile file), `stop`.
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { Session } from 'node:inspector';
-import { createServer, type Server } from 'node:net';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { writeHeapSnapshot } from 'node:v8';
+import { dirname, join } from 'node:path';
 import { loadConfig } from '../../src/config/index.js';
 import { loadPublicKey, RsaDecryptor, rsaEncrypt } from '../../src/crypto/index.js';
 import { MpushNode } from '../../src/node.js';
 import { HandshakeCodec } from '../../src/protocol/index.js';
 import { defaultKeys } from './keys.js';
-import { maxOpenFiles, memory } from './procstat.js';
+import { memory } from './procstat.js';
 import { serveRequests } from './rpc.js';
 
 export interface NodeOptions {
   maxConnections: number;
   /** Server heartbeat bounds (ms); unset: the node's defaults. */
   heartbeatMs?: number;
-  backlog?: number;
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), 'mpush-bench-'));
 let node: MpushNode | undefined;
-let listener: Server | undefined;
 let profiler: Session | undefined;
-
-function post(method: string, params: Record<string, unknown> = {}): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    profiler!.post(method, params, (err, result) => (err ? reject(err) : resolve(result)));
-  });
-}
 
 async function start(o: NodeOptions) {
   const keys = defaultKeys();
@@ -61,22 +50,10 @@ async function start(o: NodeOptions) {
   const n = new MpushNode({ config });
   node = n;
   const ports = await n.start();
-  let tcpPort = ports.tcpPort;
-  if (o.backlog) {
-    const l = createServer({ noDelay: true }, (socket) => n.connections.acceptSocket(socket));
-    listener = l;
-    tcpPort = await new Promise<number>((res, rej) => {
-      l.once('error', rej);
-      l.listen({ port: 0, host: '127.0.0.1', backlog: o.backlog }, () =>
-        res((l.address() as { port: number }).port),
-      );
-    });
-  }
   return {
-    tcpPort,
+    tcpPort: ports.tcpPort,
     gatewayPort: ports.gatewayPort,
     publicKey: n.keys.publicKeyBase64,
-    maxOpenFiles: maxOpenFiles() ?? null,
   };
 }
 
@@ -85,21 +62,16 @@ export type NodeReady = Awaited<ReturnType<typeof start>>;
 
 /** cpu is process.cpuUsage() (µs), elu the event loop's use, `at` epoch ms (fractional). */
 async function stats(gc: boolean) {
-  const { connections: server, push, gateway } = node!;
-  const { active, idle, utilization } = performance.eventLoopUtilization();
-  const closed = { ...server.stats.closed };
-  const sessions = (server.sessions as { size?: number }).size ?? -1;
+  const { connections: server, push } = node!;
   return {
     at: performance.timeOrigin + performance.now(),
     memory: await memory(gc),
     cpu: process.cpuUsage(),
-    elu: { idle, active, utilization },
+    elu: performance.eventLoopUtilization(),
     connections: server.connections.size,
     bound: server.router.boundConnections,
     acksPending: push.acks.pending,
-    gateway: { ...gateway.stats },
-    counters: { ...server.stats, closed, sessions },
-    closed,
+    counters: { ...server.stats, closed: { ...server.stats.closed } },
   };
 }
 export type ServerStats = Awaited<ReturnType<typeof stats>>;
@@ -115,35 +87,30 @@ function rsaBench() {
   for (let i = 0; i < 200; i++) decryptor.decrypt(block);
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < 2000; i++) decryptor.decrypt(block);
-  const rsaDecryptMicros = Number(process.hrtime.bigint() - t0) / 2000 / 1000;
-  return { handshakeBodyBytes: body.length, rsaDecryptMicros };
+  return { rsaDecryptMicros: Number(process.hrtime.bigint() - t0) / 2000 / 1000 };
 }
 
 serveRequests({
   start: (req) => start(req.options as NodeOptions),
   stats: (req) => stats(req.gc === true),
-  snapshot: async (req) => {
-    await memory(true);
-    return writeHeapSnapshot(String(req.path));
-  },
   rsaBench,
   // A profile of one bench phase only, through the inspector: no start-up, no idle time.
   profileStart: async (req) => {
     profiler = new Session();
     profiler.connect();
-    await post('Profiler.enable');
-    await post('Profiler.setSamplingInterval', { interval: Number(req.intervalUs ?? 100) });
-    await post('Profiler.start');
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.setSamplingInterval', { interval: Number(req.intervalUs ?? 100) });
+    await profiler.post('Profiler.start');
     return true;
   },
-  profileStop: async () => {
-    const r = (await post('Profiler.stop')) as { profile: unknown };
+  profileStop: async (req) => {
+    const { profile } = await profiler!.post('Profiler.stop');
     profiler!.disconnect();
-    profiler = undefined;
-    return r.profile;
+    mkdirSync(dirname(String(req.path)), { recursive: true });
+    writeFileSync(String(req.path), JSON.stringify(profile));
+    return req.path;
   },
   stop: async () => {
-    listener?.close();
     await node?.stop();
     rmSync(dataDir, { recursive: true, force: true });
     // Reply first, then exit (a --cpu-prof profile is written on exit).

@@ -1,6 +1,6 @@
 // What the benchmarks measure of processes and of the machine (Linux /proc; elsewhere the figures
-// read as empty): CPU and RSS of a pid, where all CPUs' time went, the kernel's TCP counters that
-// show a listen queue overflowing, and, inside a process, memory after gc and GC / event-loop delay.
+// read as empty): CPU and RSS of a pid, where all CPUs' time went, and, inside a process, memory
+// after gc, CPU, GC and event-loop delay.
 
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -45,51 +45,18 @@ export function procFds(pid: number): number | undefined {
 export const procChildren = (pid: number) =>
   read(`/proc/${pid}/task/${pid}/children`).trim().split(/\s+/).filter(Boolean).map(Number);
 
-/** The soft limit on open files of this process, or undefined. */
-export function maxOpenFiles(): number | undefined {
-  const v = /Max open files\s+(\d+)/.exec(read('/proc/self/limits'))?.[1];
-  return v === undefined ? undefined : Number(v);
-}
-
 /** The machine a report was measured on. */
 export const machine = (extra: Record<string, unknown> = {}) => ({
   cpus: os.cpus().length,
   cpuModel: os.cpus()[0]?.model,
   totalMemBytes: os.totalmem(),
   node: process.version,
-  maxOpenFiles: maxOpenFiles() ?? null,
+  maxOpenFiles: Number(/Max open files\s+(\d+)/.exec(read('/proc/self/limits'))?.[1] ?? 0) || null,
   loadAverage: os.loadavg().map((x) => round(x, 2)),
   ...extra,
 });
 
 const CPU_FIELDS = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal'];
-const TCP_COUNTERS = new Set(
-  'ListenOverflows ListenDrops SyncookiesSent SyncookiesRecv TCPSynRetrans TCPReqQFullDoCookies TCPLostRetransmit TCPTimeouts'.split(
-    ' ',
-  ),
-);
-
-/** Selected TcpExt counters of /proc/net/netstat. */
-export function tcpCounters(): Record<string, number> {
-  const out: Record<string, number> = {};
-  const lines = read('/proc/net/netstat').split('\n');
-  for (let i = 0; i + 1 < lines.length; i += 2) {
-    const names = lines[i]!.split(/\s+/);
-    const values = lines[i + 1]!.split(/\s+/);
-    if (names[0] !== 'TcpExt:') continue;
-    for (let j = 0; j < names.length; j++)
-      if (TCP_COUNTERS.has(names[j]!)) out[names[j]!] = Number(values[j]);
-  }
-  return out;
-}
-
-/** What changed between two counter samples (`zeros`: keep the ones that did not). */
-export function counterDelta(a: Record<string, number>, b: Record<string, number>, zeros = false) {
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(b)) if (zeros || v !== (a[k] ?? 0)) out[k] = v - (a[k] ?? 0);
-  return out;
-}
-
 /** A process of the benchmark whose CPU a window reports, by name; `server`: an mpush-ts node. */
 export type Proc = { name: string; pid: number; server?: boolean };
 
@@ -103,21 +70,19 @@ export function sample(procs: Proc[]) {
   const v = read('/proc/stat').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   const machine = Object.fromEntries(CPU_FIELDS.map((f, i) => [f, v[i] ?? 0]));
   const cpu = new Map(procs.map((p) => [p.name, procCpu(p.pid)]));
-  return { wall: performance.now(), procs, cpu, machine, all, tcp: tcpCounters() };
+  return { wall: performance.now(), procs, cpu, machine, all };
 }
-export type Sample = ReturnType<typeof sample>;
+type Sample = ReturnType<typeof sample>;
 
 /**
- * Where CPU time went between two samples: per process, percent of one core (and its kernel part:
- * loopback TCP, epoll), the servers' sum, the machine per state (percent of all CPUs), and the busy
- * time not charged to a process of the benchmark (something else ran, plus the kernel's loopback
- * work outside process accounting) as a share of the machine and of one core, with the busiest
- * such processes; and the kernel TCP counters that moved.
+ * Where CPU time went between two samples: per process, percent of one core; the servers' sum; the
+ * machine per state (percent of all CPUs); and the busy time not charged to a process of the
+ * benchmark (something else ran, plus the kernel's loopback work outside process accounting) as a
+ * share of the machine and of one core, with the busiest such processes.
  */
 export function cpuBetween(a: Sample, b: Sample) {
   const wall = (b.wall - a.wall) / 1000;
   const percent: Record<string, number> = {};
-  const systemPercent: Record<string, number> = {};
   let ours = 0;
   let server = 0;
   for (const p of a.procs) {
@@ -125,7 +90,6 @@ export function cpuBetween(a: Sample, b: Sample) {
     const y = b.cpu.get(p.name);
     if (!x || !y) continue;
     percent[p.name] = round((100 * (y.user + y.sys - x.user - x.sys)) / wall, 1);
-    systemPercent[p.name] = round((100 * (y.sys - x.sys)) / wall, 1);
     ours += y.user + y.sys - x.user - x.sys;
     if (p.server) server += percent[p.name]!;
   }
@@ -145,17 +109,14 @@ export function cpuBetween(a: Sample, b: Sample) {
   return {
     seconds: round(wall, 2),
     percent,
-    systemPercent,
     serverPercent: round(server, 1),
     machine,
     machineBusyPercent: round((100 * (total - d.idle! - d.iowait!)) / total, 1),
     otherPercentOfMachine: round((100 * other) / (wall * os.cpus().length), 1),
     otherPercent: round(Math.max(0, (100 * other) / wall), 1),
     otherProcesses,
-    tcp: counterDelta(a.tcp, b.tcp),
   };
 }
-export type CpuWindow = ReturnType<typeof cpuBetween>;
 
 /** process.memoryUsage() of this process, after a full collection when `gc` (and --expose-gc). */
 export async function memory(gc = true) {
@@ -169,37 +130,33 @@ export async function memory(gc = true) {
   const { rss, heapTotal, heapUsed, external, arrayBuffers } = process.memoryUsage();
   return { rss, heapTotal, heapUsed, external, arrayBuffers };
 }
-export type MemorySample = Awaited<ReturnType<typeof memory>>;
-
-const GC_KIND: Record<number, string> = { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weakcb' };
 
 /**
- * Watches GC (time by kind: minor = scavenge, major = mark-compact, incremental, weakcb) and
- * event-loop delay (1 ms resolution) in this process; `take()` returns and resets the window.
+ * Watches this process's CPU, GC and event-loop delay (1 ms resolution); `take()` returns the CPU
+ * used so far (µs) and the GC and delay of the window since the last `take()`, and resets the window.
  */
 export function watchLoop() {
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();
-  let w = { gcCount: 0, gcMs: 0, gcMaxMs: 0, byKind: {} as Record<string, number> };
+  let gc = { count: 0, ms: 0, maxMs: 0 };
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
-      w.gcCount++;
-      w.gcMs += e.duration;
-      w.gcMaxMs = Math.max(w.gcMaxMs, e.duration);
-      const kind = GC_KIND[(e as { detail?: { kind?: number } }).detail?.kind ?? 0] ?? 'other';
-      w.byKind[kind] = (w.byKind[kind] ?? 0) + e.duration;
+      gc.count++;
+      gc.ms += e.duration;
+      gc.maxMs = Math.max(gc.maxMs, e.duration);
     }
   }).observe({ entryTypes: ['gc'] });
   const take = () => {
+    const { user, system } = process.cpuUsage();
     const out = {
-      gcCount: w.gcCount,
-      gcMs: round(w.gcMs, 1),
-      gcMaxMs: round(w.gcMaxMs, 1),
-      gcMsByKind: Object.fromEntries(Object.entries(w.byKind).map(([k, v]) => [k, round(v, 1)])),
+      cpuUs: user + system,
+      gcCount: gc.count,
+      gcMs: round(gc.ms, 1),
+      gcMaxMs: round(gc.maxMs, 1),
       loopDelayP99Ms: round(h.percentile(99) / 1e6, 1),
       loopDelayMaxMs: round(h.max / 1e6, 1),
     };
-    w = { gcCount: 0, gcMs: 0, gcMaxMs: 0, byKind: {} };
+    gc = { count: 0, ms: 0, maxMs: 0 };
     h.reset();
     return out;
   };

@@ -2,9 +2,8 @@
 // bench/push and bench/cluster. Latency is per request, from the call to its result, in ms.
 //
 //   start      how to push: `sender`, a PushSender (the TS push SDK) on `gateways`, routes from the
-//              first gateway (GATEWAY_ROUTE_QUERY, the SDK default) or, with routeSource 'redis', a
-//              StoreRouteSource over Redis read by this process, cached `routeCacheMs`; or `http`,
-//              POST /api/push (AUTO_ACK) to `httpUrl` over `concurrency` keep-alive connections
+//              first gateway (the SDK default) cached `routeCacheMs`; or `http`, POST /api/push
+//              (AUTO_ACK) to `httpUrl` over `concurrency` keep-alive connections
 //   load       AUTO_ACK pushes, `concurrency` in flight, each result starting the next, to `users` in
 //              turn or at random, until `total` were sent; or for `warmupMs` and then a window of
 //              `durationMs` whose edges are announced (`{event: 'window', edge}`) so the driver
@@ -13,18 +12,13 @@
 //   broadcast  PushSender.broadcast, NO_ACK: Date.now() before the call (sentAt) and at its reply
 
 import { Agent, request } from 'node:http';
-import { Redis } from 'ioredis';
-import { type PushResult, PushSender, StoreRouteSource } from '../../src/client/push/index.js';
-import { RedisRouteStore } from '../../src/cluster/index.js';
+import { type PushResult, PushSender } from '../../src/client/push/index.js';
 import { percentiles, round } from './report.js';
 import { emit, type Request, serveRequests, sleep } from './rpc.js';
 
 export interface PusherOptions {
   mode: 'sender' | 'http';
   gateways: Array<{ host: string; port: number }>;
-  routeSource?: 'gateway' | 'redis';
-  redis?: string;
-  prefix?: string;
   routeCacheMs: number;
   timeoutMs: number;
   httpUrl?: string;
@@ -43,7 +37,6 @@ let options: PusherOptions | undefined;
 let content = Buffer.alloc(0);
 let sender: PushSender | undefined;
 let agent: Agent | undefined;
-let redis: Redis | undefined;
 
 async function start(o: PusherOptions): Promise<boolean> {
   await stop();
@@ -53,11 +46,8 @@ async function start(o: PusherOptions): Promise<boolean> {
     agent = new Agent({ keepAlive: true, maxSockets: o.concurrency, maxFreeSockets: o.concurrency });
     return true;
   }
-  if (o.routeSource === 'redis') redis = new Redis(o.redis!, { maxRetriesPerRequest: 3 });
-  const routeSource = redis && new StoreRouteSource(new RedisRouteStore(redis, o.prefix!));
   sender = PushSender.create({
     gateways: o.gateways,
-    ...(routeSource ? { routeSource } : {}),
     routeCacheMs: o.routeCacheMs,
     timeout: o.timeoutMs,
     clientId: 'bench',
@@ -69,8 +59,7 @@ async function start(o: PusherOptions): Promise<boolean> {
 async function stop(): Promise<void> {
   await sender?.stop();
   agent?.destroy();
-  redis?.disconnect();
-  sender = agent = redis = undefined;
+  sender = agent = undefined;
 }
 
 const failed = (result: string, reason: string): Outcome[] => [{ result, reason, redirects: 0 }];
@@ -112,12 +101,9 @@ class Phase {
   redirects = 0;
   counting = true;
   readonly results: Record<string, number> = { success: 0, failure: 0, offline: 0, timeout: 0 };
-  readonly warmup: Record<string, number> = {};
   readonly reasons: Record<string, number> = {};
-  readonly sampleErrors: string[] = [];
   t0 = performance.now();
   t1 = 0;
-  startedAt = Date.now();
 
   /** One request; its results are recorded if it completes while the phase counts. */
   async push(userId: string): Promise<void> {
@@ -126,10 +112,7 @@ class Phase {
     const rs = await send(userId);
     const ms = performance.now() - t;
     for (const r of rs) {
-      if (!this.counting) {
-        if (this.t1 === 0) this.warmup[r.result] = (this.warmup[r.result] ?? 0) + 1;
-        continue;
-      }
+      if (!this.counting) continue;
       this.results[r.result] = (this.results[r.result] ?? 0) + 1;
       this.redirects += r.redirects ?? 0;
       this.lat.push(ms);
@@ -138,7 +121,6 @@ class Phase {
         const key = `${r.result}: ${r.reason ?? ''}`;
         if (key in this.reasons || Object.keys(this.reasons).length < 20)
           this.reasons[key] = (this.reasons[key] ?? 0) + 1;
-        if (this.sampleErrors.length < 5) this.sampleErrors.push(`${userId}: ${key}`);
       } else if (tp?.acked !== undefined && tp.received !== undefined) this.node.push(tp.acked - tp.received);
     }
   }
@@ -146,7 +128,6 @@ class Phase {
   begin(): void {
     this.counting = true;
     this.t0 = performance.now();
-    this.startedAt = Date.now();
   }
 
   end(): void {
@@ -157,29 +138,22 @@ class Phase {
   finish() {
     this.end();
     const ms = this.t1 - this.t0;
-    const { sent, results, reasons, sampleErrors, redirects, warmup, startedAt } = this;
+    const { sent, results, reasons, redirects } = this;
     const acked = results.success!;
     return {
       mode: options?.mode ?? 'sender',
       sent,
       results,
       reasons,
-      sampleErrors,
       acked,
       redirects,
-      warmup,
       seconds: round(ms / 1000, 3),
-      windowMs: Math.round(ms),
-      perSec: round((sent * 1000) / ms),
-      /** Acked (success) results per second of the phase; pushesPerSec is the same figure. */
+      /** Acked (success) results per second of the phase. */
       ackedPerSec: round((acked * 1000) / ms),
-      pushesPerSec: round((acked * 1000) / ms),
       latencyMs: percentiles(Float64Array.from(this.lat)),
       nodeReceivedToAckedMs: percentiles(Float64Array.from(this.node)),
       /** Open loop only: how late the pushes left against their schedule. */
       scheduleLagMs: undefined as ReturnType<typeof percentiles> | undefined,
-      startedAt,
-      endedAt: Date.now(),
     };
   }
 }

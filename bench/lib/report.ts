@@ -49,62 +49,16 @@ export function addCounts(maps: Array<Record<string, number>>): Record<string, n
 
 export const sum = <T>(xs: T[], f: (x: T) => number): number => xs.reduce((a, x) => a + f(x), 0);
 
-/** Prints the report on stdout, the `head` fields first in that order. */
-export function printReport(report: Record<string, unknown>, head: string[] = []): void {
-  const ordered: Record<string, unknown> = {};
-  for (const k of head) if (k in report) ordered[k] = report[k];
-  process.stdout.write(`${JSON.stringify({ ...ordered, ...report }, null, 2)}\n`);
+/** Target lines of a report: each figure measured against its bound (`atMost` or `atLeast`). */
+export function targets(rows: Array<[string, number | undefined, { atMost: number } | { atLeast: number }]>) {
+  const met = (v: number, b: { atMost: number } | { atLeast: number }) =>
+    'atMost' in b ? v <= b.atMost : v >= b.atLeast;
+  return Object.fromEntries(
+    rows.map(([k, v, b]) => [k, { ...b, measured: v ?? null, met: v !== undefined && met(v, b) }]),
+  );
 }
 
-/** A V8 CPU profile, as the inspector's Profiler.stop returns it. */
-export interface CpuProfile {
-  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
-  samples: number[];
-  timeDeltas: number[];
-}
-
-/**
- * Self time per function (top 30) and per file (top 15), as a share of busy (non-idle) time and in
- * µs per unit of work (`per` names the unit's field, e.g. usPerAckedPush).
- */
-export function summarizeProfile(prof: CpuProfile, units: number, window: string, per: string) {
-  const byNode = new Map(prof.nodes.map((n) => [n.id, n]));
-  const self = new Map<string, number>();
-  const byFile = new Map<string, number>();
-  let busy = 0;
-  let idle = 0;
-  for (let i = 0; i < prof.samples.length; i++) {
-    const node = byNode.get(prof.samples[i]!);
-    const dt = prof.timeDeltas[i + 1] ?? 0; // a sample's time runs until the next one
-    if (!node) continue;
-    const f = node.callFrame;
-    if (f.functionName === '(idle)') {
-      idle += dt;
-      continue;
-    }
-    const file = f.url ? f.url.replace(/^.*\/dist\//, 'dist/') : f.functionName;
-    const key = `${f.functionName || '(anonymous)'} ${f.url ? `${file}:${f.lineNumber + 1}` : ''}`.trim();
-    self.set(key, (self.get(key) ?? 0) + dt);
-    byFile.set(file, (byFile.get(file) ?? 0) + dt);
-    busy += dt;
-  }
-  const u = Math.max(1, units);
-  const rows = (m: Map<string, number>, n: number, label: string) =>
-    [...m.entries()]
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, n)
-      .map(([k, us]) => ({
-        [label]: k,
-        ms: round(us / 1000),
-        percentOfBusy: round((100 * us) / busy, 1),
-        [per]: round(us / u, 2),
-      }));
-  return {
-    window,
-    busyMs: round(busy / 1000),
-    idleMs: round(idle / 1000),
-    [`busy_${per}`]: round(busy / u, 2),
-    topSelf: rows(self, 30, 'fn'),
-    byFile: rows(byFile, 15, 'file'),
-  };
+/** Prints the report on stdout, as one JSON object. */
+export function printReport(report: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 }

@@ -1,6 +1,6 @@
 // Request/reply over the fork() IPC channel between a benchmark driver and its children (server,
 // fleets, pusher): a reply carries its request's id, an unsolicited message `event` instead. Every
-// child answers `loop` (its GC and event-loop delay since the last `loop`) and `exit`.
+// child answers `loop` (its CPU so far, its GC and event-loop delay since the last `loop`) and `exit`.
 
 import { type ChildProcess, fork } from 'node:child_process';
 import { watchLoop } from './procstat.js';
@@ -32,7 +32,9 @@ export class RpcClient {
       else this.pending.get(m.id)?.(m);
     });
     child.on('exit', (code, signal) => {
-      for (const p of this.pending.values()) p({ id: 0, error: `exited (${code ?? signal})` });
+      const why = `exited (${code ?? signal})`;
+      for (const p of this.pending.values()) p({ id: 0, error: why });
+      for (const l of [...this.listeners]) l({ event: 'exit', why });
     });
   }
 
@@ -56,20 +58,17 @@ export class RpcClient {
     });
   }
 
-  /** Resolves with the first event named `name`. */
+  /** Resolves with the first event named `name`; rejects when the child exits first or after `timeoutMs`. */
   once(name: string, timeoutMs = 60_000): Promise<EventMessage> {
     return new Promise((resolve, reject) => {
-      const end = (why: string, m?: EventMessage) => {
+      const end = (m?: EventMessage) => {
         clearTimeout(timer);
         off();
-        this.child.off('exit', onExit);
-        if (m) resolve(m);
-        else reject(new Error(`${this.name}: ${why} before "${name}"`));
+        if (m?.event === name) resolve(m);
+        else reject(new Error(`${this.name}: ${m?.why ?? `nothing in ${timeoutMs} ms`} before "${name}"`));
       };
-      const onExit = (code: number | null) => end(`exited (${code})`);
-      const timer = setTimeout(() => end(`nothing in ${timeoutMs} ms`), timeoutMs);
-      const off = this.onEvent((m) => m.event === name && end('', m));
-      this.child.once('exit', onExit);
+      const timer = setTimeout(end, timeoutMs);
+      const off = this.onEvent((m) => (m.event === name || m.event === 'exit') && end(m));
     });
   }
 
