@@ -7,7 +7,7 @@ import { memoryStores, type NodeStores, redisStores } from './cluster/node-store
 import { MemoryRouteStore } from './cluster/route-store.js';
 import { MemorySessionStore } from './cluster/session-store.js';
 import { mpushServices, ZookeeperRegistrar } from './cluster/zookeeper-registrar.js';
-import type { Config } from './config/index.js';
+import { type Config, ConfigError } from './config/index.js';
 import type { Connection } from './connection/index.js';
 import { GatewayServer } from './gateway/gateway-server.js';
 import { loadServerKeys, type ServerKeys } from './keys.js';
@@ -60,6 +60,10 @@ export class MpushNode {
     this.config = config;
     this.log = opts.log ?? createLogger(config.log.level);
     this.keys = loadServerKeys(config);
+    if (config.cluster.zookeeper && !config.cluster.redis) {
+      // MPush's PushClient reads routes from Redis and only the gateways from ZooKeeper.
+      throw new ConfigError('cluster.zookeeper needs cluster.redis: MPush push clients find routes in Redis');
+    }
     this.stores = opts.stores
       ? {
           sessions: opts.stores.sessions ?? new MemorySessionStore(),

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import zookeeper from 'node-zookeeper-client';
+import ConnectionManager from 'node-zookeeper-client/lib/ConnectionManager.js';
 
 /**
  * MPush's service folders under `/<namespace>/cluster/`: `gs` gateway servers (what MPush's
@@ -45,6 +46,43 @@ export function mpushServices(a: {
   if (a.wsPort !== undefined) services.push({ kind: 'ws', data: { host: a.host, port: a.wsPort } });
   return services;
 }
+
+/**
+ * node-zookeeper-client keeps the unparsed tail of a socket's stream across a reconnect, so after a
+ * connection drops mid-packet the new stream is read out of step, and the parse error is thrown
+ * from its socket handler where nothing can catch it: the process dies ("Unknown code: …",
+ * upstream issues #23 and #70, open since 2014). Two guards, applied once: a new socket starts
+ * with an empty buffer, and a stream that still cannot be parsed drops that socket (the client
+ * reconnects and resumes its session) instead of the process.
+ */
+function guardClient(): void {
+  const proto = ConnectionManager.prototype as {
+    onSocketConnected(this: ManagerState): void;
+    onSocketData(this: ManagerState, b: Buffer): void;
+    guarded?: true;
+  };
+  if (proto.guarded) return;
+  proto.guarded = true;
+  const connected = proto.onSocketConnected;
+  const data = proto.onSocketData;
+  proto.onSocketConnected = function (this: ManagerState) {
+    this.pendingBuffer = null;
+    connected.call(this);
+  };
+  proto.onSocketData = function (this: ManagerState, b: Buffer) {
+    try {
+      data.call(this, b);
+    } catch {
+      this.pendingBuffer = null;
+      this.socket?.destroy();
+    }
+  };
+}
+interface ManagerState {
+  pendingBuffer: Buffer | null;
+  socket?: { destroy(): void };
+}
+guardClient();
 
 const { CreateMode, Exception } = zookeeper;
 /** ZooKeeper's CREATOR_ALL_ACL: every permission to the identities the session authenticated. */

@@ -110,10 +110,6 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   if (config.heartbeat.minMs > config.heartbeat.maxMs) {
     throw new ConfigError('heartbeat.minMs must not exceed heartbeat.maxMs');
   }
-  if (config.cluster.zookeeper && !config.cluster.redis) {
-    // MPush's PushClient reads routes from Redis and only the gateways from ZooKeeper.
-    throw new ConfigError('cluster.zookeeper needs cluster.redis: MPush push clients find routes in Redis');
-  }
   return config;
 }
 

@@ -18,6 +18,11 @@ export interface TestZookeeper {
   connect: string;
   /** A client authenticated as `digest` (default MPush's `mpush`), connected; closed by stop(). */
   client(digest?: string | null): Promise<zookeeper.Client>;
+  /**
+   * Freezes the server (SIGSTOP) for `ms`, then lets it go on: every session idle for longer than
+   * its timeout expires when the server wakes, as after a network partition.
+   */
+  freeze(ms: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -98,6 +103,11 @@ export async function startTestZookeeper(): Promise<TestZookeeper> {
       const c = await connectZk(connect, { digest });
       clients.push(c);
       return c;
+    },
+    async freeze(ms) {
+      proc.kill('SIGSTOP');
+      await new Promise((r) => setTimeout(r, ms));
+      proc.kill('SIGCONT');
     },
     stop,
   };
