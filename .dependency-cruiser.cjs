@@ -182,7 +182,7 @@ module.exports = {
       comment:
         'A module in src/ that nothing imports and that imports nothing is dead code (entry points ' +
         'import something, so they are not orphans).',
-      from: { orphan: true, path: '^src/' },
+      from: { orphan: true, path: '^src/', pathNot: '\.d\.ts$' },
       to: {},
     },
   ],

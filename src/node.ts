@@ -6,7 +6,8 @@ import { isLiveNow, MemoryNodeRegistry } from './cluster/node-registry.js';
 import { memoryStores, type NodeStores, redisStores } from './cluster/node-stores.js';
 import { MemoryRouteStore } from './cluster/route-store.js';
 import { MemorySessionStore } from './cluster/session-store.js';
-import type { Config } from './config/index.js';
+import { mpushServices, ZookeeperRegistrar } from './cluster/zookeeper-registrar.js';
+import { type Config, ConfigError } from './config/index.js';
 import type { Connection } from './connection/index.js';
 import { GatewayServer } from './gateway/gateway-server.js';
 import { loadServerKeys, type ServerKeys } from './keys.js';
@@ -51,12 +52,18 @@ export class MpushNode {
     { userId: string; clientType: number; connId: string }
   >();
   private publisher: NodeJS.Timeout | undefined;
+  /** MPush's ZooKeeper layout, when cluster.zookeeper is set: for MPush's own PushClient. */
+  zookeeper: ZookeeperRegistrar | undefined;
 
   constructor(opts: MpushNodeOptions) {
     const config = opts.config;
     this.config = config;
     this.log = opts.log ?? createLogger(config.log.level);
     this.keys = loadServerKeys(config);
+    if (config.cluster.zookeeper && !config.cluster.redis) {
+      // MPush's PushClient reads routes from Redis and only the gateways from ZooKeeper.
+      throw new ConfigError('cluster.zookeeper needs cluster.redis: MPush push clients find routes in Redis');
+    }
     this.stores = opts.stores
       ? {
           sessions: opts.stores.sessions ?? new MemorySessionStore(),
@@ -248,12 +255,46 @@ export class MpushNode {
       this.stores.registry.publish(this.info()).catch(() => {});
     }, this.config.cluster.registryRefreshMs);
     this.publisher.unref();
+    if (this.config.cluster.zookeeper) {
+      try {
+        await this.registerInZookeeper();
+      } catch (err) {
+        await this.stop();
+        throw err;
+      }
+    }
     return this.addresses;
+  }
+
+  private async registerInZookeeper(): Promise<void> {
+    const c = this.config.cluster;
+    const log = this.log;
+    this.zookeeper = new ZookeeperRegistrar({
+      connect: c.zookeeper,
+      namespace: c.zookeeperNamespace,
+      digest: c.zookeeperDigest,
+      sessionTimeoutMs: c.zookeeperSessionTimeoutMs,
+      connectTimeoutMs: c.zookeeperSessionTimeoutMs,
+      onError: (err) => log.warn('zookeeper registration failed; retrying', { err: err.message }),
+      onRegistered: (paths) => log.info('registered in zookeeper', { paths: paths.join(',') }),
+    });
+    // The host push clients reach the gateway at is the one the Redis routes carry: MPush's
+    // PushClient matches the two strings exactly.
+    await this.zookeeper.start(
+      mpushServices({
+        host: this.gatewayHost,
+        gatewayPort: this.addresses.gatewayPort,
+        tcpPort: this.addresses.tcpPort,
+        wsPort: this.config.http.wsEnabled ? this.addresses.httpPort : undefined,
+      }),
+    );
   }
 
   /** Graceful stop: no new connections, every connection closed, stores closed. */
   async stop(): Promise<void> {
     clearInterval(this.publisher);
+    // Out of discovery first, so MPush push clients stop choosing this gateway.
+    await this.zookeeper?.close();
     await Promise.all([this.connections.close(), this.http.close(), this.gateway.close()]);
     this.push.close();
     await Promise.all([

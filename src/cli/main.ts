@@ -14,6 +14,7 @@ const usage = `mpush — an MPush-compatible push system
 usage:
   mpush start [--config file.json] [--port 3000] [--http-port 8080] [--<group>.<key>=value ...]
               [--redis redis://host:6379 [--workers N]]   join a cluster; N worker nodes on this machine
+              [--zookeeper host:2181]   also register in ZooKeeper for MPush's own PushClient
   mpush push --user U[,U2...] --content TEXT [--ack none|auto|biz] [--timeout MS]
              [--gateway host:port] [--secret S]
                                        push through a gateway with PushSender; prints the results
@@ -26,7 +27,7 @@ usage:
   mpush config                         list every config key, its environment name and default
 
 start's short forms: --port --host --http-port --gateway-port --data-dir --log-level --redis --workers
-  --bind-secret --private-key --gateway-secret --api-secret; any config key is a flag (mpush config).
+  --zookeeper --bind-secret --private-key --gateway-secret --api-secret; any config key is a flag (mpush config).
 An unknown flag, or a flag without its value, is an error (exit 2). -h, --help: this text.
 `;
 
@@ -44,6 +45,7 @@ const aliases: Record<string, string> = {
   'api-secret': 'api.secret',
   redis: 'cluster.redis',
   workers: 'cluster.workers',
+  zookeeper: 'cluster.zookeeper',
 };
 
 const value = { type: 'string' } as const;

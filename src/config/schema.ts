@@ -122,6 +122,21 @@ export const schema = {
       1,
       64,
     ),
+    zookeeper: str(
+      '',
+      "ZooKeeper servers (host:2181[,host:2182]) to register this node's gateway, device and WebSocket servers in, in MPush's layout, so MPush's own PushClient finds it; needs cluster.redis. Empty: no ZooKeeper.",
+    ),
+    zookeeperNamespace: str('mpush', "Root folder of the registration (MPush's zk.namespace)."),
+    zookeeperDigest: str(
+      'mpush',
+      "Digest credentials of the registration (MPush's zk.digest); the nodes get the creator-all ACL of this user.",
+    ),
+    zookeeperSessionTimeoutMs: int(
+      10_000,
+      'ZooKeeper session timeout: a node cut off this long loses its registration (it registers again on reconnect).',
+      1000,
+      600_000,
+    ),
   },
   security: {
     privateKey: str(

@@ -15,14 +15,20 @@ import {
   errorReply,
   FrameDecoder,
   type FrameHandler,
+  GATEWAY_EXT_VERSION,
   GatewayAuthCodec,
+  GatewayHelloCodec,
   GatewayKickCodec,
   GatewayPushCodec,
   HEARTBEAT_FRAME,
+  MPUSH_END_POINTS,
+  MPUSH_REASONS,
+  mpushPushResult,
   OkCodec,
   type Packet,
   RouteQueryCodec,
 } from '../protocol/index.js';
+import type { PushOutcome } from '../push/outcome.js';
 import type { PushCenter } from '../push/push-center.js';
 import type { KickTarget } from '../server/handler-context.js';
 import type { OutboundLimit, OutboundOwner, OutboundWriter } from '../util/outbound-writer.js';
@@ -37,6 +43,8 @@ class GatewayConnection implements FrameHandler, OutboundOwner {
   readonly decoder: FrameDecoder;
   readonly writer: OutboundWriter;
   authed: boolean;
+  /** Said GATEWAY_HELLO: gets mpush-ts's replies; until then, exactly MPush's. */
+  extended = false;
   closed = false;
 
   constructor(
@@ -119,7 +127,8 @@ export interface GatewayServerOptions {
 /**
  * The gateway: the packet protocol push clients (and other nodes) speak to push through this
  * node (mpush-wire §9). GATEWAY_PUSH in; OK, or ERROR 1 offline / 2 failure / 3 route change /
- * 4 ack timeout, out, with the request's sessionId. Its own packet-size limit; an oversize push
+ * 4 ack timeout, out, with the request's sessionId. A connection that has not said GATEWAY_HELLO
+ * is answered exactly as MPush answers (no ERROR 4, MPush's result JSON). Its own packet-size limit; an oversize push
  * gets an ERROR, not a silent close.
  */
 export class GatewayServer {
@@ -131,6 +140,8 @@ export class GatewayServer {
     authFailures: 0,
     slowClients: 0,
     drainTimeouts: 0,
+    /** Ack timeouts not answered: MPush's own push clients time out by themselves. */
+    silentTimeouts: 0,
   };
   private tcp: Server | undefined;
   private readonly conns = new Set<GatewayConnection>();
@@ -192,6 +203,8 @@ export class GatewayServer {
           return void this.routeQuery(c, p);
         case ExtCommand.GATEWAY_BROADCAST_CONTROL:
           return this.broadcastControl(c, p);
+        case ExtCommand.GATEWAY_HELLO:
+          return this.hello(c, p);
         default:
           c.error(p.cmd, p.sessionId, ErrorCode.UNSUPPORTED_CMD, 'unsupported command');
           return c.close();
@@ -219,17 +232,29 @@ export class GatewayServer {
     c.ok(p.cmd, p.sessionId, '');
   }
 
+  private hello(c: GatewayConnection, p: Packet): void {
+    const { version } = GatewayHelloCodec.decode(p.body);
+    // Any version ≥ 1 speaks at least ours; the reply says which one we speak.
+    c.extended = version >= 1;
+    c.ok(p.cmd, p.sessionId, String(GATEWAY_EXT_VERSION));
+  }
+
   private push(c: GatewayConnection, p: Packet): void {
     const m = GatewayPushCodec.decode(p.body);
     const sessionId = p.sessionId;
     if (m.userId === '') {
       this.stats.broadcasts++;
       const task = this.opts.push.broadcast(m, p.flags, m.taskId || randomUUID());
-      task.onFinish((t) => c.ok(Command.GATEWAY_PUSH, sessionId, JSON.stringify(t.report())));
+      // MPush answers a finished broadcast with an OK and no data.
+      task.onFinish((t) =>
+        c.ok(Command.GATEWAY_PUSH, sessionId, c.extended ? JSON.stringify(t.report()) : ''),
+      );
       return;
     }
     this.stats.pushes++;
+    const received = Date.now();
     this.opts.push.unicast(m, p.flags, (o) => {
+      if (!c.extended) return this.replyAsMPush(c, sessionId, m.userId, m.clientType, received, o);
       if (o.kind === 'ok') {
         c.ok(
           Command.GATEWAY_PUSH,
@@ -240,6 +265,48 @@ export class GatewayServer {
         c.error(Command.GATEWAY_PUSH, sessionId, o.code, o.reason);
       }
     });
+  }
+
+  /**
+   * A push result as MPush 0.8.1's server sends it (mpush-wire §9), for a push client that did not
+   * say GATEWAY_HELLO: MPush's reason texts, its GatewayPushResult JSON with MPush's time-point
+   * names in every reply, and nothing at all on an ack timeout. MPush's PushClient drops a request
+   * on any ERROR and handles only codes 1–3, so an ERROR 4 would leave it with no result; given
+   * silence, its own timer ends the request as a timeout.
+   */
+  private replyAsMPush(
+    c: GatewayConnection,
+    sessionId: number,
+    userId: string,
+    clientType: number,
+    received: number,
+    o: PushOutcome,
+  ): void {
+    if (o.kind === 'ok') {
+      const t = o.timePoints;
+      const written = t.written ?? received;
+      const points: Array<string | number> = [
+        'push-center-begin',
+        t.received ?? received,
+        'before-send',
+        written,
+      ];
+      if (t.acked === undefined) points.push('success-end', written);
+      else points.push('waiting-ack', written, 'success-end', t.acked);
+      return c.ok(Command.GATEWAY_PUSH, sessionId, mpushPushResult(o.userId, o.clientType, points));
+    }
+    if (o.code === ErrorCode.ACK_TIMEOUT) {
+      this.stats.silentTimeouts++;
+      return;
+    }
+    const points = ['push-center-begin', received, MPUSH_END_POINTS[o.code] ?? 'failure-end', Date.now()];
+    c.error(
+      Command.GATEWAY_PUSH,
+      sessionId,
+      o.code,
+      MPUSH_REASONS[o.code] ?? o.reason,
+      mpushPushResult(userId, clientType, points),
+    );
   }
 
   private kick(p: Packet): void {

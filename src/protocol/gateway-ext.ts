@@ -69,3 +69,51 @@ export const GatewayAuthCodec: MessageCodec<GatewayAuthMessage> = {
     return { clientId: r.readString(), timestamp: r.readLong(), mac: r.readBytes() };
   },
 };
+
+/** The extension version this code speaks (GATEWAY_HELLO). */
+export const GATEWAY_EXT_VERSION = 1;
+
+/**
+ * GATEWAY_HELLO: a push client says it speaks mpush-ts's gateway extensions, at `version`. The
+ * gateway answers OK with its own version as data. A connection that never says hello (MPush's
+ * own PushClient) gets MPush's replies only: no ERROR on an ack timeout, MPush's time points.
+ */
+export interface GatewayHelloMessage {
+  version: number;
+}
+
+export const GatewayHelloCodec: MessageCodec<GatewayHelloMessage> = {
+  encode: (m) => new BodyWriter(4).writeInt(m.version).finish(),
+  decode: (body) => ({ version: new BodyReader(body).readInt() }),
+};
+
+/**
+ * The data of a GATEWAY_PUSH reply as MPush 0.8.1's server writes it (its GatewayPushResult, by
+ * fastjson: keys in alphabetical order, clientType left out when not positive) and its
+ * PushClient reads it. `timePoints` is MPush's flat array of name/millisecond pairs
+ * (mpush-wire §9).
+ */
+export function mpushPushResult(
+  userId: string,
+  clientType: number,
+  timePoints: ReadonlyArray<string | number>,
+): string {
+  const type = clientType > 0 ? `"clientType":${clientType},` : '';
+  return `{${type}"timePoints":${JSON.stringify(timePoints)},"userId":${JSON.stringify(userId)}}`;
+}
+
+/** MPush's reason text for the error codes its gateway sends (its ErrorCode enum). */
+export const MPUSH_REASONS: Readonly<Record<number, string>> = Object.freeze({
+  1: 'user offline',
+  2: 'push to client failure',
+  3: 'router change',
+  4: 'ack timeout',
+});
+
+/** The name MPush's timeline gives the end of a push that ended with an ERROR code. */
+export const MPUSH_END_POINTS: Readonly<Record<number, string>> = Object.freeze({
+  1: 'offline-end',
+  2: 'failure-end',
+  3: 'redirect-end',
+  4: 'timeout-end',
+});

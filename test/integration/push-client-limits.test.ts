@@ -115,12 +115,24 @@ describe('push client: a reply it cannot read', () => {
   it('fails the request it answers, and only that one: the channel keeps serving', async () => {
     // A "gateway" that answers its first GATEWAY_PUSH with an ERROR whose body is cut short, and
     // every later one with a proper broadcast OK.
-    const { Command, encodePacket, FrameDecoder, OkCodec } = await import('../../src/protocol/index.js');
+    const { Command, ErrorCode, ErrorCodec, ExtCommand, encodePacket, FrameDecoder, OkCodec } = await import(
+      '../../src/protocol/index.js'
+    );
     let answered = 0;
     const server: Server = createServer((s) => {
       s.on('error', () => {});
       const dec = new FrameDecoder({
         onPacket: (p) => {
+          // The sender's GATEWAY_HELLO: answered as MPush's gateway answers what it does not know.
+          if (p.cmd === ExtCommand.GATEWAY_HELLO) {
+            const body = ErrorCodec.encode({
+              cmd: p.cmd,
+              code: ErrorCode.UNSUPPORTED_CMD,
+              reason: 'unsupported',
+              data: '',
+            });
+            return void s.write(encodePacket({ cmd: Command.ERROR, flags: 0, sessionId: p.sessionId, body }));
+          }
           const body =
             answered++ === 0
               ? Buffer.from([0x00]) // an ERROR body: one byte of a two-byte field

@@ -1,11 +1,14 @@
 import { connect, type Socket } from 'node:net';
 import { signGatewayAuth } from '../../crypto/gateway-mac.js';
 import {
+  ErrorCode,
   ExtCommand,
   encodePacket,
   FrameDecoder,
   type FrameHandler,
+  GATEWAY_EXT_VERSION,
   GatewayAuthCodec,
+  GatewayHelloCodec,
   HEARTBEAT_FRAME,
   type Packet,
 } from '../../protocol/index.js';
@@ -57,6 +60,7 @@ type State = 'idle' | 'connecting' | 'up' | 'backoff' | 'closed';
 
 /** Lanes of the deadline queue that are not request timeouts (see DeadlineQueue.add). */
 const LANE_CONNECT = -1;
+const HELLO_BODY = GatewayHelloCodec.encode({ version: GATEWAY_EXT_VERSION });
 const LANE_HEARTBEAT = -2;
 const LANE_BACKOFF = -3;
 
@@ -85,6 +89,8 @@ export class GatewayChannel extends Deadline implements FrameHandler, OutboundOw
   failures = 0;
   /** Replies that named no pending request (late, or answered twice). */
   strayReplies = 0;
+  /** The gateway accepted GATEWAY_HELLO: it answers with mpush-ts's replies. */
+  extended = false;
 
   constructor(
     readonly host: string,
@@ -172,6 +178,20 @@ export class GatewayChannel extends Deadline implements FrameHandler, OutboundOw
   private up(): void {
     this.stateName = 'up';
     this.failures = 0;
+    // Ask for mpush-ts's replies (ERROR 4 on an ack timeout, named time points). Pipelined, not
+    // awaited: the gateway reads it before any request written after it. A gateway that does not
+    // know it (MPush's own) answers with MPush's replies, which the requests read as well.
+    this.write(ExtCommand.GATEWAY_HELLO, 0, HELLO_BODY, {
+      onReply: (p) => {
+        const r = decodeReply(p);
+        this.extended = r.ok;
+        // Refused for any reason but not knowing the command (a gateway secret we lack): the
+        // gateway closes, and the requests behind the hello fail with its reason, not a bare loss.
+        if (!r.ok && r.code !== ErrorCode.UNSUPPORTED_CMD)
+          this.drop(`gateway ${this.address} refused: ${r.reason}`);
+      },
+      onChannelClosed: () => {},
+    });
     const deadlines = this.owner.deadlines;
     if (this.opts.heartbeatMs > 0) {
       deadlines.add(this, deadlines.clock() + this.opts.heartbeatMs, LANE_HEARTBEAT);

@@ -39,16 +39,34 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** The node's time points of a delivered push (OK data `{userId, clientType, timePoints}`). */
+/**
+ * The node's time points of a delivered push (OK data `{userId, clientType, timePoints}`): an
+ * object of name → ms from mpush-ts, or MPush's flat `[name, ms, name, ms, …]` array from a
+ * gateway that answers as MPush does (mpush-wire §9).
+ */
 export function decodePushOk(data: string): Record<string, number> | undefined {
   if (data === '') return undefined;
   const v = parse(data, 'push OK data');
   if (!isRecord(v)) throw bad('push OK data is not an object');
   const tp = v.timePoints;
   if (tp === undefined) return undefined;
+  if (Array.isArray(tp)) return pairsToRecord(tp);
   if (!isRecord(tp)) throw bad('timePoints is not an object');
   for (const k in tp) if (typeof tp[k] !== 'number') throw bad(`timePoints.${k} is not a number`);
   return tp as Record<string, number>;
+}
+
+function pairsToRecord(tp: unknown[]): Record<string, number> {
+  if (tp.length % 2 !== 0) throw bad('timePoints array is not name/time pairs');
+  const out: Record<string, number> = {};
+  for (let i = 0; i < tp.length; i += 2) {
+    const name = tp[i];
+    const t = tp[i + 1];
+    if (typeof name !== 'string' || typeof t !== 'number')
+      throw bad(`timePoints[${i}] is not a name/time pair`);
+    out[name] = t;
+  }
+  return out;
 }
 
 /**

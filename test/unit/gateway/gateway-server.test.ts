@@ -15,6 +15,8 @@ import {
   encodePacket,
   Flags,
   FrameDecoder,
+  GATEWAY_EXT_VERSION,
+  GatewayHelloCodec,
   GatewayKickCodec,
   GatewayPushCodec,
   KickCodec,
@@ -23,7 +25,7 @@ import {
   type Packet,
 } from '../../../src/protocol/index.js';
 import { waitFor } from '../../helpers/wait.js';
-import { type PushRig, pushMessage, pushRig } from '../push/push-rig.js';
+import { FailingRouteStore, type PushRig, pushMessage, pushRig } from '../push/push-rig.js';
 
 /**
  * A push client at the packet level. The gateway's connections need a socket (GatewayConnection
@@ -72,6 +74,20 @@ class GatewayPeer {
     return p!.cmd === Command.OK ? { ok: OkCodec.decode(p!.body) } : { error: ErrorCodec.decode(p!.body) };
   }
 
+  /** Says GATEWAY_HELLO, as mpush-ts's PushSender does: from here on, mpush-ts's replies. */
+  async hello(): Promise<void> {
+    const { ok } = await this.reply(
+      this.send(ExtCommand.GATEWAY_HELLO, GatewayHelloCodec.encode({ version: 1 })),
+    );
+    assert.equal(ok?.data, String(GATEWAY_EXT_VERSION));
+  }
+
+  /** The next packet to arrive (any sessionId), raw. */
+  async next(): Promise<Packet> {
+    await waitFor(() => this.packets.length > 0, 5000, 'a packet');
+    return this.packets.shift()!;
+  }
+
   close(): void {
     this.socket.destroy();
   }
@@ -91,6 +107,8 @@ describe('GatewayServer packet handling (devices on memory transports)', () => {
       routes: rig.routes,
     });
     peer = await GatewayPeer.open(await gw.listen());
+    // mpush-ts's PushSender says hello; the plain MPush client has its own suite below.
+    await peer.hello();
   });
   afterEach(async () => {
     peer.close();
@@ -101,13 +119,18 @@ describe('GatewayServer packet handling (devices on memory transports)', () => {
   const push = (m: Parameters<typeof pushMessage>[0], flags = 0) =>
     peer.send(Command.GATEWAY_PUSH, GatewayPushCodec.encode(pushMessage(m)), flags);
 
-  it('GATEWAY_PUSH to a bound device: the PUSH, then OK with the JSON MPush push clients parse', async () => {
+  it('GATEWAY_PUSH to a bound device: the PUSH, then OK with the node time points by name', async () => {
     const d = rig.bound('alice');
     const sid = push({ userId: 'alice', content: Buffer.from('hi') });
     const { ok } = await peer.reply(sid);
     assert.equal(ok?.cmd, Command.GATEWAY_PUSH);
-    const data = JSON.parse(ok!.data) as { userId: string; clientType: number; timePoints: unknown };
+    const data = JSON.parse(ok!.data) as {
+      userId: string;
+      clientType: number;
+      timePoints: Record<string, number>;
+    };
     assert.deepEqual([data.userId, data.clientType], ['alice', ClientType.MOBILE]);
+    assert.deepEqual(Object.keys(data.timePoints), ['received', 'written']);
     assert.equal(d.open(d.transport.take(Command.PUSH)).toString(), 'hi');
     assert.equal(gw.stats.pushes, 1);
   });
@@ -268,5 +291,175 @@ describe('GatewayServer: gateway.maxRouteQueryUsers caps a route query', () => {
       await gw.close();
       await rig.close();
     }
+  });
+});
+
+/**
+ * MPush 0.8.1's own PushClient never says GATEWAY_HELLO. It must get exactly what MPush's server
+ * sends (mpush-wire §9, §12): OK / ERROR with MPush's reason texts and its GatewayPushResult JSON
+ * (keys in fastjson's order, time points as a flat name/ms array with MPush's names), and nothing
+ * at all on an ack timeout — MPush's client drops a request on any ERROR and handles only 1–3.
+ */
+describe('GatewayServer: a plain MPush push client gets MPush replies, byte for byte', () => {
+  let rig: PushRig;
+  let gw: GatewayServer;
+  let peer: GatewayPeer;
+  const start = async (opts: Parameters<typeof pushRig>[1] = {}) => {
+    rig = pushRig({ gateway: { host: '127.0.0.1', port: 0 } }, opts);
+    gw = new GatewayServer({
+      config: rig.s.config,
+      log: silentLogger,
+      server: rig.s.server.context,
+      push: rig.push,
+      routes: rig.routes,
+    });
+    peer = await GatewayPeer.open(await gw.listen());
+  };
+  afterEach(async () => {
+    peer.close();
+    await gw.close();
+    await rig.close();
+  });
+
+  const push = (m: Parameters<typeof pushMessage>[0], flags = 0) =>
+    peer.send(Command.GATEWAY_PUSH, GatewayPushCodec.encode(pushMessage(m)), flags);
+
+  /** The times in a reply's data, so the expected bytes can be built with them. */
+  const timesOf = (data: string): number[] =>
+    (JSON.parse(data) as { timePoints: unknown[] }).timePoints.filter(
+      (x): x is number => typeof x === 'number',
+    );
+
+  /** The exact packet MPush's server writes: OK or ERROR, flags 0, the request's sessionId. */
+  function assertPacket(
+    p: Packet,
+    expected: { sessionId: number; ok?: string; error?: [number, string, string] },
+  ) {
+    const body =
+      expected.ok !== undefined
+        ? OkCodec.encode({ cmd: Command.GATEWAY_PUSH, code: 0, data: expected.ok })
+        : ErrorCodec.encode({
+            cmd: Command.GATEWAY_PUSH,
+            code: expected.error![0],
+            reason: expected.error![1],
+            data: expected.error![2],
+          });
+    const cmd = expected.ok !== undefined ? Command.OK : Command.ERROR;
+    assert.deepEqual(
+      encodePacket({ cmd: p.cmd, flags: p.flags, sessionId: p.sessionId, body: p.body }),
+      encodePacket({ cmd, flags: 0, sessionId: expected.sessionId, body }),
+    );
+  }
+
+  it('NO_ACK success: OK with {"clientType","timePoints":[push-center-begin, before-send, success-end],"userId"}', async () => {
+    await start();
+    rig.bound('alice');
+    const sid = push({ userId: 'alice' });
+    const p = await peer.next();
+    const [t0, t1, t2] = timesOf(OkCodec.decode(p.body).data);
+    assertPacket(p, {
+      sessionId: sid,
+      ok: `{"clientType":1,"timePoints":["push-center-begin",${t0},"before-send",${t1},"success-end",${t2}],"userId":"alice"}`,
+    });
+    assert.ok(t0! <= t1! && t1! <= t2!);
+  });
+
+  it('AUTO_ACK success: the time points add waiting-ack, and success-end is the ack', async () => {
+    await start();
+    const d = rig.bound('bob');
+    const sid = push({ userId: 'bob' }, Flags.AUTO_ACK);
+    await waitFor(() => d.transport.packets.length > 0, 3000, 'the push to reach the device');
+    d.send(Command.ACK, Buffer.alloc(0), {
+      sessionId: d.transport.take(Command.PUSH).sessionId,
+      encrypt: false,
+    });
+    const p = await peer.next();
+    const [t0, t1, t2, t3] = timesOf(OkCodec.decode(p.body).data);
+    assertPacket(p, {
+      sessionId: sid,
+      ok: `{"clientType":1,"timePoints":["push-center-begin",${t0},"before-send",${t1},"waiting-ack",${t2},"success-end",${t3}],"userId":"bob"}`,
+    });
+  });
+
+  it('offline: ERROR 1 "user offline" with the result JSON ending in offline-end', async () => {
+    await start();
+    const sid = push({ userId: 'nobody' });
+    const p = await peer.next();
+    const [t0, t1] = timesOf(ErrorCodec.decode(p.body).data);
+    assertPacket(p, {
+      sessionId: sid,
+      error: [
+        1,
+        'user offline',
+        `{"clientType":1,"timePoints":["push-center-begin",${t0},"offline-end",${t1}],"userId":"nobody"}`,
+      ],
+    });
+  });
+
+  it('router change: ERROR 3 "router change" ending in redirect-end', async () => {
+    await start({ isRouteLive: () => true });
+    await rig.routes.register('moved', ClientType.MOBILE, {
+      host: '10.0.0.2',
+      port: 3001,
+      deviceId: 'd',
+      osName: 'android',
+      clientVersion: '1',
+      connId: 'node-b:7',
+    });
+    const sid = push({ userId: 'moved' });
+    const p = await peer.next();
+    const [t0, t1] = timesOf(ErrorCodec.decode(p.body).data);
+    assertPacket(p, {
+      sessionId: sid,
+      error: [
+        3,
+        'router change',
+        `{"clientType":1,"timePoints":["push-center-begin",${t0},"redirect-end",${t1}],"userId":"moved"}`,
+      ],
+    });
+  });
+
+  it('failure: ERROR 2 "push to client failure" ending in failure-end', async () => {
+    await start({ routes: new FailingRouteStore() });
+    const sid = push({ userId: 'anyone', clientType: ClientType.PC });
+    const p = await peer.next();
+    const [t0, t1] = timesOf(ErrorCodec.decode(p.body).data);
+    assertPacket(p, {
+      sessionId: sid,
+      error: [
+        2,
+        'push to client failure',
+        `{"clientType":2,"timePoints":["push-center-begin",${t0},"failure-end",${t1}],"userId":"anyone"}`,
+      ],
+    });
+  });
+
+  it('ack timeout: no reply at all (MPush sends none); the next push is answered', async () => {
+    await start();
+    rig.bound('carol');
+    rig.bound('dan');
+    push({ userId: 'carol', timeout: 20 }, Flags.BIZ_ACK);
+    await waitFor(() => gw.stats.silentTimeouts === 1, 3000, 'the ack timeout');
+    const next = push({ userId: 'dan' });
+    const p = await peer.next();
+    assert.deepEqual([p.cmd, p.sessionId], [Command.OK, next], 'the only packet is the next push reply');
+    assert.equal(peer.packets.length, 0);
+  });
+
+  it('a finished broadcast: OK with no data', async () => {
+    await start();
+    rig.bound('b1');
+    const sid = push({ taskId: 't' });
+    assertPacket(await peer.next(), { sessionId: sid, ok: '' });
+  });
+
+  it('after GATEWAY_HELLO the same connection gets mpush-ts replies: ERROR 4 on an ack timeout', async () => {
+    await start();
+    rig.bound('erin');
+    await peer.hello();
+    const sid = push({ userId: 'erin', timeout: 20 }, Flags.BIZ_ACK);
+    const { error } = await peer.reply(sid);
+    assert.deepEqual([error?.code, error?.reason], [ErrorCode.ACK_TIMEOUT, 'ack timeout']);
+    assert.equal(gw.stats.silentTimeouts, 0);
   });
 });
