@@ -13,16 +13,21 @@ import {
   ExtCommand,
   encodePacket,
   errorReply,
+  Flags,
   FrameDecoder,
   type FrameHandler,
   GatewayAuthCodec,
   GatewayKickCodec,
   GatewayPushCodec,
+  type GatewayPushMessage,
   HEARTBEAT_FRAME,
+  MessageStatusCodec,
   OkCodec,
   type Packet,
   RouteQueryCodec,
 } from '../protocol/index.js';
+import type { Inbox, InboxVerdict, LiveEnd, StoreTicket } from '../push/inbox.js';
+import type { PushOutcome } from '../push/outcome.js';
 import type { PushCenter } from '../push/push-center.js';
 import type { KickTarget } from '../server/handler-context.js';
 import type { OutboundLimit, OutboundOwner, OutboundWriter } from '../util/outbound-writer.js';
@@ -113,6 +118,7 @@ export interface GatewayServerOptions {
   log: Logger;
   server: KickTarget;
   push: PushCenter;
+  inbox: Inbox;
   routes: RouteStore;
 }
 
@@ -192,6 +198,8 @@ export class GatewayServer {
           return void this.routeQuery(c, p);
         case ExtCommand.GATEWAY_BROADCAST_CONTROL:
           return this.broadcastControl(c, p);
+        case ExtCommand.GATEWAY_MESSAGE_STATUS:
+          return void this.messageStatus(c, p, MessageStatusCodec.decode(p.body).messageId);
         default:
           c.error(p.cmd, p.sessionId, ErrorCode.UNSUPPORTED_CMD, 'unsupported command');
           return c.close();
@@ -229,6 +237,7 @@ export class GatewayServer {
       return;
     }
     this.stats.pushes++;
+    if (m.ext) return this.pushWithExt(c, sessionId, p.flags, m);
     this.opts.push.unicast(m, p.flags, (o) => {
       if (o.kind === 'ok') {
         c.ok(
@@ -239,6 +248,46 @@ export class GatewayServer {
       } else {
         c.error(Command.GATEWAY_PUSH, sessionId, o.code, o.reason);
       }
+    });
+  }
+
+  /**
+   * A unicast with the inbox extension (push-ext.ts): the same push, and a reply that names the
+   * message and says whether it was kept. A route change is not stored here: the push client
+   * follows it with the same messageId, and the node the user moved to decides.
+   */
+  private pushWithExt(c: GatewayConnection, sessionId: number, flags: number, m: GatewayPushMessage): void {
+    const ext = m.ext!;
+    const messageId = ext.messageId ?? randomUUID();
+    const ackFlags = flags & (Flags.AUTO_ACK | Flags.BIZ_ACK);
+    const ticket: StoreTicket | null = ext.store
+      ? {
+          messageId,
+          userId: m.userId,
+          content: m.content,
+          ackFlags,
+          timeoutMs: m.timeout > 0 ? m.timeout : this.config.push.defaultTimeoutMs,
+          ...(ext.ttl !== undefined ? { ttlSeconds: ext.ttl } : {}),
+        }
+      : null;
+    this.opts.push.unicast(m, flags, (o) => {
+      const end = liveEnd(o, ackFlags);
+      const verdict: Promise<InboxVerdict> =
+        ticket && end
+          ? this.opts.inbox.afterPush(ticket, m.clientType, end)
+          : Promise.resolve({ stored: false });
+      void verdict.then((v) => {
+        const info = { messageId, ...v };
+        if (o.kind === 'ok') {
+          c.ok(
+            Command.GATEWAY_PUSH,
+            sessionId,
+            JSON.stringify({ userId: o.userId, clientType: o.clientType, timePoints: o.timePoints, ...info }),
+          );
+        } else {
+          c.error(Command.GATEWAY_PUSH, sessionId, o.code, o.reason, JSON.stringify(info));
+        }
+      });
     });
   }
 
@@ -287,10 +336,26 @@ export class GatewayServer {
     c.ok(p.cmd, p.sessionId, JSON.stringify(task.report()));
   }
 
+  private async messageStatus(c: GatewayConnection, p: Packet, messageId: string): Promise<void> {
+    try {
+      const receipt = await this.opts.inbox.receipt(messageId);
+      if (!receipt) return c.error(p.cmd, p.sessionId, ErrorCode.UNKNOWN, 'unknown message');
+      c.ok(p.cmd, p.sessionId, JSON.stringify(receipt));
+    } catch (err) {
+      c.error(p.cmd, p.sessionId, ErrorCode.PUSH_CLIENT_FAILURE, (err as Error).message);
+    }
+  }
+
   async close(): Promise<void> {
     const tcp = this.tcp;
     this.tcp = undefined;
     for (const c of this.conns) c.close();
     if (tcp) await new Promise<void>((r) => tcp.close(() => r()));
   }
+}
+
+/** What the inbox makes of a live outcome; null for a route change (the next node decides). */
+function liveEnd(o: PushOutcome, ackFlags: number): LiveEnd | null {
+  if (o.kind === 'ok') return ackFlags ? 'acked' : 'sent';
+  return o.code === ErrorCode.ROUTER_CHANGE ? null : 'missed';
 }

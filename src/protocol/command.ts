@@ -75,4 +75,6 @@ export const ExtCommand = {
   GATEWAY_ROUTE_QUERY: 65,
   /** Push client → gateway: a broadcast task's counts, or its cancel. Answered by OK with JSON. */
   GATEWAY_BROADCAST_CONTROL: 66,
+  /** Push client → gateway: a message's receipt. Answered by OK with the receipt as JSON, or ERROR. */
+  GATEWAY_MESSAGE_STATUS: 67,
 } as const;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { MemoryInboxStore } from '../../../src/cluster/inbox-store.js';
 import { GatewayServer } from '../../../src/gateway/gateway-server.js';
 import { silentLogger } from '../../../src/log.js';
 import {
@@ -22,6 +23,7 @@ import {
   type OkMessage,
   type Packet,
 } from '../../../src/protocol/index.js';
+import { Inbox } from '../../../src/push/inbox.js';
 import { waitFor } from '../../helpers/wait.js';
 import { type PushRig, pushMessage, pushRig } from '../push/push-rig.js';
 
@@ -88,6 +90,12 @@ describe('GatewayServer packet handling (devices on memory transports)', () => {
       log: silentLogger,
       server: rig.s.server.context,
       push: rig.push,
+      inbox: new Inbox({
+        config: rig.s.config,
+        log: silentLogger,
+        store: new MemoryInboxStore(),
+        push: rig.push,
+      }),
       routes: rig.routes,
     });
     peer = await GatewayPeer.open(await gw.listen());
