@@ -1,6 +1,7 @@
 import { HttpServer } from './api/http-server.js';
 import type { NodeStats } from './api/node-view.js';
 import { type BusMessage, kickTopic, MemoryClusterBus } from './cluster/cluster-bus.js';
+import { MemoryInboxStore } from './cluster/inbox-store.js';
 import type { NodeInfo } from './cluster/node-registry.js';
 import { isLiveNow, MemoryNodeRegistry } from './cluster/node-registry.js';
 import { memoryStores, type NodeStores, redisStores } from './cluster/node-stores.js';
@@ -12,6 +13,7 @@ import type { Connection } from './connection/index.js';
 import { GatewayServer } from './gateway/gateway-server.js';
 import { loadServerKeys, type ServerKeys } from './keys.js';
 import { createLogger, type Logger } from './log.js';
+import { Inbox } from './push/inbox.js';
 import { PushCenter } from './push/push-center.js';
 import { ConnectionServer } from './server/connection-server.js';
 
@@ -42,6 +44,7 @@ export class MpushNode {
   readonly stores: NodeStores;
   readonly connections: ConnectionServer;
   readonly push: PushCenter;
+  readonly inbox: Inbox;
   readonly gateway: GatewayServer;
   readonly http: HttpServer;
   addresses: NodeAddresses = { tcpPort: 0, httpPort: 0, gatewayPort: 0 };
@@ -70,12 +73,13 @@ export class MpushNode {
           routes: opts.stores.routes ?? new MemoryRouteStore(),
           registry: opts.stores.registry ?? new MemoryNodeRegistry(),
           bus: opts.stores.bus ?? new MemoryClusterBus(),
+          inbox: opts.stores.inbox ?? new MemoryInboxStore(config.inbox.memoryMaxUsers),
           ...(opts.stores.onReconnect ? { onReconnect: opts.stores.onReconnect } : {}),
           kind: opts.stores.kind ?? 'custom stores',
         }
       : config.cluster.redis
         ? redisStores(config.cluster, (err) => this.log.warn('redis', { err: err.message }))
-        : memoryStores(config.session.maxEntries);
+        : memoryStores(config.session.maxEntries, config.inbox.memoryMaxUsers);
     this.connections = new ConnectionServer({
       config,
       privateKey: this.keys.privateKey,
@@ -91,11 +95,13 @@ export class MpushNode {
       nodeId: '',
       isRouteLive: (r) => isLiveNow(this.stores.registry, r.host, r.port),
     });
+    this.inbox = new Inbox({ config, log: this.log, store: this.stores.inbox, push: this.push });
     this.gateway = new GatewayServer({
       config,
       log: this.log,
       server: this.connections.context,
       push: this.push,
+      inbox: this.inbox,
       routes: this.stores.routes,
     });
     this.http = new HttpServer({
@@ -106,12 +112,16 @@ export class MpushNode {
         publicKeyBase64: this.keys.publicKeyBase64,
         routes: this.stores.routes,
         registry: this.stores.registry,
+        inbox: this.inbox,
         gatewayAddress: () => ({ host: this.gatewayHost, port: this.addresses.gatewayPort }),
         stats: () => this.stats(),
         acceptWebSocket: (ws, req) => void this.connections.acceptWebSocket(ws, req),
       },
     });
-    this.connections.events.on('online', (conn) => this.routeOnline(conn));
+    this.connections.events.on('online', (conn) => {
+      this.routeOnline(conn);
+      this.inbox.replay(conn);
+    });
     this.connections.events.on('offline', (conn, userId) => this.routeOffline(conn, userId));
   }
 
@@ -218,6 +228,7 @@ export class MpushNode {
       pendingAcks: this.push.acks.pending,
       connection: c.stats,
       gateway: this.gateway.stats,
+      inbox: this.inbox.stats,
     };
   }
 
@@ -302,6 +313,7 @@ export class MpushNode {
       this.stores.routes.close(),
       this.stores.registry.close(),
       this.stores.bus.close(),
+      this.stores.inbox.close(),
     ]);
   }
 }

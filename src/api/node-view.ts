@@ -5,6 +5,7 @@ import type { RouteStore } from '../cluster/route-store.js';
 import type { Config } from '../config/index.js';
 import type { GatewayServer } from '../gateway/gateway-server.js';
 import type { Logger } from '../log.js';
+import type { Inbox, InboxStats } from '../push/inbox.js';
 import type { ConnectionStats } from '../server/connection-server.js';
 
 /** A node's counts, as GET /api/stats serves them. */
@@ -16,6 +17,7 @@ export interface NodeStats {
   pendingAcks: number;
   connection: ConnectionStats;
   gateway: GatewayServer['stats'];
+  inbox: InboxStats;
 }
 
 /**
@@ -33,6 +35,8 @@ export interface HttpNodeView {
   readonly routes: RouteStore;
   /** The cluster's live nodes: which routes are live, and where a broadcast goes. */
   readonly registry: NodeRegistry;
+  /** The durable inbox: what `store: true` pushes missed, and message receipts. */
+  readonly inbox: Inbox;
   /** This node's gateway, which the API pushes through (known once it listens). */
   gatewayAddress(): { host: string; port: number };
   /** The counts of GET /api/stats (and of /health). */

@@ -1,13 +1,16 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ackFlagsOf } from '../client/push/push-request.js';
 import { PushSender } from '../client/push/push-sender.js';
 import { StoreRouteSource } from '../client/push/route-source.js';
+import type { PushResult } from '../client/push/types.js';
 import { isLiveNow } from '../cluster/node-registry.js';
 import { clientTypeName } from '../protocol/index.js';
+import type { LiveEnd, StoreTicket } from '../push/inbox.js';
 import { readJsonBody } from './body.js';
 import type { HttpNodeView } from './node-view.js';
 import { HttpError, sendJson } from './reply.js';
-import { broadcastSchema, pushSchema } from './schemas.js';
+import { broadcastSchema, type PushBody, pushSchema } from './schemas.js';
 import { validate } from './validate.js';
 
 /** One path segment, percent-decoded; a malformed escape is the caller's error (400), not ours. */
@@ -49,8 +52,7 @@ export class ApiRoutes {
     const node = this.node;
     const method = req.method ?? 'GET';
     if (method === 'POST' && path === '/api/push') {
-      const b = validate(pushSchema, await this.body(req));
-      const results = await this.pushSender().send(b);
+      const results = await this.push(validate(pushSchema, await this.body(req)));
       return sendJson(res, 200, { results });
     }
     if (method === 'POST' && path === '/api/broadcast') {
@@ -82,8 +84,54 @@ export class ApiRoutes {
       }));
       return sendJson(res, 200, { userId, online: devices.length > 0, devices });
     }
+    const message = /^\/api\/messages\/([^/]+)$/.exec(path);
+    if (message && method === 'GET') {
+      const messageId = decodeSegment(message[1]!);
+      let receipt: Awaited<ReturnType<typeof node.inbox.receipt>>;
+      try {
+        receipt = await node.inbox.receipt(messageId);
+      } catch (err) {
+        throw new HttpError(503, `receipt store: ${(err as Error).message}`);
+      }
+      if (!receipt) throw new HttpError(404, 'unknown message (or its receipt expired)');
+      return sendJson(res, 200, receipt);
+    }
     if (method === 'GET' && path === '/api/stats') return sendJson(res, 200, node.stats());
     throw new HttpError(404, 'not found');
+  }
+
+  /**
+   * POST /api/push: one messageId for the push (the caller's msgId, else generated), carried to
+   * the device in the PushMsg JSON (`msgId`) when sent as `msg`, and named in every result.
+   * With `store: true`, what a device type missed is kept in the user's inbox (push/inbox.ts)
+   * once its live result is known; the result keeps its outcome and says `stored`.
+   */
+  private async push(
+    b: PushBody,
+  ): Promise<Array<PushResult & { messageId: string; stored: boolean; storeError?: string }>> {
+    const { msgId, store, ttl, msg, content: text, ...ctx } = b;
+    const messageId = msgId ?? (msg?.msgId as string | undefined) ?? randomUUID();
+    const content = msg
+      ? Buffer.from(JSON.stringify({ ...msg, msgId: messageId }), 'utf8')
+      : Buffer.from(text ?? '', 'utf8');
+    const results = await this.pushSender().send({ ...ctx, content });
+    if (!store) return results.map((r) => ({ ...r, messageId, stored: false }));
+    const ackFlags = ackFlagsOf(ctx.ackModel);
+    const timeoutMs = ctx.timeout ?? this.node.config.push.defaultTimeoutMs;
+    return Promise.all(
+      results.map(async (r) => {
+        const ticket: StoreTicket = {
+          messageId,
+          userId: r.userId,
+          content,
+          ackFlags,
+          timeoutMs,
+          ...(ttl !== undefined ? { ttlSeconds: ttl } : {}),
+        };
+        const end: LiveEnd = r.result === 'success' ? (ackFlags ? 'acked' : 'sent') : 'missed';
+        return { ...r, messageId, ...(await this.node.inbox.afterPush(ticket, r.clientType, end)) };
+      }),
+    );
   }
 
   /** Stops the API's PushSender, if it ever started. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_MESSAGE_ID_LENGTH } from '../protocol/index.js';
 import { ConditionError, compileCondition } from '../push/condition/index.js';
 
 // A field's message completes a sentence that starts with the field's name ("timeout must be an
@@ -50,8 +51,32 @@ export const pushSchema = body({
   msg: optional(msg),
   ackModel: optional(ackModel),
   timeout: optional(timeout),
+  /** The message's id (default: msg.msgId, else generated); one id for every user of the push. */
+  msgId: optional(
+    z
+      .string({ error: 'must be a string' })
+      .min(1, { error: 'must not be empty' })
+      .max(MAX_MESSAGE_ID_LENGTH, { error: `is longer than ${MAX_MESSAGE_ID_LENGTH}` }),
+  ),
+  /** Keep it in the user's inbox when a device is offline or does not ack in time. */
+  store: optional(z.boolean({ error: 'must be true or false' })),
+  /** Seconds a stored message waits (default inbox.defaultTtlSeconds). */
+  ttl: optional(integer(1, 366 * 86_400)),
 }).check((ctx) => {
   const b = ctx.value;
+  if (b.msgId !== undefined && b.msg?.msgId !== undefined && b.msg.msgId !== b.msgId)
+    ctx.issues.push({ code: 'custom', message: 'msgId and msg.msgId differ', input: b });
+  if (
+    b.msg?.msgId !== undefined &&
+    (typeof b.msg.msgId !== 'string' || b.msg.msgId === '' || b.msg.msgId.length > MAX_MESSAGE_ID_LENGTH)
+  )
+    ctx.issues.push({
+      code: 'custom',
+      message: `msg.msgId must be a string of 1 to ${MAX_MESSAGE_ID_LENGTH} characters`,
+      input: b,
+    });
+  if (b.ttl !== undefined && !b.store)
+    ctx.issues.push({ code: 'custom', message: 'ttl needs store: true', input: b });
   if (!b.userId && !b.userIds?.length)
     ctx.issues.push({ code: 'custom', message: 'userId or userIds is required', input: b });
   if (b.content === undefined && !b.msg)

@@ -1,5 +1,14 @@
 /** Cluster stores and bus: one interface each, an in-memory and a Redis implementation. */
 export { type BusMessage, type ClusterBus, kickTopic, MemoryClusterBus } from './cluster-bus.js';
+export {
+  INBOX_CLIENT_TYPES,
+  type InboxEntry,
+  type InboxStore,
+  MemoryInboxStore,
+  type Receipt,
+  type ReceiptEvent,
+  type ReceiptState,
+} from './inbox-store.js';
 export { MemoryNodeRegistry, type NodeInfo, type NodeRegistry } from './node-registry.js';
 export { RedisClusterBus } from './redis-cluster-bus.js';
 export {
@@ -11,6 +20,7 @@ export {
   type RedisEndpoint,
   retryDelay,
 } from './redis-connection.js';
+export { RedisInboxStore } from './redis-inbox-store.js';
 export { RedisNodeRegistry, type RedisNodeRegistryOptions } from './redis-node-registry.js';
 export {
   decodeRoute,

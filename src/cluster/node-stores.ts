@@ -1,4 +1,5 @@
 import { type ClusterBus, MemoryClusterBus } from './cluster-bus.js';
+import { type InboxStore, MemoryInboxStore } from './inbox-store.js';
 import { MemoryNodeRegistry, type NodeRegistry } from './node-registry.js';
 import { RedisClusterBus } from './redis-cluster-bus.js';
 import { createRedis, type RedisAddress, type RedisEndpoint } from './redis-connection.js';
@@ -12,6 +13,8 @@ export interface NodeStores {
   routes: RouteStore;
   registry: NodeRegistry;
   bus: ClusterBus;
+  /** The durable inbox and message receipts. */
+  inbox: InboxStore;
   /** Subscribes to "the shared store is reachable again" (Redis reconnected). */
   onReconnect?(listener: () => void): void;
   /** Label for logs and the start-up banner. */
@@ -49,17 +52,18 @@ export function parseRedisEndpoint(url: string): RedisEndpoint {
 }
 
 /** In-memory stores: one machine. */
-export function memoryStores(maxSessions?: number): NodeStores {
+export function memoryStores(maxSessions?: number, maxInboxUsers?: number): NodeStores {
   return {
     sessions: new MemorySessionStore(60_000, Date.now, maxSessions),
     routes: new MemoryRouteStore(),
     registry: new MemoryNodeRegistry(),
     bus: new MemoryClusterBus(),
+    inbox: new MemoryInboxStore(maxInboxUsers),
     kind: 'in-memory stores',
   };
 }
 
-/** Redis stores (routes, sessions, registry, bus) for a node of a cluster. */
+/** Redis stores (routes, sessions, registry, bus, inbox) for a node of a cluster. */
 export function redisStores(settings: ClusterSettings, onError?: (err: Error) => void): NodeStores {
   const redis = createRedis(parseRedisEndpoint(settings.redis), onError ? { onError } : {});
   const s = createRedisStores(redis, {
@@ -78,6 +82,7 @@ export function redisStores(settings: ClusterSettings, onError?: (err: Error) =>
     sessions: s.sessions,
     routes: s.routes,
     registry: s.registry,
+    inbox: s.inbox,
     bus: new RedisClusterBus(redis, settings.prefix),
     onReconnect(listener) {
       reconnectListeners.push(listener);

@@ -1,4 +1,5 @@
 import { closeRedis, type RedisClient } from './redis-connection.js';
+import { RedisInboxStore } from './redis-inbox-store.js';
 import { RedisNodeRegistry, type RedisNodeRegistryOptions } from './redis-node-registry.js';
 import { RedisRouteStore } from './redis-route-store.js';
 import { RedisSessionStore } from './redis-session-store.js';
@@ -10,16 +11,17 @@ export interface RedisStoresOptions {
   registry?: Pick<RedisNodeRegistryOptions, 'ttlMs' | 'refreshMs'>;
   /** Registry refresh failures. */
   onError?: (err: Error) => void;
-  /** Quit the connection once all three stores are closed (default true). */
+  /** Quit the connection once all four stores are closed (default true). */
   closeConnection?: boolean;
 }
 
-/** A node's three stores on one Redis connection. */
+/** A node's four stores on one Redis connection. */
 export interface RedisStores {
   redis: RedisClient;
   sessions: RedisSessionStore;
   routes: RedisRouteStore;
   registry: RedisNodeRegistry;
+  inbox: RedisInboxStore;
 }
 
 /**
@@ -28,7 +30,7 @@ export interface RedisStores {
  */
 export function createRedisStores(redis: RedisClient, opts: RedisStoresOptions = {}): RedisStores {
   const prefix = opts.prefix ?? 'mp:';
-  let open = 3;
+  let open = 4;
   const release = () => {
     let done = false;
     return async () => {
@@ -41,6 +43,7 @@ export function createRedisStores(redis: RedisClient, opts: RedisStoresOptions =
     redis,
     sessions: new RedisSessionStore(redis, prefix, { onClose: release() }),
     routes: new RedisRouteStore(redis, prefix, { onClose: release() }),
+    inbox: new RedisInboxStore(redis, prefix, { onClose: release() }),
     registry: new RedisNodeRegistry(redis, {
       prefix,
       ...opts.registry,

@@ -104,6 +104,38 @@ export const schema = {
     ),
     maxRedirects: int(3, 'Route changes (gateway ERROR 3) a push request follows before it fails.', 0, 100),
   },
+  inbox: {
+    defaultTtlSeconds: int(
+      604_800,
+      'How long a push with store: true and no ttl waits in the inbox for a device (7 days).',
+      1,
+    ),
+    maxMessagesPerUser: int(
+      1000,
+      "Messages one user's inbox keeps; past it the oldest is dropped (counted).",
+      1,
+    ),
+    maxMessageBytes: int(
+      64 * KiB,
+      'Largest content a push may keep in the inbox; a bigger one is pushed live only (the result says why).',
+      1,
+    ),
+    receiptTtlSeconds: int(
+      691_200,
+      'How long a stored message receipt (GET /api/messages/:id) stays queryable (8 days).',
+      1,
+    ),
+    storeTimeoutMs: int(
+      2000,
+      'Longest a push reply waits for the inbox store; past it the result says the store failed.',
+      10,
+    ),
+    memoryMaxUsers: int(
+      1_000_000,
+      'Inboxes (and receipts) the in-memory store keeps; past it a new inbox is refused and the oldest receipt goes (Redis keeps its own).',
+      1,
+    ),
+  },
   api: {
     secret: str('', 'Bearer secret for the HTTP API; required whenever http.host is not a loopback address.'),
     maxBodyBytes: int(1 * MiB, 'Largest HTTP API request body.', 1024),

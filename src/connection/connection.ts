@@ -96,6 +96,7 @@ export class Connection implements FrameHandler, OutboundOwner, DeadlineSchedule
   private nextCheckAt = Number.POSITIVE_INFINITY;
   closed = false;
   closeReason: DisconnectReason | null = null;
+  private drainWaiters: Array<() => void> | null = null;
 
   constructor(id: number, transport: Transport, protocol: WireProtocol, ctx: ConnectionContext) {
     this.id = id;
@@ -198,6 +199,25 @@ export class Connection implements FrameHandler, OutboundOwner, DeadlineSchedule
   /** The transport flushed its queue. */
   drained(): void {
     this.writer.drained();
+    this.runDrainWaiters();
+  }
+
+  /** True while writes wait for the transport to drain: a bulk writer should pause. */
+  get backpressured(): boolean {
+    return this.writer.backpressured;
+  }
+
+  /** Runs `fn` once the transport has drained (at once if it is not backpressured), or closed. */
+  whenDrained(fn: () => void): void {
+    if (this.closed || !this.writer.backpressured) return fn();
+    if (this.drainWaiters) this.drainWaiters.push(fn);
+    else this.drainWaiters = [fn];
+  }
+
+  private runDrainWaiters(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = null;
+    if (waiters) for (const fn of waiters) fn();
   }
 
   /** @internal OutboundOwner: the writer passed one of its limits. */
@@ -271,6 +291,7 @@ export class Connection implements FrameHandler, OutboundOwner, DeadlineSchedule
     if (now) this.transport.destroy();
     else this.transport.close(reason.wsCode, reason.name);
     this.decoder = null;
+    this.runDrainWaiters();
     this.ctx.handler.onClose(this, reason);
   }
 

@@ -13,6 +13,7 @@ import {
   ExtCommand,
   encodePacket,
   errorReply,
+  Flags,
   FrameDecoder,
   type FrameHandler,
   GATEWAY_EXT_VERSION,
@@ -20,7 +21,9 @@ import {
   GatewayHelloCodec,
   GatewayKickCodec,
   GatewayPushCodec,
+  type GatewayPushMessage,
   HEARTBEAT_FRAME,
+  MessageStatusCodec,
   MPUSH_END_POINTS,
   MPUSH_REASONS,
   mpushPushResult,
@@ -28,6 +31,7 @@ import {
   type Packet,
   RouteQueryCodec,
 } from '../protocol/index.js';
+import type { Inbox, InboxVerdict, LiveEnd, StoreTicket } from '../push/inbox.js';
 import type { PushOutcome } from '../push/outcome.js';
 import type { PushCenter } from '../push/push-center.js';
 import type { KickTarget } from '../server/handler-context.js';
@@ -121,6 +125,7 @@ export interface GatewayServerOptions {
   log: Logger;
   server: KickTarget;
   push: PushCenter;
+  inbox: Inbox;
   routes: RouteStore;
 }
 
@@ -205,6 +210,8 @@ export class GatewayServer {
           return this.broadcastControl(c, p);
         case ExtCommand.GATEWAY_HELLO:
           return this.hello(c, p);
+        case ExtCommand.GATEWAY_MESSAGE_STATUS:
+          return void this.messageStatus(c, p, MessageStatusCodec.decode(p.body).messageId);
         default:
           c.error(p.cmd, p.sessionId, ErrorCode.UNSUPPORTED_CMD, 'unsupported command');
           return c.close();
@@ -253,6 +260,7 @@ export class GatewayServer {
     }
     this.stats.pushes++;
     const received = Date.now();
+    if (m.ext) return this.pushWithExt(c, sessionId, p.flags, m);
     this.opts.push.unicast(m, p.flags, (o) => {
       if (!c.extended) return this.replyAsMPush(c, sessionId, m.userId, m.clientType, received, o);
       if (o.kind === 'ok') {
@@ -309,6 +317,46 @@ export class GatewayServer {
     );
   }
 
+  /**
+   * A unicast with the inbox extension (push-ext.ts): the same push, and a reply that names the
+   * message and says whether it was kept. A route change is not stored here: the push client
+   * follows it with the same messageId, and the node the user moved to decides.
+   */
+  private pushWithExt(c: GatewayConnection, sessionId: number, flags: number, m: GatewayPushMessage): void {
+    const ext = m.ext!;
+    const messageId = ext.messageId ?? randomUUID();
+    const ackFlags = flags & (Flags.AUTO_ACK | Flags.BIZ_ACK);
+    const ticket: StoreTicket | null = ext.store
+      ? {
+          messageId,
+          userId: m.userId,
+          content: m.content,
+          ackFlags,
+          timeoutMs: m.timeout > 0 ? m.timeout : this.config.push.defaultTimeoutMs,
+          ...(ext.ttl !== undefined ? { ttlSeconds: ext.ttl } : {}),
+        }
+      : null;
+    this.opts.push.unicast(m, flags, (o) => {
+      const end = liveEnd(o, ackFlags);
+      const verdict: Promise<InboxVerdict> =
+        ticket && end
+          ? this.opts.inbox.afterPush(ticket, m.clientType, end)
+          : Promise.resolve({ stored: false });
+      void verdict.then((v) => {
+        const info = { messageId, ...v };
+        if (o.kind === 'ok') {
+          c.ok(
+            Command.GATEWAY_PUSH,
+            sessionId,
+            JSON.stringify({ userId: o.userId, clientType: o.clientType, timePoints: o.timePoints, ...info }),
+          );
+        } else {
+          c.error(Command.GATEWAY_PUSH, sessionId, o.code, o.reason, JSON.stringify(info));
+        }
+      });
+    });
+  }
+
   private kick(p: Packet): void {
     const m = GatewayKickCodec.decode(p.body);
     const conn = this.opts.server.router.get(m.userId, m.clientType);
@@ -355,10 +403,26 @@ export class GatewayServer {
     c.ok(p.cmd, p.sessionId, JSON.stringify(task.report()));
   }
 
+  private async messageStatus(c: GatewayConnection, p: Packet, messageId: string): Promise<void> {
+    try {
+      const receipt = await this.opts.inbox.receipt(messageId);
+      if (!receipt) return c.error(p.cmd, p.sessionId, ErrorCode.UNKNOWN, 'unknown message');
+      c.ok(p.cmd, p.sessionId, JSON.stringify(receipt));
+    } catch (err) {
+      c.error(p.cmd, p.sessionId, ErrorCode.PUSH_CLIENT_FAILURE, (err as Error).message);
+    }
+  }
+
   async close(): Promise<void> {
     const tcp = this.tcp;
     this.tcp = undefined;
     for (const c of this.conns) c.close();
     if (tcp) await new Promise<void>((r) => tcp.close(() => r()));
   }
+}
+
+/** What the inbox makes of a live outcome; null for a route change (the next node decides). */
+function liveEnd(o: PushOutcome, ackFlags: number): LiveEnd | null {
+  if (o.kind === 'ok') return ackFlags ? 'acked' : 'sent';
+  return o.code === ErrorCode.ROUTER_CHANGE ? null : 'missed';
 }

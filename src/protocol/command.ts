@@ -75,6 +75,8 @@ export const ExtCommand = {
   GATEWAY_ROUTE_QUERY: 65,
   /** Push client → gateway: a broadcast task's counts, or its cancel. Answered by OK with JSON. */
   GATEWAY_BROADCAST_CONTROL: 66,
+  /** Push client → gateway: a message's receipt. Answered by OK with the receipt as JSON, or ERROR. */
+  GATEWAY_MESSAGE_STATUS: 67,
   /**
    * Push client → gateway: "I speak mpush-ts's extensions" (body: the extension version). Until a
    * connection says so it is answered exactly as MPush answers (gateway-ext.ts, MPushReplies).

@@ -1,6 +1,7 @@
 import { BodyReader, BodyWriter } from './body.js';
 import { ProtocolError } from './errors.js';
 import type { MessageCodec } from './messages.js';
+import { MAX_MESSAGE_ID_LENGTH } from './push-ext.js';
 
 /**
  * Bodies of the commands mpush-ts adds on the gateway port ({@link ExtCommand}), as codecs like
@@ -67,6 +68,24 @@ export const GatewayAuthCodec: MessageCodec<GatewayAuthMessage> = {
   decode: (body) => {
     const r = new BodyReader(body);
     return { clientId: r.readString(), timestamp: r.readLong(), mac: r.readBytes() };
+  },
+};
+
+/** GATEWAY_MESSAGE_STATUS: the receipt of one message (a push sent with the inbox extension). */
+export interface MessageStatusMessage {
+  messageId: string;
+}
+
+export const MessageStatusCodec: MessageCodec<MessageStatusMessage> = {
+  encode: (m) => new BodyWriter(64).writeString(m.messageId).finish(),
+  decode: (body) => {
+    const messageId = new BodyReader(body).readString();
+    if (messageId === '' || messageId.length > MAX_MESSAGE_ID_LENGTH)
+      throw new ProtocolError(
+        'MPUSH_ERR_BAD_FIELD',
+        `message status needs a messageId of 1 to ${MAX_MESSAGE_ID_LENGTH} characters`,
+      );
+    return { messageId };
   },
 };
 

@@ -8,3 +8,4 @@ export * from './gateway-ext.js';
 export * from './json-packet.js';
 export * from './messages.js';
 export * from './packet.js';
+export * from './push-ext.js';

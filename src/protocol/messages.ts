@@ -1,5 +1,6 @@
 import { BodyReader, BodyWriter } from './body.js';
 import { ProtocolError } from './errors.js';
+import { decodePushExt, encodePushExt, type PushExt } from './push-ext.js';
 
 /**
  * Every message body of mpush-wire §3, each as a codec: `encode` builds the plain body (before
@@ -248,6 +249,12 @@ export interface GatewayPushMessage {
    */
   broadcastRate?: number;
   broadcastMax?: number;
+  /**
+   * mpush-ts extension after broadcastMax: the inbox options of a unicast push, as one JSON
+   * string (gateway-ext.ts, {@link PushExt}). A push client that sends it is answered with the
+   * message's id and store outcome; one that does not (MPush's PushClient) gets MPush's replies.
+   */
+  ext?: PushExt;
 }
 
 function decodeTags(json: string): string[] | null {
@@ -266,8 +273,8 @@ function decodeTags(json: string): string[] | null {
 }
 
 export const GatewayPushCodec: MessageCodec<GatewayPushMessage> = {
-  encode: (m) =>
-    new BodyWriter(64 + m.content.length)
+  encode: (m) => {
+    const w = new BodyWriter(64 + m.content.length)
       .writeString(m.userId)
       .writeInt(m.clientType)
       .writeInt(m.timeout)
@@ -276,8 +283,11 @@ export const GatewayPushCodec: MessageCodec<GatewayPushMessage> = {
       .writeString(m.tags ? JSON.stringify(m.tags) : null)
       .writeString(m.condition)
       .writeInt(m.broadcastRate ?? 0)
-      .writeInt(m.broadcastMax ?? 0)
-      .finish(),
+      .writeInt(m.broadcastMax ?? 0);
+    // Only a push client that uses the extension sends it: other bodies stay byte for byte.
+    if (m.ext) w.writeString(encodePushExt(m.ext));
+    return w.finish();
+  },
   decode: (body) => {
     const r = new BodyReader(body);
     const m: GatewayPushMessage = {
@@ -292,6 +302,10 @@ export const GatewayPushCodec: MessageCodec<GatewayPushMessage> = {
     if (r.remaining >= 8) {
       m.broadcastRate = Math.max(0, r.readInt());
       m.broadcastMax = Math.max(0, r.readInt());
+      if (r.remaining >= 2) {
+        const ext = r.readString();
+        if (ext !== '') m.ext = decodePushExt(ext);
+      }
     }
     return m;
   },

@@ -35,8 +35,17 @@ export interface PushCenterOptions {
   isRouteLive: (route: Route) => boolean | Promise<boolean>;
 }
 
+/**
+ * One push written to one device connection: told once that it was written (`final` when no
+ * ack is awaited), then of its ack or ack timeout, or that it could not be written.
+ */
+export interface Delivery extends AckWaiter {
+  onWritten(final: boolean): void;
+  fail(code: number, reason: string): void;
+}
+
 /** A single-user push on this node, completed exactly once. */
-class UnicastJob implements AckWaiter {
+class UnicastJob implements Delivery {
   constructor(
     readonly userId: string,
     readonly clientType: number,
@@ -46,10 +55,15 @@ class UnicastJob implements AckWaiter {
 
   onAck(): void {
     this.timePoints.acked = Date.now();
-    this.onWritten();
+    this.succeed();
   }
 
-  onWritten(): void {
+  onWritten(final: boolean): void {
+    this.timePoints.written = Date.now();
+    if (final) this.succeed();
+  }
+
+  private succeed(): void {
     this.done({ kind: 'ok', userId: this.userId, clientType: this.clientType, timePoints: this.timePoints });
   }
 
@@ -62,6 +76,9 @@ class UnicastJob implements AckWaiter {
   }
 }
 
+/** Live pushes held for one connection while its stored messages are replayed. */
+const MAX_HELD = 10_000;
+
 /**
  * The push center: delivers gateway pushes to this node's devices. A single-user push ends in
  * one outcome (OK, or ERROR offline / failure / route change / ack timeout); a broadcast runs as
@@ -71,6 +88,8 @@ export class PushCenter {
   readonly acks: AckTracker;
   readonly slice: number;
   private readonly tasks = new Map<string, BroadcastTask>();
+  /** Connections whose stored messages are being replayed: new unicasts wait behind them. */
+  private readonly replaying = new Map<Connection, Array<() => void>>();
   private readonly sweeper: NodeJS.Timeout;
   private nodeId: string;
 
@@ -114,25 +133,39 @@ export class PushCenter {
       );
       return;
     }
+    const held = this.replaying.get(conn);
+    if (held && held.length < MAX_HELD) {
+      held.push(() => this.unicast(m, flags, done));
+      return;
+    }
     this.deliver(conn, m.content, flags & (Flags.AUTO_ACK | Flags.BIZ_ACK), this.timeoutOf(m.timeout), job);
   }
 
-  private deliver(
-    conn: Connection,
-    content: Buffer,
-    ackFlags: number,
-    timeoutMs: number,
-    job: UnicastJob,
-  ): void {
+  /**
+   * Writes one PUSH to `conn` and tracks its ack (the inbox replays stored messages through
+   * this too). The ack task is registered before the write (mpush-wire §12).
+   */
+  deliver(conn: Connection, content: Buffer, ackFlags: number, timeoutMs: number, job: Delivery): void {
     const sessionId = this.nextPushSessionId();
     if (ackFlags) this.acks.add(sessionId, conn, Date.now() + timeoutMs, job);
     if (!conn.send({ cmd: Command.PUSH, sessionId, flags: ackFlags, content })) {
       if (ackFlags) this.acks.cancel(sessionId);
       return job.fail(ErrorCode.PUSH_CLIENT_FAILURE, 'write to device failed');
     }
-    job.timePoints.written = Date.now();
     // NO_ACK: success once written (mpush-wire §12).
-    if (!ackFlags) job.onWritten();
+    job.onWritten(!ackFlags);
+  }
+
+  /** Holds new unicasts to `conn` until {@link endReplay}: its stored messages go first. */
+  beginReplay(conn: Connection): void {
+    if (!this.replaying.has(conn)) this.replaying.set(conn, []);
+  }
+
+  /** The replay to `conn` is written (or given up): the unicasts it held go now, in order. */
+  endReplay(conn: Connection): void {
+    const held = this.replaying.get(conn);
+    this.replaying.delete(conn);
+    if (held) for (const run of held) run();
   }
 
   /** No local connection: offline, or moved to a live node (route change). */

@@ -284,7 +284,12 @@ describe('HTTP API: POST /api/push', () => {
       const fromApi = reply.body.results[0];
       assert.equal(fromSdk!.result, 'success');
       assert.equal(fromApi.result, 'success');
-      assert.deepEqual(Object.keys(fromApi).sort(), Object.keys(fromSdk!).sort());
+      // The API's results also name the message and its inbox copy (issue 9); PushResult gains
+      // messageId/stored when the SDK side of the inbox lands.
+      const sdkKeys = (r: object) => Object.keys(r).filter((k) => k !== 'messageId' && k !== 'stored');
+      assert.deepEqual(sdkKeys(fromApi).sort(), Object.keys(fromSdk!).sort());
+      assert.equal(typeof fromApi.messageId, 'string');
+      assert.equal(fromApi.stored, false);
       assert.deepEqual(Object.keys(fromApi.timeline).sort(), Object.keys(fromSdk!.timeline).sort());
       assert.deepEqual(Object.keys(fromApi.timePoints).sort(), Object.keys(fromSdk!.timePoints!).sort());
       // Offline results too.
@@ -292,7 +297,7 @@ describe('HTTP API: POST /api/push', () => {
       const apiOffline = (
         await call(port, 'POST', '/api/push', { json: { userId: 'u-shape-nobody', content: 'x' } })
       ).body.results[0];
-      assert.deepEqual(Object.keys(apiOffline).sort(), Object.keys(sdkOffline!).sort());
+      assert.deepEqual(sdkKeys(apiOffline).sort(), Object.keys(sdkOffline!).sort());
     } finally {
       await sender.stop();
     }
@@ -820,7 +825,7 @@ describe('HTTP API: users, stats, health, public key', () => {
     assert.equal(health.body.onlineUsers, 2);
   });
 
-  it('GET /api/stats: the node, its counts, the connection and gateway counters, in that order', async () => {
+  it('GET /api/stats: the node, its counts, the connection, gateway and inbox counters, in that order', async () => {
     const stats = await call(port, 'GET', '/api/stats');
     assert.equal(stats.status, 200, stats.text);
     assert.deepEqual(Object.keys(stats.body), [
@@ -831,9 +836,11 @@ describe('HTTP API: users, stats, health, public key', () => {
       'pendingAcks',
       'connection',
       'gateway',
+      'inbox',
     ]);
     assert.deepEqual(stats.body.connection, JSON.parse(JSON.stringify(t.node.connections.stats)));
     assert.deepEqual(stats.body.gateway, t.node.gateway.stats);
+    assert.deepEqual(stats.body.inbox, t.node.inbox.stats);
   });
 
   it('a user whose device goes away is offline again, and the stats follow', async () => {

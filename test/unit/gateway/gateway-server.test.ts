@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { MemoryInboxStore } from '../../../src/cluster/inbox-store.js';
 import { GatewayServer } from '../../../src/gateway/gateway-server.js';
 import { silentLogger } from '../../../src/log.js';
 import {
@@ -20,10 +21,12 @@ import {
   GatewayKickCodec,
   GatewayPushCodec,
   KickCodec,
+  MessageStatusCodec,
   OkCodec,
   type OkMessage,
   type Packet,
 } from '../../../src/protocol/index.js';
+import { Inbox } from '../../../src/push/inbox.js';
 import { waitFor } from '../../helpers/wait.js';
 import { FailingRouteStore, type PushRig, pushMessage, pushRig } from '../push/push-rig.js';
 
@@ -93,19 +96,26 @@ class GatewayPeer {
   }
 }
 
+/** A gateway over a push rig, with an in-memory inbox. */
+function gatewayOn(rig: PushRig): GatewayServer {
+  const { config } = rig.s;
+  return new GatewayServer({
+    config,
+    log: silentLogger,
+    server: rig.s.server.context,
+    push: rig.push,
+    inbox: new Inbox({ config, log: silentLogger, store: new MemoryInboxStore(), push: rig.push }),
+    routes: rig.routes,
+  });
+}
+
 describe('GatewayServer packet handling (devices on memory transports)', () => {
   let rig: PushRig;
   let gw: GatewayServer;
   let peer: GatewayPeer;
   beforeEach(async () => {
     rig = pushRig({ gateway: { host: '127.0.0.1', port: 0, maxPacketSize: 4096 } });
-    gw = new GatewayServer({
-      config: rig.s.config,
-      log: silentLogger,
-      server: rig.s.server.context,
-      push: rig.push,
-      routes: rig.routes,
-    });
+    gw = gatewayOn(rig);
     peer = await GatewayPeer.open(await gw.listen());
     // mpush-ts's PushSender says hello; the plain MPush client has its own suite below.
     await peer.hello();
@@ -259,18 +269,67 @@ describe('GatewayServer packet handling (devices on memory transports)', () => {
     assert.equal(error?.code, ErrorCode.UNSUPPORTED_CMD);
     await waitFor(() => peer.closed, 3000, 'the close');
   });
+
+  describe('inbox extension (push-ext.ts)', () => {
+    it('a push without it gets exactly the replies of MPush push clients: no messageId, no data on ERROR', async () => {
+      rig.bound('plain');
+      const { ok } = await peer.reply(push({ userId: 'plain' }));
+      assert.deepEqual(Object.keys(JSON.parse(ok!.data)), ['userId', 'clientType', 'timePoints']);
+      const { error } = await peer.reply(push({ userId: 'nobody' }));
+      assert.deepEqual([error?.code, error?.reason, error?.data], [ErrorCode.OFFLINE, 'offline', '']);
+    });
+
+    it('with it, OK names the messageId (the given one, else generated) and stored: false', async () => {
+      rig.bound('ext');
+      const given = await peer.reply(push({ userId: 'ext', ext: { messageId: 'm-1' } }));
+      assert.deepEqual(JSON.parse(given.ok!.data).messageId, 'm-1');
+      assert.equal(JSON.parse(given.ok!.data).stored, false);
+      const generated = await peer.reply(push({ userId: 'ext', ext: {} }));
+      assert.match(JSON.parse(generated.ok!.data).messageId, /^[0-9a-f-]{36}$/);
+    });
+
+    it('store: true to an offline user: ERROR 1 as before, its data says stored; the receipt is queryable', async () => {
+      const { error } = await peer.reply(
+        push({ userId: 'away', ext: { messageId: 'm-away', store: true, ttl: 60 } }, Flags.BIZ_ACK),
+      );
+      assert.deepEqual([error?.code, error?.reason], [ErrorCode.OFFLINE, 'offline']);
+      assert.deepEqual(JSON.parse(error!.data), { messageId: 'm-away', stored: true });
+      const status = await peer.reply(
+        peer.send(ExtCommand.GATEWAY_MESSAGE_STATUS, MessageStatusCodec.encode({ messageId: 'm-away' })),
+      );
+      const r = JSON.parse(status.ok!.data);
+      assert.equal(r.messageId, 'm-away');
+      assert.deepEqual([r.users[0].userId, r.users[0].inbox], ['away', 'stored']);
+      assert.equal(r.users[0].devices[0].state, 'stored', 'the targeted device type');
+    });
+
+    it('status of an unknown message: ERROR, the connection stays', async () => {
+      const { error } = await peer.reply(
+        peer.send(ExtCommand.GATEWAY_MESSAGE_STATUS, MessageStatusCodec.encode({ messageId: 'never' })),
+      );
+      assert.deepEqual([error?.code, error?.reason], [ErrorCode.UNKNOWN, 'unknown message']);
+      rig.bound('still');
+      assert.ok((await peer.reply(push({ userId: 'still' }))).ok);
+    });
+
+    it('a bad extension is answered with an ERROR naming it, the connection stays', async () => {
+      const body = new BodyWriter(64)
+        .writeBytes(GatewayPushCodec.encode(pushMessage({ userId: 'x' })))
+        .finish()
+        .subarray(2); // the push body as encoded, then a bad extension string
+      const bad = Buffer.concat([body, new BodyWriter(16).writeString('{"store":1}').finish()]);
+      const { error } = await peer.reply(peer.send(Command.GATEWAY_PUSH, bad));
+      assert.match(error!.reason, /store must be true or false/);
+      rig.bound('after');
+      assert.ok((await peer.reply(push({ userId: 'after' }))).ok);
+    });
+  });
 });
 
 describe('GatewayServer: gateway.maxRouteQueryUsers caps a route query', () => {
   it('a query of exactly the cap is answered; one user more is refused, naming the key', async () => {
     const rig = pushRig({ gateway: { host: '127.0.0.1', port: 0, maxRouteQueryUsers: 3 } });
-    const gw = new GatewayServer({
-      config: rig.s.config,
-      log: silentLogger,
-      server: rig.s.server.context,
-      push: rig.push,
-      routes: rig.routes,
-    });
+    const gw = gatewayOn(rig);
     const peer = await GatewayPeer.open(await gw.listen());
     try {
       const query = (n: number) =>
@@ -306,13 +365,7 @@ describe('GatewayServer: a plain MPush push client gets MPush replies, byte for 
   let peer: GatewayPeer;
   const start = async (opts: Parameters<typeof pushRig>[1] = {}) => {
     rig = pushRig({ gateway: { host: '127.0.0.1', port: 0 } }, opts);
-    gw = new GatewayServer({
-      config: rig.s.config,
-      log: silentLogger,
-      server: rig.s.server.context,
-      push: rig.push,
-      routes: rig.routes,
-    });
+    gw = gatewayOn(rig);
     peer = await GatewayPeer.open(await gw.listen());
   };
   afterEach(async () => {

@@ -187,3 +187,32 @@ describe('PushCenter.unicast with no local device', () => {
 function route(connId: string): Route {
   return { host: '127.0.0.1', port: 1, deviceId: 'd', osName: 'android', clientVersion: '1', connId };
 }
+
+describe('PushCenter: a replay goes before new pushes', () => {
+  let rig: PushRig;
+  beforeEach(() => {
+    rig = pushRig();
+  });
+  afterEach(() => rig.close());
+
+  it('unicasts to a connection being replayed to wait, then go in order after the replay', async () => {
+    const d = rig.bound('r1');
+    const conn = rig.s.server.context.router.get('r1', ClientType.MOBILE)!;
+    rig.push.beginReplay(conn);
+    const o = outcomes();
+    rig.push.unicast(pushMessage({ userId: 'r1', content: Buffer.from('live') }), 0, o.done);
+    assert.equal(o.got.length, 0, 'held');
+    assert.equal(d.transport.packets.length, 0, 'nothing written yet');
+    const stored = outcomes();
+    rig.push.deliver(conn, Buffer.from('stored'), 0, 1000, {
+      onWritten: () => stored.done({ kind: 'ok', userId: 'r1', clientType: 1, timePoints: {} }),
+      onAck() {},
+      onAckTimeout() {},
+      fail() {},
+    });
+    rig.push.endReplay(conn);
+    assert.equal(o.got[0]?.kind, 'ok', 'the held push went at the end of the replay');
+    assert.equal(d.open(d.transport.take(Command.PUSH)).toString(), 'stored');
+    assert.equal(d.open(d.transport.take(Command.PUSH)).toString(), 'live');
+  });
+});

@@ -1,0 +1,245 @@
+import type { InboxEntry, InboxStore, Receipt, ReceiptEvent } from '../cluster/inbox-store.js';
+import type { Config } from '../config/index.js';
+import type { Connection } from '../connection/index.js';
+import type { Logger } from '../log.js';
+import type { Delivery, PushCenter } from './push-center.js';
+
+/** A push that asked to be kept for later (`store: true`), as the gateway or the HTTP API saw it. */
+export interface StoreTicket {
+  messageId: string;
+  userId: string;
+  /** The PUSH body the device gets. */
+  content: Buffer;
+  ackFlags: number;
+  /** The push's ack timeout, ms: a replay waits as long. */
+  timeoutMs: number;
+  /** Seconds; default `inbox.defaultTtlSeconds`. */
+  ttlSeconds?: number;
+}
+
+/** How the live push to one device type ended, for the inbox. */
+export type LiveEnd =
+  /** Written with NO_ACK. */
+  | 'sent'
+  | 'acked'
+  /** Offline, not written, or not acked in time: keep it. */
+  | 'missed';
+
+/** What the result of a push says of its inbox copy. */
+export interface InboxVerdict {
+  stored: boolean;
+  /** Why it could not be kept (or its delivery could not be recorded): the push result stays as it is. */
+  storeError?: string;
+}
+
+export interface InboxStats {
+  stored: number;
+  /** Pushed out by `inbox.maxMessagesPerUser`. */
+  dropped: number;
+  expired: number;
+  /** Stored messages written to a device on bind. */
+  replayed: number;
+  /** Refused by `inbox.maxMessageBytes`. */
+  tooLarge: number;
+  /** Store operations that failed or passed `inbox.storeTimeoutMs`. */
+  storeFailures: number;
+}
+
+export interface InboxOptions {
+  config: Pick<Config, 'inbox'>;
+  log: Logger;
+  store: InboxStore;
+  push: PushCenter;
+  clock?: () => number;
+}
+
+class StoreTimeout extends Error {}
+
+/**
+ * The inbox policy of a node: keeps what a `store: true` push missed, records its receipt, and
+ * replays a user's pending messages to each device that binds here (whichever node stored
+ * them), before any new push to it. A failing or slow store never holds a live push: every
+ * store operation is bounded by `inbox.storeTimeoutMs` and its failure is reported, not thrown.
+ */
+export class Inbox {
+  readonly stats: InboxStats = {
+    stored: 0,
+    dropped: 0,
+    expired: 0,
+    replayed: 0,
+    tooLarge: 0,
+    storeFailures: 0,
+  };
+  private readonly clock: () => number;
+
+  constructor(private readonly opts: InboxOptions) {
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  private get config(): Config['inbox'] {
+    return this.opts.config.inbox;
+  }
+
+  private bounded<T>(p: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new StoreTimeout('inbox store timed out (inbox.storeTimeoutMs)')),
+        this.config.storeTimeoutMs,
+      );
+    });
+    return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+  }
+
+  private receiptTtlMs(): number {
+    return this.config.receiptTtlSeconds * 1000;
+  }
+
+  private record(messageId: string, events: ReceiptEvent[]): Promise<void> {
+    return this.opts.store.record(messageId, events, this.receiptTtlMs());
+  }
+
+  /** Records without waiting; a failure is counted and logged at debug (a store outage is logged once elsewhere). */
+  private recordLater(messageId: string, events: ReceiptEvent[]): void {
+    this.bounded(this.record(messageId, events)).catch((err: Error) => {
+      this.stats.storeFailures++;
+      this.opts.log.debug('receipt not recorded', { messageId, err: err.message });
+    });
+  }
+
+  /**
+   * The live push of `t` to `clientType` (-1: the user had no route at all) ended: a delivered
+   * one is marked so that type never gets it again; a missed one is kept for later.
+   */
+  async afterPush(t: StoreTicket, clientType: number, end: LiveEnd): Promise<InboxVerdict> {
+    const now = this.clock();
+    const ttlMs = (t.ttlSeconds ?? this.config.defaultTtlSeconds) * 1000;
+    try {
+      if (end !== 'missed') {
+        await this.bounded(
+          Promise.all([
+            this.opts.store.settle(t.userId, clientType, t.messageId, ttlMs),
+            this.record(t.messageId, [{ userId: t.userId, clientType, state: end, at: now }]),
+          ]),
+        );
+        return { stored: false };
+      }
+      if (t.content.length > this.config.maxMessageBytes) {
+        this.stats.tooLarge++;
+        return { stored: false, storeError: 'content exceeds inbox.maxMessageBytes' };
+      }
+      const entry: InboxEntry = {
+        messageId: t.messageId,
+        content: t.content,
+        ackFlags: t.ackFlags,
+        timeoutMs: t.timeoutMs,
+        storedAt: now,
+        expiresAt: now + ttlMs,
+      };
+      const events: ReceiptEvent[] = [{ userId: t.userId, clientType: null, state: 'stored', at: now }];
+      if (clientType >= 0) events.push({ userId: t.userId, clientType, state: 'stored', at: now });
+      const [outcome] = await this.bounded(
+        Promise.all([
+          this.opts.store.store(t.userId, entry, this.config.maxMessagesPerUser),
+          this.record(t.messageId, events),
+        ]),
+      );
+      if (outcome.added) this.stats.stored++;
+      for (const id of outcome.dropped) {
+        this.stats.dropped++;
+        this.recordLater(id, [{ userId: t.userId, clientType: null, state: 'dropped', at: now }]);
+      }
+      return { stored: true };
+    } catch (err) {
+      this.stats.storeFailures++;
+      const reason = err instanceof StoreTimeout ? err.message : `inbox store: ${(err as Error).message}`;
+      return { stored: false, storeError: reason };
+    }
+  }
+
+  /**
+   * `conn` just bound: writes its user's pending messages for its device type, in order, before
+   * any new unicast to it (the push center holds those until the replay is written).
+   */
+  replay(conn: Connection): void {
+    const { userId, clientType } = conn;
+    const push = this.opts.push;
+    push.beginReplay(conn);
+    this.bounded(this.opts.store.pending(userId, clientType, this.clock()))
+      .then(async ({ entries, expired }) => {
+        for (const id of expired) {
+          this.stats.expired++;
+          this.recordLater(id, [{ userId, clientType: null, state: 'expired', at: this.clock() }]);
+        }
+        for (const e of entries) {
+          if (conn.closed || conn.userId !== userId) return;
+          if (conn.backpressured) await new Promise<void>((r) => conn.whenDrained(r));
+          if (conn.closed || conn.userId !== userId) return;
+          this.stats.replayed++;
+          push.deliver(
+            conn,
+            e.content,
+            e.ackFlags,
+            e.timeoutMs,
+            new ReplayDelivery(this, userId, clientType, e),
+          );
+        }
+      })
+      .catch((err: Error) => {
+        this.stats.storeFailures++;
+        this.opts.log.warn('inbox replay failed', { userId, err: err.message });
+      })
+      .finally(() => push.endReplay(conn));
+  }
+
+  /** A message's receipt (bounded by `inbox.storeTimeoutMs`; a store failure rejects). */
+  receipt(messageId: string): Promise<Receipt | undefined> {
+    return this.bounded(this.opts.store.receipt(messageId));
+  }
+
+  /** @internal ReplayDelivery: a replayed message reached its device type. */
+  delivered(userId: string, clientType: number, e: InboxEntry, state: 'sent' | 'acked'): void {
+    const at = this.clock();
+    this.bounded(
+      Promise.all([
+        this.opts.store.settle(userId, clientType, e.messageId, Math.max(1, e.expiresAt - at)),
+        this.record(e.messageId, [{ userId, clientType, state, at }]),
+      ]),
+    ).catch((err: Error) => {
+      // Not marked: the device may get it once more on its next bind (it deduplicates by msgId).
+      this.stats.storeFailures++;
+      this.opts.log.debug('replayed message not settled', { messageId: e.messageId, err: err.message });
+    });
+  }
+
+  /** @internal ReplayDelivery: written, awaiting its ack; or not acked in time (still kept). */
+  note(userId: string, clientType: number, e: InboxEntry, state: 'sent' | 'stored'): void {
+    this.recordLater(e.messageId, [{ userId, clientType, state, at: this.clock() }]);
+  }
+}
+
+/** One stored message written to a device on bind. */
+class ReplayDelivery implements Delivery {
+  constructor(
+    private readonly inbox: Inbox,
+    private readonly userId: string,
+    private readonly clientType: number,
+    private readonly entry: InboxEntry,
+  ) {}
+
+  onWritten(final: boolean): void {
+    if (final) this.inbox.delivered(this.userId, this.clientType, this.entry, 'sent');
+    else this.inbox.note(this.userId, this.clientType, this.entry, 'sent');
+  }
+
+  onAck(): void {
+    this.inbox.delivered(this.userId, this.clientType, this.entry, 'acked');
+  }
+
+  onAckTimeout(): void {
+    // Stays in the inbox: the device gets it again when it binds next.
+    this.inbox.note(this.userId, this.clientType, this.entry, 'stored');
+  }
+
+  fail(): void {}
+}
