@@ -2,6 +2,7 @@ import { HttpServer } from './api/http-server.js';
 import type { NodeStats } from './api/node-view.js';
 import { type BusMessage, kickTopic, MemoryClusterBus } from './cluster/cluster-bus.js';
 import { MemoryInboxStore } from './cluster/inbox-store.js';
+import { mpushKickChannel, mpushKickMessage, mpushKickSchema } from './cluster/mpush-kick.js';
 import type { NodeInfo } from './cluster/node-registry.js';
 import { isLiveNow, MemoryNodeRegistry } from './cluster/node-registry.js';
 import { memoryStores, type NodeStores, redisStores } from './cluster/node-stores.js';
@@ -157,8 +158,17 @@ export class MpushNode {
         // The same user's same-type device on another node: kick it there (mpush-wire §8).
         if (!previous) return;
         const owner = MpushNode.nodeOf(previous.connId);
-        if (owner === this.id || !(await isLiveNow(this.stores.registry, previous.host, previous.port)))
-          return;
+        if (owner === this.id) return;
+        if (!(await isLiveNow(this.stores.registry, previous.host, previous.port))) {
+          // Not one of ours: in a cluster shared with MPush-Java nodes (cluster.zookeeper), tell
+          // that node as MPush does. Elsewhere, a route to a dead node needs no kick.
+          if (!this.config.cluster.zookeeper) return;
+          const kick = { userId, clientType, connId: previous.connId, deviceId: previous.deviceId };
+          return this.stores.bus.publishForeign(
+            mpushKickChannel(previous.host, previous.port),
+            mpushKickMessage({ ...kick, targetServer: previous.host, targetPort: previous.port }),
+          );
+        }
         return this.stores.bus.publish(kickTopic(owner), {
           userId,
           clientType,
@@ -167,6 +177,14 @@ export class MpushNode {
         });
       })
       .catch((err: Error) => this.log.warn('route register failed', { userId, err: err.message }));
+  }
+
+  /** MPush's kick from an MPush-Java node (or any node speaking it) for one of ours. */
+  private onMPushKick(m: BusMessage): void {
+    const k = mpushKickSchema.safeParse(m);
+    if (!k.success) return this.log.debug('unreadable MPush kick', { err: k.error.message });
+    if (k.data.targetServer !== this.gatewayHost || k.data.targetPort !== this.addresses.gatewayPort) return;
+    this.onKick(k.data);
   }
 
   /** A kick from another node for one of ours. */
@@ -257,6 +275,11 @@ export class MpushNode {
       .clearOnline(this.id)
       .catch((err: Error) => this.log.warn('clearOnline failed', { err: err.message }));
     await this.stores.bus.subscribe(kickTopic(this.id), (m) => this.onKick(m));
+    if (this.config.cluster.zookeeper) {
+      await this.stores.bus.subscribeForeign(mpushKickChannel(this.gatewayHost, gatewayPort), (m) =>
+        this.onMPushKick(m),
+      );
+    }
     await this.stores.registry.publish(this.info());
     this.stores.onReconnect?.(() => {
       this.resync().catch((err: Error) => this.log.warn('resync failed', { err: err.message }));

@@ -14,6 +14,12 @@ export const busMessageSchema = z.record(z.string(), z.unknown());
 export interface ClusterBus {
   publish(topic: string, message: BusMessage): Promise<void>;
   subscribe(topic: string, handler: (message: BusMessage) => void): Promise<void>;
+  /**
+   * A channel named exactly as given, outside this project's key prefix: MPush's own (its kick
+   * channel `/mpush/kick/<host:port>`), for clusters where MPush-Java nodes run beside ours.
+   */
+  publishForeign(channel: string, message: BusMessage): Promise<void>;
+  subscribeForeign(channel: string, handler: (message: BusMessage) => void): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -40,6 +46,14 @@ export class MemoryClusterBus implements ClusterBus {
   async subscribe(topic: string, handler: (message: BusMessage) => void): Promise<void> {
     this.emitter.on(topic, handler);
     this.mine.push([topic, handler]);
+  }
+
+  publishForeign(channel: string, message: BusMessage): Promise<void> {
+    return this.publish(`foreign:${channel}`, message);
+  }
+
+  subscribeForeign(channel: string, handler: (message: BusMessage) => void): Promise<void> {
+    return this.subscribe(`foreign:${channel}`, handler);
   }
 
   async close(): Promise<void> {

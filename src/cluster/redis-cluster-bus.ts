@@ -26,12 +26,19 @@ export class RedisClusterBus implements ClusterBus {
     });
   }
 
-  async publish(topic: string, message: BusMessage): Promise<void> {
-    await this.redis.publish(`${this.prefix}bus:${topic}`, JSON.stringify(message));
+  publish(topic: string, message: BusMessage): Promise<void> {
+    return this.publishForeign(`${this.prefix}bus:${topic}`, message);
   }
 
-  async subscribe(topic: string, handler: (message: BusMessage) => void): Promise<void> {
-    const channel = `${this.prefix}bus:${topic}`;
+  subscribe(topic: string, handler: (message: BusMessage) => void): Promise<void> {
+    return this.subscribeForeign(`${this.prefix}bus:${topic}`, handler);
+  }
+
+  async publishForeign(channel: string, message: BusMessage): Promise<void> {
+    await this.redis.publish(channel, JSON.stringify(message));
+  }
+
+  async subscribeForeign(channel: string, handler: (message: BusMessage) => void): Promise<void> {
     const list = this.handlers.get(channel);
     if (list) {
       list.push(handler);

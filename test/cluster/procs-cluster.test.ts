@@ -527,6 +527,7 @@ describe('redisStores().onReconnect', () => {
         stores.sessions.close(),
         stores.routes.close(),
         stores.registry.close(),
+        stores.inbox.close(),
         stores.bus.close(),
       ]);
       await proxy.close();

@@ -2,11 +2,16 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import zookeeper from 'node-zookeeper-client';
+import { RedisClusterBus } from '../../src/cluster/redis-cluster-bus.js';
+import { createRedis } from '../../src/cluster/redis-connection.js';
+import { createRedisStores } from '../../src/cluster/redis-stores.js';
 import { mpushServices, ZookeeperRegistrar } from '../../src/cluster/zookeeper-registrar.js';
 import { ConfigError } from '../../src/config/index.js';
+import { closeAll, connectDevice } from '../helpers/devices.js';
 import { startTestNode } from '../helpers/node.js';
+import { waitFor } from '../helpers/wait.js';
 import { connectZk, startTestZookeeper, type TestZookeeper } from '../helpers/zookeeper.js';
-import { closeTestRedis, freshPrefix, testRedis } from './shared-redis.js';
+import { closeTestRedis, freshPrefix, newClient, testRedis } from './shared-redis.js';
 
 after(closeTestRedis);
 
@@ -235,5 +240,74 @@ describe('ZooKeeper registration in MPush layout (real ZooKeeper)', () => {
       startTestNode({ cluster: { zookeeper: server.connect } }),
       (e: unknown) => e instanceof ConfigError && /cluster\.zookeeper needs cluster\.redis/.test(e.message),
     );
+  });
+  it("mixed cluster: MPush's own Redis kick message, both ways", async () => {
+    const url = (await testRedis()).url;
+    const prefix = await freshPrefix();
+    const redis = createRedis(url);
+    const stores = createRedisStores(redis, { prefix });
+    const bus = new RedisClusterBus(redis, prefix);
+    const node = await startTestNode(
+      { cluster: { redis: url, prefix, zookeeper: server.connect, zookeeperNamespace: 'ns6' } },
+      { ...stores, bus },
+    );
+    // An MPush-Java node, as Redis sees it: a publisher and a subscriber on MPush's channels.
+    const java = await newClient();
+    const javaSub = await newClient();
+    const heard: Array<{ channel: string; text: string }> = [];
+    javaSub.on('message', (channel: string, text: string) => heard.push({ channel, text }));
+    await javaSub.subscribe('/mpush/kick/10.9.9.9:3001');
+    const devices = [];
+    try {
+      const gw = `127.0.0.1:${node.node.addresses.gatewayPort}`;
+      // 1. Java → us: the kick names our gateway and the route's connId; a wrong connId is ignored.
+      const a = await connectDevice(node.tcpPort, 'ann');
+      devices.push(a);
+      const route = (await stores.routes.lookup('ann')).get(1)!;
+      let kicked = 0;
+      a.client.on('kick', () => kicked++);
+      const kick = (connId: string) =>
+        java.publish(
+          `/mpush/kick/${gw}`,
+          JSON.stringify({
+            clientType: 1,
+            connId,
+            deviceId: route.deviceId,
+            targetPort: node.node.addresses.gatewayPort,
+            targetServer: '127.0.0.1',
+            userId: 'ann',
+          }),
+        );
+      await kick('some-other-connection');
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(kicked, 0, 'another connection id kicks nothing');
+      await kick(route.connId);
+      await waitFor(() => kicked === 1, 3000, 'the kick');
+      assert.equal(node.node.connections.router.get('ann', 1), undefined, 'unbound');
+
+      // 2. Us → Java: a bind over a route that points at a node we do not know (the Java node's
+      // gateway) publishes MPush's message on that node's channel.
+      await stores.routes.register('bob', 1, {
+        host: '10.9.9.9',
+        port: 3001,
+        deviceId: 'java-device',
+        osName: 'android',
+        clientVersion: '1',
+        connId: 'java-conn-7',
+      });
+      devices.push(await connectDevice(node.tcpPort, 'bob'));
+      await waitFor(() => heard.length === 1, 3000, 'the kick on the Java node channel');
+      assert.deepEqual(heard[0], {
+        channel: '/mpush/kick/10.9.9.9:3001',
+        text: '{"clientType":1,"connId":"java-conn-7","deviceId":"java-device","targetPort":3001,"targetServer":"10.9.9.9","userId":"bob"}',
+      });
+    } finally {
+      await closeAll(devices);
+      java.disconnect();
+      javaSub.disconnect();
+      await node.stop();
+      await bus.close();
+      redis.disconnect();
+    }
   });
 });
