@@ -263,7 +263,15 @@ describe('ZooKeeper registration in MPush layout (real ZooKeeper)', () => {
       // 1. Java → us: the kick names our gateway and the route's connId; a wrong connId is ignored.
       const a = await connectDevice(node.tcpPort, 'ann');
       devices.push(a);
-      const route = (await stores.routes.lookup('ann')).get(1)!;
+      // The route is written just after the bind is answered.
+      const routeOf = async () => (await stores.routes.lookup('ann')).get(1);
+      let found = await routeOf();
+      for (let i = 0; !found && i < 60; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        found = await routeOf();
+      }
+      assert.ok(found, "ann's route");
+      const route = found;
       let kicked = 0;
       a.client.on('kick', () => kicked++);
       const kick = (connId: string) =>

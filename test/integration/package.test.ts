@@ -19,13 +19,13 @@ interface PackageJson {
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as PackageJson;
 
 describe('the package', () => {
-  it('exports the push SDK, the device SDK and the browser device client, with declarations', () => {
+  it('exports the push SDK, the device SDK, the browser device client and the cluster stores, with declarations', () => {
     const entries = Object.fromEntries(
       Object.entries(pkg.exports).filter((e): e is [string, { types: string; default: string }] => {
         return typeof e[1] === 'object';
       }),
     );
-    assert.deepEqual(Object.keys(entries).sort(), ['./device', './device/browser', './push']);
+    assert.deepEqual(Object.keys(entries).sort(), ['./cluster', './device', './device/browser', './push']);
     for (const [name, target] of Object.entries(entries)) {
       assert.ok(existsSync(join(ROOT, target.default)), `${name}: ${target.default} is built`);
       assert.ok(existsSync(join(ROOT, target.types)), `${name}: ${target.types} is built`);
@@ -38,8 +38,10 @@ describe('the package', () => {
       const push = await import('${pkg.name}/push');
       const device = await import('${pkg.name}/device');
       const browser = await import('${pkg.name}/device/browser');
+      const cluster = await import('${pkg.name}/cluster');
       console.log(JSON.stringify({
-        push: typeof push.PushSender,
+        push: [typeof push.PushSender, typeof push.StoreRouteSource],
+        cluster: typeof cluster.RedisRouteStore,
         device: [typeof device.DeviceClient, typeof device.WsDeviceClient, typeof device.DeviceProtocol],
         browser: [typeof browser.WsDeviceClient, typeof browser.Disconnect, 'DeviceClient' in browser],
       }));
@@ -48,7 +50,8 @@ describe('the package', () => {
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT });
     const [summary, deep] = stdout.trim().split('\n');
     assert.deepEqual(JSON.parse(summary!), {
-      push: 'function',
+      push: ['function', 'function'],
+      cluster: 'function',
       device: ['function', 'function', 'function'],
       browser: ['function', 'object', false],
     });

@@ -1,7 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { signGatewayAuth } from '../../crypto/gateway-mac.js';
 import {
-  ErrorCode,
   ExtCommand,
   encodePacket,
   FrameDecoder,
@@ -91,6 +90,8 @@ export class GatewayChannel extends Deadline implements FrameHandler, OutboundOw
   strayReplies = 0;
   /** The gateway accepted GATEWAY_HELLO: it answers with mpush-ts's replies. */
   extended = false;
+  /** Why the gateway refused the hello, if it did: the reason a close that follows is given. */
+  private refusal = '';
 
   constructor(
     readonly host: string,
@@ -123,6 +124,8 @@ export class GatewayChannel extends Deadline implements FrameHandler, OutboundOw
   connect(): void {
     if (this.stateName !== 'idle' && this.stateName !== 'backoff') return;
     this.stateName = 'connecting';
+    this.extended = false;
+    this.refusal = '';
     const deadlines = this.owner.deadlines;
     deadlines.add(this, deadlines.clock() + this.opts.connectTimeoutMs, LANE_CONNECT);
     const socket = connect({ host: this.host, port: this.port, noDelay: true });
@@ -185,10 +188,9 @@ export class GatewayChannel extends Deadline implements FrameHandler, OutboundOw
       onReply: (p) => {
         const r = decodeReply(p);
         this.extended = r.ok;
-        // Refused for any reason but not knowing the command (a gateway secret we lack): the
-        // gateway closes, and the requests behind the hello fail with its reason, not a bare loss.
-        if (!r.ok && r.code !== ErrorCode.UNSUPPORTED_CMD)
-          this.drop(`gateway ${this.address} refused: ${r.reason}`);
+        // Refused (a gateway secret we lack): if the gateway then closes, the requests behind the
+        // hello fail with its reason, not a bare "connection lost".
+        this.refusal = r.ok ? '' : r.reason;
       },
       onChannelClosed: () => {},
     });
@@ -322,7 +324,11 @@ export class GatewayChannel extends Deadline implements FrameHandler, OutboundOw
     if (this.socket !== socket) return;
     if (this.stateName === 'connecting')
       return this.attemptFailed(`gateway ${this.address} closed the connection`);
-    this.drop(`gateway ${this.address} connection lost`);
+    this.drop(
+      this.refusal
+        ? `gateway ${this.address} refused: ${this.refusal}`
+        : `gateway ${this.address} connection lost`,
+    );
   }
 
   /** Drops a connection that was up: its pending requests fail, the pool hears of it. */
