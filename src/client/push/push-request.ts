@@ -1,4 +1,11 @@
-import { Command, ErrorCode, Flags, GatewayPushCodec, type Packet, type PushExt } from '../../protocol/index.js';
+import {
+  Command,
+  ErrorCode,
+  Flags,
+  GatewayPushCodec,
+  type Packet,
+  type PushExt,
+} from '../../protocol/index.js';
 import { Deadline, type DeadlineQueue } from '../../util/deadline-queue.js';
 import type { GatewayChannel, ReplyHandler } from './gateway-channel.js';
 import type { GatewayPool, PoolWaiter } from './gateway-pool.js';

@@ -530,7 +530,10 @@ export class PushSender implements RequestHost, RouteQueryHost {
         `unknown message ${JSON.stringify(messageId)} (never stored, or its receipt expired)`,
       );
     if (r.timeout)
-      throw new MessageStatusError('timeout', `message status: no reply from ${p.address} within ${timeout} ms`);
+      throw new MessageStatusError(
+        'timeout',
+        `message status: no reply from ${p.address} within ${timeout} ms`,
+      );
     throw new MessageStatusError('failure', `message status: ${r.reason}`);
   }
 
@@ -601,7 +604,8 @@ function checkMessageId(id: unknown, what: string): void {
 /** The PUSH body: `content`, or the PushMsg JSON, which carries the message's id as `msgId`. */
 function contentOf(ctx: PushContext, messageId?: string): Buffer {
   if (ctx.msg) {
-    const msg = messageId === undefined || ctx.msg.msgId === messageId ? ctx.msg : { ...ctx.msg, msgId: messageId };
+    const msg =
+      messageId === undefined || ctx.msg.msgId === messageId ? ctx.msg : { ...ctx.msg, msgId: messageId };
     return Buffer.from(JSON.stringify(msg), 'utf8');
   }
   if (ctx.content === undefined) throw new Error('PushContext needs content or msg');
