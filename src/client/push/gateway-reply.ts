@@ -41,6 +41,26 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/**
+ * The node's time points of a delivered push (OK data `{userId, clientType, timePoints}`): an
+ * object of name → ms from mpush-ts, or MPush's flat `[name, ms, name, ms, …]` array from a
+ * gateway that answers as MPush does (mpush-wire §9).
+ */
+export function decodePushOk(data: string): Record<string, number> | undefined {
+  if (data === '') return undefined;
+  const v = parse(data, 'push OK data');
+  if (!isRecord(v)) throw bad('push OK data is not an object');
+  return timePointsOf(v.timePoints);
+}
+
+function timePointsOf(tp: unknown): Record<string, number> | undefined {
+  if (tp === undefined) return undefined;
+  if (Array.isArray(tp)) return pairsToRecord(tp);
+  if (!isRecord(tp)) throw bad('timePoints is not an object');
+  for (const k in tp) if (typeof tp[k] !== 'number') throw bad(`timePoints.${k} is not a number`);
+  return tp as Record<string, number>;
+}
+
 /** What a push reply says beyond its outcome. */
 export interface PushReplyInfo {
   /** The node's time points, on success. */
@@ -67,17 +87,11 @@ export function decodePushReply(data: string, messageId: string, ok: boolean): P
     throw bad(`push reply names message ${JSON.stringify(v.messageId)}, not ${JSON.stringify(messageId)}`);
   if (v.stored !== undefined && typeof v.stored !== 'boolean') throw bad('stored is not a boolean');
   if (v.storeError !== undefined && typeof v.storeError !== 'string') throw bad('storeError is not a string');
-  const tp = ok ? v.timePoints : undefined;
+  const tp = ok ? timePointsOf(v.timePoints) : undefined;
   if (tp === undefined && v.stored === undefined) return NOTHING_STORED;
   const out: PushReplyInfo = { stored: v.stored === true };
   if (v.storeError !== undefined) out.storeError = v.storeError as string;
-  if (tp === undefined) return out;
-  if (Array.isArray(tp)) out.timePoints = pairsToRecord(tp);
-  else if (!isRecord(tp)) throw bad('timePoints is not an object');
-  else {
-    for (const k in tp) if (typeof tp[k] !== 'number') throw bad(`timePoints.${k} is not a number`);
-    out.timePoints = tp as Record<string, number>;
-  }
+  if (tp !== undefined) out.timePoints = tp;
   return out;
 }
 

@@ -9,7 +9,7 @@ import {
 import { Deadline, type DeadlineQueue } from '../../util/deadline-queue.js';
 import type { GatewayChannel, ReplyHandler } from './gateway-channel.js';
 import type { GatewayPool, PoolWaiter } from './gateway-pool.js';
-import { decodePushReply, decodeReply, type PushReplyInfo } from './gateway-reply.js';
+import { decodePushOk, decodePushReply, decodeReply, type PushReplyInfo } from './gateway-reply.js';
 import type { RouteEntry } from './route-source.js';
 import { type PushResult, ResultCode, type ResultName, type Timeline } from './types.js';
 
@@ -46,10 +46,12 @@ const NOT_STORED = 'not stored: the push reached no gateway';
  * connection went down is written on another. Once written it is never sent again (but on a
  * redirect, which the node answered without delivering): a lost connection fails it.
  *
- * Every request carries its call's inbox extension (push-ext.ts: the messageId, and `store` /
- * `ttl` when asked), one object shared by the call's requests; the reply says whether the node
- * kept the message. Client type -1 is the store push for a user with no route at all: the node
- * answers it `offline` and keeps the message (gateway-server.ts, pushWithExt).
+ * Its result names the call's messageId. A `store: true` call's requests carry the inbox
+ * extension (push-ext.ts: messageId, store, ttl; one object shared by the call's requests), and
+ * the reply says whether the node kept the message; other requests are sent and read exactly as
+ * before the inbox (the node keeps nothing for them, so there is nothing to tell it). Client type
+ * -1 is the store push for a user with no route at all: the node answers it `offline` and keeps
+ * the message (gateway-server.ts, pushWithExt).
  */
 export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
   private state: 'init' | 'done' = 'init';
@@ -82,7 +84,9 @@ export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
     content: Buffer,
     private readonly ackFlags: number,
     readonly timeoutMs: number,
-    private readonly ext: PushExt & { messageId: string },
+    private readonly messageId: string,
+    /** The inbox extension of a `store: true` call; null otherwise. */
+    private readonly ext: PushExt | null,
     deadlineMs?: number,
   ) {
     super();
@@ -121,7 +125,7 @@ export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
       taskId: '',
       tags: null,
       condition: '',
-      ext: this.ext,
+      ext: this.ext ?? undefined,
     });
     this.timeline['send-to-gateway-begin'] = Date.now();
     const sid = ch.send(Command.GATEWAY_PUSH, this.ackFlags, body, this);
@@ -147,11 +151,15 @@ export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
   onReply(p: Packet): void {
     if (this.done) return;
     const r = decodeReply(p);
-    const messageId = this.ext.messageId;
-    if (r.ok) return this.finish('success', undefined, decodePushReply(r.data, messageId, true));
+    const ext = this.ext !== null;
+    if (r.ok) {
+      if (!ext) return this.finish('success', undefined, undefined, decodePushOk(r.data));
+      const info = decodePushReply(r.data, this.messageId, true);
+      return this.finish('success', undefined, info, info.timePoints);
+    }
     // A redirect is not stored by the node: the node the user moved to decides.
     if (r.code === ErrorCode.ROUTER_CHANGE) return this.redirect();
-    const info = decodePushReply(r.data, messageId, false);
+    const info = ext ? decodePushReply(r.data, this.messageId, false) : undefined;
     switch (r.code) {
       case ErrorCode.OFFLINE:
         this.host.dropRoute(this.userId);
@@ -198,7 +206,12 @@ export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
     );
   }
 
-  private finish(result: ResultName, reason?: string, info?: PushReplyInfo): void {
+  private finish(
+    result: ResultName,
+    reason?: string,
+    info?: PushReplyInfo,
+    timePoints?: Record<string, number>,
+  ): void {
     if (this.state !== 'init') return; // compare-and-set: the first outcome wins
     this.state = 'done';
     this.host.deadlines.remove(this);
@@ -214,13 +227,13 @@ export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
       gateway: this.poolRef ? this.poolRef.address : `${this.route.host}:${this.route.port}`,
       redirects: this.redirects,
       timeline: this.timeline,
-      messageId: this.ext.messageId,
+      messageId: this.messageId,
       stored: info?.stored ?? false,
     };
     if (reason !== undefined) out.reason = reason;
-    if (info?.timePoints !== undefined) out.timePoints = info.timePoints;
+    if (timePoints !== undefined) out.timePoints = timePoints;
     if (info?.storeError !== undefined) out.storeError = info.storeError;
-    else if (this.ext.store && !info) out.storeError = this.channelRef ? UNKNOWN_STORE : NOT_STORED;
+    else if (this.ext && !info) out.storeError = this.channelRef ? UNKNOWN_STORE : NOT_STORED;
     this.host.complete(this, out);
   }
 }

@@ -139,8 +139,10 @@ class SendCall extends Deadline {
     readonly timeoutMs: number,
     readonly begin: number,
     readonly callback: PushCallback | undefined,
-    /** The inbox extension every request of the call carries (its messageId, store, ttl). */
-    readonly ext: PushExt & { messageId: string },
+    /** The call's message id, named in every result. */
+    readonly messageId: string,
+    /** The inbox extension of a `store: true` call (its requests carry it); null otherwise. */
+    readonly ext: PushExt | null,
   ) {
     super();
     this.deadline = begin + timeoutMs;
@@ -154,7 +156,7 @@ class SendCall extends Deadline {
     const u = this.users[i]!;
     let routes = found;
     if (routes.length === 0) {
-      if (!this.ext.store) return this.whole(i, 'offline', 'no route');
+      if (!this.ext) return this.whole(i, 'offline', 'no route');
       // No gateway has the user: any one stores it (client type -1 is answered offline, and kept).
       routes = [this.sender.storeRoute()];
     }
@@ -170,6 +172,7 @@ class SendCall extends Deadline {
         this.content,
         this.ackFlags,
         this.timeoutMs,
+        this.messageId,
         this.ext,
         this.deadline,
       );
@@ -201,10 +204,10 @@ class SendCall extends Deadline {
       reason,
       redirects: 0,
       timeline: { begin: this.begin, end: Date.now() },
-      messageId: this.ext.messageId,
+      messageId: this.messageId,
       stored: false,
     };
-    if (this.ext.store) r.storeError = `not stored: ${reason}`;
+    if (this.ext) r.storeError = `not stored: ${reason}`;
     this.sender.queue({ call: this, slot: i, part: 0, result: r });
   }
 
@@ -433,15 +436,18 @@ export class PushSender implements RequestHost, RouteQueryHost {
       const users = ctx.userIds ?? (ctx.userId !== undefined ? [ctx.userId] : []);
       if (users.length === 0) throw new Error('PushContext needs userId or userIds');
       const timeout = ctx.timeout && ctx.timeout > 0 ? ctx.timeout : this.timeoutMs;
-      const ext = inboxExt(ctx);
+      const messageId = messageIdOf(ctx);
+      const ext = ctx.store ? storeExt(ctx, messageId) : null;
+      if (!ctx.store && ctx.ttl !== undefined) throw new Error('PushContext ttl needs store: true');
       call = new SendCall(
         this,
         users,
-        contentOf(ctx, ext.messageId),
+        contentOf(ctx, messageId),
         ackFlagsOf(ctx.ackModel),
         timeout,
         Date.now(),
         ctx.callback,
+        messageId,
         ext,
       );
     } catch (err) {
@@ -575,25 +581,26 @@ export class PushSender implements RequestHost, RouteQueryHost {
   }
 }
 
-/**
- * The inbox extension of a unicast or batch call: always its messageId (the caller's, else
- * generated), and `store` / `ttl` when asked. Checked here, so a bad one fails the call, not each
- * request at the gateway.
- */
-function inboxExt(ctx: PushContext): PushExt & { messageId: string } {
+/** A call's message id: the caller's `msgId` or `msg.msgId` (which must agree), else generated. */
+function messageIdOf(ctx: PushContext): string {
   const own = ctx.msg?.msgId;
   if (ctx.msgId !== undefined) checkMessageId(ctx.msgId, 'msgId');
   if (own !== undefined) checkMessageId(own, 'msg.msgId');
   if (ctx.msgId !== undefined && own !== undefined && own !== ctx.msgId)
     throw new Error('PushContext msgId and msg.msgId differ');
-  const messageId = ctx.msgId ?? own ?? randomUUID();
-  if (ctx.ttl !== undefined) {
-    if (!ctx.store) throw new Error('PushContext ttl needs store: true');
-    if (!Number.isInteger(ctx.ttl) || ctx.ttl < 1)
-      throw new Error('PushContext ttl must be a positive integer (seconds)');
-    return { messageId, store: true, ttl: ctx.ttl };
-  }
-  return ctx.store ? { messageId, store: true } : { messageId };
+  return ctx.msgId ?? own ?? randomUUID();
+}
+
+/**
+ * The inbox extension of a `store: true` call. Only such a call sends it: the node keeps nothing
+ * for another push, so its requests stay as they were (the extension costs the push client and
+ * the node a JSON encode and parse per request).
+ */
+function storeExt(ctx: PushContext, messageId: string): PushExt {
+  if (ctx.ttl === undefined) return { messageId, store: true };
+  if (!Number.isInteger(ctx.ttl) || ctx.ttl < 1)
+    throw new Error('PushContext ttl must be a positive integer (seconds)');
+  return { messageId, store: true, ttl: ctx.ttl };
 }
 
 function checkMessageId(id: unknown, what: string): void {
