@@ -220,6 +220,59 @@ describe('PushSender and the durable inbox (one node, real sockets)', () => {
   });
 });
 
+describe('a store push that cannot reach a node says it was not stored', () => {
+  let n: TestNode;
+  before(async () => {
+    n = await startTestNode();
+  });
+  after(async () => {
+    await n.stop();
+  });
+
+  it('route lookup failed, gateway down, or gateway silent: stored false, with the reason', async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
+    const deadPort = (closed.address() as { port: number }).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const silent = createServer((s) => s.on('error', () => {}));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    const silentPort = (silent.address() as { port: number }).port;
+    const routes: Record<string, number> = { dead: deadPort, mute: silentPort };
+    const sender = PushSender.create({
+      gateways: [{ host: '127.0.0.1', port: n.node.addresses.gatewayPort }],
+      routeCacheMs: 0,
+      logger: { error() {}, warn() {} },
+      routeSource: {
+        lookup: async (ids) => {
+          if (ids.includes('broken')) throw new Error('route store down');
+          return new Map(
+            ids.map((u) => [
+              u,
+              routes[u] ? [{ clientType: 1, host: '127.0.0.1', port: routes[u]!, connId: 'x:1' }] : [],
+            ]),
+          );
+        },
+      },
+    });
+    try {
+      const [broken] = await sender.send({ userId: 'broken', content: 'x', store: true });
+      assert.deepEqual([broken!.result, broken!.stored], ['failure', false]);
+      assert.match(broken!.storeError!, /not stored: route lookup: route store down/);
+      const [dead] = await sender.send({ userId: 'dead', content: 'x', store: true });
+      assert.deepEqual([dead!.result, dead!.stored], ['failure', false]);
+      assert.match(dead!.storeError!, /reached no gateway/);
+      const [mute] = await sender.send({ userId: 'mute', content: 'x', store: true, timeout: 300 });
+      assert.deepEqual([mute!.result, mute!.stored], ['timeout', false]);
+      assert.match(mute!.storeError!, /whether it was stored is unknown/);
+      const [plain] = await sender.send({ userId: 'mute', content: 'x', timeout: 300 });
+      assert.equal(plain!.storeError, undefined, 'no store asked: nothing to say of it');
+    } finally {
+      await sender.stop();
+      silent.close();
+    }
+  });
+});
+
 describe('PushSender.status has its own deadline', () => {
   let silent: Server;
   const held: Socket[] = [];
