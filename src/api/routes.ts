@@ -1,12 +1,10 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ackFlagsOf } from '../client/push/push-request.js';
 import { PushSender } from '../client/push/push-sender.js';
 import { StoreRouteSource } from '../client/push/route-source.js';
 import type { PushResult } from '../client/push/types.js';
 import { isLiveNow } from '../cluster/node-registry.js';
 import { clientTypeName } from '../protocol/index.js';
-import type { LiveEnd, StoreTicket } from '../push/inbox.js';
 import { readJsonBody } from './body.js';
 import type { HttpNodeView } from './node-view.js';
 import { HttpError, sendJson } from './reply.js';
@@ -101,37 +99,14 @@ export class ApiRoutes {
   }
 
   /**
-   * POST /api/push: one messageId for the push (the caller's msgId, else generated), carried to
-   * the device in the PushMsg JSON (`msgId`) when sent as `msg`, and named in every result.
-   * With `store: true`, what a device type missed is kept in the user's inbox (push/inbox.ts)
-   * once its live result is known; the result keeps its outcome and says `stored`.
+   * POST /api/push: one messageId for the push (the caller's msgId, else msg.msgId, else
+   * generated), for every user of it, carried to the device in the PushMsg JSON (`msgId`) when
+   * sent as `msg`, and named in every result. `store` / `ttl` go with the push (PushContext): the
+   * node that answers it keeps what a device type missed (push/inbox.ts), and the result says
+   * `stored`.
    */
-  private async push(
-    b: PushBody,
-  ): Promise<Array<PushResult & { messageId: string; stored: boolean; storeError?: string }>> {
-    const { msgId, store, ttl, msg, content: text, ...ctx } = b;
-    const messageId = msgId ?? (msg?.msgId as string | undefined) ?? randomUUID();
-    const content = msg
-      ? Buffer.from(JSON.stringify({ ...msg, msgId: messageId }), 'utf8')
-      : Buffer.from(text ?? '', 'utf8');
-    const results = await this.pushSender().send({ ...ctx, content });
-    if (!store) return results.map((r) => ({ ...r, messageId, stored: false }));
-    const ackFlags = ackFlagsOf(ctx.ackModel);
-    const timeoutMs = ctx.timeout ?? this.node.config.push.defaultTimeoutMs;
-    return Promise.all(
-      results.map(async (r) => {
-        const ticket: StoreTicket = {
-          messageId,
-          userId: r.userId,
-          content,
-          ackFlags,
-          timeoutMs,
-          ...(ttl !== undefined ? { ttlSeconds: ttl } : {}),
-        };
-        const end: LiveEnd = r.result === 'success' ? (ackFlags ? 'acked' : 'sent') : 'missed';
-        return { ...r, messageId, ...(await this.node.inbox.afterPush(ticket, r.clientType, end)) };
-      }),
-    );
+  private push(b: PushBody): Promise<PushResult[]> {
+    return this.pushSender().send(b);
   }
 
   /** Stops the API's PushSender, if it ever started. */

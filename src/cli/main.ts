@@ -7,6 +7,7 @@ import { mintBindToken } from '../crypto/bind-token.js';
 import { generateRsaKeyPair, privateKeyToBase64, publicKeyToBase64 } from '../crypto/index.js';
 import { loadServerKeys } from '../keys.js';
 import { MpushNode } from '../node.js';
+import { MAX_MESSAGE_ID_LENGTH } from '../protocol/index.js';
 import { type Flags, type FlagTable, parseFlags, splitConfigFlags, UsageError } from './args.js';
 
 const usage = `mpush — an MPush-compatible push system
@@ -16,8 +17,11 @@ usage:
               [--redis redis://host:6379 [--workers N]]   join a cluster; N worker nodes on this machine
               [--zookeeper host:2181]   also register in ZooKeeper for MPush's own PushClient
   mpush push --user U[,U2...] --content TEXT [--ack none|auto|biz] [--timeout MS]
-             [--gateway host:port] [--secret S]
+             [--store [--ttl SECONDS]] [--msg-id ID] [--gateway host:port] [--secret S]
                                        push through a gateway with PushSender; prints the results
+                                       (each names its messageId and whether it was stored);
+                                       --store keeps it in the inbox of a user offline or not
+                                       acking; exit 3 when a result is neither success nor stored
   mpush broadcast --content TEXT [--tags a,b] [--condition EXPR] [--ack ...] [--rate N] [--max N]
              [--gateway host:port] [--secret S]
                                        broadcast and print the counts
@@ -65,7 +69,13 @@ const sendFlags = {
   ack: value,
   timeout: value,
 } as const;
-const pushFlags = { ...sendFlags, user: value } as const;
+const pushFlags = {
+  ...sendFlags,
+  user: value,
+  store: { type: 'boolean' },
+  ttl: value,
+  'msg-id': value,
+} as const;
 const broadcastFlags = { ...sendFlags, tags: value, condition: value, rate: value, max: value } as const;
 const tokenFlags = { ...help, secret: value, user: value, ttl: value } as const;
 
@@ -194,6 +204,9 @@ const ackModels: Record<string, 'NO_ACK' | 'AUTO_ACK' | 'BIZ_ACK'> = {
 /** What `push` and `broadcast` may be given (each refuses the other's own flags). */
 type SendFlags = Flags<typeof sendFlags> & {
   user?: string;
+  store?: boolean;
+  ttl?: string;
+  'msg-id'?: string;
   tags?: string;
   condition?: string;
   rate?: string;
@@ -222,6 +235,11 @@ async function pushCommand(cmd: 'push' | 'broadcast', flags: SendFlags): Promise
   if (cmd === 'push' && !users) throw new ConfigError('push needs --user');
   const rate = integerFlag('rate', flags.rate, 0, 'an integer ≥ 0 (devices per second)');
   const max = integerFlag('max', flags.max, 0, 'an integer ≥ 0 (devices)');
+  const ttl = integerFlag('ttl', flags.ttl, 1, 'a positive integer (seconds)');
+  if (ttl !== undefined && !flags.store) throw new ConfigError('--ttl needs --store');
+  const msgId = flags['msg-id'];
+  if (msgId !== undefined && (msgId === '' || msgId.length > MAX_MESSAGE_ID_LENGTH))
+    throw new ConfigError(`--msg-id must be 1 to ${MAX_MESSAGE_ID_LENGTH} characters`);
   const sender = PushSender.create({
     gateways: [{ host: host || '127.0.0.1', port: Number(port || 3001) }],
     ...(secret ? { gatewaySecret: secret } : {}),
@@ -235,12 +253,16 @@ async function pushCommand(cmd: 'push' | 'broadcast', flags: SendFlags): Promise
         content,
         ackModel,
         ...(timeout ? { timeout } : {}),
+        ...(flags.store ? { store: true } : {}),
+        ...(ttl !== undefined ? { ttl } : {}),
+        ...(msgId !== undefined ? { msgId } : {}),
       });
       process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
       // The results are the data (stdout); what went wrong is also said where a person looks.
       for (const r of results.filter((r) => r.result !== 'success')) {
-        process.exitCode = 3;
-        process.stderr.write(`mpush: ${r.userId}: ${r.result}${r.reason ? ` (${r.reason})` : ''}\n`);
+        const kept = r.stored ? ', stored for later' : r.storeError ? `, store: ${r.storeError}` : '';
+        if (!r.stored) process.exitCode = 3;
+        process.stderr.write(`mpush: ${r.userId}: ${r.result}${r.reason ? ` (${r.reason})` : ''}${kept}\n`);
       }
     } else {
       const tags = flags.tags?.split(',').filter(Boolean);

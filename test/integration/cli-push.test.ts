@@ -162,6 +162,81 @@ describe('mpush push / broadcast (CLI) against a node', () => {
     assert.doesNotMatch(run.stderr, /u1|u3/);
   });
 
+  it('push --store --msg-id to an offline user: offline, stored, exit 0; the device gets it when it binds', async () => {
+    const run = await mpush([
+      'push',
+      '--gateway',
+      gateway,
+      '--user',
+      'cli-later',
+      '--content',
+      'kept',
+      '--store',
+      '--ttl',
+      '600',
+      '--msg-id',
+      'cli-m1',
+      '--ack',
+      'auto',
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const [r] = parse(run);
+    assert.deepEqual([r.result, r.messageId, r.stored], ['offline', 'cli-m1', true]);
+    assert.match(run.stderr, /cli-later: offline .*stored for later/);
+    const d = await connectDevice(t.tcpPort, 'cli-later');
+    devices.push(d);
+    await waitFor(() => d.pushes.length === 1, 3000, 'the stored push');
+    assert.equal(d.pushes[0]!.content.toString(), 'kept');
+    assert.equal(d.pushes[0]!.ackModel, 'auto');
+    const receipt = await t.node.inbox.receipt('cli-m1');
+    assert.equal(receipt?.users[0]?.userId, 'cli-later');
+  });
+
+  it('push --store --ttl 1: the stored message expires before the device binds', async () => {
+    const run = await mpush([
+      'push',
+      '--gateway',
+      gateway,
+      '--user',
+      'cli-ttl',
+      '--content',
+      'stale',
+      '--store',
+      '--ttl',
+      '1',
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(parse(run)[0].stored, true);
+    await new Promise((res) => setTimeout(res, 1100));
+    const before = t.node.inbox.stats.expired;
+    const d = await connectDevice(t.tcpPort, 'cli-ttl');
+    devices.push(d);
+    await waitFor(() => t.node.inbox.stats.expired > before, 3000, 'the expiry');
+    assert.equal(d.pushes.length, 0);
+  });
+
+  it('push without --store: every result names its messageId, stored false', async () => {
+    const run = await mpush(['push', '--gateway', gateway, '--user', 'u3', '--content', 'ids']);
+    assert.equal(run.code, 0, run.stderr);
+    const [r] = parse(run);
+    assert.match(r.messageId, /^[0-9a-f-]{36}$/);
+    assert.equal(r.stored, false);
+  });
+
+  it('bad inbox flags: --ttl without --store, an empty --msg-id, --store on broadcast', async () => {
+    const base = ['--gateway', gateway, '--content', 'x'];
+    const ttl = await mpush(['push', ...base, '--user', 'u1', '--ttl', '5']);
+    assert.notEqual(ttl.code, 0);
+    assert.match(ttl.stderr, /--ttl needs --store/);
+    const zero = await mpush(['push', ...base, '--user', 'u1', '--store', '--ttl', '0']);
+    assert.match(zero.stderr, /--ttl must be a positive integer/);
+    const id = await mpush(['push', ...base, '--user', 'u1', '--msg-id', '']);
+    assert.match(id.stderr, /--msg-id must be 1 to 128 characters/);
+    const bc = await mpush(['broadcast', ...base, '--store']);
+    assert.notEqual(bc.code, 0);
+    assert.match(bc.stderr, /--store/);
+  });
+
   it('broadcast --tags vip: the counts as JSON, exit 0', async () => {
     const run = await mpush(['broadcast', '--gateway', gateway, '--content', 'hi-vip', '--tags', 'vip']);
     assert.equal(run.code, 0, run.stderr);

@@ -387,6 +387,18 @@ async function scriptedGateway(
   const server = createServer((socket) => {
     const dec = new FrameDecoder({
       onPacket: (p) => {
+        if (p.cmd === ExtCommand.GATEWAY_HELLO) {
+          // Speaks the extensions (the scripted answers are mpush-ts's, not MPush's).
+          socket.write(
+            encodePacket({
+              cmd: Command.OK,
+              flags: 0,
+              sessionId: p.sessionId,
+              body: OkCodec.encode({ cmd: p.cmd, code: 0, data: '1' }),
+            }),
+          );
+          return;
+        }
         if (p.cmd === ExtCommand.GATEWAY_ROUTE_QUERY) {
           const data = JSON.stringify({
             u: [

@@ -1,8 +1,15 @@
-import { Command, ErrorCode, Flags, GatewayPushCodec, type Packet } from '../../protocol/index.js';
+import {
+  Command,
+  ErrorCode,
+  Flags,
+  GatewayPushCodec,
+  type Packet,
+  type PushExt,
+} from '../../protocol/index.js';
 import { Deadline, type DeadlineQueue } from '../../util/deadline-queue.js';
 import type { GatewayChannel, ReplyHandler } from './gateway-channel.js';
 import type { GatewayPool, PoolWaiter } from './gateway-pool.js';
-import { decodePushOk, decodeReply } from './gateway-reply.js';
+import { decodePushOk, decodePushReply, decodeReply, type PushReplyInfo } from './gateway-reply.js';
 import type { RouteEntry } from './route-source.js';
 import { type PushResult, ResultCode, type ResultName, type Timeline } from './types.js';
 
@@ -22,6 +29,11 @@ export interface RequestHost {
 
 const GATEWAY_MARGIN_MS = 500;
 
+/** A store push written to a node that never answered: it may have kept the message, or not. */
+const UNKNOWN_STORE = 'no reply from the gateway: whether it was stored is unknown';
+/** A store push that never reached a gateway. */
+const NOT_STORED = 'not stored: the push reached no gateway';
+
 /**
  * One push to one (user, client type): the state machine of DESIGN.md. It ends in exactly one
  * result (success, failure, offline, timeout), by compare-and-set from `init`; a late reply
@@ -33,6 +45,13 @@ const GATEWAY_MARGIN_MS = 500;
  * A request goes to a connection of its gateway's pool that is up; one not yet written when that
  * connection went down is written on another. Once written it is never sent again (but on a
  * redirect, which the node answered without delivering): a lost connection fails it.
+ *
+ * Its result names the call's messageId. A `store: true` call's requests carry the inbox
+ * extension (push-ext.ts: messageId, store, ttl; one object shared by the call's requests), and
+ * the reply says whether the node kept the message; other requests are sent and read exactly as
+ * before the inbox (the node keeps nothing for them, so there is nothing to tell it). Client type
+ * -1 is the store push for a user with no route at all: the node answers it `offline` and keeps
+ * the message (gateway-server.ts, pushWithExt).
  */
 export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
   private state: 'init' | 'done' = 'init';
@@ -65,6 +84,9 @@ export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
     content: Buffer,
     private readonly ackFlags: number,
     readonly timeoutMs: number,
+    private readonly messageId: string,
+    /** The inbox extension of a `store: true` call; null otherwise. */
+    private readonly ext: PushExt | null,
     deadlineMs?: number,
   ) {
     super();
@@ -103,6 +125,7 @@ export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
       taskId: '',
       tags: null,
       condition: '',
+      ext: this.ext ?? undefined,
     });
     this.timeline['send-to-gateway-begin'] = Date.now();
     const sid = ch.send(Command.GATEWAY_PUSH, this.ackFlags, body, this);
@@ -128,17 +151,23 @@ export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
   onReply(p: Packet): void {
     if (this.done) return;
     const r = decodeReply(p);
-    if (r.ok) return this.finish('success', undefined, decodePushOk(r.data));
+    const ext = this.ext !== null;
+    if (r.ok) {
+      if (!ext) return this.finish('success', undefined, undefined, decodePushOk(r.data));
+      const info = decodePushReply(r.data, this.messageId, true);
+      return this.finish('success', undefined, info, info.timePoints);
+    }
+    // A redirect is not stored by the node: the node the user moved to decides.
+    if (r.code === ErrorCode.ROUTER_CHANGE) return this.redirect();
+    const info = ext ? decodePushReply(r.data, this.messageId, false) : undefined;
     switch (r.code) {
       case ErrorCode.OFFLINE:
         this.host.dropRoute(this.userId);
-        return this.finish('offline', r.reason);
-      case ErrorCode.ROUTER_CHANGE:
-        return this.redirect();
+        return this.finish('offline', r.reason, info);
       case ErrorCode.ACK_TIMEOUT:
-        return this.finish('timeout', r.reason);
+        return this.finish('timeout', r.reason, info);
       default:
-        return this.finish('failure', r.reason);
+        return this.finish('failure', r.reason, info);
     }
   }
 
@@ -177,7 +206,12 @@ export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
     );
   }
 
-  private finish(result: ResultName, reason?: string, timePoints?: Record<string, number>): void {
+  private finish(
+    result: ResultName,
+    reason?: string,
+    info?: PushReplyInfo,
+    timePoints?: Record<string, number>,
+  ): void {
     if (this.state !== 'init') return; // compare-and-set: the first outcome wins
     this.state = 'done';
     this.host.deadlines.remove(this);
@@ -193,9 +227,13 @@ export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
       gateway: this.poolRef ? this.poolRef.address : `${this.route.host}:${this.route.port}`,
       redirects: this.redirects,
       timeline: this.timeline,
+      messageId: this.messageId,
+      stored: info?.stored ?? false,
     };
     if (reason !== undefined) out.reason = reason;
     if (timePoints !== undefined) out.timePoints = timePoints;
+    if (info?.storeError !== undefined) out.storeError = info.storeError;
+    else if (this.ext && !info) out.storeError = this.channelRef ? UNKNOWN_STORE : NOT_STORED;
     this.host.complete(this, out);
   }
 }

@@ -3,14 +3,18 @@ import {
   BroadcastAction,
   BroadcastControlCodec,
   Command,
+  ErrorCode,
   ExtCommand,
   GatewayPushCodec,
+  MAX_MESSAGE_ID_LENGTH,
+  MessageStatusCodec,
+  type PushExt,
 } from '../../protocol/index.js';
 import { Deadline, DeadlineQueue } from '../../util/deadline-queue.js';
 import { type CallOutcome, GatewayCall } from './gateway-call.js';
 import type { GatewayChannel } from './gateway-channel.js';
 import { GatewayPool, type GatewayPoolOptions } from './gateway-pool.js';
-import { decodeTaskReport } from './gateway-reply.js';
+import { decodeReceipt, decodeTaskReport } from './gateway-reply.js';
 import { ackFlagsOf, PushRequest, type RequestHost } from './push-request.js';
 import { RouteCache } from './route-cache.js';
 import {
@@ -21,6 +25,8 @@ import {
 } from './route-source.js';
 import {
   type BroadcastResult,
+  type MessageReceipt,
+  MessageStatusError,
   type PushCallback,
   type PushContext,
   type PushLogger,
@@ -133,6 +139,10 @@ class SendCall extends Deadline {
     readonly timeoutMs: number,
     readonly begin: number,
     readonly callback: PushCallback | undefined,
+    /** The call's message id, named in every result. */
+    readonly messageId: string,
+    /** The inbox extension of a `store: true` call (its requests carry it); null otherwise. */
+    readonly ext: PushExt | null,
   ) {
     super();
     this.deadline = begin + timeoutMs;
@@ -141,10 +151,15 @@ class SendCall extends Deadline {
   }
 
   /** The routes of user `i` are known: one request per route, or one `offline` result. */
-  dispatch(i: number, routes: readonly RouteEntry[]): void {
+  dispatch(i: number, found: readonly RouteEntry[]): void {
     if (this.got[i] !== undefined) return;
     const u = this.users[i]!;
-    if (routes.length === 0) return this.whole(i, 'offline', 'no route');
+    let routes = found;
+    if (routes.length === 0) {
+      if (!this.ext) return this.whole(i, 'offline', 'no route');
+      // No gateway has the user: any one stores it (client type -1 is answered offline, and kept).
+      routes = [this.sender.storeRoute()];
+    }
     this.got[i] = routes.length === 1 ? null : new Array(routes.length);
     this.left += routes.length - 1;
     for (let j = 0; j < routes.length; j++) {
@@ -157,6 +172,8 @@ class SendCall extends Deadline {
         this.content,
         this.ackFlags,
         this.timeoutMs,
+        this.messageId,
+        this.ext,
         this.deadline,
       );
       req.call = this;
@@ -187,7 +204,10 @@ class SendCall extends Deadline {
       reason,
       redirects: 0,
       timeline: { begin: this.begin, end: Date.now() },
+      messageId: this.messageId,
+      stored: false,
     };
+    if (this.ext) r.storeError = `not stored: ${reason}`;
     this.sender.queue({ call: this, slot: i, part: 0, result: r });
   }
 
@@ -343,6 +363,18 @@ export class PushSender implements RequestHost, RouteQueryHost {
     return this.opts.gateways.map((g) => this.pool(g.host, g.port));
   }
 
+  /** A configured gateway, one that is up first: for what any node answers (store, status). */
+  private anyGateway(): GatewayPool {
+    const all = this.routeGateways();
+    return all.find((p) => p.live) ?? all[0]!;
+  }
+
+  /** @internal SendCall: where a store push for a user with no route goes (client type -1). */
+  storeRoute(): RouteEntry {
+    const p = this.anyGateway();
+    return { clientType: -1, host: p.host, port: p.port, connId: '' };
+  }
+
   // ---- routes -----------------------------------------------------------------------------------
 
   /** @internal RequestHost */
@@ -404,14 +436,19 @@ export class PushSender implements RequestHost, RouteQueryHost {
       const users = ctx.userIds ?? (ctx.userId !== undefined ? [ctx.userId] : []);
       if (users.length === 0) throw new Error('PushContext needs userId or userIds');
       const timeout = ctx.timeout && ctx.timeout > 0 ? ctx.timeout : this.timeoutMs;
+      const messageId = messageIdOf(ctx);
+      const ext = ctx.store ? storeExt(ctx, messageId) : null;
+      if (!ctx.store && ctx.ttl !== undefined) throw new Error('PushContext ttl needs store: true');
       call = new SendCall(
         this,
         users,
-        contentOf(ctx),
+        contentOf(ctx, messageId),
         ackFlagsOf(ctx.ackModel),
         timeout,
         Date.now(),
         ctx.callback,
+        messageId,
+        ext,
       );
     } catch (err) {
       return Promise.reject(err);
@@ -474,6 +511,38 @@ export class PushSender implements RequestHost, RouteQueryHost {
     return aggregate(taskId, targets, replies);
   }
 
+  /**
+   * The receipt of a message pushed with `store: true` (the same JSON as GET /api/messages/:id),
+   * from any gateway that is up, within `options.timeout` ms (default the sender's `timeout`).
+   * @throws MessageStatusError `unknown` for a message never stored (or whose receipt expired),
+   *   `timeout`, or `failure` (no gateway, the receipt store failed, a malformed answer).
+   */
+  async status(messageId: string, options: { timeout?: number } = {}): Promise<MessageReceipt> {
+    checkMessageId(messageId, 'messageId');
+    const timeout = options.timeout && options.timeout > 0 ? options.timeout : this.timeoutMs;
+    const p = this.anyGateway();
+    const body = MessageStatusCodec.encode({ messageId });
+    const r = await this.request(p, ExtCommand.GATEWAY_MESSAGE_STATUS, 0, body, timeout);
+    if (r.ok) {
+      try {
+        return decodeReceipt(r.data);
+      } catch (err) {
+        throw new MessageStatusError('failure', `message status: ${(err as Error).message}`);
+      }
+    }
+    if (r.code === ErrorCode.UNKNOWN)
+      throw new MessageStatusError(
+        'unknown',
+        `unknown message ${JSON.stringify(messageId)} (never stored, or its receipt expired)`,
+      );
+    if (r.timeout)
+      throw new MessageStatusError(
+        'timeout',
+        `message status: no reply from ${p.address} within ${timeout} ms`,
+      );
+    throw new MessageStatusError('failure', `message status: ${r.reason}`);
+  }
+
   /** Live counts of a broadcast, summed over the nodes. */
   async broadcastStatus(taskId: string): Promise<BroadcastResult> {
     return this.control(taskId, BroadcastAction.QUERY);
@@ -512,8 +581,40 @@ export class PushSender implements RequestHost, RouteQueryHost {
   }
 }
 
-function contentOf(ctx: PushContext): Buffer {
-  if (ctx.msg) return Buffer.from(JSON.stringify(ctx.msg), 'utf8');
+/** A call's message id: the caller's `msgId` or `msg.msgId` (which must agree), else generated. */
+function messageIdOf(ctx: PushContext): string {
+  const own = ctx.msg?.msgId;
+  if (ctx.msgId !== undefined) checkMessageId(ctx.msgId, 'msgId');
+  if (own !== undefined) checkMessageId(own, 'msg.msgId');
+  if (ctx.msgId !== undefined && own !== undefined && own !== ctx.msgId)
+    throw new Error('PushContext msgId and msg.msgId differ');
+  return ctx.msgId ?? own ?? randomUUID();
+}
+
+/**
+ * The inbox extension of a `store: true` call. Only such a call sends it: the node keeps nothing
+ * for another push, so its requests stay as they were (the extension costs the push client and
+ * the node a JSON encode and parse per request).
+ */
+function storeExt(ctx: PushContext, messageId: string): PushExt {
+  if (ctx.ttl === undefined) return { messageId, store: true };
+  if (!Number.isInteger(ctx.ttl) || ctx.ttl < 1)
+    throw new Error('PushContext ttl must be a positive integer (seconds)');
+  return { messageId, store: true, ttl: ctx.ttl };
+}
+
+function checkMessageId(id: unknown, what: string): void {
+  if (typeof id !== 'string' || id === '' || id.length > MAX_MESSAGE_ID_LENGTH)
+    throw new Error(`${what} must be a string of 1 to ${MAX_MESSAGE_ID_LENGTH} characters`);
+}
+
+/** The PUSH body: `content`, or the PushMsg JSON, which carries the message's id as `msgId`. */
+function contentOf(ctx: PushContext, messageId?: string): Buffer {
+  if (ctx.msg) {
+    const msg =
+      messageId === undefined || ctx.msg.msgId === messageId ? ctx.msg : { ...ctx.msg, msgId: messageId };
+    return Buffer.from(JSON.stringify(msg), 'utf8');
+  }
   if (ctx.content === undefined) throw new Error('PushContext needs content or msg');
   return typeof ctx.content === 'string' ? Buffer.from(ctx.content, 'utf8') : ctx.content;
 }

@@ -37,6 +37,15 @@ export interface PushResult {
   timeline: Timeline;
   /** The node's own time points (received, written, acked), on success. */
   timePoints?: Record<string, number>;
+  /**
+   * The message's id: the caller's `msgId` (or `msg.msgId`), else generated. One per send() call,
+   * shared by every result of it (every user and device type of a batch).
+   */
+  messageId: string;
+  /** The message was kept in the user's inbox for later (asked with `store: true`). */
+  stored: boolean;
+  /** Why a `store: true` push could not be kept (the result's outcome is the live one). */
+  storeError?: string;
 }
 
 /**
@@ -98,6 +107,20 @@ export interface PushContext {
    * broadcast itself is bounded by the sender's `broadcastTimeoutMs`).
    */
   timeout?: number;
+  /**
+   * The message's id (1 to 128 characters), named in every result; generated when absent. Sent as
+   * `msg`, the PushMsg JSON carries it as `msgId` (so a `msg.msgId` counts as this; the two must
+   * agree). Unicast and batch pushes only.
+   */
+  msgId?: string;
+  /**
+   * Keep the message in the user's inbox when a device is offline (or the user has no route at
+   * all) or does not ack in time; it is delivered when a device of that type binds. The result
+   * says `stored`.
+   */
+  store?: boolean;
+  /** Seconds a stored message waits (the node's `inbox.defaultTtlSeconds`); only with `store`. */
+  ttl?: number;
   /** Broadcast task id; generated when absent. */
   taskId?: string;
   /** Broadcast rate, devices per second per node (0: node default). */
@@ -105,6 +128,52 @@ export interface PushContext {
   /** Most devices a broadcast reaches per node (0: no limit). */
   broadcastMax?: number;
   callback?: PushCallback;
+}
+
+/** What happened to a message in one state, per device type (GET /api/messages/:id). */
+export type ReceiptState = 'stored' | 'sent' | 'acked' | 'expired' | 'dropped';
+
+export interface DeviceReceipt {
+  clientType: number;
+  clientTypeName: string;
+  state: ReceiptState;
+  storedAt?: number;
+  sentAt?: number;
+  ackedAt?: number;
+  expiredAt?: number;
+  droppedAt?: number;
+}
+
+export interface UserReceipt {
+  userId: string;
+  /** The inbox copy: kept, gone by TTL (`expired`) or by the cap (`dropped`); null when never stored. */
+  inbox: 'stored' | 'expired' | 'dropped' | null;
+  storedAt?: number;
+  expiredAt?: number;
+  droppedAt?: number;
+  devices: DeviceReceipt[];
+}
+
+/** A message's receipt ({@link PushSender.status}; the same JSON as GET /api/messages/:id). */
+export interface MessageReceipt {
+  messageId: string;
+  /** The first event's time. */
+  createdAt: number;
+  /** The last event's time. */
+  updatedAt: number;
+  users: UserReceipt[];
+}
+
+/** Why {@link PushSender.status} rejected. */
+export class MessageStatusError extends Error {
+  override readonly name = 'MessageStatusError';
+  constructor(
+    /** `unknown`: no such message (never stored, or its receipt expired); `timeout`; `failure`. */
+    readonly kind: 'unknown' | 'timeout' | 'failure',
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** Counts of a broadcast across nodes. */

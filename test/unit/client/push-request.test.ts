@@ -143,7 +143,7 @@ describe('PushRequest ends in exactly one result, the first', () => {
   });
 
   function request(host: RequestHost, timeoutMs: number): PushRequest {
-    return new PushRequest(host, 'u', 1, route, Buffer.from('x'), 0, timeoutMs);
+    return new PushRequest(host, 'u', 1, route, Buffer.from('x'), 0, timeoutMs, 'm-1', null);
   }
 
   it('an OK after the timeout is dropped: one result, timeout', async () => {
