@@ -112,6 +112,28 @@ describe('PushSender against faulty gateways: one result per (user, device type)
     assert.equal(gw.count(ExtCommand.GATEWAY_ROUTE_QUERY), 1, 'one query for the three misses');
   });
 
+  it('broadcastTargets() that never answers: the broadcast goes to the configured gateways within the timeout', async () => {
+    const { gw, sender } = await setup(
+      (p, socket) => {
+        if (p.cmd === Command.GATEWAY_PUSH)
+          socket.write(
+            okFrame(
+              p,
+              JSON.stringify({ taskId: 't', status: 'done', matched: 2, sent: 2, acked: 0, failed: 0 }),
+            ),
+          );
+      },
+      { timeout: 300, broadcastTargets: () => new Promise(() => {}) },
+    );
+    const r = await sender.broadcast({ content: 'x', taskId: 't' });
+    assert.deepEqual([r.result, r.sent, r.nodes.length], ['success', 2, 1]);
+    assert.equal(gw.count(Command.GATEWAY_PUSH), 1);
+    assert.ok(
+      log.lines.some(([, msg]) => /broadcastTargets failed/.test(msg)),
+      'the fallback is logged',
+    );
+  });
+
   it('a gateway that never answers a push: timeout, and stop() leaves nothing pending', async () => {
     const { sender } = await setup(routesHere(() => {}));
     const results = await boundedSend(sender, ['a', 'b'], 300);

@@ -562,8 +562,28 @@ export class PushSender implements RequestHost, RouteQueryHost {
     return aggregate(taskId, targets, replies);
   }
 
+  /**
+   * Where a broadcast goes. The caller's `broadcastTargets()` is bounded by the sender's timeout:
+   * when it fails or is late, the configured gateways are used (each node forwards a broadcast to
+   * the live nodes it knows), so a slow registry never leaves a broadcast waiting.
+   */
   private async broadcastTargets(): Promise<GatewayAddress[]> {
-    return this.opts.broadcastTargets ? this.opts.broadcastTargets() : this.opts.gateways;
+    const lookup = this.opts.broadcastTargets;
+    if (!lookup) return this.opts.gateways;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+    });
+    try {
+      return await Promise.race([lookup(), late]);
+    } catch (err) {
+      this.log.warn('broadcastTargets failed; using the configured gateways', {
+        err: (err as Error).message,
+      });
+      return this.opts.gateways;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** One request/reply on a gateway, bounded by `timeoutMs` from now. */
