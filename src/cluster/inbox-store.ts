@@ -1,4 +1,11 @@
-import { ClientType, clientTypeName } from '../protocol/index.js';
+import {
+  ClientType,
+  clientTypeName,
+  type DeviceReceipt,
+  type MessageReceipt,
+  type ReceiptState,
+  type UserReceipt,
+} from '../protocol/index.js';
 
 /**
  * The durable inbox and the message receipts: user → messages kept for later, in the order they
@@ -38,7 +45,7 @@ export interface PendingMessages {
   expired: string[];
 }
 
-export type ReceiptState = 'stored' | 'sent' | 'acked' | 'expired' | 'dropped';
+export type { DeviceReceipt, ReceiptState, UserReceipt };
 
 /** One thing that happened to a message: to the user's inbox copy (clientType null) or to a device type. */
 export interface ReceiptEvent {
@@ -48,36 +55,8 @@ export interface ReceiptEvent {
   at: number;
 }
 
-export interface DeviceReceipt {
-  clientType: number;
-  clientTypeName: string;
-  state: ReceiptState;
-  storedAt?: number;
-  sentAt?: number;
-  ackedAt?: number;
-  expiredAt?: number;
-  droppedAt?: number;
-}
-
-export interface UserReceipt {
-  userId: string;
-  /** The inbox copy: kept (`stored`), gone by TTL (`expired`) or by the cap (`dropped`); null when never stored. */
-  inbox: 'stored' | 'expired' | 'dropped' | null;
-  storedAt?: number;
-  expiredAt?: number;
-  droppedAt?: number;
-  devices: DeviceReceipt[];
-}
-
 /** GET /api/messages/:messageId. */
-export interface Receipt {
-  messageId: string;
-  /** The first event's time. */
-  createdAt: number;
-  /** The last event's time. */
-  updatedAt: number;
-  users: UserReceipt[];
-}
+export type Receipt = MessageReceipt;
 
 /** The device types a message is for: once each has it, the message leaves the inbox. */
 export const INBOX_CLIENT_TYPES: readonly number[] = [ClientType.MOBILE, ClientType.PC, ClientType.WEB];

@@ -9,3 +9,4 @@ export * from './json-packet.js';
 export * from './messages.js';
 export * from './packet.js';
 export * from './push-ext.js';
+export * from './receipt.js';

@@ -15,6 +15,7 @@ import { redisStores } from '../../src/cluster/node-stores.js';
 import { RedisNodeRegistry } from '../../src/cluster/redis-node-registry.js';
 import { RedisRouteStore } from '../../src/cluster/redis-route-store.js';
 import { closeAll, connectDevice, type TestDevice } from '../helpers/devices.js';
+import { freePort } from '../helpers/free-port.js';
 import {
   api,
   eventually,
@@ -235,18 +236,6 @@ describe('three node processes on one Redis prefix', () => {
 });
 
 // ---- Redis going away -------------------------------------------------------------------------
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function pong(port: number): Promise<boolean> {
   const r = new Redis(port, '127.0.0.1', {

@@ -5,6 +5,7 @@ import { closeRedis, createRedis, type RedisClient, retryDelay } from '../../src
 import { RedisNodeRegistry } from '../../src/cluster/redis-node-registry.js';
 import { RedisRouteStore } from '../../src/cluster/redis-route-store.js';
 import { RedisSessionStore } from '../../src/cluster/redis-session-store.js';
+import { freePort as closedPort } from '../helpers/free-port.js';
 import { nodeInfo } from './node-registry.contract.js';
 import { route } from './route-store.contract.js';
 import { session } from './session-store.contract.js';
@@ -40,13 +41,6 @@ function listen(server: Server, port = 0): Promise<number> {
       resolve(typeof a === 'object' && a ? a.port : 0);
     });
   });
-}
-
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  const port = await listen(s);
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 /** A TCP proxy to the test Redis that can be cut (as a network partition) and restored. */

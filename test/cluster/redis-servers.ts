@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { freePort } from '../helpers/free-port.js';
 
 /**
  * Private Redis topologies for tests, spawned from the `redis-server` binary: a 3-master
@@ -21,18 +21,6 @@ function requireBinary(): void {
     throw new Error(
       'the Cluster and Sentinel tests spawn redis-server: install it (apt-get install redis-server)',
     );
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function until(cond: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
+import { freePort } from './free-port.js';
 
 /**
  * A Redis for tests: the one at `REDIS_URL` (default redis://127.0.0.1:6379) when it answers,
@@ -34,18 +34,6 @@ async function ping(url: string): Promise<boolean> {
   } finally {
     c.disconnect();
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function spawnRedis(): Promise<{ url: string; proc: ChildProcess }> {

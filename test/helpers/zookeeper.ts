@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import zookeeper from 'node-zookeeper-client';
+import { freePort } from './free-port.js';
 
 /** Debian's `zookeeper` package puts the server here (`apt-get install zookeeper`). */
 const ZOOKEEPER_JAR = '/usr/share/java/zookeeper.jar';
@@ -24,18 +24,6 @@ export interface TestZookeeper {
    */
   freeze(ms: number): Promise<void>;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Connects a client, or rejects after `ms`. */

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ClientType } from '../../src/protocol/index.js';
 import { closeAll, connectDevice, type TestDevice } from '../helpers/devices.js';
+import { freePort as closedPort } from '../helpers/free-port.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -65,15 +65,6 @@ function parse(run: Run): Json {
   } catch {
     assert.fail(`stdout is not JSON (exit ${run.code}):\n${run.stdout}\nstderr:\n${run.stderr}`);
   }
-}
-
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const a = server.address();
-  await new Promise<void>((r) => server.close(() => r()));
-  return typeof a === 'object' && a ? a.port : 1;
 }
 
 describe('mpush push / broadcast (CLI) against a node', () => {

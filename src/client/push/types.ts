@@ -130,39 +130,8 @@ export interface PushContext {
   callback?: PushCallback;
 }
 
-/** What happened to a message in one state, per device type (GET /api/messages/:id). */
-export type ReceiptState = 'stored' | 'sent' | 'acked' | 'expired' | 'dropped';
-
-export interface DeviceReceipt {
-  clientType: number;
-  clientTypeName: string;
-  state: ReceiptState;
-  storedAt?: number;
-  sentAt?: number;
-  ackedAt?: number;
-  expiredAt?: number;
-  droppedAt?: number;
-}
-
-export interface UserReceipt {
-  userId: string;
-  /** The inbox copy: kept, gone by TTL (`expired`) or by the cap (`dropped`); null when never stored. */
-  inbox: 'stored' | 'expired' | 'dropped' | null;
-  storedAt?: number;
-  expiredAt?: number;
-  droppedAt?: number;
-  devices: DeviceReceipt[];
-}
-
 /** A message's receipt ({@link PushSender.status}; the same JSON as GET /api/messages/:id). */
-export interface MessageReceipt {
-  messageId: string;
-  /** The first event's time. */
-  createdAt: number;
-  /** The last event's time. */
-  updatedAt: number;
-  users: UserReceipt[];
-}
+export type { DeviceReceipt, MessageReceipt, ReceiptState, UserReceipt } from '../../protocol/index.js';
 
 /** Why {@link PushSender.status} rejected. */
 export class MessageStatusError extends Error {
