@@ -59,10 +59,49 @@ async function flood(
   return (await Promise.all(results)).flat();
 }
 
-describe('push client: each outbound limit alone drops a gateway that does not read', () => {
-  it('maxOutboundBytes: every pending request fails, naming the byte bound', async () => {
-    const gw = await deafGateway();
-    // The drain deadline is out of reach: only the byte bound can drop the channel.
+/**
+ * A "gateway" that reads nothing for `holdMs`, then reads and answers every push with OK (and
+ * GATEWAY_HELLO with OK), as a node behind a slow link or in a long GC pause would.
+ */
+async function slowGateway(
+  holdMs: number,
+): Promise<{ port: number; pushes: () => number; close(): Promise<void> }> {
+  const { Command, encodePacket, FrameDecoder, OkCodec } = await import('../../src/protocol/index.js');
+  const sockets = new Set<Socket>();
+  let pushes = 0;
+  const server: Server = createServer((s) => {
+    s.pause();
+    s.on('error', () => {});
+    sockets.add(s);
+    const dec = new FrameDecoder(
+      {
+        onPacket: (p) => {
+          if (p.cmd === Command.GATEWAY_PUSH) pushes++;
+          const body = OkCodec.encode({ cmd: p.cmd, code: 0, data: '' });
+          s.write(encodePacket({ cmd: Command.OK, flags: 0, sessionId: p.sessionId, body }));
+        },
+        onHeartbeat() {},
+      },
+      { maxBodyLength: 1024 * 1024 },
+    );
+    s.on('data', (c) => dec.push(c));
+    setTimeout(() => s.resume(), holdMs);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const a = server.address();
+  return {
+    port: typeof a === 'object' && a ? a.port : 0,
+    pushes: () => pushes,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+describe('push client: maxOutboundBytes windows what is queued for a gateway', () => {
+  it('a batch larger than the bound, to a gateway that stalls, waits and then all succeed: nothing dropped', async () => {
+    const gw = await slowGateway(500);
     const sender = PushSender.create({
       gateways: [{ host: '127.0.0.1', port: gw.port }],
       routeSource: routesTo(gw.port),
@@ -71,20 +110,52 @@ describe('push client: each outbound limit alone drops a gateway that does not r
     });
     try {
       await sender.start();
-      // 10 MiB at most: past the ~4 MiB the loopback buffers hold, short of the 16 MiB default
-      // (so the option must reach the channel for this to pass).
-      const results = await flood(sender, gw.port, 160, 0);
-      assert.ok(results.length > 1);
-      for (const r of results) {
-        assert.equal(r.result, 'failure');
-        assert.match(r.reason ?? '', /not reading: more than maxOutboundBytes queued/);
-      }
+      // 160 × 64 KiB = 10 MiB: past the ~4 MiB the loopback buffers hold and 40 times the bound.
+      // Without the window the queue passes the bound and the connection, with all it carries, is dropped.
+      const content = randomBytes(64 * 1024);
+      const users = Array.from({ length: 160 }, (_, i) => `u${i}`);
+      const results = await Promise.all(
+        users.map((u) => sender.send({ userId: u, content, timeout: 60_000 })),
+      );
+      assert.deepEqual(
+        [...new Set(results.flat().map((r) => r.result))],
+        ['success'],
+        JSON.stringify(results.flat().find((r) => r.result !== 'success')),
+      );
+      assert.equal(gw.pushes(), 160, 'each push written once');
+      assert.equal(sender.channel('127.0.0.1', gw.port).connected, true, 'the connection was kept');
     } finally {
       await sender.stop();
       await gw.close();
     }
   });
 
+  it('to a gateway that never reads: requests past the window are held, not written; the connection is kept', async () => {
+    const gw = await deafGateway();
+    // The drain deadline is out of reach: only the window acts.
+    const sender = PushSender.create({
+      gateways: [{ host: '127.0.0.1', port: gw.port }],
+      routeSource: routesTo(gw.port),
+      maxOutboundBytes: 256 * 1024,
+      drainTimeoutMs: 3_600_000,
+    });
+    try {
+      await sender.start();
+      const content = randomBytes(64 * 1024);
+      const results = await Promise.all(
+        Array.from({ length: 160 }, (_, i) => sender.send({ userId: `u${i}`, content, timeout: 1500 })),
+      );
+      // Every request ends by its own deadline; none fails because the bound was passed.
+      for (const r of results.flat()) assert.equal(r.result, 'timeout', JSON.stringify(r));
+      assert.equal(sender.channel('127.0.0.1', gw.port).connected, true, 'never dropped for the byte bound');
+    } finally {
+      await sender.stop();
+      await gw.close();
+    }
+  });
+});
+
+describe('push client: the drain deadline alone drops a gateway that does not read', () => {
   it('drainTimeoutMs: every pending request fails, naming the drain deadline', async () => {
     const gw = await deafGateway();
     // The byte bound is out of reach: only the drain deadline can drop the channel.

@@ -50,6 +50,7 @@ export interface ChannelHost {
   readonly deadlines: DeadlineQueue;
   readonly log: PushLogger;
   /** Connected (and authenticated): the channel carries requests. */
+  /** `ch` can take requests: it came up, or it drained what it had queued. */
   channelUp(ch: GatewayChannel): void;
   /** A connect attempt failed, or a connection that was up dropped. */
   channelDown(ch: GatewayChannel, reason: string, wasUp: boolean): void;
@@ -120,6 +121,17 @@ export class GatewayChannel extends Deadline implements FrameHandler, OutboundOw
     return this.pending.size;
   }
 
+  /**
+   * More than half of `maxOutboundBytes` waits to leave for the gateway: the pool writes no new
+   * request here until it drains. A large batch (or a slow gateway) then holds requests back, each
+   * within its own deadline, instead of queueing past the bound, which drops the connection and
+   * fails everything it carried.
+   */
+  get congested(): boolean {
+    const s = this.socket;
+    return s !== null && s.writableLength > this.opts.maxOutboundBytes / 2;
+  }
+
   /** Starts a connect attempt, when idle or parked; its outcome goes to the pool. */
   connect(): void {
     if (this.stateName !== 'idle' && this.stateName !== 'backoff') return;
@@ -136,6 +148,10 @@ export class GatewayChannel extends Deadline implements FrameHandler, OutboundOw
       }
     });
     socket.on('close', () => this.dropped(socket));
+    // What was queued went out: requests held back while `congested` may be written.
+    socket.on('drain', () => {
+      if (this.socket === socket && this.stateName === 'up') this.owner.channelUp(this);
+    });
     socket.once('connect', () => {
       if (this.socket !== socket) return;
       this.lastRead = Date.now();

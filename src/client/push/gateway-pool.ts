@@ -2,7 +2,7 @@ import type { DeadlineQueue } from '../../util/deadline-queue.js';
 import { type ChannelHost, GatewayChannel, type GatewayChannelOptions } from './gateway-channel.js';
 import type { PushLogger } from './types.js';
 
-/** Someone waiting for a connection of a pool (a request not yet written). */
+/** Someone waiting for a connection of a pool (a request not yet written): none is up yet, or every one is congested. */
 export interface PoolWaiter {
   /** A connection is up: write on it now. */
   onChannel(ch: GatewayChannel): void;
@@ -70,13 +70,13 @@ export class GatewayPool implements ChannelHost {
     return false;
   }
 
-  /** A connection that is up, round-robin; null when none is. */
+  /** A connection that is up and not congested, round-robin; null when none is. */
   pick(): GatewayChannel | null {
     const chs = this.channels;
     const n = chs.length;
     for (let i = 0; i < n; i++) {
       const ch = chs[(this.next + i) % n]!;
-      if (ch.connected) {
+      if (ch.connected && !ch.congested) {
         this.next = (this.next + i + 1) % n;
         return ch;
       }
@@ -101,7 +101,8 @@ export class GatewayPool implements ChannelHost {
     let trying = false;
     for (const c of this.channels) {
       if (c.state === 'idle') c.connect();
-      if (c.state === 'connecting') trying = true;
+      // Up but congested: it drains (or its drain deadline drops it), and the waiters go on.
+      if (c.state === 'connecting' || c.connected) trying = true;
     }
     if (!trying) return w.onUnavailable(this.unavailable());
     this.waiters.add(w);
