@@ -46,6 +46,15 @@ export function webhookSignature(secret: string, body: Buffer | string): string 
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 }
 
+/**
+ * The wait before retry `n` (1 for the first): `minMs·2^(n-1)` capped at `maxMs`, of which the
+ * upper half is random (so receivers that failed together are not all retried at once).
+ */
+export function webhookBackoffMs(n: number, minMs: number, maxMs: number, random = Math.random): number {
+  const base = Math.min(maxMs, minMs * 2 ** Math.min(n - 1, 30));
+  return Math.round(base / 2 + (random() * base) / 2);
+}
+
 /** One event, serialized and signed once for every URL. */
 interface Payload {
   readonly id: string;
@@ -300,17 +309,14 @@ export class Webhooks implements InboxEventSink {
       return;
     }
     this.stat.retried++;
-    d.timer = setTimeout(() => {
-      d.timer = undefined;
-      this.ready.push(d);
-      this.pump();
-    }, this.backoff(d.attempts));
-  }
-
-  /** Before retry `n` (1 for the first): min·2^(n-1), capped at max, half of it random. */
-  private backoff(n: number): number {
-    const base = Math.min(this.cfg.retryMaxMs, this.cfg.retryMinMs * 2 ** Math.min(n - 1, 30));
-    return Math.round(base / 2 + (Math.random() * base) / 2);
+    d.timer = setTimeout(
+      () => {
+        d.timer = undefined;
+        this.ready.push(d);
+        this.pump();
+      },
+      webhookBackoffMs(d.attempts, this.cfg.retryMinMs, this.cfg.retryMaxMs),
+    );
   }
 
   private release(d: Delivery): void {

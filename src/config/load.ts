@@ -112,7 +112,9 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   }
   const webhookUrls = parseWebhookUrls(config.webhooks.urls);
   if (webhookUrls.length > 0 && !config.webhooks.secret) {
-    throw new ConfigError('webhooks.secret is required when webhooks.urls is set (receivers check the signature)');
+    throw new ConfigError(
+      'webhooks.secret is required when webhooks.urls is set (receivers check the signature)',
+    );
   }
   if (config.webhooks.retryMinMs > config.webhooks.retryMaxMs) {
     throw new ConfigError('webhooks.retryMinMs must not exceed webhooks.retryMaxMs');

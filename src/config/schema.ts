@@ -145,14 +145,23 @@ export const schema = {
       '',
       'Key of the X-Mpush-Signature header (sha256=<hex HMAC-SHA256 of the body>); required when webhooks.urls is set.',
     ),
-    maxAttempts: int(5, 'Attempts per event and URL (the first included); past it the event is dropped (counted).', 1, 100),
+    maxAttempts: int(
+      5,
+      'Attempts per event and URL (the first included); past it the event is dropped (counted).',
+      1,
+      100,
+    ),
     queueSize: int(
       10_000,
       'Deliveries (one per event and URL) held at once, waiting, in flight or waiting to retry; a new event past it is dropped (counted).',
       1,
     ),
     concurrency: int(4, 'Requests in flight at once, over all URLs.', 1, 1000),
-    timeoutMs: int(5000, 'Longest one HTTP attempt may take, response body included; past it the attempt failed.', 10),
+    timeoutMs: int(
+      5000,
+      'Longest one HTTP attempt may take, response body included; past it the attempt failed.',
+      10,
+    ),
     retryMinMs: int(500, 'Backoff before the first retry; doubled each attempt, with jitter.', 1),
     retryMaxMs: int(60_000, 'Longest backoff between two attempts.', 1),
     stopTimeoutMs: int(
