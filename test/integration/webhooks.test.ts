@@ -279,6 +279,12 @@ describe('webhooks: a receiver answering 500 gets retries, then success', () => 
     assert.equal(new Set(hits.map((h) => h.remotePort)).size, 1, 'one kept-alive connection');
     const s = stats(n);
     assert.deepEqual([s.retried, s.failed, s.queued, s.inFlight], [2, 0, 0, 0]);
+    const api = (await (await fetch(`http://127.0.0.1:${n.httpPort}/api/stats`)).json()) as Json;
+    assert.deepEqual(
+      [api.webhooks.urls, api.webhooks.sent, api.webhooks.retried, api.webhooks.dropped],
+      [1, 1, 2, 0],
+      'GET /api/stats, under webhooks',
+    );
     assert.equal(lines.filter((l) => l.includes('webhook receiver failing')).length, 1);
     assert.equal(lines.filter((l) => l.includes('webhook receiver recovered')).length, 1);
   });
