@@ -1,5 +1,6 @@
 import { HttpServer } from './api/http-server.js';
 import type { NodeStats } from './api/node-view.js';
+import { Webhooks } from './api/webhooks.js';
 import { type BusMessage, kickTopic, MemoryClusterBus } from './cluster/cluster-bus.js';
 import { MemoryInboxStore } from './cluster/inbox-store.js';
 import { mpushKickChannel, mpushKickMessage, mpushKickSchema } from './cluster/mpush-kick.js';
@@ -46,6 +47,8 @@ export class MpushNode {
   readonly connections: ConnectionServer;
   readonly push: PushCenter;
   readonly inbox: Inbox;
+  /** Webhooks out; undefined when `webhooks.urls` is empty. */
+  readonly webhooks: Webhooks | undefined;
   readonly gateway: GatewayServer;
   readonly http: HttpServer;
   addresses: NodeAddresses = { tcpPort: 0, httpPort: 0, gatewayPort: 0 };
@@ -96,7 +99,14 @@ export class MpushNode {
       nodeId: '',
       isRouteLive: (r) => isLiveNow(this.stores.registry, r.host, r.port),
     });
-    this.inbox = new Inbox({ config, log: this.log, store: this.stores.inbox, push: this.push });
+    this.webhooks = Webhooks.fromConfig({ config, log: this.log, nodeId: () => this.id });
+    this.inbox = new Inbox({
+      config,
+      log: this.log,
+      store: this.stores.inbox,
+      push: this.push,
+      events: this.webhooks,
+    });
     this.gateway = new GatewayServer({
       config,
       log: this.log,
@@ -122,8 +132,12 @@ export class MpushNode {
     this.connections.events.on('online', (conn) => {
       this.routeOnline(conn);
       this.inbox.replay(conn);
+      this.webhooks?.userOnline(conn);
     });
-    this.connections.events.on('offline', (conn, userId) => this.routeOffline(conn, userId));
+    this.connections.events.on('offline', (conn, userId, reason) => {
+      this.routeOffline(conn, userId);
+      this.webhooks?.userOffline(conn, userId, reason);
+    });
   }
 
   /** The host other nodes and push clients reach this node's gateway at. */
@@ -247,6 +261,7 @@ export class MpushNode {
       connection: c.stats,
       gateway: this.gateway.stats,
       inbox: this.inbox.stats,
+      webhooks: this.webhooks?.stats ?? null,
     };
   }
 
@@ -331,6 +346,8 @@ export class MpushNode {
     await this.zookeeper?.close();
     await Promise.all([this.connections.close(), this.http.close(), this.gateway.close()]);
     this.push.close();
+    // After the connections: their offline events are queued by now, and get webhooks.stopTimeoutMs.
+    await this.webhooks?.close();
     await Promise.all([
       this.stores.sessions.close(),
       this.stores.routes.close(),

@@ -7,6 +7,7 @@ import type { GatewayServer } from '../gateway/gateway-server.js';
 import type { Logger } from '../log.js';
 import type { Inbox, InboxStats } from '../push/inbox.js';
 import type { ConnectionStats } from '../server/connection-server.js';
+import type { WebhookStats } from './webhooks.js';
 
 /** A node's counts, as GET /api/stats serves them. */
 export interface NodeStats {
@@ -18,6 +19,8 @@ export interface NodeStats {
   connection: ConnectionStats;
   gateway: GatewayServer['stats'];
   inbox: InboxStats;
+  /** Null when `webhooks.urls` is empty. */
+  webhooks: WebhookStats | null;
 }
 
 /**

@@ -110,7 +110,39 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   if (config.heartbeat.minMs > config.heartbeat.maxMs) {
     throw new ConfigError('heartbeat.minMs must not exceed heartbeat.maxMs');
   }
+  const webhookUrls = parseWebhookUrls(config.webhooks.urls);
+  if (webhookUrls.length > 0 && !config.webhooks.secret) {
+    throw new ConfigError(
+      'webhooks.secret is required when webhooks.urls is set (receivers check the signature)',
+    );
+  }
+  if (config.webhooks.retryMinMs > config.webhooks.retryMaxMs) {
+    throw new ConfigError('webhooks.retryMinMs must not exceed webhooks.retryMaxMs');
+  }
   return config;
+}
+
+/**
+ * The URLs of `webhooks.urls` (comma-separated, blanks ignored); one that does not parse, or is
+ * not http(s), is a ConfigError naming it.
+ */
+export function parseWebhookUrls(list: string): URL[] {
+  const urls: URL[] = [];
+  for (const raw of list.split(',')) {
+    const text = raw.trim();
+    if (!text) continue;
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      throw new ConfigError(`webhooks.urls: ${JSON.stringify(text)} is not a URL`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new ConfigError(`webhooks.urls: ${JSON.stringify(text)} is not an http(s) URL`);
+    }
+    urls.push(url);
+  }
+  return urls;
 }
 
 /** Every key's dotted path (`limits.maxConnections`). */

@@ -136,6 +136,40 @@ export const schema = {
       1,
     ),
   },
+  webhooks: {
+    urls: str(
+      '',
+      'Comma-separated http(s) URLs every webhook event is POSTed to (user.online, user.offline, message.stored, message.delivered, message.acked, message.expired); empty: no webhooks.',
+    ),
+    secret: str(
+      '',
+      'Key of the X-Mpush-Signature header (sha256=<hex HMAC-SHA256 of the body>); required when webhooks.urls is set.',
+    ),
+    maxAttempts: int(
+      5,
+      'Attempts per event and URL (the first included); past it the event is dropped (counted).',
+      1,
+      100,
+    ),
+    queueSize: int(
+      10_000,
+      'Deliveries (one per event and URL) held at once, waiting, in flight or waiting to retry; a new event past it is dropped (counted).',
+      1,
+    ),
+    concurrency: int(4, 'Requests in flight at once, over all URLs.', 1, 1000),
+    timeoutMs: int(
+      5000,
+      'Longest one HTTP attempt may take, response body included; past it the attempt failed.',
+      10,
+    ),
+    retryMinMs: int(500, 'Backoff before the first retry; doubled each attempt, with jitter.', 1),
+    retryMaxMs: int(60_000, 'Longest backoff between two attempts.', 1),
+    stopTimeoutMs: int(
+      1000,
+      'On node stop, how long the deliveries still held may take; what is left then is abandoned (counted).',
+      0,
+    ),
+  },
   api: {
     secret: str('', 'Bearer secret for the HTTP API; required whenever http.host is not a loopback address.'),
     maxBodyBytes: int(1 * MiB, 'Largest HTTP API request body.', 1024),

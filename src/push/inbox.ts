@@ -45,11 +45,25 @@ export interface InboxStats {
   storeFailures: number;
 }
 
+/** A step of a stored message, as the inbox sees it happen. */
+export type InboxEventType = 'stored' | 'delivered' | 'acked' | 'expired';
+
+/**
+ * Told of each step of a `store: true` message (the webhooks listen). Positional arguments, so
+ * the inbox allocates nothing for it; absent, the inbox does not call it at all.
+ */
+export interface InboxEventSink {
+  /** `clientType`: the device type it concerns; null for the message as a whole (expiry, no route). */
+  onInboxEvent(type: InboxEventType, messageId: string, userId: string, clientType: number | null): void;
+}
+
 export interface InboxOptions {
   config: Pick<Config, 'inbox'>;
   log: Logger;
   store: InboxStore;
   push: PushCenter;
+  /** Told of stored, delivered, acked and expired messages. */
+  events?: InboxEventSink | undefined;
   clock?: () => number;
 }
 
@@ -71,9 +85,12 @@ export class Inbox {
     storeFailures: 0,
   };
   private readonly clock: () => number;
+  /** @internal ReplayDelivery reads it. */
+  readonly events: InboxEventSink | undefined;
 
   constructor(private readonly opts: InboxOptions) {
     this.clock = opts.clock ?? Date.now;
+    this.events = opts.events;
   }
 
   private get config(): Config['inbox'] {
@@ -114,6 +131,11 @@ export class Inbox {
   async afterPush(t: StoreTicket, clientType: number, end: LiveEnd): Promise<InboxVerdict> {
     const now = this.clock();
     const ttlMs = (t.ttlSeconds ?? this.config.defaultTtlSeconds) * 1000;
+    const events = this.events;
+    if (events && end !== 'missed') {
+      events.onInboxEvent('delivered', t.messageId, t.userId, clientType);
+      if (end === 'acked') events.onInboxEvent('acked', t.messageId, t.userId, clientType);
+    }
     try {
       if (end !== 'missed') {
         await this.bounded(
@@ -136,15 +158,16 @@ export class Inbox {
         storedAt: now,
         expiresAt: now + ttlMs,
       };
-      const events: ReceiptEvent[] = [{ userId: t.userId, clientType: null, state: 'stored', at: now }];
-      if (clientType >= 0) events.push({ userId: t.userId, clientType, state: 'stored', at: now });
+      const steps: ReceiptEvent[] = [{ userId: t.userId, clientType: null, state: 'stored', at: now }];
+      if (clientType >= 0) steps.push({ userId: t.userId, clientType, state: 'stored', at: now });
       const [outcome] = await this.bounded(
         Promise.all([
           this.opts.store.store(t.userId, entry, this.config.maxMessagesPerUser),
-          this.record(t.messageId, events),
+          this.record(t.messageId, steps),
         ]),
       );
       if (outcome.added) this.stats.stored++;
+      events?.onInboxEvent('stored', t.messageId, t.userId, clientType >= 0 ? clientType : null);
       for (const id of outcome.dropped) {
         this.stats.dropped++;
         this.recordLater(id, [{ userId: t.userId, clientType: null, state: 'dropped', at: now }]);
@@ -169,6 +192,7 @@ export class Inbox {
       .then(async ({ entries, expired }) => {
         for (const id of expired) {
           this.stats.expired++;
+          this.events?.onInboxEvent('expired', id, userId, null);
           this.recordLater(id, [{ userId, clientType: null, state: 'expired', at: this.clock() }]);
         }
         for (const e of entries) {
@@ -228,11 +252,13 @@ class ReplayDelivery implements Delivery {
   ) {}
 
   onWritten(final: boolean): void {
+    this.inbox.events?.onInboxEvent('delivered', this.entry.messageId, this.userId, this.clientType);
     if (final) this.inbox.delivered(this.userId, this.clientType, this.entry, 'sent');
     else this.inbox.note(this.userId, this.clientType, this.entry, 'sent');
   }
 
   onAck(): void {
+    this.inbox.events?.onInboxEvent('acked', this.entry.messageId, this.userId, this.clientType);
     this.inbox.delivered(this.userId, this.clientType, this.entry, 'acked');
   }
 

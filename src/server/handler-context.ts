@@ -28,8 +28,11 @@ export interface ConnectionStats {
 export interface ConnectionServerEvents {
   /** A connection bound a user. */
   online: [conn: Connection];
-  /** A binding ended (unbind, kick, close); `conn.userId` may already be cleared. */
-  offline: [conn: Connection, userId: string];
+  /**
+   * A binding ended; `conn.userId` may already be cleared. `reason`: `unbind` (the device asked),
+   * `kicked`, or the name of the connection's close reason.
+   */
+  offline: [conn: Connection, userId: string, reason: string];
   kick: [conn: Connection, userId: string];
   devicePush: [conn: Connection, content: Buffer, sessionId: number];
   close: [conn: Connection, reason: DisconnectReason];
@@ -150,14 +153,15 @@ export class ServerHandlerContext implements HandlerContext {
     conn.tags = '';
     this.stats.kicks++;
     this.events.emit('kick', conn, userId);
-    this.events.emit('offline', conn, userId);
+    this.events.emit('offline', conn, userId, Disconnect.KICKED.name);
   }
 
   unbind(conn: Connection): void {
     const userId = conn.userId;
     if (!userId) return;
     conn.userId = '';
-    if (this.router.unbind(conn, userId)) this.events.emit('offline', conn, userId);
+    if (this.router.unbind(conn, userId))
+      this.events.emit('offline', conn, userId, conn.closeReason?.name ?? 'unbind');
   }
 
   unbindAndKick(conn: Connection): void {

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Config, type DeepPartial, loadConfig } from '../../src/config/index.js';
-import { silentLogger } from '../../src/log.js';
+import { type Logger, silentLogger } from '../../src/log.js';
 import { MpushNode, type NodeStores } from '../../src/node.js';
 import { mpushDefaultKeys } from './shared.js';
 
@@ -18,6 +18,7 @@ export interface TestNode {
 export async function startTestNode(
   overrides: DeepPartial<Config> = {},
   stores: Partial<NodeStores> = {},
+  log: Logger = silentLogger,
 ): Promise<TestNode> {
   const dataDir = mkdtempSync(join(tmpdir(), 'mpush-test-'));
   const keys = mpushDefaultKeys();
@@ -31,7 +32,7 @@ export async function startTestNode(
       security: { privateKey: keys.privateKey, publicKey: keys.publicKey, ...overrides.security },
     },
   });
-  const node = new MpushNode({ config, log: silentLogger, stores });
+  const node = new MpushNode({ config, log, stores });
   const { tcpPort, httpPort } = await node.start();
   return {
     node,

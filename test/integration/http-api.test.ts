@@ -824,7 +824,7 @@ describe('HTTP API: users, stats, health, public key', () => {
     assert.equal(health.body.onlineUsers, 2);
   });
 
-  it('GET /api/stats: the node, its counts, the connection, gateway and inbox counters, in that order', async () => {
+  it('GET /api/stats: the node, its counts, the connection, gateway, inbox and webhook counters, in that order', async () => {
     const stats = await call(port, 'GET', '/api/stats');
     assert.equal(stats.status, 200, stats.text);
     assert.deepEqual(Object.keys(stats.body), [
@@ -836,10 +836,12 @@ describe('HTTP API: users, stats, health, public key', () => {
       'connection',
       'gateway',
       'inbox',
+      'webhooks',
     ]);
     assert.deepEqual(stats.body.connection, JSON.parse(JSON.stringify(t.node.connections.stats)));
     assert.deepEqual(stats.body.gateway, t.node.gateway.stats);
     assert.deepEqual(stats.body.inbox, t.node.inbox.stats);
+    assert.equal(stats.body.webhooks, null, 'no webhooks.urls');
   });
 
   it('a user whose device goes away is offline again, and the stats follow', async () => {

@@ -9,6 +9,7 @@ import {
   describeConfig,
   type KeySpec,
   loadConfig,
+  parseWebhookUrls,
   schema,
 } from '../../src/config/index.js';
 
@@ -290,11 +291,15 @@ describe('configuration', () => {
           value = spec.enum.find((v) => v !== spec.default)!;
           want = value;
         } else {
-          value = `value-of-${r.key}`;
+          value = r.key === 'webhooks.urls' ? 'http://127.0.0.1:9/hook' : `value-of-${r.key}`;
           want = value;
         }
-        // Keeps heartbeat.minMs ≤ heartbeat.maxMs whichever of the two is being set.
-        const env: Record<string, string> = { MPUSH_HEARTBEAT_MAX_MS: '999999999', [r.env]: value };
+        // Keeps heartbeat.minMs ≤ heartbeat.maxMs whichever of the two is being set; webhooks.urls needs a secret.
+        const env: Record<string, string> = {
+          MPUSH_HEARTBEAT_MAX_MS: '999999999',
+          MPUSH_WEBHOOKS_SECRET: 's',
+          [r.env]: value,
+        };
         assert.equal(valueAt(loadConfig({ env }), r.key), want, r.key);
       }
     });
@@ -308,5 +313,45 @@ describe('string choices', () => {
       /push\.tagMatch must be one of mpush, exact/,
     );
     assert.equal(loadConfig({ flags: { 'push.tagMatch': 'exact' } }).push.tagMatch, 'exact');
+  });
+});
+
+describe('webhooks config', () => {
+  it('webhooks.urls: a comma-separated list of http(s) URLs, blanks ignored', () => {
+    const c = loadConfig({
+      flags: {
+        'webhooks.urls': ' http://a.example/h , ,https://b.example:8443/x?k=1',
+        'webhooks.secret': 's',
+      },
+    });
+    assert.deepEqual(
+      parseWebhookUrls(c.webhooks.urls).map((u) => u.href),
+      ['http://a.example/h', 'https://b.example:8443/x?k=1'],
+    );
+    assert.deepEqual(parseWebhookUrls(loadConfig({}).webhooks.urls), [], 'empty by default: off');
+  });
+
+  it('a URL that does not parse, or is not http(s), is a ConfigError naming it', () => {
+    assertConfigError(
+      { flags: { 'webhooks.urls': 'http://ok.example/h,not a url', 'webhooks.secret': 's' } },
+      'webhooks.urls',
+      '"not a url"',
+    );
+    assertConfigError(
+      { flags: { 'webhooks.urls': 'ftp://files.example/', 'webhooks.secret': 's' } },
+      '"ftp://files.example/"',
+      'http(s)',
+    );
+  });
+
+  it('webhooks.urls without webhooks.secret is refused (receivers could not check the signature)', () => {
+    assertConfigError({ flags: { 'webhooks.urls': 'http://a.example/h' } }, 'webhooks.secret');
+  });
+
+  it('webhooks.retryMinMs must not exceed webhooks.retryMaxMs', () => {
+    assertConfigError(
+      { flags: { 'webhooks.retryMinMs': '2000', 'webhooks.retryMaxMs': '1000' } },
+      'webhooks.retryMinMs',
+    );
   });
 });
