@@ -13,7 +13,8 @@ export type WebhookEventType =
   | 'message.stored'
   | 'message.delivered'
   | 'message.acked'
-  | 'message.expired';
+  | 'message.expired'
+  | 'message.dropped';
 
 /** The counts of GET /api/stats `webhooks`. A delivery is one event for one URL. */
 export interface WebhookStats {

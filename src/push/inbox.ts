@@ -46,7 +46,8 @@ export interface InboxStats {
 }
 
 /** A step of a stored message, as the inbox sees it happen. */
-export type InboxEventType = 'stored' | 'delivered' | 'acked' | 'expired';
+/** `dropped`: pushed out of a full inbox by a newer message (`inbox.maxMessagesPerUser`). */
+export type InboxEventType = 'stored' | 'delivered' | 'acked' | 'expired' | 'dropped';
 
 /**
  * Told of each step of a `store: true` message (the webhooks listen). Positional arguments, so
@@ -62,7 +63,7 @@ export interface InboxOptions {
   log: Logger;
   store: InboxStore;
   push: PushCenter;
-  /** Told of stored, delivered, acked and expired messages. */
+  /** Told of stored, delivered, acked, expired and dropped messages. */
   events?: InboxEventSink | undefined;
   clock?: () => number;
 }
@@ -171,6 +172,7 @@ export class Inbox {
       for (const id of outcome.dropped) {
         this.stats.dropped++;
         this.recordLater(id, [{ userId: t.userId, clientType: null, state: 'dropped', at: now }]);
+        events?.onInboxEvent('dropped', id, t.userId, null);
       }
       return { stored: true };
     } catch (err) {

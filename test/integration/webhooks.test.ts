@@ -239,6 +239,28 @@ describe('webhooks: events', () => {
   });
 });
 
+describe('webhooks: message.dropped when the per-user cap pushes a message out', () => {
+  it('the oldest of a full inbox goes with message.dropped, signed; the newer ones stay stored', async () => {
+    const r = await Receiver.start();
+    const n = await startTestNode({
+      webhooks: { urls: r.url, secret: SECRET },
+      inbox: { maxMessagesPerUser: 2 },
+    });
+    try {
+      for (const id of ['wd-1', 'wd-2', 'wd-3'])
+        await push(n, { userId: 'wd', msgId: id, content: id, store: true });
+      const dropped = await r.until('message.dropped', (x) => x.messageId === 'wd-1');
+      assertSigned(dropped);
+      assert.deepEqual([dropped.event.data.userId, dropped.event.data.clientType], ['wd', null]);
+      assert.equal(r.of('message.dropped').length, 1, 'only the oldest');
+      assert.equal(r.of('message.stored').length, 3);
+    } finally {
+      await n.stop();
+      await r.close();
+    }
+  });
+});
+
 describe('webhooks: none configured', () => {
   it('no URLs: no webhooks at all, and /api/stats says null', async () => {
     const n = await startTestNode();
