@@ -365,6 +365,62 @@ describe('Redis going away under running node processes', () => {
     for (const fn of cleanups.reverse()) await fn();
   });
 
+  it('the inbox through a Redis restart: store pushes report the failure honestly, then store again', async () => {
+    const server = await privateRedis();
+    cleanups.push(() => server.close());
+    const prefix = `mpi:${process.pid}:`;
+    const node = await spawnNode({
+      redisUrl: server.url,
+      prefix,
+      registryTtlMs: TTL_MS,
+      registryRefreshMs: REFRESH_MS,
+      extraArgs: ['--inbox.storeTimeoutMs=500'],
+    });
+    nodes.push(node);
+    type Results = {
+      results: Array<{ result: string; stored?: boolean; storeError?: string; messageId: string }>;
+    };
+    const store = (msgId: string) =>
+      api<Results>(node, 'POST', '/api/push', {
+        userId: 'away',
+        msgId,
+        content: msgId,
+        store: true,
+        timeout: 3000,
+      });
+
+    const [before] = (await store('before')).results;
+    assert.deepEqual([before!.result, before!.stored], ['offline', true]);
+
+    await server.stop();
+    const [during] = (await store('during')).results;
+    // The push still gets its live outcome (no route can be read: offline or failure), and the
+    // result says the message was not kept, and why.
+    assert.notEqual(during!.result, 'success');
+    assert.equal(during!.stored, false, JSON.stringify(during));
+    assert.match(during!.storeError ?? '', /./, 'the store failure is named');
+    assert.equal((await api<{ status: string }>(node, 'GET', '/health')).status, 'ok');
+    assert.ok(node.alive, 'the node survived');
+
+    await server.start(); // same port, no data
+    const again = await eventually(
+      async () => {
+        const [r] = (await store(`after-${Date.now()}`)).results;
+        return r!.stored === true ? r : undefined;
+      },
+      'a store push kept once Redis is back',
+      20_000,
+    );
+    assert.equal(again.result, 'offline');
+    const receipt = await api<{ users: Array<{ inbox: string }> }>(
+      node,
+      'GET',
+      `/api/messages/${again.messageId}`,
+    );
+    assert.equal(receipt.users[0]!.inbox, 'stored');
+    assert.ok(node.alive);
+  });
+
   it('Redis restarting empty: nodes keep serving, then re-register and re-publish their routes', async () => {
     const server = await privateRedis();
     cleanups.push(() => server.close());
