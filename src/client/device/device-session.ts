@@ -8,7 +8,12 @@
 
 import { Command, Flags } from '../../protocol/command.js';
 import { Disconnect, type DisconnectReason, disconnectByWsCode } from '../../protocol/disconnect.js';
-import { backoffDelay, type ResolvedReconnectOptions } from './backoff.js';
+import {
+  backoffDelay,
+  type ReconnectOptions,
+  type ResolvedReconnectOptions,
+  resolveReconnectOptions,
+} from './backoff.js';
 import {
   type DeviceHandshake,
   type DeviceHost,
@@ -131,6 +136,32 @@ export function resolveDedupWindow(n: number | undefined): number {
   if (n === undefined) return DEFAULT_DEDUP_WINDOW;
   if (!Number.isInteger(n) || n < 0) throw new TypeError(`dedupWindow must be an integer ≥ 0, got ${n}`);
   return n;
+}
+
+/** The session options every device client takes, as its caller gives them. */
+export interface SessionOptionsInput {
+  userId?: string | undefined;
+  tags?: string | ReadonlyArray<string> | undefined;
+  bindData?: string | undefined;
+  autoReconnect?: boolean | undefined;
+  reconnect?: ReconnectOptions | undefined;
+  connectTimeoutMs?: number | undefined;
+  requestTimeoutMs?: number | undefined;
+  dedupWindow?: number | undefined;
+}
+
+/** A client's options with the defaults applied: one place for both clients. */
+export function resolveSessionOptions(o: SessionOptionsInput): DeviceSessionOptions {
+  return {
+    userId: o.userId || undefined,
+    tags: joinTags(o.tags),
+    bindData: o.bindData ?? '',
+    autoReconnect: o.autoReconnect ?? true,
+    reconnect: resolveReconnectOptions(o.reconnect),
+    connectTimeoutMs: o.connectTimeoutMs ?? 10_000,
+    requestTimeoutMs: o.requestTimeoutMs ?? 10_000,
+    dedupWindow: resolveDedupWindow(o.dedupWindow),
+  };
 }
 
 /**

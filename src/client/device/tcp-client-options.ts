@@ -1,8 +1,8 @@
 import type { KeyObject } from 'node:crypto';
-import { type ReconnectOptions, resolveReconnectOptions } from './backoff.js';
+import type { ReconnectOptions } from './backoff.js';
 import { type BinaryWireSettings, binaryWireSettings } from './binary-wire.js';
-import { type DeviceProfile, joinTags } from './device-protocol.js';
-import { type DeviceSessionOptions, resolveDedupWindow } from './device-session.js';
+import type { DeviceProfile } from './device-protocol.js';
+import { type DeviceSessionOptions, resolveSessionOptions } from './device-session.js';
 import { MemorySessionStorage, type SessionStorage } from './session-storage.js';
 
 /** One connection server address. */
@@ -100,16 +100,7 @@ export function resolveDeviceClientOptions(options: DeviceClientOptions): Resolv
       maxInflateBytes: options.maxInflateBytes,
       compressThreshold: options.compressThreshold,
     }),
-    session: {
-      userId: options.userId || undefined,
-      tags: joinTags(options.tags),
-      bindData: options.bindData ?? '',
-      autoReconnect: options.autoReconnect ?? true,
-      reconnect: resolveReconnectOptions(options.reconnect),
-      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
-      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
-      dedupWindow: resolveDedupWindow(options.dedupWindow),
-    },
+    session: resolveSessionOptions(options),
     storage:
       options.sessionStorage === null ? undefined : (options.sessionStorage ?? new MemorySessionStorage()),
   };

@@ -3,19 +3,13 @@
 
 import type { Disconnect } from '../../protocol/disconnect.js';
 import { encodeJsonPacket } from '../../protocol/json-packet.js';
-import { type ReconnectOptions, resolveReconnectOptions } from './backoff.js';
-import {
-  type AckModel,
-  type DeviceProfile,
-  type DevicePush,
-  joinTags,
-  type ServerErrorEvent,
-} from './device-protocol.js';
+import type { ReconnectOptions } from './backoff.js';
+import type { AckModel, DeviceProfile, DevicePush, ServerErrorEvent } from './device-protocol.js';
 import {
   DeviceSession,
   type DeviceSessionEvents,
   type DeviceSessionState,
-  resolveDedupWindow,
+  resolveSessionOptions,
   type SessionTransport,
 } from './device-session.js';
 import { TinyEmitter } from './emitter.js';
@@ -162,16 +156,7 @@ export class WsDeviceClient extends TinyEmitter<WsDeviceClientEvents> {
       new JsonWire(),
       this.deviceId,
       profile,
-      {
-        userId: options.userId || undefined,
-        tags: joinTags(options.tags),
-        bindData: options.bindData ?? '',
-        autoReconnect: options.autoReconnect ?? true,
-        reconnect: resolveReconnectOptions(options.reconnect),
-        connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
-        requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
-        dedupWindow: resolveDedupWindow(options.dedupWindow),
-      },
+      resolveSessionOptions(options),
       this.transport(),
     );
   }
