@@ -45,8 +45,10 @@ export interface InboxStats {
   storeFailures: number;
 }
 
-/** A step of a stored message, as the inbox sees it happen. */
-/** `dropped`: pushed out of a full inbox by a newer message (`inbox.maxMessagesPerUser`). */
+/**
+ * A step of a stored message, as the inbox sees it happen. `dropped`: pushed out of a full inbox
+ * by a newer message (`inbox.maxMessagesPerUser`).
+ */
 export type InboxEventType = 'stored' | 'delivered' | 'acked' | 'expired' | 'dropped';
 
 /**
@@ -90,7 +92,7 @@ export class Inbox {
   readonly events: InboxEventSink | undefined;
 
   constructor(private readonly opts: InboxOptions) {
-    this.clock = opts.clock ?? Date.now;
+    this.clock = opts.clock ?? (() => Date.now());
     this.events = opts.events;
   }
 
