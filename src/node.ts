@@ -146,6 +146,21 @@ export class MpushNode {
     return advertiseHost || (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
   }
 
+  /**
+   * The host devices reach this node's TCP port at (GET /alloc lists it, from the registry):
+   * node.publicHost, else the gateway's advertised host, else server.host (127.0.0.1 when bound
+   * to every address, which no client can dial).
+   */
+  get deviceHost(): string {
+    const { publicHost } = this.config.node;
+    const { host } = this.config.server;
+    return (
+      publicHost ||
+      this.config.gateway.advertiseHost ||
+      (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host)
+    );
+  }
+
   private connId(conn: Connection): string {
     return `${this.id}:${conn.id}`;
   }
@@ -271,8 +286,8 @@ export class MpushNode {
       id: this.id,
       gatewayHost: this.gatewayHost,
       gatewayPort: this.addresses.gatewayPort,
-      host: this.config.server.host,
-      port: this.addresses.tcpPort,
+      host: this.deviceHost,
+      port: this.config.node.publicPort || this.addresses.tcpPort,
       connections: this.connections.connections.size,
       onlineUsers: this.connections.router.onlineUsers,
     };

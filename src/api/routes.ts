@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { formatServerList } from '../client/device/allocator.js';
 import { PushSender } from '../client/push/push-sender.js';
 import { StoreRouteSource } from '../client/push/route-source.js';
 import type { PushResult } from '../client/push/types.js';
-import { isLiveNow } from '../cluster/node-registry.js';
+import { isLiveNow, type NodeInfo } from '../cluster/node-registry.js';
 import { clientTypeName } from '../protocol/index.js';
 import { readJsonBody } from './body.js';
 import type { HttpNodeView } from './node-view.js';
-import { HttpError, sendJson } from './reply.js';
+import { HttpError, sendJson, sendText } from './reply.js';
 import { broadcastSchema, type PushBody, pushSchema } from './schemas.js';
 import { validate } from './validate.js';
 
@@ -21,7 +22,7 @@ function decodeSegment(segment: string): string {
 }
 
 /**
- * The handlers of the HTTP port: the open routes (public key, health) and the push API
+ * The handlers of the HTTP port: the open routes (public key, health, allocator) and the push API
  * (`/api/*`, behind the bearer check), which pushes through an in-process PushSender exactly as
  * a business server would. A refusal is thrown (HttpError, ValidationError) for the server to answer.
  */
@@ -30,7 +31,7 @@ export class ApiRoutes {
 
   constructor(private readonly node: HttpNodeView) {}
 
-  /** GET /public-key and GET /health; anything else is a 404. */
+  /** GET /public-key, GET /health and GET /alloc; anything else is a 404. */
   async open(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const node = this.node;
     if (req.method === 'GET' && path === '/public-key') {
@@ -42,7 +43,31 @@ export class ApiRoutes {
       const { node: id, connections, onlineUsers } = node.stats();
       return sendJson(res, 200, { status: 'ok', node: id, connections, onlineUsers });
     }
+    if (req.method === 'GET' && path === '/alloc') return this.alloc(res);
     throw new HttpError(404, 'not found');
+  }
+
+  /**
+   * GET /alloc, MPush's allocator (the SDKs' `allotServer`): the device addresses of the live nodes
+   * of the cluster (any node answers for all: they come from the registry), least connections
+   * first, at most alloc.maxServers, as `host:port,host:port` with no newline (MPush's Java SDK
+   * does not trim). Open like /public-key: a device asks before it has anything to show. No live
+   * node, or a registry that cannot answer: 503.
+   */
+  private async alloc(res: ServerResponse): Promise<void> {
+    let nodes: NodeInfo[];
+    try {
+      nodes = await this.node.registry.list();
+    } catch (err) {
+      this.node.log.debug('alloc: node registry failed', { err: (err as Error).message });
+      return sendText(res, 503, 'node registry unavailable');
+    }
+    const listed = nodes
+      .filter((n) => n.host !== '' && n.port > 0)
+      .sort((a, b) => a.connections - b.connections || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .slice(0, this.node.config.alloc.maxServers);
+    if (listed.length === 0) return sendText(res, 503, 'no live node');
+    sendText(res, 200, formatServerList(listed));
   }
 
   /** The push API under `/api/`; the caller has checked the bearer secret. */

@@ -35,6 +35,16 @@ export const schema = {
   node: {
     id: str('', 'Node id in the cluster; empty means host:port of the connection server.'),
     dataDir: str('./data', 'Directory for state kept across restarts (the generated RSA key pair).'),
+    publicHost: str(
+      '',
+      "Host devices reach this node's TCP port at, as GET /alloc lists it; empty: gateway.advertiseHost, else server.host (127.0.0.1 when bound to 0.0.0.0).",
+    ),
+    publicPort: int(
+      0,
+      "Port devices reach this node's TCP port at (behind NAT or a load balancer), as GET /alloc lists it; 0: the port the server listens on.",
+      0,
+      65535,
+    ),
   },
   server: {
     host: str('0.0.0.0', 'Address the TCP connection server binds.'),
@@ -168,6 +178,14 @@ export const schema = {
       1000,
       'On node stop, how long the deliveries still held may take; what is left then is abandoned (counted).',
       0,
+    ),
+  },
+  alloc: {
+    maxServers: int(
+      10,
+      "Most device addresses GET /alloc (MPush's allotServer) lists, least loaded first.",
+      1,
+      1000,
     ),
   },
   api: {

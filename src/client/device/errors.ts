@@ -15,7 +15,9 @@ export type DeviceClientErrorCode =
   /** The connection or handshake did not complete in time. */
   | 'MPUSH_ERR_CONNECT_TIMEOUT'
   /** No byte was read for two heartbeats: the connection is considered dead. */
-  | 'MPUSH_ERR_HEARTBEAT_TIMEOUT';
+  | 'MPUSH_ERR_HEARTBEAT_TIMEOUT'
+  /** The allocator (`allocUrl`) failed, timed out, or answered something that is not `host:port,…`. */
+  | 'MPUSH_ERR_ALLOC';
 
 /** A failure detected by the SDK itself; branch on {@link DeviceClientError.code}. */
 export class DeviceClientError extends Error {

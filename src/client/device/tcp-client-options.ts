@@ -13,10 +13,28 @@ export interface ServerAddress {
   port: number;
 }
 
-/** Options of {@link DeviceClient}. Only `servers`, `publicKey` and `deviceId` are required. */
+/**
+ * Options of {@link DeviceClient}. Only `publicKey`, `deviceId` and `servers` or `allocUrl` (or both)
+ * are required.
+ */
 export interface DeviceClientOptions {
-  /** Connection servers; on a failed attempt the next one is tried, round robin. */
-  servers: ReadonlyArray<ServerAddress>;
+  /**
+   * Connection servers; on a failed attempt the next one is tried, round robin. With `allocUrl`,
+   * the fallback used when the allocator fails (optional then).
+   */
+  servers?: ReadonlyArray<ServerAddress>;
+  /**
+   * MPush's allocator (the Java SDK's `allotServer`), e.g. `http://host:8080/alloc`: fetched before
+   * each connection attempt that has no untried address left from the last answer (and after every
+   * connection that got as far as a handshake), answering `host:port,host:port`; the addresses are
+   * tried in that order. When it fails, `servers` are tried instead (or the attempt fails and the
+   * client reconnects with backoff).
+   */
+  allocUrl?: string;
+  /** One allocator request, body included, must finish within this. Default 5000 ms. */
+  allocTimeoutMs?: number;
+  /** Largest allocator body accepted; a longer one fails the request. Default 4096 bytes. */
+  allocMaxBytes?: number;
   /**
    * The server's RSA public key: base64 of the X.509 SubjectPublicKeyInfo DER (what MPush SDKs are
    * configured with), PEM, or a loaded key (share one `KeyObject` across many clients).
@@ -72,6 +90,8 @@ export interface DeviceClientOptions {
 /** {@link DeviceClientOptions} with every default applied. */
 export interface ResolvedDeviceClientOptions {
   servers: ReadonlyArray<ServerAddress>;
+  /** Undefined: no allocator, `servers` only. */
+  alloc: { url: string; timeoutMs: number; maxBytes: number } | undefined;
   deviceId: string;
   profile: DeviceProfile;
   wire: BinaryWireSettings;
@@ -81,11 +101,14 @@ export interface ResolvedDeviceClientOptions {
 
 /** Checks and completes the options. */
 export function resolveDeviceClientOptions(options: DeviceClientOptions): ResolvedDeviceClientOptions {
-  if (options.servers.length === 0) throw new TypeError('DeviceClient needs at least one server');
+  const servers = options.servers ?? [];
+  if (servers.length === 0 && !options.allocUrl)
+    throw new TypeError('DeviceClient needs at least one server or an allocUrl');
   if (!options.deviceId) throw new TypeError('DeviceClient needs a deviceId');
   const heartbeatMs = options.heartbeatMs ?? 240_000;
   return {
-    servers: options.servers.map((s) => ({ host: s.host, port: s.port })),
+    servers: servers.map((s) => ({ host: s.host, port: s.port })),
+    alloc: options.allocUrl ? resolveAlloc(options) : undefined,
     deviceId: options.deviceId,
     profile: {
       osName: options.osName ?? 'android',
@@ -103,5 +126,23 @@ export function resolveDeviceClientOptions(options: DeviceClientOptions): Resolv
     session: resolveSessionOptions(options),
     storage:
       options.sessionStorage === null ? undefined : (options.sessionStorage ?? new MemorySessionStorage()),
+  };
+}
+
+function positiveInt(name: string, value: number | undefined, def: number): number {
+  if (value === undefined) return def;
+  if (!Number.isInteger(value) || value < 1)
+    throw new TypeError(`${name} must be an integer ≥ 1, got ${value}`);
+  return value;
+}
+
+function resolveAlloc(o: DeviceClientOptions): NonNullable<ResolvedDeviceClientOptions['alloc']> {
+  const url = o.allocUrl!;
+  if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol))
+    throw new TypeError(`allocUrl must be an http(s) URL, got ${JSON.stringify(url)}`);
+  return {
+    url,
+    timeoutMs: positiveInt('allocTimeoutMs', o.allocTimeoutMs, 5000),
+    maxBytes: positiveInt('allocMaxBytes', o.allocMaxBytes, 4096),
   };
 }

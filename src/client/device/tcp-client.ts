@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Disconnect } from '../../protocol/disconnect.js';
 import { encodePacket, type Packet } from '../../protocol/index.js';
+import { fetchServerList } from './allocator.js';
 import { BinaryWire, type BinaryWireTypes } from './binary-wire.js';
 import type { DeviceHandshake, ResumeSession } from './device-protocol.js';
 import { DeviceSession, type SessionTransport } from './device-session.js';
@@ -12,7 +13,22 @@ import {
   resolveDeviceClientOptions,
   type ServerAddress,
 } from './tcp-client-options.js';
-import { kOnClose, kOnConnect, kOnData, kOnError, type Link, type LinkOwner, openLink } from './tcp-link.js';
+import {
+  dialLink,
+  kOnClose,
+  kOnConnect,
+  kOnData,
+  kOnError,
+  type Link,
+  type LinkOwner,
+  openLink,
+  pendingLink,
+} from './tcp-link.js';
+
+/** Where the current link's address came from: what a failed attempt moves on from. */
+type LinkSource = 'servers' | 'alloc' | 'pending';
+
+const NO_ADDRESS: ServerAddress = Object.freeze({ host: '', port: 0 });
 
 function rethrow(err: unknown): void {
   throw err;
@@ -30,7 +46,8 @@ function rethrow(err: unknown): void {
  *
  * The session (connection life cycle, bind, requests, reconnect policy) is a {@link DeviceSession},
  * shared with {@link WsDeviceClient}; the protocol under it a {@link DeviceProtocol} over a
- * {@link BinaryWire}. This class adds the TCP sockets, the server list and the session storage.
+ * {@link BinaryWire}. This class adds the TCP sockets, the server list (or MPush's allocator,
+ * `allocUrl`) and the session storage.
  *
  * ```ts
  * const client = new DeviceClient({ servers: [{ host, port }], publicKey, deviceId: 'd1', userId: 'u1' });
@@ -45,6 +62,11 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> implements Li
   private readonly wire: BinaryWire;
   private readonly session: DeviceSession<BinaryWireTypes, Link>;
   private serverIndex = 0;
+  /** The allocator's last answer, and the next of its addresses to try (none left: ask again). */
+  private allotted: ReadonlyArray<ServerAddress> = [];
+  private allotIndex = 0;
+  private source: LinkSource = 'servers';
+  private lastAddress: ServerAddress | undefined;
   /** A session the server refused: never fast-connect it again, whatever the storage still says. */
   private rejectedSessionId: string | undefined;
 
@@ -61,15 +83,19 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> implements Li
   /** How the session opens, writes and closes TCP connections: one object per client. */
   private transport(): SessionTransport<BinaryWireTypes, Link> {
     return {
-      open: () => openLink(this, this.options.servers[this.serverIndex]!),
+      open: () => this.open(),
       write: (link, bytes) => link.socket.write(bytes),
       discard: (link, _reason, handshaken) => {
         link.socket.destroy();
         // A server that never got us to a handshake is skipped next time; after a good session the
-        // same server is tried first (fast connect also works on any node).
-        if (!handshaken) this.serverIndex = (this.serverIndex + 1) % this.options.servers.length;
+        // same server is tried first (fast connect also works on any node), and the allocator is
+        // asked again (the load changed, the node may be going away).
+        if (handshaken) this.allotted = [];
+        else if (this.source === 'alloc') this.allotIndex++;
+        else if (this.source === 'servers')
+          this.serverIndex = (this.serverIndex + 1) % this.options.servers.length;
       },
-      describe: (link) => `${link.address.host}:${link.address.port}`,
+      describe: (link) => link.describe(`the allocator ${this.options.alloc?.url}`),
       handshaken: (link, h) => this.onHandshake(link, h),
       fastConnectFailed: (s) => this.onFastConnectFailed(s),
       contentText: (content) => (content[0] === 0x7b ? content.toString('utf8') : undefined),
@@ -107,9 +133,17 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> implements Li
     return this.session.boundUserId;
   }
 
-  /** The address of the current (or last tried) connection. */
+  /**
+   * The address of the current (or last tried) connection; `{ host: '', port: 0 }` while only the
+   * allocator has been asked so far.
+   */
   get server(): ServerAddress {
-    return this.session.connection?.address ?? this.options.servers[this.serverIndex]!;
+    return (
+      this.session.connection?.address ??
+      this.lastAddress ??
+      this.options.servers[this.serverIndex] ??
+      NO_ADDRESS
+    );
   }
 
   /**
@@ -202,9 +236,49 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> implements Li
   // Socket events (LinkOwner)
   // -------------------------------------------------------------------------------------------
 
+  /**
+   * The next connection: to the next address of the allocator's last answer; else, with an
+   * allocator, a link that connects once the allocator answered (to the `servers` when it fails);
+   * else to the next of the `servers`.
+   */
+  private open(): Link {
+    const alloc = this.options.alloc;
+    const next = this.allotted[this.allotIndex];
+    if (alloc === undefined || next !== undefined) {
+      this.source = next === undefined ? 'servers' : 'alloc';
+      return this.dialed(openLink(this, next ?? this.options.servers[this.serverIndex]!));
+    }
+    const link = pendingLink(this);
+    this.source = 'pending';
+    fetchServerList(alloc.url, alloc).then(
+      (list) => {
+        if (link.socket.destroyed) return; // discarded meanwhile (connect timeout, close)
+        this.allotted = list;
+        this.allotIndex = 0;
+        this.source = 'alloc';
+        this.dialed(dialLink(link, list[0]!));
+      },
+      (err: Error) => {
+        if (link.socket.destroyed) return;
+        const fallback = this.options.servers[this.serverIndex];
+        // No fallback: the attempt fails with the allocator's error, and backoff follows.
+        if (fallback === undefined) return void link.socket.destroy(err);
+        this.emitError(err);
+        this.source = 'servers';
+        this.dialed(dialLink(link, fallback));
+      },
+    );
+    return link;
+  }
+
+  private dialed(link: Link): Link {
+    this.lastAddress = link.address;
+    return link;
+  }
+
   /** @internal */
   [kOnConnect](link: Link): void {
-    if (!this.session.opened(link)) return;
+    if (!this.session.opened(link) || link.address === undefined) return;
     this.safeEmit('connected', link.address);
     void this.beginSession(link);
   }
@@ -256,7 +330,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> implements Li
         iv: h.iv!,
         heartbeat,
         expireTime: h.expireTime,
-        address: `${link.address.host}:${link.address.port}`,
+        address: link.describe(''),
       });
     }
     // A fast connect reports the heartbeat as the server sent it (the SDK's event), a full handshake

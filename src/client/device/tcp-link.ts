@@ -3,7 +3,7 @@
 // shared by every connection, finding their Link through a symbol (as connection/tcp-transport.ts):
 // no closures per connection.
 
-import { connect as netConnect, type Socket } from 'node:net';
+import { Socket } from 'node:net';
 import type { ServerAddress } from './tcp-client-options.js';
 
 /** {@link LinkOwner} method: the socket connected. */
@@ -32,11 +32,18 @@ type LinkedSocket = Socket & { [kLink]?: Link };
  * (the `connectionEpoch` guard of ioredis).
  */
 export class Link {
+  /** Where the socket connects; undefined while the address is being looked up (allocator). */
+  address: ServerAddress | undefined;
+
   constructor(
     readonly owner: LinkOwner,
     readonly socket: Socket,
-    readonly address: ServerAddress,
   ) {}
+
+  /** `host:port`, or `what` while there is no address yet. */
+  describe(what: string): string {
+    return this.address ? `${this.address.host}:${this.address.port}` : what;
+  }
 }
 
 // Socket listeners are module functions shared by every connection: no closures per connection.
@@ -57,15 +64,31 @@ function onSocketClose(this: LinkedSocket): void {
   if (link) link.owner[kOnClose](link);
 }
 
-/** Opens a TCP connection to `address` for `owner`. */
-export function openLink(owner: LinkOwner, address: ServerAddress): Link {
-  const socket: LinkedSocket = netConnect({ host: address.host, port: address.port });
+/**
+ * A connection for `owner` whose socket does not connect yet: {@link dialLink} connects it once
+ * the address is known, or `socket.destroy(err)` fails it (its error and close are reported).
+ */
+export function pendingLink(owner: LinkOwner): Link {
+  const socket: LinkedSocket = new Socket();
   socket.setNoDelay(true);
-  const link = new Link(owner, socket, address);
+  const link = new Link(owner, socket);
   socket[kLink] = link;
   socket.on('connect', onSocketConnect);
   socket.on('data', onSocketData);
   socket.on('error', onSocketError);
   socket.on('close', onSocketClose);
   return link;
+}
+
+/** Connects a pending link to `address` (nothing when it was discarded meanwhile); returns it. */
+export function dialLink(link: Link, address: ServerAddress): Link {
+  if (link.socket.destroyed) return link;
+  link.address = address;
+  link.socket.connect({ host: address.host, port: address.port });
+  return link;
+}
+
+/** Opens a TCP connection to `address` for `owner`. */
+export function openLink(owner: LinkOwner, address: ServerAddress): Link {
+  return dialLink(pendingLink(owner), address);
 }
