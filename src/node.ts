@@ -348,7 +348,8 @@ export class MpushNode {
       mpushServices({
         host: this.gatewayHost,
         gatewayPort: this.addresses.gatewayPort,
-        tcpPort: this.addresses.tcpPort,
+        deviceHost: this.deviceHost,
+        tcpPort: this.config.node.publicPort || this.addresses.tcpPort,
         wsPort: this.config.http.wsEnabled ? this.addresses.httpPort : undefined,
       }),
     );

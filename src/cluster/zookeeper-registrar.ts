@@ -33,17 +33,21 @@ export interface ZookeeperRegistrarOptions {
 
 /** The services of one mpush-ts node, in the data layout MPush 0.8.1's servers write. */
 export function mpushServices(a: {
+  /** Where push clients and other nodes reach the gateway: the host the Redis routes carry. */
   host: string;
   gatewayPort: number;
+  /** Where devices reach this node (node.publicHost); default `host`. */
+  deviceHost?: string | undefined;
   tcpPort: number;
   /** The WebSocket port, or undefined when WebSocket devices are off. */
   wsPort?: number | undefined;
 }): ZookeeperService[] {
+  const deviceHost = a.deviceHost || a.host;
   const services: ZookeeperService[] = [
     { kind: 'gs', data: { host: a.host, port: a.gatewayPort } },
-    { kind: 'cs', data: { attrs: { weight: 1 }, host: a.host, port: a.tcpPort } },
+    { kind: 'cs', data: { attrs: { weight: 1 }, host: deviceHost, port: a.tcpPort } },
   ];
-  if (a.wsPort !== undefined) services.push({ kind: 'ws', data: { host: a.host, port: a.wsPort } });
+  if (a.wsPort !== undefined) services.push({ kind: 'ws', data: { host: deviceHost, port: a.wsPort } });
   return services;
 }
 

@@ -126,6 +126,34 @@ describe('ZooKeeper registration in MPush layout (real ZooKeeper)', () => {
     }
   });
 
+  it('advertises devices at node.publicHost / node.publicPort, the gateway where routes point', async () => {
+    const redis = await testRedis();
+    const node = await startTestNode({
+      cluster: {
+        redis: redis.url,
+        prefix: await freshPrefix(),
+        zookeeper: server.connect,
+        zookeeperNamespace: 'ns7',
+      },
+      node: { publicHost: 'push.example.com', publicPort: 443 },
+    });
+    try {
+      const [cs] = await children(reader, '/ns7/cluster/cs');
+      assert.deepEqual((await dataOf(reader, `/ns7/cluster/cs/${cs}`)).json, {
+        attrs: { weight: 1 },
+        host: 'push.example.com',
+        port: 443,
+      });
+      const [gs] = await children(reader, '/ns7/cluster/gs');
+      assert.deepEqual((await dataOf(reader, `/ns7/cluster/gs/${gs}`)).json, {
+        host: '127.0.0.1',
+        port: node.node.addresses.gatewayPort,
+      });
+    } finally {
+      await node.stop();
+    }
+  });
+
   it('leaves out ws when WebSocket devices are off', async () => {
     const r = registrar('ns2');
     await r.start(mpushServices({ host: '127.0.0.1', gatewayPort: 1, tcpPort: 2 }));
