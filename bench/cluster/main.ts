@@ -17,6 +17,7 @@ import type { FleetResult, FleetStats } from '../lib/fleet.js';
 import { defaultKeys } from '../lib/keys.js';
 import { cpuBetween, machine, type Proc, procChildren, procFds, procRss, sample } from '../lib/procstat.js';
 import type { PhaseResult, PusherOptions } from '../lib/pusher.js';
+import { commandStats, commandsBetween, deleteKeys } from '../lib/redis.js';
 import { logger, printReport, round, sum } from '../lib/report.js';
 import { children, forkChild, type RpcClient, sleep } from '../lib/rpc.js';
 
@@ -147,21 +148,13 @@ async function stopProc(child: ChildProcess, name: string): Promise<void> {
 
 // ---- Redis and measured windows ----------------------------------------------------------------
 
-/** Commands Redis ran so far, by name (INFO commandstats). */
-async function commandStats(): Promise<Map<string, number>> {
-  const text = await redis.info('commandstats');
-  return new Map([...text.matchAll(/^cmdstat_(\S+?):calls=(\d+)/gm)].map((m) => [m[1]!, Number(m[2])]));
-}
-
 /** Processes and Redis at one instant. */
-const snap = (procs: Proc[]) => ({ s: sample(procs), cmds: commandStats() });
+const snap = (procs: Proc[]) => ({ s: sample(procs), cmds: commandStats(redis) });
 type Snap = ReturnType<typeof snap>;
 
 /** Between two snaps: Redis commands run (INFO, ours, left out), CPU per process, seconds. */
 async function between(a: Snap, b: Snap) {
-  const [x, y] = [await a.cmds, await b.cmds];
-  const cmds = new Map<string, number>();
-  for (const [k, v] of y) if (k !== 'info' && v > (x.get(k) ?? 0)) cmds.set(k, v - (x.get(k) ?? 0));
+  const cmds = commandsBetween(await a.cmds, await b.cmds);
   const w = cpuBetween(a.s, b.s);
   const cpu: Record<string, number> = {
     ...w.percent,
@@ -490,15 +483,8 @@ let finished: Promise<void> | undefined;
 function finish(failed: boolean): Promise<void> {
   finished ??= (async () => {
     for (const c of [...children]) await stopProc(c, 'child').catch(() => {});
-    let deleted = 0;
-    let cursor = '0';
-    do {
-      const [next, found] = await redis.scan(cursor, 'MATCH', `${runPrefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (found.length) deleted += await redis.del(...found);
-    } while (cursor !== '0');
     Object.assign(report, {
-      redisKeysDeleted: deleted,
+      redisKeysDeleted: await deleteKeys(redis, runPrefix),
       redisPrefix: runPrefix,
       finishedAt: new Date().toISOString(),
     });

@@ -7,7 +7,8 @@
 //
 // `run` modes: bind (connect, full handshake, BIND `<userPrefix><i>`, hold; pushes asking an ack are
 // acked, the others (broadcasts) timestamped; one in `every` is opened and compared with the announced
-// content), bare (connect, write `barePayloadBytes`, hold). At most `concurrency` devices are between
+// content; with `ids`, every acked push is opened and counted by its PushMsg `msgId`, a second one
+// to the same user a duplicate), bare (connect, write `barePayloadBytes`, hold). At most `concurrency` devices are between
 // "connect started" and "done"; a failed one is tried again up to `maxAttempts` times.
 
 import { connect, type Socket } from 'node:net';
@@ -95,6 +96,7 @@ class Device implements DeviceHost<BinaryWireTypes> {
     if (reply.cmd !== Command.BIND || this.state !== State.Binding)
       return bump(unexpected, `OK to ${reply.cmd}`);
     run!.result.bound++;
+    run!.result.firstBoundAt ||= epochMs();
     // Held idle from here: the native AES contexts come back with the first push.
     this.proto!.release();
     complete(this, epochMs());
@@ -116,6 +118,8 @@ class Device implements DeviceHost<BinaryWireTypes> {
     if (p.ackModel !== 'none') {
       if (p.ackModel === 'biz') this.proto!.ack(p.sessionId);
       stats.acks++;
+      stats.lastAckedAt = epochMs();
+      if (verify.ids) track(this, p);
       if (verify.unicasts++ % verify.every === 0) check(this, p, verify.unicast);
       return;
     }
@@ -176,6 +180,7 @@ class Run {
       errors: {} as Record<string, number>,
       seconds: 0,
       startedAt: epochMs(),
+      firstBoundAt: 0,
       /** ms from connect started to bound (or, bare, to connected). */
       latencyMs: undefined as Percentiles | undefined,
     };
@@ -188,10 +193,14 @@ export type FleetResult = Run['result'];
 let run: Run | null = null;
 const held: Device[] = [];
 /** `held`: bound and still open; `lost`: closed after bound (and why); `verified`/`corrupt`: sampled pushes. */
-const stats = { held: 0, lost: 0, pushes: 0, acks: 0, verified: 0, corrupt: 0 };
+const stats = { held: 0, lost: 0, pushes: 0, acks: 0, verified: 0, corrupt: 0, lastAckedAt: 0 };
+/** With `ids`: `<userId> <msgId>` of every acked push, and how many came again. */
+const seen = { ids: new Set<string>(), duplicates: 0 };
 const errorsAfterBound: Record<string, number> = {};
 const unexpected: Record<string, number> = {};
 export type FleetStats = typeof stats & {
+  distinctIds: number;
+  duplicates: number;
   errorsAfterBound: typeof errorsAfterBound;
   unexpected: typeof unexpected;
 };
@@ -200,6 +209,7 @@ let heartbeatSeconds = 0;
 let proc = 0;
 const verify = {
   every: 64,
+  ids: false,
   unicast: Buffer.alloc(0),
   broadcast: Buffer.alloc(0),
   unicasts: 0,
@@ -222,6 +232,7 @@ function onConnect(this: TaggedSocket): void {
   if (run!.params.mode === 'bare') {
     this.write(run!.payload);
     run!.result.bound++;
+    run!.result.firstBoundAt ||= epochMs();
     return complete(d, epochMs());
   }
   d.state = State.Handshaking;
@@ -281,6 +292,17 @@ function check(d: Device, p: DevicePush<Buffer>, expected: Buffer): void {
   } catch {
     stats.corrupt++;
   }
+}
+
+function track(d: Device, p: DevicePush<Buffer>): void {
+  let id: string | undefined;
+  try {
+    id = /"msgId":"([^"]+)"/.exec(d.proto!.openContent(p).toString('utf8'))?.[1];
+  } catch {}
+  const key = `${d.userId} ${id}`;
+  if (id === undefined) stats.corrupt++;
+  else if (seen.ids.has(key)) seen.duplicates++;
+  else seen.ids.add(key);
 }
 
 function complete(d: Device, now: number): void {
@@ -358,6 +380,8 @@ serveRequests({
   run: (req: Request) => startRun(req.params as FleetRun),
   stats: (): FleetStats => ({
     ...stats,
+    distinctIds: seen.ids.size,
+    duplicates: seen.duplicates,
     held: held.filter((d) => d.state === State.Done && d.socket && !d.socket.destroyed).length,
     errorsAfterBound: { ...errorsAfterBound },
     unexpected: { ...unexpected },
@@ -376,6 +400,7 @@ serveRequests({
     if (typeof req.unicast === 'string') verify.unicast = Buffer.from(req.unicast, 'utf8');
     if (typeof req.broadcast === 'string') verify.broadcast = Buffer.from(req.broadcast, 'utf8');
     if (typeof req.every === 'number' && req.every > 0) verify.every = req.every;
+    verify.ids = req.ids === true;
     verify.unicasts = verify.broadcasts = 0;
     return true;
   },

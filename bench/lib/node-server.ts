@@ -3,8 +3,10 @@
 // warn, admission limits raised so a benchmark measures the server rather than its admission control.
 // Then `stats` (memory after gc when `gc`), `rsaBench` (µs per handshake RSA decrypt here; it also
 // warms the server up before a memory baseline), `profileStart` / `profileStop` (a CPU profile of the
-// window between them, written to a .cpuprofile file), `stop`.
+// window between them, written to a .cpuprofile file), `stop`. On Redis (`redis`, `prefix`), `stats`
+// counts the requests the node sent it (ioredis's diagnostics channel; a MULTI … EXEC block once).
 
+import { subscribe } from 'node:diagnostics_channel';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
@@ -21,11 +23,14 @@ export interface NodeOptions {
   maxConnections: number;
   /** Server heartbeat bounds (ms); unset: the node's defaults. */
   heartbeatMs?: number;
+  /** Redis URL and key prefix of the node's stores; unset: in memory. */
+  redis?: { url: string; prefix: string };
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), 'mpush-bench-'));
 let node: MpushNode | undefined;
 let profiler: Session | undefined;
+const redis = { requests: 0, inMulti: false };
 
 async function start(o: NodeOptions) {
   const keys = defaultKeys();
@@ -45,8 +50,16 @@ async function start(o: NodeOptions) {
       },
       ...(o.heartbeatMs ? { heartbeat: { minMs: o.heartbeatMs, maxMs: o.heartbeatMs } } : {}),
       log: { level: 'warn' },
+      ...(o.redis ? { cluster: { redis: o.redis.url, prefix: o.redis.prefix } } : {}),
     },
   });
+  if (o.redis) {
+    subscribe('tracing:ioredis:command:start', (m) => {
+      const { command } = m as { command: string };
+      if (!redis.inMulti) redis.requests++;
+      if (command === 'multi' || command === 'exec') redis.inMulti = command === 'multi';
+    });
+  }
   const n = new MpushNode({ config });
   node = n;
   const ports = await n.start();
@@ -72,6 +85,8 @@ async function stats(gc: boolean) {
     bound: server.router.boundConnections,
     acksPending: push.acks.pending,
     counters: { ...server.stats, closed: { ...server.stats.closed } },
+    inbox: { ...node!.inbox.stats },
+    redisRequests: redis.requests,
   };
 }
 export type ServerStats = Awaited<ReturnType<typeof stats>>;

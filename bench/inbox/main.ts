@@ -1,0 +1,178 @@
+// Inbox benchmark: one node on Redis (keys under `bench<pid>:`, deleted at the end), `--users` offline
+// users, `--messages` pushes with `store: true` (batches of `--batch` users, from a PushSender in its
+// own process), then every device binds and gets its stored messages. Flags and figures: README.md,
+// "Benchmarks" (`--help` lists the flags). Exit status 1 when a push was not `offline` + `stored`,
+// or a stored message was lost or came twice; 2 when the bench itself failed.
+
+import { resolve } from 'node:path';
+import { Redis } from 'ioredis';
+import { benchFlags } from '../lib/args.js';
+import {
+  fleetRun,
+  fleetSummary,
+  forkFleets,
+  measure,
+  runFleets,
+  runMain,
+  scripts,
+  shareGroup,
+} from '../lib/drive.js';
+import type { FleetStats } from '../lib/fleet.js';
+import type { NodeReady } from '../lib/node-server.js';
+import { machine } from '../lib/procstat.js';
+import type { PhaseResult } from '../lib/pusher.js';
+import { commandStats, commandsBetween, deleteKeys } from '../lib/redis.js';
+import { logger, printReport, round, sum, targets } from '../lib/report.js';
+import { forkChild, type RpcClient, sleep } from '../lib/rpc.js';
+
+const P = benchFlags(
+  'inbox',
+  {
+    users: 10_000,
+    messages: 100_000,
+    batch: 100,
+    concurrency: 50,
+    k: 2,
+    payload: 100,
+    timeout: 10_000,
+    connectConcurrency: 200,
+    redis: 'redis://127.0.0.1:6379',
+    profile: '',
+  },
+  { users: 1000, messages: 10_000 },
+);
+const log = logger('inbox');
+const prefix = `bench${process.pid}:`;
+const redis = new Redis(P.redis, { maxRetriesPerRequest: 3 });
+const users = Array.from({ length: P.users }, (_, i) => `user-${i}`);
+const batches = Array.from({ length: Math.ceil(P.users / P.batch) }, (_, j) =>
+  users.slice(j * P.batch, (j + 1) * P.batch),
+);
+
+/** `fn` measured: the server's CPU, Redis commands (all, by name) and the node's Redis requests. */
+async function window<T>(server: RpcClient, others: RpcClient[], name: string, fn: () => Promise<T>) {
+  const path = P.profile ? resolve(P.profile, `${name}.cpuprofile`) : undefined;
+  if (path) await server.call('profileStart', { intervalUs: 100 });
+  const c0 = await commandStats(redis);
+  const m = await measure(server, others, false, fn);
+  const cmds = commandsBetween(c0, await commandStats(redis));
+  if (path) await server.call('profileStop', { path }, 120_000);
+  const calls = sum([...cmds.values()], (x) => x);
+  return { ...m, cmds, calls, requests: m.s1.redisRequests - m.s0.redisRequests, serverProfile: path };
+}
+
+/** Polls the fleets until they got `expect` distinct messages, or none came for 15 s. */
+async function received(fleets: RpcClient[], expect: number): Promise<FleetStats[]> {
+  let [last, since] = [-1, Date.now()];
+  for (;;) {
+    const s = await Promise.all(fleets.map((f) => f.call<FleetStats>('stats')));
+    const got = sum(s, (x) => x.distinctIds);
+    if (got >= expect || Date.now() - since > 15_000) return s;
+    if (got !== last) [last, since] = [got, Date.now()];
+    await sleep(200);
+  }
+}
+
+async function main(): Promise<number> {
+  let out: Record<string, unknown> = {};
+  const all: RpcClient[] = [];
+  try {
+    log(`starting the node on ${P.redis} (prefix ${prefix})`);
+    const server = await forkChild(scripts.nodeServer, 'server');
+    all.push(server);
+    const options = { maxConnections: P.users + 1000, redis: { url: P.redis, prefix } };
+    const ready = await server.call<NodeReady>('start', { options }, 60_000);
+    const [pusher, fleets] = await Promise.all([
+      forkChild(scripts.pusher, 'pusher'),
+      forkFleets(P.k, 'devices'),
+    ]);
+    all.push(pusher, ...fleets);
+    await Promise.all(fleets.map((f) => f.call('expectContent', { ids: true })));
+    const gateways = [{ host: '127.0.0.1', port: ready.gatewayPort }];
+    const content = 'x'.repeat(P.payload);
+    await pusher.call('start', {
+      options: { mode: 'sender', gateways, timeoutMs: P.timeout, routeCacheMs: 5000, content, store: true },
+    });
+
+    const calls = Math.ceil(P.messages / P.batch);
+    const expected = sum(
+      Array.from({ length: calls }, (_, i) => batches[i % batches.length]!),
+      (b) => b.length,
+    );
+    log(`store: ${calls} pushes of ${P.batch} offline users (store: true), ${P.concurrency} in flight`);
+    const params = { users: batches, total: calls, concurrency: P.concurrency };
+    const st = await window(server, [pusher], 'store', () =>
+      pusher.call<PhaseResult>('load', { params }, 1_800_000),
+    );
+    const r = st.out;
+    const results = sum(Object.values(r.results), (x) => x);
+    const storedPerSec = round(r.stored / r.seconds);
+    log(`store: ${r.stored}/${results} stored in ${r.seconds} s (${storedPerSec}/s)`);
+
+    log(`replay: ${P.users} devices bind over ${P.k} processes`);
+    const run = (i: number) =>
+      fleetRun(i, [shareGroup(ready.tcpPort, 'user-', P.users, P.k, i)], {
+        concurrency: P.connectConcurrency,
+        publicKey: ready.publicKey,
+        heartbeatSeconds: 120,
+      });
+    const rp = await window(server, fleets, 'replay', async () => {
+      const binds = await runFleets(fleets, run, server, log);
+      const devices = await received(fleets, r.stored);
+      await sleep(1000); // the node settles and records the last acks
+      return { binds, devices };
+    });
+    const { binds, devices } = rp.out;
+    const firstBind = Math.min(...binds.map((b) => b.firstBoundAt || Number.POSITIVE_INFINITY));
+    const replayMs = round(Math.max(...devices.map((d) => d.lastAckedAt)) - firstBind);
+    const distinct = sum(devices, (d) => d.distinctIds);
+    const [lost, duplicated] = [r.stored - distinct, sum(devices, (d) => d.duplicates)];
+    log(`replay: ${distinct}/${r.stored} received, the last ${replayMs} ms after the first bind`);
+
+    const per = (x: number, n = r.stored) => round(x / Math.max(1, n), 3);
+    const byCommand = commandsBetween(new Map(), st.cmds);
+    for (const [k, v] of rp.cmds) byCommand.set(k, (byCommand.get(k) ?? 0) + v);
+    const phase = (w: typeof st | typeof rp) => ({
+      windowSeconds: round((w.s1.at - w.s0.at) / 1000, 2),
+      serverCpuUsPerMessage: per(w.serverUs),
+      redisCallsPerMessage: per(w.calls),
+      redisRequestsPerMessage: per(w.requests),
+      cpuPercent: w.cpuPercent,
+      serverProfile: w.serverProfile,
+    });
+    const requests = per(st.requests + rp.requests);
+    out = {
+      bench: 'inbox',
+      ok: r.stored === expected && lost === 0 && duplicated === 0,
+      storedPerSec,
+      replayMsFirstBindToLast: replayMs,
+      serverCpuUsPerMessage: per(st.serverUs + rp.serverUs),
+      redisCallsPerMessage: per(st.calls + rp.calls),
+      redisRequestsPerMessage: requests,
+      lost,
+      duplicated,
+      storeErrors: expected - r.stored,
+      // Issue 9's targets.
+      targets: targets([
+        ['storedPerSec', storedPerSec, { atLeast: 20_000 }],
+        ['replayMsFirstBindToLast', replayMs, { atMost: 10_000 }],
+        ['redisRequestsPerMessage', requests, { atMost: 3 }],
+      ]),
+      params: P,
+      machine: machine(),
+      redisCallsPerMessageByCommand: Object.fromEntries([...byCommand].map(([k, v]) => [k, per(v)])),
+      store: { ...r, ...phase(st) },
+      replay: { ...phase(rp), bind: fleetSummary(binds), received: distinct },
+      serverInbox: rp.s1.inbox,
+    };
+  } finally {
+    for (const c of all.slice(1)) await c.stop();
+    await all[0]?.stop('stop', 30_000);
+    out.redisKeysDeleted = await deleteKeys(redis, prefix);
+    await redis.quit();
+  }
+  printReport(out);
+  return out.ok ? 0 : 1;
+}
+
+runMain(main, log);
