@@ -32,10 +32,6 @@ const P = benchFlags(
     messages: 100_000,
     batch: 100,
     concurrency: 50,
-    k: 2,
-    payload: 100,
-    timeout: 10_000,
-    connectConcurrency: 200,
     redis: 'redis://127.0.0.1:6379',
     profile: '',
   },
@@ -49,16 +45,18 @@ const batches = Array.from({ length: Math.ceil(P.users / P.batch) }, (_, j) =>
   users.slice(j * P.batch, (j + 1) * P.batch),
 );
 
-/** `fn` measured: the server's CPU, Redis commands (all, by name) and the node's Redis requests. */
+/** `measure` with the Redis commands run (all, by name) and the node's Redis requests; --profile: a
+ * server CPU profile `<name>.cpuprofile` in that folder. */
 async function window<T>(server: RpcClient, others: RpcClient[], name: string, fn: () => Promise<T>) {
-  const path = P.profile ? resolve(P.profile, `${name}.cpuprofile`) : undefined;
-  if (path) await server.call('profileStart', { intervalUs: 100 });
   const c0 = await commandStats(redis);
-  const m = await measure(server, others, false, fn);
+  const m = await measure(server, others, false, fn, P.profile && resolve(P.profile, `${name}.cpuprofile`));
   const cmds = commandsBetween(c0, await commandStats(redis));
-  if (path) await server.call('profileStop', { path }, 120_000);
-  const calls = sum([...cmds.values()], (x) => x);
-  return { ...m, cmds, calls, requests: m.s1.redisRequests - m.s0.redisRequests, serverProfile: path };
+  return {
+    ...m,
+    cmds,
+    calls: sum([...cmds.values()], (x) => x),
+    requests: m.s1.redisRequests - m.s0.redisRequests,
+  };
 }
 
 /** Polls the fleets until they got `expect` distinct messages, or none came for 15 s. */
@@ -84,21 +82,19 @@ async function main(): Promise<number> {
     const ready = await server.call<NodeReady>('start', { options }, 60_000);
     const [pusher, fleets] = await Promise.all([
       forkChild(scripts.pusher, 'pusher'),
-      forkFleets(P.k, 'devices'),
+      forkFleets(2, 'devices'),
     ]);
     all.push(pusher, ...fleets);
     await Promise.all(fleets.map((f) => f.call('expectContent', { ids: true })));
     const gateways = [{ host: '127.0.0.1', port: ready.gatewayPort }];
-    const content = 'x'.repeat(P.payload);
+    const content = 'x'.repeat(100);
     await pusher.call('start', {
-      options: { mode: 'sender', gateways, timeoutMs: P.timeout, routeCacheMs: 5000, content, store: true },
+      options: { mode: 'sender', gateways, timeoutMs: 10_000, routeCacheMs: 5000, content, store: true },
     });
 
     const calls = Math.ceil(P.messages / P.batch);
-    const expected = sum(
-      Array.from({ length: calls }, (_, i) => batches[i % batches.length]!),
-      (b) => b.length,
-    );
+    let expected = 0;
+    for (let i = 0; i < calls; i++) expected += batches[i % batches.length]!.length;
     log(`store: ${calls} pushes of ${P.batch} offline users (store: true), ${P.concurrency} in flight`);
     const params = { users: batches, total: calls, concurrency: P.concurrency };
     const st = await window(server, [pusher], 'store', () =>
@@ -109,10 +105,10 @@ async function main(): Promise<number> {
     const storedPerSec = round(r.stored / r.seconds);
     log(`store: ${r.stored}/${results} stored in ${r.seconds} s (${storedPerSec}/s)`);
 
-    log(`replay: ${P.users} devices bind over ${P.k} processes`);
+    log(`replay: ${P.users} devices bind over 2 processes`);
     const run = (i: number) =>
-      fleetRun(i, [shareGroup(ready.tcpPort, 'user-', P.users, P.k, i)], {
-        concurrency: P.connectConcurrency,
+      fleetRun(i, [shareGroup(ready.tcpPort, 'user-', P.users, 2, i)], {
+        concurrency: 200,
         publicKey: ready.publicKey,
         heartbeatSeconds: 120,
       });

@@ -77,24 +77,27 @@ export function fleetSummary(results: FleetResult[]) {
 /**
  * Over `fn`: the server's CPU (µs) and event-loop use from its own count; with `watch`, each child's
  * CPU (`cpuUs`) and its GC and loop delay (the 1 ms delay histogram costs an idle process CPU); every process's share of a core (by its RpcClient name), the machine's
- * and what else ran on it, from /proc.
+ * and what else ran on it, from /proc. With `profile` (a path), the server's CPU profile of `fn`, written there.
  */
 export async function measure<T>(
   server: RpcClient,
   others: RpcClient[],
   watch: boolean,
   fn: () => Promise<T>,
+  profile?: string,
 ) {
   const all = [server, ...others];
   const procs: Proc[] = all.map((c) => ({ name: c.name, pid: c.child.pid!, server: c === server }));
   const loop = () => Promise.all(all.map((c) => (watch ? c.call<LoopStats>('loop') : undefined)));
   const l0 = await loop();
   const s0 = await server.call<ServerStats>('stats');
+  if (profile) await server.call('profileStart', { intervalUs: 100 });
   const a = sample(procs);
   const out = await fn();
   const w = cpuBetween(a, sample(procs));
   const s1 = await server.call<ServerStats>('stats');
   const l1 = await loop();
+  const serverProfile = profile && (await server.call<string>('profileStop', { path: profile }, 120_000));
   const active = s1.elu.active - s0.elu.active;
   const { machine, otherPercentOfMachine, otherProcesses } = w;
   return {
@@ -110,6 +113,7 @@ export async function measure<T>(
       otherPercentOfMachine,
       otherProcesses,
     },
+    serverProfile,
     gcAndLoopDelay: watch
       ? Object.fromEntries(l1.map((l, i) => [all[i]!.name, { ...l, cpuUs: undefined }]))
       : undefined,

@@ -91,22 +91,15 @@ async function connectDevices(ctx: Ctx) {
   return { ...out, serverBound };
 }
 
-/** `measure` over the server, the pusher and the fleets; `t0`: when it started. */
-async function measured<T>(ctx: Ctx, fn: () => Promise<T>) {
-  const t0 = Date.now();
-  return { t0, ...(await measure(ctx.server, [ctx.pusher, ...ctx.devices], true, fn)) };
-}
-
-/** Starts a server CPU profile when --profile names a folder; `stop` writes it there as `<name>.cpuprofile`. */
-async function profiler(ctx: Ctx, name: string | false) {
+/** `measure` over the server, the pusher and the fleets (`t0`: when it started); with --profile, the
+ * server's CPU profile `<name>.cpuprofile` in that folder. */
+async function measured<T>(ctx: Ctx, name: string | false, fn: () => Promise<T>) {
   const path = name && params.profile ? resolve(params.profile, `${name}.cpuprofile`) : undefined;
-  if (path) await ctx.server.call('profileStart', { intervalUs: 100 });
-  return async () => (path ? ctx.server.call<string>('profileStop', { path }, 120_000) : undefined);
+  return { t0: Date.now(), ...(await measure(ctx.server, [ctx.pusher, ...ctx.devices], true, fn, path)) };
 }
 
 /** The closed loop (`m` pushes, `concurrency` in flight), or the open loop (`rate`/s for `duration`). */
 async function unicastPhase(ctx: Ctx, rate?: number) {
-  const stop = await profiler(ctx, rate === undefined && 'closed-loop');
   const kind = rate === undefined ? 'closed loop' : `open loop ${rate}/s`;
   const [cmd, args] =
     rate === undefined
@@ -115,10 +108,11 @@ async function unicastPhase(ctx: Ctx, rate?: number) {
   log(
     `${kind}: ${rate === undefined ? `${params.m} pushes, ${params.concurrency} in flight` : `${params.duration} s`}`,
   );
-  const c = await measured(ctx, () => ctx.pusher.call<PhaseResult>(cmd, args, 1_800_000));
+  const c = await measured(ctx, rate === undefined && 'closed-loop', () =>
+    ctx.pusher.call<PhaseResult>(cmd, args, 1_800_000),
+  );
   const r = c.out;
   const acked = Math.max(1, r.results.success);
-  const profile = await stop();
   const serverCpuUsPerAckedPush = round(c.serverUs / acked, 2);
   const pusherCpuUsPerAckedPush = round(c.cpuUs(ctx.pusher) / acked, 2);
   log(
@@ -132,7 +126,7 @@ async function unicastPhase(ctx: Ctx, rate?: number) {
     pusherCpuUsPerAckedPush,
     cpuPercent: c.cpuPercent,
     gcAndLoopDelay: c.gcAndLoopDelay,
-    serverProfile: profile,
+    serverProfile: c.serverProfile,
   };
 }
 
@@ -146,9 +140,8 @@ async function broadcastPhase(ctx: Ctx) {
   const allReceived = Promise.all(
     ctx.devices.map((d, i) => (expected[i] === 0 ? undefined : d.once('broadcastDone', 120_000))),
   );
-  const stop = await profiler(ctx, 'broadcast');
   log(`broadcast to ${params.n} devices (NO_ACK)`);
-  const c = await measured(ctx, async () => {
+  const c = await measured(ctx, 'broadcast', async () => {
     const reply = await ctx.pusher.call<{ sentAt: number; repliedAt: number; result: BroadcastResult }>(
       'broadcast',
       { content },
@@ -164,7 +157,6 @@ async function broadcastPhase(ctx: Ctx) {
   const { reply, timedOut } = c.out;
   const final = await Promise.all(ctx.devices.map((d) => d.call<BroadcastReceipt>('broadcastReceipt')));
   const delivered = sum(final, (r) => r.received);
-  const profile = await stop();
   const ms = Math.max(...final.map((r) => r.lastAt)) - reply.sentAt;
   const perDelivery = round(c.serverUs / Math.max(1, delivered), 2);
   log(
@@ -183,7 +175,7 @@ async function broadcastPhase(ctx: Ctx) {
     node: reply.result,
     cpuPercent: c.cpuPercent,
     gcAndLoopDelay: c.gcAndLoopDelay,
-    serverProfile: profile,
+    serverProfile: c.serverProfile,
   };
 }
 
