@@ -5,17 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { benchFlags } from '../lib/args.js';
-import {
-  fleetRun,
-  fleetSummary,
-  forkFleets,
-  measure,
-  runFleets,
-  runMain,
-  scripts,
-  shareGroup,
-} from '../lib/drive.js';
-import type { FleetStats } from '../lib/fleet.js';
+import { bindUsers, fleetStats, fleetSummary, forkFleets, measure, runMain, scripts } from '../lib/drive.js';
 import type { ServerStats } from '../lib/node-server.js';
 import { machine } from '../lib/procstat.js';
 import { logger, printReport, round, sum, targets } from '../lib/report.js';
@@ -45,27 +35,7 @@ const params = {
 
 const log = logger('connections');
 
-interface Server {
-  rpc: RpcClient;
-  tcpPort: number;
-  publicKey: string;
-}
-
-const stats = (s: Server, gc = false) => s.rpc.call<ServerStats>('stats', { gc }, 60_000);
-
-/** Every client process binds (or, against the bare server, just connects) its share of `total`. */
-function runClients(clients: RpcClient[], server: Server, bare: boolean, total: number) {
-  const run = (i: number) =>
-    fleetRun(i, [shareGroup(server.tcpPort, 'user-', total, clients.length, i)], {
-      mode: bare ? 'bare' : 'bind',
-      concurrency: params.concurrency,
-      maxAttempts: params.maxAttempts,
-      publicKey: server.publicKey,
-      // About what a device sends to get bound: a Handshake (13 + 128) and a Bind (13 + 32).
-      barePayloadBytes: 186,
-    });
-  return runFleets(clients, run, server.rpc, log);
-}
+const stats = (rpc: RpcClient, gc = false) => rpc.call<ServerStats>('stats', { gc }, 60_000);
 
 function memoryFigures(base: ServerStats, after: ServerStats) {
   const [b, a] = [base.memory, after.memory];
@@ -96,28 +66,33 @@ async function hold(bare: boolean, n: number) {
     execArgv: ['--expose-gc', ...params.serverNodeOptions],
   });
   const options = { maxConnections: 25_000, heartbeatMs: 180_000 };
-  const server = {
-    rpc,
-    ...(await rpc.call<{ tcpPort: number; publicKey: string }>('start', { options }, 60_000)),
-  };
+  const { tcpPort, publicKey } = await rpc.call<{ tcpPort: number; publicKey: string }>('start', { options });
   // As in every earlier run, the baseline follows the RSA bench (the bare server has none).
   const rsa = bare ? undefined : await rpc.call<{ rsaDecryptMicros: number }>('rsaBench');
-  const base = await stats(server, true);
+  const base = await stats(rpc, true);
   const clients = await forkFleets(params.clients, 'client');
-  const ramp = await measure(server.rpc, clients, false, () => runClients(clients, server, bare, n));
+  const o = {
+    mode: bare ? ('bare' as const) : ('bind' as const),
+    concurrency: params.concurrency,
+    maxAttempts: params.maxAttempts,
+    publicKey,
+    // About what a device sends to get bound: a Handshake (13 + 128) and a Bind (13 + 32).
+    barePayloadBytes: 186,
+  };
+  const ramp = await measure(rpc, clients, false, () => bindUsers(clients, tcpPort, n, o, rpc, log));
   const r = fleetSummary(ramp.out);
   log(`${name}: ramp done: ${r.bound} bound in ${r.seconds} s (${r.bindsPerSec}/s)`);
   await sleep(params.settleSeconds * 1000);
-  const after = await stats(server, true);
+  const after = await stats(rpc, true);
   const mem = memoryFigures(base, after);
   log(
     `${name}: ${after.connections} held, ${mem.rssPerConnectionBytes} B RSS, ${mem.heapPerConnectionBytes} B heap each`,
   );
-  const idle = await measure(server.rpc, clients, false, () =>
+  const idle = await measure(rpc, clients, false, () =>
     sleep((bare ? Math.min(params.idleSeconds, 5) : params.idleSeconds) * 1000),
   );
   const serverIdleCpuPercent = round((100 * idle.serverUs) / ((idle.s1.at - idle.s0.at) * 1000), 1);
-  const fleets = await Promise.all(clients.map((c) => c.call<FleetStats>('stats')));
+  const fleets = await fleetStats(clients);
   await Promise.all(clients.map((c) => c.call('drop')));
   await Promise.all([...clients.map((c) => c.stop()), rpc.stop('stop', 30_000)]);
   const out = { connections: after.connections, connectSecondsForAll: r.seconds, errors: r.errors };
@@ -135,10 +110,10 @@ async function hold(bare: boolean, n: number) {
     handshakesPerSec: r.bindsPerSec,
     serverCpuUsPerHandshakeBind: round(ramp.serverUs / Math.max(1, r.bound), 1),
     rsaDecryptMicros: round(rsa!.rsaDecryptMicros, 1),
-    cpuPercentDuringRamp: ramp.cpuPercent,
+    cpuPercentDuringRamp: ramp.report.cpuPercent,
     ...mem,
     serverIdleCpuPercent,
-    cpuPercentIdle: idle.cpuPercent,
+    cpuPercentIdle: idle.report.cpuPercent,
     /** Connect started → bound, ms: the worst process's percentiles. */
     latencyMsWorstProcess: Object.fromEntries(
       (['p50', 'p90', 'p99', 'max'] as const).map((k) => [

@@ -7,22 +7,12 @@
 import { resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { benchFlags } from '../lib/args.js';
-import {
-  fleetRun,
-  fleetSummary,
-  forkFleets,
-  measure,
-  runFleets,
-  runMain,
-  scripts,
-  shareGroup,
-} from '../lib/drive.js';
-import type { FleetStats } from '../lib/fleet.js';
+import { bindUsers, fleetStats, fleetSummary, forkFleets, measure, runMain, scripts } from '../lib/drive.js';
 import type { NodeReady } from '../lib/node-server.js';
 import { machine } from '../lib/procstat.js';
 import type { PhaseResult } from '../lib/pusher.js';
 import { commandStats, commandsBetween, deleteKeys } from '../lib/redis.js';
-import { logger, printReport, round, sum, targets } from '../lib/report.js';
+import { addCounts, logger, printReport, round, sum, targets } from '../lib/report.js';
 import { forkChild, type RpcClient, sleep } from '../lib/rpc.js';
 
 const P = benchFlags(
@@ -45,25 +35,25 @@ const batches = Array.from({ length: Math.ceil(P.users / P.batch) }, (_, j) =>
   users.slice(j * P.batch, (j + 1) * P.batch),
 );
 
-/** `measure` with the Redis commands run (all, by name) and the node's Redis requests; --profile: a
- * server CPU profile `<name>.cpuprofile` in that folder. */
+/** `measure` with the Redis commands run (by name) and the counts that figures are made of per message;
+ * --profile: a server CPU profile `<name>.cpuprofile` in that folder. */
 async function window<T>(server: RpcClient, others: RpcClient[], name: string, fn: () => Promise<T>) {
   const c0 = await commandStats(redis);
   const m = await measure(server, others, false, fn, P.profile && resolve(P.profile, `${name}.cpuprofile`));
-  const cmds = commandsBetween(c0, await commandStats(redis));
-  return {
-    ...m,
-    cmds,
-    calls: sum([...cmds.values()], (x) => x),
-    requests: m.s1.redisRequests - m.s0.redisRequests,
+  const cmds = Object.fromEntries(commandsBetween(c0, await commandStats(redis)));
+  const counts = {
+    serverCpuUs: m.serverUs,
+    redisCalls: sum(Object.values(cmds), (x) => x),
+    redisRequests: m.s1.redisRequests - m.s0.redisRequests,
   };
+  return { ...m, cmds, counts };
 }
 
 /** Polls the fleets until they got `expect` distinct messages, or none came for 15 s. */
-async function received(fleets: RpcClient[], expect: number): Promise<FleetStats[]> {
+async function received(fleets: RpcClient[], expect: number) {
   let [last, since] = [-1, Date.now()];
   for (;;) {
-    const s = await Promise.all(fleets.map((f) => f.call<FleetStats>('stats')));
+    const s = await fleetStats(fleets);
     const got = sum(s, (x) => x.distinctIds);
     if (got >= expect || Date.now() - since > 15_000) return s;
     if (got !== last) [last, since] = [got, Date.now()];
@@ -106,14 +96,9 @@ async function main(): Promise<number> {
     log(`store: ${r.stored}/${results} stored in ${r.seconds} s (${storedPerSec}/s)`);
 
     log(`replay: ${P.users} devices bind over 2 processes`);
-    const run = (i: number) =>
-      fleetRun(i, [shareGroup(ready.tcpPort, 'user-', P.users, 2, i)], {
-        concurrency: 200,
-        publicKey: ready.publicKey,
-        heartbeatSeconds: 120,
-      });
+    const o = { concurrency: 200, publicKey: ready.publicKey, heartbeatSeconds: 120 };
     const rp = await window(server, fleets, 'replay', async () => {
-      const binds = await runFleets(fleets, run, server, log);
+      const binds = await bindUsers(fleets, ready.tcpPort, P.users, o, server, log);
       const devices = await received(fleets, r.stored);
       await sleep(1000); // the node settles and records the last acks
       return { binds, devices };
@@ -125,26 +110,22 @@ async function main(): Promise<number> {
     const [lost, duplicated] = [r.stored - distinct, sum(devices, (d) => d.duplicates)];
     log(`replay: ${distinct}/${r.stored} received, the last ${replayMs} ms after the first bind`);
 
-    const per = (x: number, n = r.stored) => round(x / Math.max(1, n), 3);
-    const byCommand = commandsBetween(new Map(), st.cmds);
-    for (const [k, v] of rp.cmds) byCommand.set(k, (byCommand.get(k) ?? 0) + v);
+    const per = (x: number) => round(x / Math.max(1, r.stored), 3);
+    /** Each count per stored message: `serverCpuUsPerMessage`, `redisCallsPerMessage`, … */
+    const perMessage = (counts: Record<string, number>, suffix = 'PerMessage') =>
+      Object.fromEntries(Object.entries(counts).map(([k, v]) => [`${k}${suffix}`, per(v)]));
     const phase = (w: typeof st | typeof rp) => ({
       windowSeconds: round((w.s1.at - w.s0.at) / 1000, 2),
-      serverCpuUsPerMessage: per(w.serverUs),
-      redisCallsPerMessage: per(w.calls),
-      redisRequestsPerMessage: per(w.requests),
-      cpuPercent: w.cpuPercent,
-      serverProfile: w.serverProfile,
+      ...perMessage(w.counts),
+      ...w.report,
     });
-    const requests = per(st.requests + rp.requests);
+    const both = perMessage(addCounts([st.counts, rp.counts]));
     out = {
       bench: 'inbox',
       ok: r.stored === expected && lost === 0 && duplicated === 0,
       storedPerSec,
       replayMsFirstBindToLast: replayMs,
-      serverCpuUsPerMessage: per(st.serverUs + rp.serverUs),
-      redisCallsPerMessage: per(st.calls + rp.calls),
-      redisRequestsPerMessage: requests,
+      ...both,
       lost,
       duplicated,
       storeErrors: expected - r.stored,
@@ -152,11 +133,11 @@ async function main(): Promise<number> {
       targets: targets([
         ['storedPerSec', storedPerSec, { atLeast: 20_000 }],
         ['replayMsFirstBindToLast', replayMs, { atMost: 10_000 }],
-        ['redisRequestsPerMessage', requests, { atMost: 3 }],
+        ['redisRequestsPerMessage', both.redisRequestsPerMessage, { atMost: 3 }],
       ]),
       params: P,
       machine: machine(),
-      redisCallsPerMessageByCommand: Object.fromEntries([...byCommand].map(([k, v]) => [k, per(v)])),
+      redisCallsPerMessageByCommand: perMessage(addCounts([st.cmds, rp.cmds]), ''),
       store: { ...r, ...phase(st) },
       replay: { ...phase(rp), bind: fleetSummary(binds), received: distinct },
       serverInbox: rp.s1.inbox,

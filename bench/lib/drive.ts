@@ -1,7 +1,7 @@
 // The driver's side of the shared children: where their scripts are, how fleets of them run, what a
 // measured window of the server and its load generators reports, and how a driver ends.
 
-import type { DeviceGroup, FleetResult, FleetRun } from './fleet.js';
+import type { DeviceGroup, FleetResult, FleetRun, FleetStats } from './fleet.js';
 import type { ServerStats } from './node-server.js';
 import { cpuBetween, type LoopStats, type Proc, sample } from './procstat.js';
 import { addCounts, round, sum } from './report.js';
@@ -46,16 +46,17 @@ export const fleetRun = (i: number, groups: DeviceGroup[], o: Partial<FleetRun>)
   ...o,
 });
 
-/** Every fleet process runs `runOf(i)`; meanwhile what `server` holds is logged every 2 s. */
+/** Every fleet process runs `runOf(i)`; meanwhile, with `server`, what it holds is logged every 2 s. */
 export async function runFleets(
   fleets: RpcClient[],
   runOf: (i: number) => FleetRun,
-  server: RpcClient,
-  log: (m: string) => void,
+  server?: RpcClient,
+  log?: (m: string) => void,
 ): Promise<FleetResult[]> {
   const progress = setInterval(() => {
-    const said = (s: ServerStats) => log(`${runOf(0).mode}: server holds ${s.connections}, ${s.bound} bound`);
-    server.call<ServerStats>('stats').then(said, () => {});
+    const said = (s: ServerStats) =>
+      log?.(`${runOf(0).mode}: server holds ${s.connections}, ${s.bound} bound`);
+    server?.call<ServerStats>('stats').then(said, () => {});
   }, 2000);
   try {
     return await Promise.all(fleets.map((f, i) => f.call<FleetResult>('run', { params: runOf(i) }, 600_000)));
@@ -63,6 +64,20 @@ export async function runFleets(
     clearInterval(progress);
   }
 }
+
+/** The fleets bind (unless `o` says) users `user-0` … `user-<n-1>` on `port`, each process its share. */
+export const bindUsers = (
+  fleets: RpcClient[],
+  port: number,
+  n: number,
+  o: Partial<FleetRun>,
+  server: RpcClient,
+  log: (m: string) => void,
+) => runFleets(fleets, (i) => fleetRun(i, [shareGroup(port, 'user-', n, fleets.length, i)], o), server, log);
+
+/** What each fleet process holds and saw. */
+export const fleetStats = (fleets: RpcClient[]) =>
+  Promise.all(fleets.map((f) => f.call<FleetStats>('stats')));
 
 /** What fleet runs did, summed: counts, errors, the slowest run's seconds, binds per second. */
 export function fleetSummary(results: FleetResult[]) {
@@ -76,8 +91,8 @@ export function fleetSummary(results: FleetResult[]) {
 
 /**
  * Over `fn`: the server's CPU (µs) and event-loop use from its own count; with `watch`, each child's
- * CPU (`cpuUs`) and its GC and loop delay (the 1 ms delay histogram costs an idle process CPU); every process's share of a core (by its RpcClient name), the machine's
- * and what else ran on it, from /proc. With `profile` (a path), the server's CPU profile of `fn`, written there.
+ * CPU (`cpuUs`), GC and loop delay; every process's share of a core (by its RpcClient name), the
+ * machine's and what else ran on it, from /proc. With `profile` (a path), the server's CPU profile.
  */
 export async function measure<T>(
   server: RpcClient,
@@ -97,7 +112,6 @@ export async function measure<T>(
   const w = cpuBetween(a, sample(procs));
   const s1 = await server.call<ServerStats>('stats');
   const l1 = await loop();
-  const serverProfile = profile && (await server.call<string>('profileStop', { path: profile }, 120_000));
   const active = s1.elu.active - s0.elu.active;
   const { machine, otherPercentOfMachine, otherProcesses } = w;
   return {
@@ -106,17 +120,20 @@ export async function measure<T>(
     s1,
     serverUs: s1.cpu.user - s0.cpu.user + s1.cpu.system - s0.cpu.system,
     cpuUs: (c: RpcClient) => l1[all.indexOf(c)]!.cpuUs - l0[all.indexOf(c)]!.cpuUs,
-    cpuPercent: {
-      ...w.percent,
-      serverEventLoopUtilization: round(active / (active + s1.elu.idle - s0.elu.idle || 1), 3),
-      machine,
-      otherPercentOfMachine,
-      otherProcesses,
+    /** The window's figures for a report. */
+    report: {
+      cpuPercent: {
+        ...w.percent,
+        serverEventLoopUtilization: round(active / (active + s1.elu.idle - s0.elu.idle || 1), 3),
+        machine,
+        otherPercentOfMachine,
+        otherProcesses,
+      },
+      gcAndLoopDelay: watch
+        ? Object.fromEntries(l1.map((l, i) => [all[i]!.name, { ...l, cpuUs: undefined }]))
+        : undefined,
+      serverProfile: profile && (await server.call<string>('profileStop', { path: profile }, 120_000)),
     },
-    serverProfile,
-    gcAndLoopDelay: watch
-      ? Object.fromEntries(l1.map((l, i) => [all[i]!.name, { ...l, cpuUs: undefined }]))
-      : undefined,
   };
 }
 

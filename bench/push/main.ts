@@ -7,17 +7,8 @@
 import { resolve } from 'node:path';
 import type { BroadcastResult } from '../../src/client/push/index.js';
 import { benchFlags } from '../lib/args.js';
-import {
-  fleetRun,
-  fleetSummary,
-  forkFleets,
-  measure,
-  runFleets,
-  runMain,
-  scripts,
-  shareGroup,
-} from '../lib/drive.js';
-import type { BroadcastReceipt, FleetStats } from '../lib/fleet.js';
+import { bindUsers, fleetStats, fleetSummary, forkFleets, measure, runMain, scripts } from '../lib/drive.js';
+import type { BroadcastReceipt } from '../lib/fleet.js';
 import type { NodeReady, ServerStats } from '../lib/node-server.js';
 import { machine } from '../lib/procstat.js';
 import type { PhaseResult, PusherOptions } from '../lib/pusher.js';
@@ -72,20 +63,12 @@ interface Ctx {
 }
 
 const stats = (ctx: Ctx) => ctx.server.call<ServerStats>('stats');
-const deviceStats = (ctx: Ctx) => Promise.all(ctx.devices.map((d) => d.call<FleetStats>('stats')));
 
 /** Binds users 0 … n-1: process i holds the users after those of the processes before it. */
 async function connectDevices(ctx: Ctx) {
   log(`ramp: connecting ${params.n} devices over ${ctx.devices.length} processes`);
-  const group = (i: number) => shareGroup(ctx.ready.tcpPort, 'user-', params.n, ctx.devices.length, i);
-  const run = (i: number) =>
-    fleetRun(i, [group(i)], {
-      concurrency: params.connectConcurrency,
-      publicKey: ctx.ready.publicKey,
-      // Spread over the interval, so a long run is not cut by the server's read timeout.
-      heartbeatSeconds: 120,
-    });
-  const out = fleetSummary(await runFleets(ctx.devices, run, ctx.server, log));
+  const o = { concurrency: params.connectConcurrency, publicKey: ctx.ready.publicKey, heartbeatSeconds: 120 };
+  const out = fleetSummary(await bindUsers(ctx.devices, ctx.ready.tcpPort, params.n, o, ctx.server, log));
   const serverBound = (await stats(ctx)).bound;
   log(`ramp: ${out.bound}/${out.target} bound in ${out.seconds} s; server has ${serverBound} bound`);
   return { ...out, serverBound };
@@ -100,15 +83,13 @@ async function measured<T>(ctx: Ctx, name: string | false, fn: () => Promise<T>)
 
 /** The closed loop (`m` pushes, `concurrency` in flight), or the open loop (`rate`/s for `duration`). */
 async function unicastPhase(ctx: Ctx, rate?: number) {
-  const kind = rate === undefined ? 'closed loop' : `open loop ${rate}/s`;
-  const [cmd, args] =
-    rate === undefined
-      ? ['load', { params: { users, total: params.m, concurrency: params.concurrency, random: true } }]
-      : ['open', { users, rate, durationMs: params.duration * 1000 }];
-  log(
-    `${kind}: ${rate === undefined ? `${params.m} pushes, ${params.concurrency} in flight` : `${params.duration} s`}`,
-  );
-  const c = await measured(ctx, rate === undefined && 'closed-loop', () =>
+  const closed = rate === undefined;
+  const kind = closed ? 'closed loop' : `open loop ${rate}/s`;
+  const [cmd, args] = closed
+    ? ['load', { params: { users, total: params.m, concurrency: params.concurrency, random: true } }]
+    : ['open', { users, rate, durationMs: params.duration * 1000 }];
+  log(`${kind}: ${closed ? `${params.m} pushes, ${params.concurrency} in flight` : `${params.duration} s`}`);
+  const c = await measured(ctx, closed && 'closed-loop', () =>
     ctx.pusher.call<PhaseResult>(cmd, args, 1_800_000),
   );
   const r = c.out;
@@ -124,9 +105,7 @@ async function unicastPhase(ctx: Ctx, rate?: number) {
     ...r,
     serverCpuUsPerAckedPush,
     pusherCpuUsPerAckedPush,
-    cpuPercent: c.cpuPercent,
-    gcAndLoopDelay: c.gcAndLoopDelay,
-    serverProfile: c.serverProfile,
+    ...c.report,
   };
 }
 
@@ -135,7 +114,7 @@ async function broadcastPhase(ctx: Ctx) {
   const content = message('broadcast', params.payload);
   await Promise.all(ctx.devices.map((d) => d.call('expectContent', { broadcast: content })));
   // Every process expects the devices it holds.
-  const expected = (await deviceStats(ctx)).map((s) => s.held);
+  const expected = (await fleetStats(ctx.devices)).map((s) => s.held);
   await Promise.all(ctx.devices.map((d, i) => d.call('armBroadcast', { expect: expected[i] })));
   const allReceived = Promise.all(
     ctx.devices.map((d, i) => (expected[i] === 0 ? undefined : d.once('broadcastDone', 120_000))),
@@ -173,9 +152,7 @@ async function broadcastPhase(ctx: Ctx) {
     serverCpuMs: round(c.serverUs / 1000, 1),
     windowMs: Date.now() - c.t0,
     node: reply.result,
-    cpuPercent: c.cpuPercent,
-    gcAndLoopDelay: c.gcAndLoopDelay,
-    serverProfile: c.serverProfile,
+    ...c.report,
   };
 }
 
@@ -217,7 +194,7 @@ async function main(): Promise<number> {
     for (const rate of params.duration > 0 ? params.rates : []) open.push(await unicastPhase(ctx, rate));
     const bc = await broadcastPhase(ctx);
 
-    const counts = await deviceStats(ctx);
+    const counts = await fleetStats(ctx.devices);
     const { at: _a, cpu: _c, elu: _e, ...serverFinal } = await stats(ctx);
     const devices = {
       lost: sum(counts, (c) => c.lost),
