@@ -12,8 +12,16 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { benchFlags } from '../lib/args.js';
-import { fleetRun, fleetSummary, forkFleets, scripts, share, shareGroup } from '../lib/drive.js';
-import type { FleetResult, FleetStats } from '../lib/fleet.js';
+import {
+  fleetRun,
+  fleetStats,
+  forkFleets,
+  runFleets,
+  runMain,
+  scripts,
+  share,
+  shareGroup,
+} from '../lib/drive.js';
 import { defaultKeys } from '../lib/keys.js';
 import { cpuBetween, machine, type Proc, procChildren, procFds, procRss, sample } from '../lib/procstat.js';
 import type { PhaseResult, PusherOptions } from '../lib/pusher.js';
@@ -298,24 +306,19 @@ async function deploy(d: Deployment) {
   const r0 = snap(rampProcs);
   const o = { concurrency: P.connectConcurrency, publicKey: keys.publicKey, heartbeatSeconds: 60 };
   const run = (j: number) => fleetRun(j, groups(j), { ...o, localAddresses: [`127.0.2.${d.address + j}`] });
-  const results = await Promise.all(
-    fleets.map((f, j) => f.call<FleetResult>('run', { params: run(j) }, 600_000)),
-  );
+  const summary = await runFleets(fleets, run);
   const ramp = await between(r0, snap(rampProcs));
-  const bound = Math.max(
-    1,
-    sum(results, (r) => r.bound),
-  );
+  const bound = Math.max(1, summary.bound);
   const connect = {
-    ...fleetSummary(results),
-    handshakePlusBindP99MsWorstProcess: Math.max(...results.map((r) => r.latencyMs!.p99)),
+    ...summary,
+    handshakePlusBindP99MsWorstProcess: summary.latencyMsWorstProcess.p99,
     cpu: ramp.cpu,
     otherProcesses: ramp.w.otherProcesses,
     redisCommandsPerBind: Object.fromEntries([...ramp.cmds].map(([c, v]) => [c, round(v / bound, 3)])),
   };
   log(`${d.label}: ${connect.bound}/${connect.target} devices bound in ${connect.seconds} s`);
   await sleep(d.holdMs ?? 0);
-  const heldAfterHold = sum(await Promise.all(fleets.map((f) => f.call<FleetStats>('stats'))), (s) => s.held);
+  const heldAfterHold = sum(await fleetStats(fleets), (s) => s.held);
   const pusher = await forkChild(scripts.pusher, 'pusher');
   const procs: Proc[] = [
     ...nodes.flatMap((n) => n.procs),
@@ -341,7 +344,7 @@ async function deploy(d: Deployment) {
     ).flat();
     phases[p.name] = await pushPhase(`${d.label} ${p.name}`, target, p.mode, users, p.durationMs);
   }
-  const final = await Promise.all(fleets.map((f) => f.call<FleetStats>('stats')));
+  const final = await fleetStats(fleets);
   await Promise.all(fleets.map((f) => f.call('drop')));
   await Promise.all([...fleets.map((f) => f.stop()), pusher.stop()]);
   await Promise.all(nodes.map((n) => stopProc(n.child, n.name)));
@@ -480,7 +483,7 @@ const report: Record<string, unknown> = {
 
 let finished: Promise<void> | undefined;
 /** Stops every child, deletes this run's keys, prints the report (once). */
-function finish(failed: boolean): Promise<void> {
+function finish(): Promise<void> {
   finished ??= (async () => {
     for (const c of [...children]) await stopProc(c, 'child').catch(() => {});
     Object.assign(report, {
@@ -490,7 +493,6 @@ function finish(failed: boolean): Promise<void> {
     });
     await redis.quit();
     printReport(report);
-    process.exitCode = failed ? 1 : 0;
   })();
   return finished;
 }
@@ -499,7 +501,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
     log(`${sig}: stopping children, deleting keys`);
     report.error = `interrupted by ${sig}`;
-    finish(true).finally(() => process.exit(1));
+    finish().finally(() => process.exit(1));
   });
 }
 
@@ -509,24 +511,20 @@ const scenarios = {
   scale: ['scale', scale],
 } as const;
 
-async function main(): Promise<void> {
+async function main(): Promise<number> {
   const info = await redis.info('server');
   redisPid = Number(/process_id:(\d+)/.exec(info)?.[1] ?? 0);
   (report.machine as Record<string, unknown>).redis = /redis_version:(\S+)/.exec(info)?.[1];
-  let failed = false;
   try {
     for (const [name, [key, run]] of Object.entries(scenarios))
       if (P.scenario.includes(name)) report[key] = await run();
     if (singleNode) report.singleNode = await singleNode;
   } catch (err) {
-    failed = true;
     report.error = (err as Error).stack ?? String(err);
     log(`failed: ${(err as Error).message}`);
   }
-  await finish(failed);
+  await finish();
+  return report.error ? 1 : 0;
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench/cluster: ${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
-});
+runMain(main, log);

@@ -5,7 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { benchFlags } from '../lib/args.js';
-import { bindUsers, fleetStats, fleetSummary, forkFleets, measure, runMain, scripts } from '../lib/drive.js';
+import { bindUsers, fleetStats, forkFleets, measure, runMain, scripts } from '../lib/drive.js';
 import type { ServerStats } from '../lib/node-server.js';
 import { machine } from '../lib/procstat.js';
 import { logger, printReport, round, sum, targets } from '../lib/report.js';
@@ -80,7 +80,7 @@ async function hold(bare: boolean, n: number) {
     barePayloadBytes: 186,
   };
   const ramp = await measure(rpc, clients, false, () => bindUsers(clients, tcpPort, n, o, rpc, log));
-  const r = fleetSummary(ramp.out);
+  const r = ramp.out;
   log(`${name}: ramp done: ${r.bound} bound in ${r.seconds} s (${r.bindsPerSec}/s)`);
   await sleep(params.settleSeconds * 1000);
   const after = await stats(rpc, true);
@@ -114,13 +114,7 @@ async function hold(bare: boolean, n: number) {
     ...mem,
     serverIdleCpuPercent,
     cpuPercentIdle: idle.report.cpuPercent,
-    /** Connect started → bound, ms: the worst process's percentiles. */
-    latencyMsWorstProcess: Object.fromEntries(
-      (['p50', 'p90', 'p99', 'max'] as const).map((k) => [
-        k,
-        Math.max(...ramp.out.map((r) => r.latencyMs![k])),
-      ]),
-    ),
+    latencyMsWorstProcess: r.latencyMsWorstProcess,
     serverCounters: after.counters,
   };
 }

@@ -7,13 +7,12 @@
 import { resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { benchFlags } from '../lib/args.js';
-import { bindUsers, fleetStats, fleetSummary, forkFleets, measure, runMain, scripts } from '../lib/drive.js';
-import type { NodeReady } from '../lib/node-server.js';
+import { bindUsers, fleetStats, measure, runMain, startOneNode } from '../lib/drive.js';
 import { machine } from '../lib/procstat.js';
 import type { PhaseResult } from '../lib/pusher.js';
 import { commandStats, commandsBetween, deleteKeys } from '../lib/redis.js';
 import { addCounts, logger, printReport, round, sum, targets } from '../lib/report.js';
-import { forkChild, type RpcClient, sleep } from '../lib/rpc.js';
+import { type RpcClient, sleep } from '../lib/rpc.js';
 
 const P = benchFlags(
   'inbox',
@@ -63,24 +62,13 @@ async function received(fleets: RpcClient[], expect: number) {
 
 async function main(): Promise<number> {
   let out: Record<string, unknown> = {};
-  const all: RpcClient[] = [];
+  let ctx: Awaited<ReturnType<typeof startOneNode>> | undefined;
   try {
     log(`starting the node on ${P.redis} (prefix ${prefix})`);
-    const server = await forkChild(scripts.nodeServer, 'server');
-    all.push(server);
-    const options = { maxConnections: P.users + 1000, redis: { url: P.redis, prefix } };
-    const ready = await server.call<NodeReady>('start', { options }, 60_000);
-    const [pusher, fleets] = await Promise.all([
-      forkChild(scripts.pusher, 'pusher'),
-      forkFleets(2, 'devices'),
-    ]);
-    all.push(pusher, ...fleets);
+    ctx = await startOneNode({ maxConnections: P.users + 1000, redis: { url: P.redis, prefix } }, 2);
+    const { server, ready, pusher, fleets } = ctx;
     await Promise.all(fleets.map((f) => f.call('expectContent', { ids: true })));
-    const gateways = [{ host: '127.0.0.1', port: ready.gatewayPort }];
-    const content = 'x'.repeat(100);
-    await pusher.call('start', {
-      options: { mode: 'sender', gateways, timeoutMs: 10_000, routeCacheMs: 5000, content, store: true },
-    });
+    await ctx.startSender({ timeoutMs: 10_000, routeCacheMs: 5000, content: 'x'.repeat(100), store: true });
 
     const calls = Math.ceil(P.messages / P.batch);
     let expected = 0;
@@ -104,8 +92,7 @@ async function main(): Promise<number> {
       return { binds, devices };
     });
     const { binds, devices } = rp.out;
-    const firstBind = Math.min(...binds.map((b) => b.firstBoundAt || Number.POSITIVE_INFINITY));
-    const replayMs = round(Math.max(...devices.map((d) => d.lastAckedAt)) - firstBind);
+    const replayMs = round(Math.max(...devices.map((d) => d.lastAckedAt)) - binds.firstBoundAt);
     const distinct = sum(devices, (d) => d.distinctIds);
     const [lost, duplicated] = [r.stored - distinct, sum(devices, (d) => d.duplicates)];
     log(`replay: ${distinct}/${r.stored} received, the last ${replayMs} ms after the first bind`);
@@ -139,12 +126,11 @@ async function main(): Promise<number> {
       machine: machine(),
       redisCallsPerMessageByCommand: perMessage(addCounts([st.cmds, rp.cmds]), ''),
       store: { ...r, ...phase(st) },
-      replay: { ...phase(rp), bind: fleetSummary(binds), received: distinct },
+      replay: { ...phase(rp), bind: binds, received: distinct },
       serverInbox: rp.s1.inbox,
     };
   } finally {
-    for (const c of all.slice(1)) await c.stop();
-    await all[0]?.stop('stop', 30_000);
+    await ctx?.stop();
     out.redisKeysDeleted = await deleteKeys(redis, prefix);
     await redis.quit();
   }

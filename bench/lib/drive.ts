@@ -2,7 +2,8 @@
 // measured window of the server and its load generators reports, and how a driver ends.
 
 import type { DeviceGroup, FleetResult, FleetRun, FleetStats } from './fleet.js';
-import type { ServerStats } from './node-server.js';
+import type { NodeOptions, NodeReady, ServerStats } from './node-server.js';
+import type { PusherOptions } from './pusher.js';
 import { cpuBetween, type LoopStats, type Proc, sample } from './procstat.js';
 import { addCounts, round, sum } from './report.js';
 import { forkChild, type RpcClient } from './rpc.js';
@@ -35,6 +36,24 @@ export const shareGroup = (
 export const forkFleets = (k: number, name: string) =>
   Promise.all(Array.from({ length: k }, (_, i) => forkChild(scripts.fleet, `${name} ${i}`)));
 
+/**
+ * A one-node benchmark's children: the node under test (started with `options`, `execArgv` its node
+ * flags), a pusher, `k` fleets; `startSender` starts the pusher's PushSender on the node's gateway.
+ */
+export async function startOneNode(options: NodeOptions, k: number, execArgv: string[] = []) {
+  const server = await forkChild(scripts.nodeServer, 'server', { execArgv });
+  const ready = await server.call<NodeReady>('start', { options }, 60_000);
+  const [pusher, fleets] = await Promise.all([forkChild(scripts.pusher, 'pusher'), forkFleets(k, 'devices')]);
+  const gateways = [{ host: '127.0.0.1', port: ready.gatewayPort }];
+  const startSender = (o: Omit<PusherOptions, 'mode' | 'gateways'>) =>
+    pusher.call('start', { options: { mode: 'sender', gateways, ...o } });
+  const stop = async () => {
+    for (const c of [pusher, ...fleets]) await c.stop();
+    await server.stop('stop', 30_000);
+  };
+  return { server, ready, pusher, fleets, startSender, stop };
+}
+
 /** Fleet process i's run: `bind` unless said, from its own source address 127.0.0.<i+1>, 3 attempts. */
 export const fleetRun = (i: number, groups: DeviceGroup[], o: Partial<FleetRun>): FleetRun => ({
   mode: 'bind',
@@ -46,23 +65,36 @@ export const fleetRun = (i: number, groups: DeviceGroup[], o: Partial<FleetRun>)
   ...o,
 });
 
-/** Every fleet process runs `runOf(i)`; meanwhile, with `server`, what it holds is logged every 2 s. */
+/**
+ * Every fleet process runs `runOf(i)` (meanwhile, with `server`, what it holds is logged every 2 s);
+ * what they did, summed: counts, errors, the slowest run's seconds, binds per second, the first
+ * bind's epoch ms, the worst process's latency percentiles (connect started → bound).
+ */
 export async function runFleets(
   fleets: RpcClient[],
   runOf: (i: number) => FleetRun,
   server?: RpcClient,
   log?: (m: string) => void,
-): Promise<FleetResult[]> {
+) {
   const progress = setInterval(() => {
     const said = (s: ServerStats) =>
       log?.(`${runOf(0).mode}: server holds ${s.connections}, ${s.bound} bound`);
     server?.call<ServerStats>('stats').then(said, () => {});
   }, 2000);
-  try {
-    return await Promise.all(fleets.map((f, i) => f.call<FleetResult>('run', { params: runOf(i) }, 600_000)));
-  } finally {
-    clearInterval(progress);
-  }
+  const results = await Promise.all(
+    fleets.map((f, i) => f.call<FleetResult>('run', { params: runOf(i) }, 600_000)),
+  ).finally(() => clearInterval(progress));
+  const seconds = round(Math.max(...results.map((r) => r.seconds)), 2);
+  const [target, bound, failed, attempts] = (['target', 'bound', 'failed', 'attempts'] as const).map((k) =>
+    sum(results, (r) => r[k]),
+  ) as [number, number, number, number];
+  const worst = (k: 'p50' | 'p90' | 'p99' | 'max') => [k, Math.max(...results.map((r) => r.latencyMs![k]))];
+  return {
+    ...{ target, bound, failed, attempts, seconds, bindsPerSec: Math.round(bound / seconds) },
+    errors: addCounts(results.map((r) => r.errors)),
+    firstBoundAt: Math.min(...results.map((r) => r.firstBoundAt || Number.POSITIVE_INFINITY)),
+    latencyMsWorstProcess: Object.fromEntries((['p50', 'p90', 'p99', 'max'] as const).map(worst)),
+  };
 }
 
 /** The fleets bind (unless `o` says) users `user-0` … `user-<n-1>` on `port`, each process its share. */
@@ -78,16 +110,6 @@ export const bindUsers = (
 /** What each fleet process holds and saw. */
 export const fleetStats = (fleets: RpcClient[]) =>
   Promise.all(fleets.map((f) => f.call<FleetStats>('stats')));
-
-/** What fleet runs did, summed: counts, errors, the slowest run's seconds, binds per second. */
-export function fleetSummary(results: FleetResult[]) {
-  const seconds = round(Math.max(...results.map((r) => r.seconds)), 2);
-  const [target, bound, failed, attempts] = (['target', 'bound', 'failed', 'attempts'] as const).map((k) =>
-    sum(results, (r) => r[k]),
-  ) as [number, number, number, number];
-  const errors = addCounts(results.map((r) => r.errors));
-  return { target, bound, failed, attempts, seconds, bindsPerSec: Math.round(bound / seconds), errors };
-}
 
 /**
  * Over `fn`: the server's CPU (µs) and event-loop use from its own count; with `watch`, each child's

@@ -1,15 +1,13 @@
-// A device fleet: one child process holding up to ~19,000 device connections to the server under
-// test (a process may open at most 20,000 files), forked by every benchmark driver and driven over
-// IPC. Each device speaks through the SDK's socket-free DeviceProtocol over a BinaryWire; this file
-// owns the sockets, the pacing and the counts. Lean on purpose: a Device is its protocol's host (no
-// closure per device), module-level socket listeners find it through a symbol, and every device
-// shares one wire settings object and one profile.
+// A device fleet: a child process holding up to ~19,000 device connections (a process may open at
+// most 20,000 files), driven over IPC. Each device speaks the SDK's socket-free DeviceProtocol over a
+// BinaryWire; this file owns the sockets, the pacing and the counts. Lean on purpose: a Device is its
+// protocol's host (no closure per device), module-level socket listeners find it through a symbol.
 //
-// `run` modes: bind (connect, full handshake, BIND `<userPrefix><i>`, hold; pushes asking an ack are
+// `run` modes: bind (connect, handshake, BIND `<userPrefix><i>`, hold; pushes asking an ack are
 // acked, the others (broadcasts) timestamped; one in `every` is opened and compared with the announced
-// content; with `ids`, every acked push is opened and counted by its PushMsg `msgId`, a second one
-// to the same user a duplicate), bare (connect, write `barePayloadBytes`, hold). At most `concurrency` devices are between
-// "connect started" and "done"; a failed one is tried again up to `maxAttempts` times.
+// content; with `ids`, every acked push is counted by its `msgId`, a second one to the same user a
+// duplicate), bare (connect, write `barePayloadBytes`, hold). At most `concurrency` devices are
+// between "connect started" and "done"; a failed one is tried again up to `maxAttempts` times.
 
 import { connect, type Socket } from 'node:net';
 import {

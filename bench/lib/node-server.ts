@@ -16,7 +16,7 @@ import { loadPublicKey, RsaDecryptor, rsaEncrypt } from '../../src/crypto/index.
 import { MpushNode } from '../../src/node.js';
 import { HandshakeCodec } from '../../src/protocol/index.js';
 import { defaultKeys } from './keys.js';
-import { memory } from './procstat.js';
+import { processStats } from './procstat.js';
 import { serveRequests } from './rpc.js';
 
 export interface NodeOptions {
@@ -73,14 +73,10 @@ async function start(o: NodeOptions) {
 /** What `start` answers. */
 export type NodeReady = Awaited<ReturnType<typeof start>>;
 
-/** cpu is process.cpuUsage() (µs), elu the event loop's use, `at` epoch ms (fractional). */
 async function stats(gc: boolean) {
   const { connections: server, push } = node!;
   return {
-    at: performance.timeOrigin + performance.now(),
-    memory: await memory(gc),
-    cpu: process.cpuUsage(),
-    elu: performance.eventLoopUtilization(),
+    ...(await processStats(gc)),
     connections: server.connections.size,
     bound: server.router.boundConnections,
     acksPending: push.acks.pending,

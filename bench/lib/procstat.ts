@@ -118,8 +118,16 @@ export function cpuBetween(a: Sample, b: Sample) {
   };
 }
 
+/** This process now: epoch ms (fractional), memory (after gc when `gc`), CPU µs, event-loop use. */
+export const processStats = async (gc: boolean) => ({
+  at: performance.timeOrigin + performance.now(),
+  memory: await memory(gc),
+  cpu: process.cpuUsage(),
+  elu: performance.eventLoopUtilization(),
+});
+
 /** process.memoryUsage() of this process, after a full collection when `gc` (and --expose-gc). */
-export async function memory(gc = true) {
+async function memory(gc: boolean) {
   const collect = (globalThis as { gc?: () => void }).gc;
   // Two passes with a pause between them let weak callbacks and finalisers (native handles freed
   // from JS objects) run before the second.

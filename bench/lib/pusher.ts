@@ -34,7 +34,6 @@ export type LoadParams = {
   concurrency: number;
   random?: boolean;
   total?: number;
-} & {
   warmupMs?: number;
   durationMs?: number;
 };

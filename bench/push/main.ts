@@ -7,13 +7,13 @@
 import { resolve } from 'node:path';
 import type { BroadcastResult } from '../../src/client/push/index.js';
 import { benchFlags } from '../lib/args.js';
-import { bindUsers, fleetStats, fleetSummary, forkFleets, measure, runMain, scripts } from '../lib/drive.js';
+import { bindUsers, fleetStats, measure, runMain, startOneNode } from '../lib/drive.js';
 import type { BroadcastReceipt } from '../lib/fleet.js';
-import type { NodeReady, ServerStats } from '../lib/node-server.js';
+import type { ServerStats } from '../lib/node-server.js';
 import { machine } from '../lib/procstat.js';
-import type { PhaseResult, PusherOptions } from '../lib/pusher.js';
+import type { PhaseResult } from '../lib/pusher.js';
 import { addCounts, logger, printReport, round, sum, targets } from '../lib/report.js';
-import { forkChild, type RpcClient, sleep } from '../lib/rpc.js';
+import { sleep } from '../lib/rpc.js';
 
 const f = benchFlags(
   'push',
@@ -55,20 +55,15 @@ function message(kind: string, bytes: number): string {
   return `${head}${'x'.repeat(Math.max(0, bytes - head.length - 2))}"}`;
 }
 
-interface Ctx {
-  server: RpcClient;
-  ready: NodeReady;
-  devices: RpcClient[];
-  pusher: RpcClient;
-}
+type Ctx = Awaited<ReturnType<typeof startOneNode>>;
 
 const stats = (ctx: Ctx) => ctx.server.call<ServerStats>('stats');
 
 /** Binds users 0 … n-1: process i holds the users after those of the processes before it. */
 async function connectDevices(ctx: Ctx) {
-  log(`ramp: connecting ${params.n} devices over ${ctx.devices.length} processes`);
+  log(`ramp: connecting ${params.n} devices over ${ctx.fleets.length} processes`);
   const o = { concurrency: params.connectConcurrency, publicKey: ctx.ready.publicKey, heartbeatSeconds: 120 };
-  const out = fleetSummary(await bindUsers(ctx.devices, ctx.ready.tcpPort, params.n, o, ctx.server, log));
+  const out = await bindUsers(ctx.fleets, ctx.ready.tcpPort, params.n, o, ctx.server, log);
   const serverBound = (await stats(ctx)).bound;
   log(`ramp: ${out.bound}/${out.target} bound in ${out.seconds} s; server has ${serverBound} bound`);
   return { ...out, serverBound };
@@ -78,7 +73,7 @@ async function connectDevices(ctx: Ctx) {
  * server's CPU profile `<name>.cpuprofile` in that folder. */
 async function measured<T>(ctx: Ctx, name: string | false, fn: () => Promise<T>) {
   const path = name && params.profile ? resolve(params.profile, `${name}.cpuprofile`) : undefined;
-  return { t0: Date.now(), ...(await measure(ctx.server, [ctx.pusher, ...ctx.devices], true, fn, path)) };
+  return { t0: Date.now(), ...(await measure(ctx.server, [ctx.pusher, ...ctx.fleets], true, fn, path)) };
 }
 
 /** The closed loop (`m` pushes, `concurrency` in flight), or the open loop (`rate`/s for `duration`). */
@@ -112,12 +107,12 @@ async function unicastPhase(ctx: Ctx, rate?: number) {
 /** A NO_ACK broadcast to every held device: when the first and the last got it, server CPU per delivery. */
 async function broadcastPhase(ctx: Ctx) {
   const content = message('broadcast', params.payload);
-  await Promise.all(ctx.devices.map((d) => d.call('expectContent', { broadcast: content })));
+  await Promise.all(ctx.fleets.map((d) => d.call('expectContent', { broadcast: content })));
   // Every process expects the devices it holds.
-  const expected = (await fleetStats(ctx.devices)).map((s) => s.held);
-  await Promise.all(ctx.devices.map((d, i) => d.call('armBroadcast', { expect: expected[i] })));
+  const expected = (await fleetStats(ctx.fleets)).map((s) => s.held);
+  await Promise.all(ctx.fleets.map((d, i) => d.call('armBroadcast', { expect: expected[i] })));
   const allReceived = Promise.all(
-    ctx.devices.map((d, i) => (expected[i] === 0 ? undefined : d.once('broadcastDone', 120_000))),
+    ctx.fleets.map((d, i) => (expected[i] === 0 ? undefined : d.once('broadcastDone', 120_000))),
   );
   log(`broadcast to ${params.n} devices (NO_ACK)`);
   const c = await measured(ctx, 'broadcast', async () => {
@@ -126,15 +121,11 @@ async function broadcastPhase(ctx: Ctx) {
       { content },
       120_000,
     );
-    const received = allReceived.then(
-      () => false,
-      () => true,
-    );
-    const timedOut = await Promise.race([received, sleep(30_000).then(() => true)]);
-    return { reply, timedOut };
+    const received = allReceived.then(() => false).catch(() => true);
+    return { reply, timedOut: await Promise.race([received, sleep(30_000).then(() => true)]) };
   });
   const { reply, timedOut } = c.out;
-  const final = await Promise.all(ctx.devices.map((d) => d.call<BroadcastReceipt>('broadcastReceipt')));
+  const final = await Promise.all(ctx.fleets.map((d) => d.call<BroadcastReceipt>('broadcastReceipt')));
   const delivered = sum(final, (r) => r.received);
   const ms = Math.max(...final.map((r) => r.lastAt)) - reply.sentAt;
   const perDelivery = round(c.serverUs / Math.max(1, delivered), 2);
@@ -162,29 +153,17 @@ const latency = ({ latencyMs: { p50, p90, p99, max } }: PhaseResult) => ({ p50, 
 
 async function main(): Promise<number> {
   let out: Record<string, unknown> = {};
-  const ctx = {} as Ctx;
+  let ctx: Ctx | undefined;
   try {
     log(`starting the server (${params.serverNodeOptions.join(' ')})`);
-    ctx.server = await forkChild(scripts.nodeServer, 'server', { execArgv: params.serverNodeOptions });
     const maxConnections = Math.max(20_000, params.n + 1000);
-    ctx.ready = await ctx.server.call<NodeReady>('start', { options: { maxConnections } }, 60_000);
-    [ctx.pusher, ctx.devices] = await Promise.all([
-      forkChild(scripts.pusher, 'pusher'),
-      forkFleets(params.k, 'devices'),
-    ]);
-    const unicastContent = message('unicast', params.payload);
+    ctx = await startOneNode({ maxConnections }, params.k, params.serverNodeOptions);
+    const content = message('unicast', params.payload);
     await Promise.all(
-      ctx.devices.map((d) => d.call('expectContent', { unicast: unicastContent, every: params.verifyEvery })),
+      ctx.fleets.map((d) => d.call('expectContent', { unicast: content, every: params.verifyEvery })),
     );
     const ramp = await connectDevices(ctx);
-    const options: PusherOptions = {
-      mode: 'sender',
-      gateways: [{ host: '127.0.0.1', port: ctx.ready.gatewayPort }],
-      timeoutMs: params.timeout,
-      routeCacheMs: 600_000,
-      content: unicastContent,
-    };
-    await ctx.pusher.call('start', { options });
+    await ctx.startSender({ timeoutMs: params.timeout, routeCacheMs: 600_000, content });
     log(`warm-up: one push to each of ${params.n} users`);
     const warmParams = { users, total: params.n, concurrency: Math.min(params.concurrency, 500) };
     const warm = await ctx.pusher.call<PhaseResult>('load', { params: warmParams }, 600_000);
@@ -194,7 +173,7 @@ async function main(): Promise<number> {
     for (const rate of params.duration > 0 ? params.rates : []) open.push(await unicastPhase(ctx, rate));
     const bc = await broadcastPhase(ctx);
 
-    const counts = await fleetStats(ctx.devices);
+    const counts = await fleetStats(ctx.fleets);
     const { at: _a, cpu: _c, elu: _e, ...serverFinal } = await stats(ctx);
     const devices = {
       lost: sum(counts, (c) => c.lost),
@@ -206,11 +185,7 @@ async function main(): Promise<number> {
     const at = (rate: number) => open.find((o) => o.rate === rate);
     out = {
       bench: 'push',
-      ok:
-        [warm, cl, ...open].every(allSuccess) &&
-        bc.allDelivered &&
-        devices.lost === 0 &&
-        devices.corrupt === 0,
+      ok: [warm, cl, ...open].every(allSuccess) && bc.allDelivered && devices.lost + devices.corrupt === 0,
       ackedPushesPerSec: cl.ackedPerSec,
       latencyMs: latency(cl),
       serverCpuUsPerAckedPush: cl.serverCpuUsPerAckedPush,
@@ -249,8 +224,7 @@ async function main(): Promise<number> {
       serverFinal,
     };
   } finally {
-    for (const c of [ctx.pusher, ...(ctx.devices ?? [])]) await c?.stop();
-    await ctx.server?.stop('stop', 30_000);
+    await ctx?.stop();
   }
   printReport(out);
   return out.ok ? 0 : 1;
