@@ -3,8 +3,8 @@
 
 import type { DeviceGroup, FleetResult, FleetRun, FleetStats } from './fleet.js';
 import type { NodeOptions, NodeReady, ServerStats } from './node-server.js';
-import type { PusherOptions } from './pusher.js';
 import { cpuBetween, type LoopStats, type Proc, sample } from './procstat.js';
+import type { PusherOptions } from './pusher.js';
 import { addCounts, round, sum } from './report.js';
 import { forkChild, type RpcClient } from './rpc.js';
 
