@@ -27,7 +27,7 @@ import { cpuBetween, machine, type Proc, procChildren, procFds, procRss, sample 
 import type { PhaseResult, PusherOptions } from '../lib/pusher.js';
 import { commandStats, commandsBetween, deleteKeys } from '../lib/redis.js';
 import { logger, printReport, round, sum } from '../lib/report.js';
-import { children, forkChild, type RpcClient, sleep } from '../lib/rpc.js';
+import { children, forkChild, type RpcClient, sleep, stopChild } from '../lib/rpc.js';
 
 const f = benchFlags(
   'cluster',
@@ -72,8 +72,6 @@ const redis = new Redis(P.redis, { maxRetriesPerRequest: 3 });
 const commands: string[] = [];
 type Gateway = { host: string; port: number };
 let redisPid = 0;
-
-// ---- nodes: `mpush start` processes ------------------------------------------------------------
 
 /** Ports lo … lo+n-1 all free on 127.0.0.1, below the ephemeral range. */
 async function freePorts(n: number): Promise<number> {
@@ -142,19 +140,7 @@ async function startNode(name: string, prefix: string, workers = 0) {
   return { name, child, pid, tcpPort, httpPort, gatewayPort, ids, workerPids, procs };
 }
 
-async function stopProc(child: ChildProcess, name: string): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => {
-    log(`${name}: no exit 15 s after SIGTERM; SIGKILL`);
-    child.kill('SIGKILL');
-  }, 15_000);
-  await exited;
-  clearTimeout(t);
-}
-
-// ---- Redis and measured windows ----------------------------------------------------------------
+const stopProc = (child: ChildProcess) => stopChild(child, () => child.kill('SIGTERM'), 15_000);
 
 /** Processes and Redis at one instant. */
 const snap = (procs: Proc[]) => ({ s: sample(procs), cmds: commandStats(redis) });
@@ -187,8 +173,6 @@ async function quietWindow(procs: Proc[]) {
 }
 type Background = Awaited<ReturnType<typeof quietWindow>>;
 
-// ---- push phases -------------------------------------------------------------------------------
-
 /** Where a deployment's phases push, the processes a window reports, and the quiet background. */
 type PhaseTarget = {
   pusher: RpcClient;
@@ -199,10 +183,7 @@ type PhaseTarget = {
 };
 type PhaseReport = Awaited<ReturnType<typeof pushPhase>>;
 
-/**
- * One push phase: `warmupMs` of pushes, then a window of `durationMs` sampled at its edges. What else
- * ran on the machine meanwhile is in `cpu.otherPercent` and `otherProcesses`.
- */
+/** One push phase: `warmupMs` of pushes, then a window of `durationMs` sampled at its edges. */
 async function pushPhase(
   label: string,
   t: PhaseTarget,
@@ -256,8 +237,6 @@ async function pushPhase(
   };
 }
 
-// ---- deployments: nodes, devices, push phases -------------------------------------------------
-
 async function registrySnapshot(prefix: string): Promise<Array<Record<string, unknown>>> {
   const ids = (await redis.smembers(`${prefix}{nodes}`)).sort();
   const vals = ids.length ? await redis.mget(ids.map((id) => `${prefix}{nodes}:${id}`)) : [];
@@ -281,10 +260,7 @@ interface Deployment {
   phases: Array<{ name: string; mode: 'sender' | 'http'; of?: number[]; durationMs?: number }>;
 }
 
-/**
- * Starts the nodes, binds the devices (the ramp's CPU and Redis commands per bind), holds them,
- * measures the quiet background, runs the phases, stops all.
- */
+/** Starts the nodes, binds and holds the devices, measures the quiet background, runs the phases. */
 async function deploy(d: Deployment) {
   const prefix = `${runPrefix}${d.label.replace(/\W/g, '')}:`;
   log(`${d.label}: starting ${d.nodes.map((n) => n.name).join(', ')} (prefix ${prefix})`);
@@ -305,7 +281,7 @@ async function deploy(d: Deployment) {
   ];
   const r0 = snap(rampProcs);
   const o = { concurrency: P.connectConcurrency, publicKey: keys.publicKey, heartbeatSeconds: 60 };
-  const run = (j: number) => fleetRun(j, groups(j), { ...o, localAddresses: [`127.0.2.${d.address + j}`] });
+  const run = (j: number) => fleetRun(j, groups(j), { ...o, localAddress: `127.0.2.${d.address + j}` });
   const summary = await runFleets(fleets, run);
   const ramp = await between(r0, snap(rampProcs));
   const bound = Math.max(1, summary.bound);
@@ -347,7 +323,7 @@ async function deploy(d: Deployment) {
   const final = await fleetStats(fleets);
   await Promise.all(fleets.map((f) => f.call('drop')));
   await Promise.all([...fleets.map((f) => f.stop()), pusher.stop()]);
-  await Promise.all(nodes.map((n) => stopProc(n.child, n.name)));
+  await Promise.all(nodes.map((n) => stopProc(n.child)));
   return {
     nodes: nodes.map(({ name, ids, pid, workerPids }, i) => ({
       name,
@@ -471,8 +447,6 @@ async function scale(): Promise<Record<string, unknown>> {
   };
 }
 
-// ---- main --------------------------------------------------------------------------------------
-
 const report: Record<string, unknown> = {
   bench: 'cluster',
   startedAt: new Date().toISOString(),
@@ -485,7 +459,7 @@ let finished: Promise<void> | undefined;
 /** Stops every child, deletes this run's keys, prints the report (once). */
 function finish(): Promise<void> {
   finished ??= (async () => {
-    for (const c of [...children]) await stopProc(c, 'child').catch(() => {});
+    for (const c of [...children]) await stopProc(c);
     Object.assign(report, {
       redisKeysDeleted: await deleteKeys(redis, runPrefix),
       redisPrefix: runPrefix,

@@ -1,7 +1,6 @@
-// Connection benchmark: how many idle, bound device connections one mpush-ts server process holds,
-// what each costs in memory and CPU, and how fast devices get through the full handshake. Phases,
-// flags and figures: README.md, "Benchmarks" (`--help` lists the flags). Exit status 1 when fewer
-// than n connections were bound (or held at the end of the idle window).
+// Connection benchmark: idle bound connections one server process holds, their memory and CPU, the
+// handshake rate. Phases, flags and figures: README.md, "Benchmarks". Exit status 1 when fewer than n
+// connections were bound (or held after the idle window).
 
 import { readFileSync } from 'node:fs';
 import { benchFlags } from '../lib/args.js';
@@ -53,11 +52,7 @@ function memoryFigures(base: ServerStats, after: ServerStats) {
   };
 }
 
-/**
- * One server (the bare Node reference or mpush-ts) through the phases: baseline memory after gc →
- * ramp (every fleet connects, handshakes and binds its share) → settle → memory after gc → idle
- * window → reset all (RST) → stop.
- */
+/** One server (the bare Node reference or mpush-ts) through the phases (README.md). */
 async function hold(bare: boolean, n: number) {
   const name = bare ? 'bare' : 'mpush';
   log(`${name}: starting the server (--expose-gc ${params.serverNodeOptions.join(' ')}), ${n} connections`);
@@ -119,19 +114,17 @@ async function hold(bare: boolean, n: number) {
   };
 }
 
+type MpushFigures = Extract<Awaited<ReturnType<typeof hold>>, { boundConnections: number }>;
+
 async function main(): Promise<number> {
   const ports = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().replace(/\s+/g, '-');
-  const report: Record<string, unknown> = {
+  const host = machine({ ephemeralPorts: ports }); // before the run: its load average is the machine's
+  const bare = params.noBare ? undefined : await hold(true, params.n);
+  const m = (await hold(false, params.n)) as MpushFigures;
+  printReport({
     bench: 'connections',
     params,
-    machine: machine({ ephemeralPorts: ports }),
-  };
-  const bare = params.noBare ? undefined : await hold(true, params.n);
-  const m = (await hold(false, params.n)) as Extract<
-    Awaited<ReturnType<typeof hold>>,
-    { boundConnections: number }
-  >;
-  Object.assign(report, {
+    machine: host,
     mpush: m,
     bare,
     targets: targets([
@@ -141,7 +134,6 @@ async function main(): Promise<number> {
       ['handshakesPerSec', m.handshakesPerSec, { atLeast: 6000 }],
     ]),
   });
-  printReport(report);
   return m.boundConnections >= params.n && m.heldAfterIdle.serverBound >= params.n ? 0 : 1;
 }
 

@@ -1,8 +1,6 @@
-// Inbox benchmark: one node on Redis (keys under `bench<pid>:`, deleted at the end), `--users` offline
-// users, `--messages` pushes with `store: true` (batches of `--batch` users, from a PushSender in its
-// own process), then every device binds and gets its stored messages. Flags and figures: README.md,
-// "Benchmarks" (`--help` lists the flags). Exit status 1 when a push was not `offline` + `stored`,
-// or a stored message was lost or came twice; 2 when the bench itself failed.
+// Inbox benchmark: `--messages` pushes with `store: true` to `--users` offline users on a node on
+// Redis, then every device binds and gets its stored messages. Flags and figures: README.md,
+// "Benchmarks". Exit status 1 when a push was not stored or a message was lost or came twice.
 
 import { resolve } from 'node:path';
 import { Redis } from 'ioredis';

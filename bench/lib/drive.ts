@@ -58,7 +58,7 @@ export async function startOneNode(options: NodeOptions, k: number, execArgv: st
 export const fleetRun = (i: number, groups: DeviceGroup[], o: Partial<FleetRun>): FleetRun => ({
   mode: 'bind',
   groups,
-  localAddresses: [`127.0.0.${i + 1}`],
+  localAddress: `127.0.0.${i + 1}`,
   concurrency: 200,
   maxAttempts: 3,
   proc: i,

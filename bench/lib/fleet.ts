@@ -32,8 +32,8 @@ export type DeviceGroup = { host: string; port: number; count: number; userPrefi
 export interface FleetRun {
   mode: 'bind' | 'bare';
   groups: DeviceGroup[];
-  /** Source addresses, used in turn (each has its own ephemeral port range). */
-  localAddresses: string[];
+  /** Source address (each has its own ephemeral port range). */
+  localAddress: string;
   concurrency: number;
   maxAttempts: number;
   /** Base64 X.509 SPKI of the server key (bind). */
@@ -74,7 +74,6 @@ class Device implements DeviceHost<BinaryWireTypes> {
   constructor(
     readonly group: DeviceGroup,
     readonly index: number,
-    readonly localAddress: string,
   ) {}
 
   get userId(): string {
@@ -93,8 +92,6 @@ class Device implements DeviceHost<BinaryWireTypes> {
   onOk(reply: OkEvent): void {
     if (reply.cmd !== Command.BIND || this.state !== State.Binding)
       return bump(unexpected, `OK to ${reply.cmd}`);
-    run!.result.bound++;
-    run!.result.firstBoundAt ||= epochMs();
     // Held idle from here: the native AES contexts come back with the first push.
     this.proto!.release();
     complete(this, epochMs());
@@ -162,16 +159,11 @@ class Run {
     const longest = Math.max(0, ...params.groups.map((g) => g.count));
     for (let i = 0; i < longest; i++) {
       for (const g of params.groups) {
-        const addr = params.localAddresses[this.queue.length % params.localAddresses.length]!;
-        if (i < g.count) this.queue.push(new Device(g, (g.first ?? 0) + i, addr));
+        if (i < g.count) this.queue.push(new Device(g, (g.first ?? 0) + i));
       }
     }
     this.result = {
-      proc: params.proc,
-      mode: params.mode,
-      localAddress: params.localAddresses[0]!,
       target: this.queue.length,
-      connected: 0,
       bound: 0,
       failed: 0,
       attempts: 0,
@@ -186,8 +178,6 @@ class Run {
 }
 export type FleetResult = Run['result'];
 
-// ---- process-wide state: held devices and what they saw ---------------------------------------------
-
 let run: Run | null = null;
 const held: Device[] = [];
 /** `held`: bound and still open; `lost`: closed after bound (and why); `verified`/`corrupt`: sampled pushes. */
@@ -196,12 +186,6 @@ const stats = { held: 0, lost: 0, pushes: 0, acks: 0, verified: 0, corrupt: 0, l
 const seen = { ids: new Set<string>(), duplicates: 0 };
 const errorsAfterBound: Record<string, number> = {};
 const unexpected: Record<string, number> = {};
-export type FleetStats = typeof stats & {
-  distinctIds: number;
-  duplicates: number;
-  errorsAfterBound: typeof errorsAfterBound;
-  unexpected: typeof unexpected;
-};
 let dropping = false;
 let heartbeatSeconds = 0;
 let proc = 0;
@@ -218,19 +202,14 @@ let reported = true;
 const receipt = () => ({ proc, ...broadcast });
 export type BroadcastReceipt = ReturnType<typeof receipt>;
 
-// ---- sockets: module-level listeners, the device found through a symbol -----------------------------
-
 const kDevice = Symbol('bench.device');
 type TaggedSocket = Socket & { [kDevice]?: Device };
 
 function onConnect(this: TaggedSocket): void {
   const d = this[kDevice];
   if (!d) return;
-  run!.result.connected++;
   if (run!.params.mode === 'bare') {
     this.write(run!.payload);
-    run!.result.bound++;
-    run!.result.firstBoundAt ||= epochMs();
     return complete(d, epochMs());
   }
   d.state = State.Handshaking;
@@ -260,7 +239,7 @@ function start(d: Device, r: Run): void {
   const s: TaggedSocket = connect({
     host: d.group.host,
     port: d.group.port,
-    localAddress: d.localAddress,
+    localAddress: r.params.localAddress,
     noDelay: true,
   });
   s[kDevice] = d;
@@ -278,8 +257,6 @@ function release(d: Device, reset: boolean): void {
   d.socket = null;
   d.proto = null;
 }
-
-// ---- a device's progress, and the pacing --------------------------------------------------------------
 
 /** Opens a sampled push and compares it with the announced content (when one was announced). */
 function check(d: Device, p: DevicePush<Buffer>, expected: Buffer): void {
@@ -303,8 +280,11 @@ function track(d: Device, p: DevicePush<Buffer>): void {
   else seen.ids.add(key);
 }
 
+/** Bound (bare: connected). */
 function complete(d: Device, now: number): void {
   const r = run!;
+  r.result.bound++;
+  r.result.firstBoundAt ||= now;
   r.lat.push(now - d.t0);
   r.inflight--;
   d.state = State.Done;
@@ -374,16 +354,19 @@ setInterval(() => {
   }
 }, 1000).unref();
 
+const fleetStats = () => ({
+  ...stats,
+  distinctIds: seen.ids.size,
+  duplicates: seen.duplicates,
+  held: held.filter((d) => d.state === State.Done && d.socket && !d.socket.destroyed).length,
+  errorsAfterBound: { ...errorsAfterBound },
+  unexpected: { ...unexpected },
+});
+export type FleetStats = ReturnType<typeof fleetStats>;
+
 serveRequests({
   run: (req: Request) => startRun(req.params as FleetRun),
-  stats: (): FleetStats => ({
-    ...stats,
-    distinctIds: seen.ids.size,
-    duplicates: seen.duplicates,
-    held: held.filter((d) => d.state === State.Done && d.socket && !d.socket.destroyed).length,
-    errorsAfterBound: { ...errorsAfterBound },
-    unexpected: { ...unexpected },
-  }),
+  stats: fleetStats,
   /** Resets every connection (RST: neither side keeps a TIME_WAIT). */
   drop: () => {
     dropping = true;

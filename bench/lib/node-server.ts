@@ -1,10 +1,7 @@
-// The mpush-ts node under test, in a child process of bench/connections or bench/push. `start` builds
-// an MpushNode as `mpush start` does, on 127.0.0.1 and free ports, MPush's default key pair, log level
-// warn, admission limits raised so a benchmark measures the server rather than its admission control.
-// Then `stats` (memory after gc when `gc`), `rsaBench` (µs per handshake RSA decrypt here; it also
-// warms the server up before a memory baseline), `profileStart` / `profileStop` (a CPU profile of the
-// window between them, written to a .cpuprofile file), `stop`. On Redis (`redis`, `prefix`), `stats`
-// counts the requests the node sent it (ioredis's diagnostics channel; a MULTI … EXEC block once).
+// The mpush-ts node under test in a child process: `start` builds an MpushNode as `mpush start` does
+// (127.0.0.1, free ports, MPush's default keys, admission limits raised so a benchmark measures the
+// server, not its admission control); `stats`, `rsaBench`, `profileStart` / `profileStop`, `stop`.
+// On Redis, `stats` counts the requests the node sent (ioredis's diagnostics channel; MULTI … EXEC once).
 
 import { subscribe } from 'node:diagnostics_channel';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,15 +1,10 @@
-// The business server: a child process pushing to the node(s) under test, driven over IPC by
-// bench/push and bench/cluster. Latency is per request, from the call to its result, in ms.
-//
-//   start      how to push: `sender`, a PushSender (the TS push SDK) on `gateways`, routes from the
-//              first gateway (the SDK default) cached `routeCacheMs`; or `http`, POST /api/push
-//              (AUTO_ACK) to `httpUrl` over `concurrency` keep-alive connections; with `store`, pushes
-//              ask to be kept for later, sent as `msg` (so each carries its messageId)
-//   load       AUTO_ACK pushes, `concurrency` in flight, each result starting the next, to `users` (a
-//              user, or a list: a batch push) in turn or at random, until `total` were sent; or for
-//              `warmupMs` and then a window of `durationMs` whose edges are announced (`{event:
-//              'window', edge}`) so the driver samples at the same instants (what completes inside
-//              the window counts)
+// The business server: a child process pushing to the node(s) under test. Latency is per request,
+// from the call to its result, in ms.
+//   start      `sender` (a PushSender on `gateways`) or `http` (POST /api/push to `httpUrl`, keep-alive);
+//              with `store`, pushes are kept for later and sent as `msg` (each carries its messageId)
+//   load       AUTO_ACK pushes to `users` (a user, or a list: a batch push), `concurrency` in flight,
+//              until `total` were sent, or `warmupMs` then a window of `durationMs` whose edges are
+//              announced (`{event: 'window', edge}`) so the driver samples at the same instants
 //   open       `rate` pushes/s on a 1 ms schedule for `durationMs`, whatever the results do
 //   broadcast  PushSender.broadcast, NO_ACK: Date.now() before the call (sentAt) and at its reply
 
@@ -160,12 +155,7 @@ class Phase {
     const acked = results.success!;
     return {
       mode: options?.mode ?? 'sender',
-      sent,
-      results,
-      reasons,
-      acked,
-      redirects,
-      stored,
+      ...{ sent, results, reasons, acked, redirects, stored },
       seconds: round(ms / 1000, 3),
       /** Acked (success) results per second of the phase. */
       ackedPerSec: round((acked * 1000) / ms),

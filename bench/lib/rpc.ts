@@ -73,12 +73,17 @@ export class RpcClient {
   }
 
   /** Sends `cmd` (the child's exit or stop command), waits for the exit; SIGKILL after `ms`. */
-  async stop(cmd = 'exit', ms = 10_000): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
-    await this.call(cmd, {}, ms * 3).catch(() => this.child.kill());
-    await Promise.race([exited, sleep(ms).then(() => this.child.kill('SIGKILL'))]);
+  stop(cmd = 'exit', ms = 10_000): Promise<void> {
+    return stopChild(this.child, () => this.call(cmd, {}, ms * 3).catch(() => this.child.kill()), ms);
   }
+}
+
+/** Asks a child to exit (`ask`) unless it did, waits for the exit; SIGKILL after `ms`. */
+export async function stopChild(child: ChildProcess, ask: () => unknown, ms: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  await ask();
+  await Promise.race([exited, sleep(ms).then(() => child.kill('SIGKILL'))]);
 }
 
 /** Forks a benchmark child (its stdout on our stderr: stdout is the report's) once it is ready. */

@@ -1,8 +1,6 @@
-// Push benchmark: acked pushes per second through one mpush-ts node, their latency and the CPU of the
-// server and of the PushSender per push, and how fast a broadcast reaches every device. Processes,
-// phases, flags and figures: README.md, "Benchmarks" (`--help` lists the flags). Exit status 1 when a
-// push result is not success, a broadcast misses a device, a device saw a corrupt push or lost its
-// connection; 2 when the bench itself failed.
+// Push benchmark: acked pushes per second through one node, latency, server and PushSender CPU per
+// push, and a broadcast to every device. Phases, flags and figures: README.md, "Benchmarks". Exit
+// status 1 when a push is not a success, the broadcast misses a device, or a device lost or corrupted.
 
 import { resolve } from 'node:path';
 import type { BroadcastResult } from '../../src/client/push/index.js';
