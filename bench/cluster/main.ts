@@ -70,7 +70,6 @@ const log = logger('cluster');
 const keys = defaultKeys();
 const redis = new Redis(P.redis, { maxRetriesPerRequest: 3 });
 const commands: string[] = [];
-type Gateway = { host: string; port: number };
 let redisPid = 0;
 
 /** Ports lo … lo+n-1 all free on 127.0.0.1, below the ephemeral range. */
@@ -142,7 +141,6 @@ async function startNode(name: string, prefix: string, workers = 0) {
 
 const stopProc = (child: ChildProcess) => stopChild(child, () => child.kill('SIGTERM'), 15_000);
 
-/** Processes and Redis at one instant. */
 const snap = (procs: Proc[]) => ({ s: sample(procs), cmds: commandStats(redis) });
 type Snap = ReturnType<typeof snap>;
 
@@ -173,34 +171,16 @@ async function quietWindow(procs: Proc[]) {
 }
 type Background = Awaited<ReturnType<typeof quietWindow>>;
 
-/** Where a deployment's phases push, the processes a window reports, and the quiet background. */
-type PhaseTarget = {
-  pusher: RpcClient;
-  procs: Proc[];
-  quiet: Background;
-  gateways: Gateway[];
-  httpUrl?: string;
-};
+/** Where a deployment's phases push (`options` but mode and concurrency), the processes a window
+ * reports, and the quiet background. */
+type PhaseTarget = { pusher: RpcClient; procs: Proc[]; quiet: Background; options: Partial<PusherOptions> };
 type PhaseReport = Awaited<ReturnType<typeof pushPhase>>;
 
 /** One push phase: `warmupMs` of pushes, then a window of `durationMs` sampled at its edges. */
-async function pushPhase(
-  label: string,
-  t: PhaseTarget,
-  mode: 'sender' | 'http',
-  users: string[],
-  durationMs = P.durationMs,
-) {
+async function pushPhase(label: string, t: PhaseTarget, p: Deployment['phases'][number], users: string[]) {
+  const { mode, durationMs = P.durationMs } = p;
   const concurrency = mode === 'sender' ? P.concurrency : P.httpConcurrency;
-  const options: PusherOptions = {
-    mode,
-    gateways: t.gateways,
-    httpUrl: t.httpUrl,
-    concurrency,
-    routeCacheMs: P.routeCacheMs,
-    timeoutMs: P.timeoutMs,
-    content: 'x'.repeat(P.contentBytes),
-  };
+  const options = { ...t.options, mode, concurrency };
   log(`${label}: ${mode}, ${users.length} users, ${concurrency} in flight, ${durationMs} ms`);
   await t.pusher.call('start', { options });
   const edges: Snap[] = [];
@@ -268,7 +248,6 @@ async function deploy(d: Deployment) {
   const counts = nodes.map((_, i) => share(d.devices, nodes.length, i));
   const k = Math.ceil(d.devices / (d.perProc ?? d.devices));
   const fleets = await forkFleets(k, 'devices');
-  // Fleet j binds its share of every node's users, from its own source address.
   const groups = (j: number) =>
     nodes.map((n, i) => shareGroup(n.tcpPort, d.nodes[i]!.users, counts[i]!, k, j));
   const redisProc = { name: 'redis-server', pid: redisPid };
@@ -307,8 +286,14 @@ async function deploy(d: Deployment) {
   const workerProcesses = nodes.flatMap((n) =>
     n.workerPids.map((pid) => ({ node: n.name, pid, rssBytes: procRss(pid), openFiles: procFds(pid) })),
   );
-  const gateways = [{ host: '127.0.0.1', port: nodes[0]!.gatewayPort }];
-  const target = { pusher, procs, quiet, gateways, httpUrl: `http://127.0.0.1:${nodes[0]!.httpPort}` };
+  const options = {
+    gateways: [{ host: '127.0.0.1', port: nodes[0]!.gatewayPort }],
+    httpUrl: `http://127.0.0.1:${nodes[0]!.httpPort}`,
+    routeCacheMs: P.routeCacheMs,
+    timeoutMs: P.timeoutMs,
+    content: 'x'.repeat(P.contentBytes),
+  };
+  const target = { pusher, procs, quiet, options };
   const phases: Record<string, PhaseReport> = {};
   for (const p of d.phases) {
     const lists = (p.of ?? nodes.map((_, i) => i)).map((i) =>
@@ -318,7 +303,7 @@ async function deploy(d: Deployment) {
     const users = Array.from({ length: Math.max(...lists.map((l) => l.length)) }, (_, u) =>
       lists.flatMap((l) => (u < l.length ? [l[u]!] : [])),
     ).flat();
-    phases[p.name] = await pushPhase(`${d.label} ${p.name}`, target, p.mode, users, p.durationMs);
+    phases[p.name] = await pushPhase(`${d.label} ${p.name}`, target, p, users);
   }
   const final = await fleetStats(fleets);
   await Promise.all(fleets.map((f) => f.call('drop')));

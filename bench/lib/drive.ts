@@ -5,7 +5,7 @@ import type { DeviceGroup, FleetResult, FleetRun, FleetStats } from './fleet.js'
 import type { NodeOptions, NodeReady, ServerStats } from './node-server.js';
 import { cpuBetween, type LoopStats, type Proc, sample } from './procstat.js';
 import type { PusherOptions } from './pusher.js';
-import { addCounts, round, sum } from './report.js';
+import { addCounts, round, sum, table } from './report.js';
 import { forkChild, type RpcClient } from './rpc.js';
 
 export const scripts = {
@@ -32,7 +32,6 @@ export const shareGroup = (
   userPrefix,
 });
 
-/** `k` fleet processes named `<name> <i>`. */
 export const forkFleets = (k: number, name: string) =>
   Promise.all(Array.from({ length: k }, (_, i) => forkChild(scripts.fleet, `${name} ${i}`)));
 
@@ -85,15 +84,16 @@ export async function runFleets(
     fleets.map((f, i) => f.call<FleetResult>('run', { params: runOf(i) }, 600_000)),
   ).finally(() => clearInterval(progress));
   const seconds = round(Math.max(...results.map((r) => r.seconds)), 2);
-  const [target, bound, failed, attempts] = (['target', 'bound', 'failed', 'attempts'] as const).map((k) =>
-    sum(results, (r) => r[k]),
-  ) as [number, number, number, number];
-  const worst = (k: 'p50' | 'p90' | 'p99' | 'max') => [k, Math.max(...results.map((r) => r.latencyMs![k]))];
+  const counts = table(['target', 'bound', 'failed', 'attempts'], (k) => sum(results, (r) => r[k]));
   return {
-    ...{ target, bound, failed, attempts, seconds, bindsPerSec: Math.round(bound / seconds) },
+    ...counts,
+    seconds,
+    bindsPerSec: Math.round(counts.bound / seconds),
     errors: addCounts(results.map((r) => r.errors)),
     firstBoundAt: Math.min(...results.map((r) => r.firstBoundAt || Number.POSITIVE_INFINITY)),
-    latencyMsWorstProcess: Object.fromEntries((['p50', 'p90', 'p99', 'max'] as const).map(worst)),
+    latencyMsWorstProcess: table(['p50', 'p90', 'p99', 'max'], (k) =>
+      Math.max(...results.map((r) => r.latencyMs![k])),
+    ),
   };
 }
 
@@ -107,7 +107,6 @@ export const bindUsers = (
   log: (m: string) => void,
 ) => runFleets(fleets, (i) => fleetRun(i, [shareGroup(port, 'user-', n, fleets.length, i)], o), server, log);
 
-/** What each fleet process holds and saw. */
 export const fleetStats = (fleets: RpcClient[]) =>
   Promise.all(fleets.map((f) => f.call<FleetStats>('stats')));
 

@@ -62,7 +62,6 @@ const profile: DeviceProfile = {
   decodePushes: false,
 };
 
-/** One device: its socket, its protocol (whose host it is), where it is in its run. */
 class Device implements DeviceHost<BinaryWireTypes> {
   socket: Socket | null = null;
   proto: DeviceProtocol<BinaryWireTypes> | null = null;
@@ -137,7 +136,6 @@ class Device implements DeviceHost<BinaryWireTypes> {
   }
 }
 
-/** One `run`: its devices, its pacing and what it measured. */
 class Run {
   readonly wire;
   readonly payload;

@@ -67,7 +67,6 @@ async function start(o: NodeOptions) {
   };
 }
 
-/** What `start` answers. */
 export type NodeReady = Awaited<ReturnType<typeof start>>;
 
 async function stats(gc: boolean) {

@@ -44,7 +44,6 @@ export function procFds(pid: number): number | undefined {
 export const procChildren = (pid: number) =>
   read(`/proc/${pid}/task/${pid}/children`).trim().split(/\s+/).filter(Boolean).map(Number);
 
-/** The machine a report was measured on. */
 export const machine = (extra: Record<string, unknown> = {}) => ({
   cpus: os.cpus().length,
   cpuModel: os.cpus()[0]?.model,

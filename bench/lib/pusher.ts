@@ -155,7 +155,12 @@ class Phase {
     const acked = results.success!;
     return {
       mode: options?.mode ?? 'sender',
-      ...{ sent, results, reasons, acked, redirects, stored },
+      sent,
+      results,
+      reasons,
+      acked,
+      redirects,
+      stored,
       seconds: round(ms / 1000, 3),
       /** Acked (success) results per second of the phase. */
       ackedPerSec: round((acked * 1000) / ms),

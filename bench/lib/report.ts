@@ -49,6 +49,10 @@ export function addCounts(maps: Array<Record<string, number>>): Record<string, n
 
 export const sum = <T>(xs: T[], f: (x: T) => number): number => xs.reduce((a, x) => a + f(x), 0);
 
+/** `{ k: f(k) }` for each of `keys`. */
+export const table = <K extends string>(keys: K[], f: (k: K) => number) =>
+  Object.fromEntries(keys.map((k) => [k, f(k)])) as Record<K, number>;
+
 /** Target lines of a report: each figure measured against its bound (`atMost` or `atLeast`). */
 export function targets(rows: Array<[string, number | undefined, { atMost: number } | { atLeast: number }]>) {
   const met = (v: number, b: { atMost: number } | { atLeast: number }) =>
@@ -58,7 +62,6 @@ export function targets(rows: Array<[string, number | undefined, { atMost: numbe
   );
 }
 
-/** Prints the report on stdout, as one JSON object. */
 export function printReport(report: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 }

@@ -129,7 +129,6 @@ export function serveRequests(handlers: Record<string, (req: Request) => unknown
   emit('ready');
 }
 
-/** Sends an unsolicited message to the parent. */
 export function emit(event: string, payload: Record<string, unknown> = {}): void {
   process.send?.({ event, ...payload } satisfies EventMessage);
 }

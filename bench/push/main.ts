@@ -10,7 +10,7 @@ import type { BroadcastReceipt } from '../lib/fleet.js';
 import type { ServerStats } from '../lib/node-server.js';
 import { machine } from '../lib/procstat.js';
 import type { PhaseResult } from '../lib/pusher.js';
-import { addCounts, logger, printReport, round, sum, targets } from '../lib/report.js';
+import { addCounts, logger, printReport, round, sum, table, targets } from '../lib/report.js';
 import { sleep } from '../lib/rpc.js';
 
 const f = benchFlags(
@@ -57,7 +57,6 @@ type Ctx = Awaited<ReturnType<typeof startOneNode>>;
 
 const stats = (ctx: Ctx) => ctx.server.call<ServerStats>('stats');
 
-/** Binds users 0 … n-1: process i holds the users after those of the processes before it. */
 async function connectDevices(ctx: Ctx) {
   log(`ramp: connecting ${params.n} devices over ${ctx.fleets.length} processes`);
   const o = { concurrency: params.connectConcurrency, publicKey: ctx.ready.publicKey, heartbeatSeconds: 120 };
@@ -106,7 +105,6 @@ async function unicastPhase(ctx: Ctx, rate?: number) {
 async function broadcastPhase(ctx: Ctx) {
   const content = message('broadcast', params.payload);
   await Promise.all(ctx.fleets.map((d) => d.call('expectContent', { broadcast: content })));
-  // Every process expects the devices it holds.
   const expected = (await fleetStats(ctx.fleets)).map((s) => s.held);
   await Promise.all(ctx.fleets.map((d, i) => d.call('armBroadcast', { expect: expected[i] })));
   const allReceived = Promise.all(
@@ -174,9 +172,7 @@ async function main(): Promise<number> {
     const counts = await fleetStats(ctx.fleets);
     const { at: _a, cpu: _c, elu: _e, ...serverFinal } = await stats(ctx);
     const devices = {
-      lost: sum(counts, (c) => c.lost),
-      corrupt: sum(counts, (c) => c.corrupt),
-      verified: sum(counts, (c) => c.verified),
+      ...table(['lost', 'corrupt', 'verified'], (k) => sum(counts, (c) => c[k])),
       unexpected: addCounts(counts.map((c) => c.unexpected)),
       errorsAfterBound: addCounts(counts.map((c) => c.errorsAfterBound)),
     };
