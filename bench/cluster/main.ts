@@ -220,10 +220,8 @@ async function pushPhase(label: string, t: PhaseTarget, p: Deployment['phases'][
 async function registrySnapshot(prefix: string): Promise<Array<Record<string, unknown>>> {
   const ids = (await redis.smembers(`${prefix}{nodes}`)).sort();
   const vals = ids.length ? await redis.mget(ids.map((id) => `${prefix}{nodes}:${id}`)) : [];
-  return vals.flatMap((v) => {
-    const n = v === null ? undefined : (JSON.parse(v) as Record<string, unknown>);
-    return n ? [{ id: n.id, connections: n.connections, onlineUsers: n.onlineUsers }] : [];
-  });
+  const nodes = vals.flatMap((v) => (v === null ? [] : [JSON.parse(v) as Record<string, unknown>]));
+  return nodes.map((n) => ({ id: n.id, connections: n.connections, onlineUsers: n.onlineUsers }));
 }
 
 interface Deployment {
@@ -275,12 +273,8 @@ async function deploy(d: Deployment) {
   await sleep(d.holdMs ?? 0);
   const heldAfterHold = sum(await fleetStats(fleets), (s) => s.held);
   const pusher = await forkChild(scripts.pusher, 'pusher');
-  const procs: Proc[] = [
-    ...nodes.flatMap((n) => n.procs),
-    ...fleetProcs,
-    { name: 'pusher', pid: pusher.child.pid! },
-    redisProc,
-  ];
+  const pusherProc = { name: 'pusher', pid: pusher.child.pid! };
+  const procs: Proc[] = [...nodes.flatMap((n) => n.procs), ...fleetProcs, pusherProc, redisProc];
   const quiet = await quietWindow(procs);
   const registry = await registrySnapshot(prefix);
   const workerProcesses = nodes.flatMap((n) =>

@@ -73,9 +73,8 @@ async function main(): Promise<number> {
     for (let i = 0; i < calls; i++) expected += batches[i % batches.length]!.length;
     log(`store: ${calls} pushes of ${P.batch} offline users (store: true), ${P.concurrency} in flight`);
     const params = { users: batches, total: calls, concurrency: P.concurrency };
-    const st = await window(server, [pusher], 'store', () =>
-      pusher.call<PhaseResult>('load', { params }, 1_800_000),
-    );
+    const load = () => pusher.call<PhaseResult>('load', { params }, 1_800_000);
+    const st = await window(server, [pusher], 'store', load);
     const r = st.out;
     const results = sum(Object.values(r.results), (x) => x);
     const storedPerSec = round(r.stored / r.seconds);

@@ -18,19 +18,10 @@ export const scripts = {
 export const share = (total: number, k: number, i: number) => Math.floor(total / k) + (i < total % k ? 1 : 0);
 
 /** Fleet i's (of k) share of the users `<userPrefix>0` … `<userPrefix>n-1` on 127.0.0.1:`port`. */
-export const shareGroup = (
-  port: number,
-  userPrefix: string,
-  n: number,
-  k: number,
-  i: number,
-): DeviceGroup => ({
-  host: '127.0.0.1',
-  port,
-  count: share(n, k, i),
-  first: i * Math.floor(n / k) + Math.min(i, n % k),
-  userPrefix,
-});
+export function shareGroup(port: number, userPrefix: string, n: number, k: number, i: number): DeviceGroup {
+  const first = i * Math.floor(n / k) + Math.min(i, n % k);
+  return { host: '127.0.0.1', port, count: share(n, k, i), first, userPrefix };
+}
 
 export const forkFleets = (k: number, name: string) =>
   Promise.all(Array.from({ length: k }, (_, i) => forkChild(scripts.fleet, `${name} ${i}`)));

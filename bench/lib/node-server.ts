@@ -59,12 +59,8 @@ async function start(o: NodeOptions) {
   }
   const n = new MpushNode({ config });
   node = n;
-  const ports = await n.start();
-  return {
-    tcpPort: ports.tcpPort,
-    gatewayPort: ports.gatewayPort,
-    publicKey: n.keys.publicKeyBase64,
-  };
+  const { tcpPort, gatewayPort } = await n.start();
+  return { tcpPort, gatewayPort, publicKey: n.keys.publicKeyBase64 };
 }
 
 export type NodeReady = Awaited<ReturnType<typeof start>>;

@@ -87,11 +87,7 @@ export async function stopChild(child: ChildProcess, ask: () => unknown, ms: num
 }
 
 /** Forks a benchmark child (its stdout on our stderr: stdout is the report's) once it is ready. */
-export async function forkChild(
-  script: URL,
-  name: string,
-  o: { execArgv?: string[] } = {},
-): Promise<RpcClient> {
+export async function forkChild(script: URL, name: string, o: { execArgv?: string[] } = {}) {
   const child = fork(script, [], { execArgv: o.execArgv ?? [], stdio: ['ignore', 2, 2, 'ipc'] });
   children.add(child);
   child.once('exit', () => children.delete(child));

@@ -55,6 +55,7 @@ function message(kind: string, bytes: number): string {
 
 type Ctx = Awaited<ReturnType<typeof startOneNode>>;
 
+type BroadcastReply = { sentAt: number; repliedAt: number; result: BroadcastResult };
 const stats = (ctx: Ctx) => ctx.server.call<ServerStats>('stats');
 
 async function connectDevices(ctx: Ctx) {
@@ -112,11 +113,7 @@ async function broadcastPhase(ctx: Ctx) {
   );
   log(`broadcast to ${params.n} devices (NO_ACK)`);
   const c = await measured(ctx, 'broadcast', async () => {
-    const reply = await ctx.pusher.call<{ sentAt: number; repliedAt: number; result: BroadcastResult }>(
-      'broadcast',
-      { content },
-      120_000,
-    );
+    const reply = await ctx.pusher.call<BroadcastReply>('broadcast', { content }, 120_000);
     const received = allReceived.then(() => false).catch(() => true);
     return { reply, timedOut: await Promise.race([received, sleep(30_000).then(() => true)]) };
   });
@@ -125,9 +122,7 @@ async function broadcastPhase(ctx: Ctx) {
   const delivered = sum(final, (r) => r.received);
   const ms = Math.max(...final.map((r) => r.lastAt)) - reply.sentAt;
   const perDelivery = round(c.serverUs / Math.max(1, delivered), 2);
-  log(
-    `broadcast: ${delivered}/${params.n} delivered, last after ${ms} ms, server ${perDelivery} µs/delivery`,
-  );
+  log(`broadcast: ${delivered}/${params.n} delivered, the last after ${ms} ms, ${perDelivery} µs/delivery`);
   return {
     devices: params.n,
     delivered,
