@@ -1,7 +1,6 @@
-// Cluster benchmark: mpush-ts nodes on one Redis, pushes across nodes, and worker processes. Every
-// node is a real `mpush start` process (its command line is in the report's `commands`) with its keys
-// under `bench<pid>:` in Redis, deleted at the end. Scenarios, flags and figures: README.md,
-// "Benchmarks" (`--help` lists the flags). Exit status 1 when a part failed (the report has `error`).
+// Cluster benchmark: nodes on one Redis (real `mpush start` processes, keys under `bench<pid>:`,
+// deleted at the end), pushes across nodes, worker processes. Scenarios, flags and figures:
+// README.md, "Benchmarks". Exit status 1 when a part failed (the report has `error`).
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -101,9 +100,8 @@ async function startNode(name: string, prefix: string, workers = 0) {
     ...[`--security.privateKey=${keys.privateKey}`, '--log.level=warn'],
     ...(workers > 0 ? ['--workers', String(workers)] : []),
   ];
-  commands.push(
-    `${name}: node ${cliPath} ${args.join(' ')}`.replace(keys.privateKey, '<MPush default test key>'),
-  );
+  const shown = args.join(' ').replace(keys.privateKey, '<MPush default test key>');
+  commands.push(`${name}: node ${cliPath} ${shown}`);
   // --cpu-prof is refused in NODE_OPTIONS; as a node flag, node:cluster workers inherit it too.
   const nodeFlags = P.nodeProfDir ? ['--cpu-prof', `--cpu-prof-dir=${P.nodeProfDir}`] : [];
   const child = spawn(process.execPath, [...nodeFlags, cliPath, ...args], {
@@ -458,19 +456,16 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-const scenarios = {
-  a: ['scenarioA', scenarioA],
-  b: ['scenarioB', scenarioB],
-  scale: ['scale', scale],
-} as const;
+/** By `--scenario` name; each reports under its function's name. */
+const scenarios = { a: scenarioA, b: scenarioB, scale };
 
 async function main(): Promise<number> {
   const info = await redis.info('server');
   redisPid = Number(/process_id:(\d+)/.exec(info)?.[1] ?? 0);
   (report.machine as Record<string, unknown>).redis = /redis_version:(\S+)/.exec(info)?.[1];
   try {
-    for (const [name, [key, run]] of Object.entries(scenarios))
-      if (P.scenario.includes(name)) report[key] = await run();
+    for (const [name, run] of Object.entries(scenarios))
+      if (P.scenario.includes(name)) report[run.name] = await run();
     if (singleNode) report.singleNode = await singleNode;
   } catch (err) {
     report.error = (err as Error).stack ?? String(err);

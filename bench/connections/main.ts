@@ -57,9 +57,8 @@ async function hold(bare: boolean, n: number) {
   const name = bare ? 'bare' : 'mpush';
   log(`${name}: starting the server (--expose-gc ${params.serverNodeOptions.join(' ')}), ${n} connections`);
   const script = bare ? new URL('./bare-server.js', import.meta.url) : scripts.nodeServer;
-  const rpc = await forkChild(script, `${name} server`, {
-    execArgv: ['--expose-gc', ...params.serverNodeOptions],
-  });
+  const execArgv = ['--expose-gc', ...params.serverNodeOptions];
+  const rpc = await forkChild(script, `${name} server`, { execArgv });
   const options = { maxConnections: 25_000, heartbeatMs: 180_000 };
   const { tcpPort, publicKey } = await rpc.call<{ tcpPort: number; publicKey: string }>('start', { options });
   // As in every earlier run, the baseline follows the RSA bench (the bare server has none).

@@ -32,8 +32,7 @@ const batches = Array.from({ length: Math.ceil(P.users / P.batch) }, (_, j) =>
   users.slice(j * P.batch, (j + 1) * P.batch),
 );
 
-/** `measure` with the Redis commands run (by name) and the counts that figures are made of per message;
- * --profile: a server CPU profile `<name>.cpuprofile` in that folder. */
+/** `measure` with the Redis commands run and the counts figured per message; --profile: as push's. */
 async function window<T>(server: RpcClient, others: RpcClient[], name: string, fn: () => Promise<T>) {
   const c0 = await commandStats(redis);
   const m = await measure(server, others, false, fn, P.profile && resolve(P.profile, `${name}.cpuprofile`));

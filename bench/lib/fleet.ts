@@ -1,8 +1,6 @@
-// A device fleet: a child process holding up to ~19,000 device connections (a process may open at
-// most 20,000 files), driven over IPC. Each device speaks the SDK's socket-free DeviceProtocol over a
-// BinaryWire; this file owns the sockets, the pacing and the counts. Lean on purpose: a Device is its
-// protocol's host (no closure per device), module-level socket listeners find it through a symbol.
-//
+// A device fleet: a child process holding up to ~19,000 devices (one may open 20,000 files), each the
+// SDK's DeviceProtocol over a BinaryWire; this file owns sockets, pacing and counts. Lean on purpose:
+// a Device is its protocol's host, module-level socket listeners find it through a symbol.
 // `run` modes: bind (connect, handshake, BIND `<userPrefix><i>`, hold; pushes asking an ack are
 // acked, the others (broadcasts) timestamped; one in `every` is opened and compared with the announced
 // content; with `ids`, every acked push is counted by its `msgId`, a second one to the same user a
@@ -278,7 +276,6 @@ function track(d: Device, p: DevicePush<Buffer>): void {
   else seen.ids.add(key);
 }
 
-/** Bound (bare: connected). */
 function complete(d: Device, now: number): void {
   const r = run!;
   r.result.bound++;

@@ -124,8 +124,7 @@ export const processStats = async (gc: boolean) => ({
 /** process.memoryUsage() of this process, after a full collection when `gc` (and --expose-gc). */
 async function memory(gc: boolean) {
   const collect = (globalThis as { gc?: () => void }).gc;
-  // Two passes with a pause between them let weak callbacks and finalisers (native handles freed
-  // from JS objects) run before the second.
+  // Two passes, a pause between: weak callbacks and finalisers (native handles) run before the second.
   for (let i = 0; gc && collect && i < 2; i++) {
     collect();
     await new Promise((r) => setTimeout(r, 100));

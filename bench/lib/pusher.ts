@@ -48,12 +48,8 @@ async function start(o: PusherOptions): Promise<boolean> {
     agent = new Agent({ keepAlive: true, maxSockets: o.concurrency, maxFreeSockets: o.concurrency });
     return true;
   }
-  sender = PushSender.create({
-    gateways: o.gateways,
-    routeCacheMs: o.routeCacheMs,
-    timeout: o.timeoutMs,
-    clientId: 'bench',
-  });
+  const { gateways, routeCacheMs } = o;
+  sender = PushSender.create({ gateways, routeCacheMs, timeout: o.timeoutMs, clientId: 'bench' });
   await sender.start();
   return true;
 }

@@ -48,7 +48,6 @@ export function addCounts(maps: Array<Record<string, number>>): Record<string, n
 
 export const sum = <T>(xs: T[], f: (x: T) => number): number => xs.reduce((a, x) => a + f(x), 0);
 
-/** `{ k: f(k) }` for each of `keys`. */
 export const table = <K extends string>(keys: K[], f: (k: K) => number) =>
   Object.fromEntries(keys.map((k) => [k, f(k)])) as Record<K, number>;
 

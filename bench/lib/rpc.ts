@@ -1,6 +1,5 @@
-// Request/reply over the fork() IPC channel between a benchmark driver and its children (server,
-// fleets, pusher): a reply carries its request's id, an unsolicited message `event` instead. Every
-// child answers `loop` (its CPU so far, its GC and event-loop delay since the last `loop`) and `exit`.
+// Request/reply over the fork() IPC channel between a driver and its children: a reply carries its
+// request's id, an unsolicited message `event` instead. Every child answers `loop` and `exit`.
 
 import { type ChildProcess, fork } from 'node:child_process';
 import { watchLoop } from './procstat.js';

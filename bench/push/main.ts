@@ -67,8 +67,7 @@ async function connectDevices(ctx: Ctx) {
   return { ...out, serverBound };
 }
 
-/** `measure` over the server, the pusher and the fleets (`t0`: when it started); with --profile, the
- * server's CPU profile `<name>.cpuprofile` in that folder. */
+/** `measure` over every child (`t0`: when it started); --profile: `<name>.cpuprofile` in that folder. */
 async function measured<T>(ctx: Ctx, name: string | false, fn: () => Promise<T>) {
   const path = name && params.profile ? resolve(params.profile, `${name}.cpuprofile`) : undefined;
   return { t0: Date.now(), ...(await measure(ctx.server, [ctx.pusher, ...ctx.fleets], true, fn, path)) };
