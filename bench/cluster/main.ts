@@ -1,7 +1,6 @@
-// Cluster benchmark: mpush-ts nodes on one Redis, pushes across nodes, and worker processes. Every
-// node is a real `mpush start` process (its command line is in the report's `commands`) with its keys
-// under `bench<pid>:` in Redis, deleted at the end. Scenarios, flags and figures: README.md,
-// "Benchmarks" (`--help` lists the flags). Exit status 1 when a part failed (the report has `error`).
+// Cluster benchmark: nodes on one Redis (real `mpush start` processes, keys under `bench<pid>:`,
+// deleted at the end), pushes across nodes, worker processes. Scenarios, flags and figures:
+// README.md, "Benchmarks". Exit status 1 when a part failed (the report has `error`).
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,13 +11,22 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { benchFlags } from '../lib/args.js';
-import { fleetRun, fleetSummary, forkFleets, scripts, share, shareGroup } from '../lib/drive.js';
-import type { FleetResult, FleetStats } from '../lib/fleet.js';
+import {
+  fleetRun,
+  fleetStats,
+  forkFleets,
+  runFleets,
+  runMain,
+  scripts,
+  share,
+  shareGroup,
+} from '../lib/drive.js';
 import { defaultKeys } from '../lib/keys.js';
 import { cpuBetween, machine, type Proc, procChildren, procFds, procRss, sample } from '../lib/procstat.js';
 import type { PhaseResult, PusherOptions } from '../lib/pusher.js';
+import { commandStats, commandsBetween, deleteKeys } from '../lib/redis.js';
 import { logger, printReport, round, sum } from '../lib/report.js';
-import { children, forkChild, type RpcClient, sleep } from '../lib/rpc.js';
+import { children, forkChild, type RpcClient, sleep, stopChild } from '../lib/rpc.js';
 
 const f = benchFlags(
   'cluster',
@@ -61,10 +69,7 @@ const log = logger('cluster');
 const keys = defaultKeys();
 const redis = new Redis(P.redis, { maxRetriesPerRequest: 3 });
 const commands: string[] = [];
-type Gateway = { host: string; port: number };
 let redisPid = 0;
-
-// ---- nodes: `mpush start` processes ------------------------------------------------------------
 
 /** Ports lo … lo+n-1 all free on 127.0.0.1, below the ephemeral range. */
 async function freePorts(n: number): Promise<number> {
@@ -95,9 +100,8 @@ async function startNode(name: string, prefix: string, workers = 0) {
     ...[`--security.privateKey=${keys.privateKey}`, '--log.level=warn'],
     ...(workers > 0 ? ['--workers', String(workers)] : []),
   ];
-  commands.push(
-    `${name}: node ${cliPath} ${args.join(' ')}`.replace(keys.privateKey, '<MPush default test key>'),
-  );
+  const shown = args.join(' ').replace(keys.privateKey, '<MPush default test key>');
+  commands.push(`${name}: node ${cliPath} ${shown}`);
   // --cpu-prof is refused in NODE_OPTIONS; as a node flag, node:cluster workers inherit it too.
   const nodeFlags = P.nodeProfDir ? ['--cpu-prof', `--cpu-prof-dir=${P.nodeProfDir}`] : [];
   const child = spawn(process.execPath, [...nodeFlags, cliPath, ...args], {
@@ -133,35 +137,14 @@ async function startNode(name: string, prefix: string, workers = 0) {
   return { name, child, pid, tcpPort, httpPort, gatewayPort, ids, workerPids, procs };
 }
 
-async function stopProc(child: ChildProcess, name: string): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => {
-    log(`${name}: no exit 15 s after SIGTERM; SIGKILL`);
-    child.kill('SIGKILL');
-  }, 15_000);
-  await exited;
-  clearTimeout(t);
-}
+const stopProc = (child: ChildProcess) => stopChild(child, () => child.kill('SIGTERM'), 15_000);
 
-// ---- Redis and measured windows ----------------------------------------------------------------
-
-/** Commands Redis ran so far, by name (INFO commandstats). */
-async function commandStats(): Promise<Map<string, number>> {
-  const text = await redis.info('commandstats');
-  return new Map([...text.matchAll(/^cmdstat_(\S+?):calls=(\d+)/gm)].map((m) => [m[1]!, Number(m[2])]));
-}
-
-/** Processes and Redis at one instant. */
-const snap = (procs: Proc[]) => ({ s: sample(procs), cmds: commandStats() });
+const snap = (procs: Proc[]) => ({ s: sample(procs), cmds: commandStats(redis) });
 type Snap = ReturnType<typeof snap>;
 
 /** Between two snaps: Redis commands run (INFO, ours, left out), CPU per process, seconds. */
 async function between(a: Snap, b: Snap) {
-  const [x, y] = [await a.cmds, await b.cmds];
-  const cmds = new Map<string, number>();
-  for (const [k, v] of y) if (k !== 'info' && v > (x.get(k) ?? 0)) cmds.set(k, v - (x.get(k) ?? 0));
+  const cmds = commandsBetween(await a.cmds, await b.cmds);
   const w = cpuBetween(a.s, b.s);
   const cpu: Record<string, number> = {
     ...w.percent,
@@ -186,39 +169,16 @@ async function quietWindow(procs: Proc[]) {
 }
 type Background = Awaited<ReturnType<typeof quietWindow>>;
 
-// ---- push phases -------------------------------------------------------------------------------
-
-/** Where a deployment's phases push, the processes a window reports, and the quiet background. */
-type PhaseTarget = {
-  pusher: RpcClient;
-  procs: Proc[];
-  quiet: Background;
-  gateways: Gateway[];
-  httpUrl?: string;
-};
+/** Where a deployment's phases push (`options` but mode and concurrency), the processes a window
+ * reports, and the quiet background. */
+type PhaseTarget = { pusher: RpcClient; procs: Proc[]; quiet: Background; options: Partial<PusherOptions> };
 type PhaseReport = Awaited<ReturnType<typeof pushPhase>>;
 
-/**
- * One push phase: `warmupMs` of pushes, then a window of `durationMs` sampled at its edges. What else
- * ran on the machine meanwhile is in `cpu.otherPercent` and `otherProcesses`.
- */
-async function pushPhase(
-  label: string,
-  t: PhaseTarget,
-  mode: 'sender' | 'http',
-  users: string[],
-  durationMs = P.durationMs,
-) {
+/** One push phase: `warmupMs` of pushes, then a window of `durationMs` sampled at its edges. */
+async function pushPhase(label: string, t: PhaseTarget, p: Deployment['phases'][number], users: string[]) {
+  const { mode, durationMs = P.durationMs } = p;
   const concurrency = mode === 'sender' ? P.concurrency : P.httpConcurrency;
-  const options: PusherOptions = {
-    mode,
-    gateways: t.gateways,
-    httpUrl: t.httpUrl,
-    concurrency,
-    routeCacheMs: P.routeCacheMs,
-    timeoutMs: P.timeoutMs,
-    content: 'x'.repeat(P.contentBytes),
-  };
+  const options = { ...t.options, mode, concurrency };
   log(`${label}: ${mode}, ${users.length} users, ${concurrency} in flight, ${durationMs} ms`);
   await t.pusher.call('start', { options });
   const edges: Snap[] = [];
@@ -255,15 +215,11 @@ async function pushPhase(
   };
 }
 
-// ---- deployments: nodes, devices, push phases -------------------------------------------------
-
 async function registrySnapshot(prefix: string): Promise<Array<Record<string, unknown>>> {
   const ids = (await redis.smembers(`${prefix}{nodes}`)).sort();
   const vals = ids.length ? await redis.mget(ids.map((id) => `${prefix}{nodes}:${id}`)) : [];
-  return vals.flatMap((v) => {
-    const n = v === null ? undefined : (JSON.parse(v) as Record<string, unknown>);
-    return n ? [{ id: n.id, connections: n.connections, onlineUsers: n.onlineUsers }] : [];
-  });
+  const nodes = vals.flatMap((v) => (v === null ? [] : [JSON.parse(v) as Record<string, unknown>]));
+  return nodes.map((n) => ({ id: n.id, connections: n.connections, onlineUsers: n.onlineUsers }));
 }
 
 interface Deployment {
@@ -280,10 +236,7 @@ interface Deployment {
   phases: Array<{ name: string; mode: 'sender' | 'http'; of?: number[]; durationMs?: number }>;
 }
 
-/**
- * Starts the nodes, binds the devices (the ramp's CPU and Redis commands per bind), holds them,
- * measures the quiet background, runs the phases, stops all.
- */
+/** Starts the nodes, binds and holds the devices, measures the quiet background, runs the phases. */
 async function deploy(d: Deployment) {
   const prefix = `${runPrefix}${d.label.replace(/\W/g, '')}:`;
   log(`${d.label}: starting ${d.nodes.map((n) => n.name).join(', ')} (prefix ${prefix})`);
@@ -291,7 +244,6 @@ async function deploy(d: Deployment) {
   const counts = nodes.map((_, i) => share(d.devices, nodes.length, i));
   const k = Math.ceil(d.devices / (d.perProc ?? d.devices));
   const fleets = await forkFleets(k, 'devices');
-  // Fleet j binds its share of every node's users, from its own source address.
   const groups = (j: number) =>
     nodes.map((n, i) => shareGroup(n.tcpPort, d.nodes[i]!.users, counts[i]!, k, j));
   const redisProc = { name: 'redis-server', pid: redisPid };
@@ -304,39 +256,36 @@ async function deploy(d: Deployment) {
   ];
   const r0 = snap(rampProcs);
   const o = { concurrency: P.connectConcurrency, publicKey: keys.publicKey, heartbeatSeconds: 60 };
-  const run = (j: number) => fleetRun(j, groups(j), { ...o, localAddresses: [`127.0.2.${d.address + j}`] });
-  const results = await Promise.all(
-    fleets.map((f, j) => f.call<FleetResult>('run', { params: run(j) }, 600_000)),
-  );
+  const run = (j: number) => fleetRun(j, groups(j), { ...o, localAddress: `127.0.2.${d.address + j}` });
+  const summary = await runFleets(fleets, run);
   const ramp = await between(r0, snap(rampProcs));
-  const bound = Math.max(
-    1,
-    sum(results, (r) => r.bound),
-  );
+  const bound = Math.max(1, summary.bound);
   const connect = {
-    ...fleetSummary(results),
-    handshakePlusBindP99MsWorstProcess: Math.max(...results.map((r) => r.latencyMs!.p99)),
+    ...summary,
+    handshakePlusBindP99MsWorstProcess: summary.latencyMsWorstProcess.p99,
     cpu: ramp.cpu,
     otherProcesses: ramp.w.otherProcesses,
     redisCommandsPerBind: Object.fromEntries([...ramp.cmds].map(([c, v]) => [c, round(v / bound, 3)])),
   };
   log(`${d.label}: ${connect.bound}/${connect.target} devices bound in ${connect.seconds} s`);
   await sleep(d.holdMs ?? 0);
-  const heldAfterHold = sum(await Promise.all(fleets.map((f) => f.call<FleetStats>('stats'))), (s) => s.held);
+  const heldAfterHold = sum(await fleetStats(fleets), (s) => s.held);
   const pusher = await forkChild(scripts.pusher, 'pusher');
-  const procs: Proc[] = [
-    ...nodes.flatMap((n) => n.procs),
-    ...fleetProcs,
-    { name: 'pusher', pid: pusher.child.pid! },
-    redisProc,
-  ];
+  const pusherProc = { name: 'pusher', pid: pusher.child.pid! };
+  const procs: Proc[] = [...nodes.flatMap((n) => n.procs), ...fleetProcs, pusherProc, redisProc];
   const quiet = await quietWindow(procs);
   const registry = await registrySnapshot(prefix);
   const workerProcesses = nodes.flatMap((n) =>
     n.workerPids.map((pid) => ({ node: n.name, pid, rssBytes: procRss(pid), openFiles: procFds(pid) })),
   );
-  const gateways = [{ host: '127.0.0.1', port: nodes[0]!.gatewayPort }];
-  const target = { pusher, procs, quiet, gateways, httpUrl: `http://127.0.0.1:${nodes[0]!.httpPort}` };
+  const options = {
+    gateways: [{ host: '127.0.0.1', port: nodes[0]!.gatewayPort }],
+    httpUrl: `http://127.0.0.1:${nodes[0]!.httpPort}`,
+    routeCacheMs: P.routeCacheMs,
+    timeoutMs: P.timeoutMs,
+    content: 'x'.repeat(P.contentBytes),
+  };
+  const target = { pusher, procs, quiet, options };
   const phases: Record<string, PhaseReport> = {};
   for (const p of d.phases) {
     const lists = (p.of ?? nodes.map((_, i) => i)).map((i) =>
@@ -346,12 +295,12 @@ async function deploy(d: Deployment) {
     const users = Array.from({ length: Math.max(...lists.map((l) => l.length)) }, (_, u) =>
       lists.flatMap((l) => (u < l.length ? [l[u]!] : [])),
     ).flat();
-    phases[p.name] = await pushPhase(`${d.label} ${p.name}`, target, p.mode, users, p.durationMs);
+    phases[p.name] = await pushPhase(`${d.label} ${p.name}`, target, p, users);
   }
-  const final = await Promise.all(fleets.map((f) => f.call<FleetStats>('stats')));
+  const final = await fleetStats(fleets);
   await Promise.all(fleets.map((f) => f.call('drop')));
   await Promise.all([...fleets.map((f) => f.stop()), pusher.stop()]);
-  await Promise.all(nodes.map((n) => stopProc(n.child, n.name)));
+  await Promise.all(nodes.map((n) => stopProc(n.child)));
   return {
     nodes: nodes.map(({ name, ids, pid, workerPids }, i) => ({
       name,
@@ -475,8 +424,6 @@ async function scale(): Promise<Record<string, unknown>> {
   };
 }
 
-// ---- main --------------------------------------------------------------------------------------
-
 const report: Record<string, unknown> = {
   bench: 'cluster',
   startedAt: new Date().toISOString(),
@@ -487,24 +434,16 @@ const report: Record<string, unknown> = {
 
 let finished: Promise<void> | undefined;
 /** Stops every child, deletes this run's keys, prints the report (once). */
-function finish(failed: boolean): Promise<void> {
+function finish(): Promise<void> {
   finished ??= (async () => {
-    for (const c of [...children]) await stopProc(c, 'child').catch(() => {});
-    let deleted = 0;
-    let cursor = '0';
-    do {
-      const [next, found] = await redis.scan(cursor, 'MATCH', `${runPrefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (found.length) deleted += await redis.del(...found);
-    } while (cursor !== '0');
+    for (const c of [...children]) await stopProc(c);
     Object.assign(report, {
-      redisKeysDeleted: deleted,
+      redisKeysDeleted: await deleteKeys(redis, runPrefix),
       redisPrefix: runPrefix,
       finishedAt: new Date().toISOString(),
     });
     await redis.quit();
     printReport(report);
-    process.exitCode = failed ? 1 : 0;
   })();
   return finished;
 }
@@ -513,34 +452,27 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
     log(`${sig}: stopping children, deleting keys`);
     report.error = `interrupted by ${sig}`;
-    finish(true).finally(() => process.exit(1));
+    finish().finally(() => process.exit(1));
   });
 }
 
-const scenarios = {
-  a: ['scenarioA', scenarioA],
-  b: ['scenarioB', scenarioB],
-  scale: ['scale', scale],
-} as const;
+/** By `--scenario` name; each reports under its function's name. */
+const scenarios = { a: scenarioA, b: scenarioB, scale };
 
-async function main(): Promise<void> {
+async function main(): Promise<number> {
   const info = await redis.info('server');
   redisPid = Number(/process_id:(\d+)/.exec(info)?.[1] ?? 0);
   (report.machine as Record<string, unknown>).redis = /redis_version:(\S+)/.exec(info)?.[1];
-  let failed = false;
   try {
-    for (const [name, [key, run]] of Object.entries(scenarios))
-      if (P.scenario.includes(name)) report[key] = await run();
+    for (const [name, run] of Object.entries(scenarios))
+      if (P.scenario.includes(name)) report[run.name] = await run();
     if (singleNode) report.singleNode = await singleNode;
   } catch (err) {
-    failed = true;
     report.error = (err as Error).stack ?? String(err);
     log(`failed: ${(err as Error).message}`);
   }
-  await finish(failed);
+  await finish();
+  return report.error ? 1 : 0;
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench/cluster: ${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
-});
+runMain(main, log);

@@ -4,7 +4,7 @@
 // node-server.ts's `start`, `stats` and `stop`.
 
 import { createServer } from 'node:net';
-import { memory } from '../lib/procstat.js';
+import { processStats } from '../lib/procstat.js';
 import { serveRequests } from '../lib/rpc.js';
 
 // Module-level listeners: no closure per connection.
@@ -23,14 +23,7 @@ serveRequests({
     new Promise((resolve) =>
       server.listen(0, '127.0.0.1', () => resolve({ tcpPort: (server.address() as { port: number }).port })),
     ),
-  stats: async (req) => ({
-    at: performance.timeOrigin + performance.now(),
-    memory: await memory(req.gc === true),
-    cpu: process.cpuUsage(),
-    elu: performance.eventLoopUtilization(),
-    connections: open,
-    bound: open,
-  }),
+  stats: async (req) => ({ ...(await processStats(req.gc === true)), connections: open, bound: open }),
   stop: () => {
     server.close(); // the kernel closes the sockets at exit
     setTimeout(() => process.exit(0), 50);

@@ -1,21 +1,10 @@
-// Connection benchmark: how many idle, bound device connections one mpush-ts server process holds,
-// what each costs in memory and CPU, and how fast devices get through the full handshake. Phases,
-// flags and figures: README.md, "Benchmarks" (`--help` lists the flags). Exit status 1 when fewer
-// than n connections were bound (or held at the end of the idle window).
+// Connection benchmark: idle bound connections one server process holds, their memory and CPU, the
+// handshake rate. Phases, flags and figures: README.md, "Benchmarks". Exit status 1 when fewer than n
+// connections were bound (or held after the idle window).
 
 import { readFileSync } from 'node:fs';
 import { benchFlags } from '../lib/args.js';
-import {
-  fleetRun,
-  fleetSummary,
-  forkFleets,
-  measure,
-  runFleets,
-  runMain,
-  scripts,
-  shareGroup,
-} from '../lib/drive.js';
-import type { FleetStats } from '../lib/fleet.js';
+import { bindUsers, fleetStats, forkFleets, measure, runMain, scripts } from '../lib/drive.js';
 import type { ServerStats } from '../lib/node-server.js';
 import { machine } from '../lib/procstat.js';
 import { logger, printReport, round, sum, targets } from '../lib/report.js';
@@ -45,27 +34,7 @@ const params = {
 
 const log = logger('connections');
 
-interface Server {
-  rpc: RpcClient;
-  tcpPort: number;
-  publicKey: string;
-}
-
-const stats = (s: Server, gc = false) => s.rpc.call<ServerStats>('stats', { gc }, 60_000);
-
-/** Every client process binds (or, against the bare server, just connects) its share of `total`. */
-function runClients(clients: RpcClient[], server: Server, bare: boolean, total: number) {
-  const run = (i: number) =>
-    fleetRun(i, [shareGroup(server.tcpPort, 'user-', total, clients.length, i)], {
-      mode: bare ? 'bare' : 'bind',
-      concurrency: params.concurrency,
-      maxAttempts: params.maxAttempts,
-      publicKey: server.publicKey,
-      // About what a device sends to get bound: a Handshake (13 + 128) and a Bind (13 + 32).
-      barePayloadBytes: 186,
-    });
-  return runFleets(clients, run, server.rpc, log);
-}
+const stats = (rpc: RpcClient, gc = false) => rpc.call<ServerStats>('stats', { gc }, 60_000);
 
 function memoryFigures(base: ServerStats, after: ServerStats) {
   const [b, a] = [base.memory, after.memory];
@@ -83,41 +52,41 @@ function memoryFigures(base: ServerStats, after: ServerStats) {
   };
 }
 
-/**
- * One server (the bare Node reference or mpush-ts) through the phases: baseline memory after gc →
- * ramp (every fleet connects, handshakes and binds its share) → settle → memory after gc → idle
- * window → reset all (RST) → stop.
- */
+/** One server (the bare Node reference or mpush-ts) through the phases (README.md). */
 async function hold(bare: boolean, n: number) {
   const name = bare ? 'bare' : 'mpush';
   log(`${name}: starting the server (--expose-gc ${params.serverNodeOptions.join(' ')}), ${n} connections`);
   const script = bare ? new URL('./bare-server.js', import.meta.url) : scripts.nodeServer;
-  const rpc = await forkChild(script, `${name} server`, {
-    execArgv: ['--expose-gc', ...params.serverNodeOptions],
-  });
+  const execArgv = ['--expose-gc', ...params.serverNodeOptions];
+  const rpc = await forkChild(script, `${name} server`, { execArgv });
   const options = { maxConnections: 25_000, heartbeatMs: 180_000 };
-  const server = {
-    rpc,
-    ...(await rpc.call<{ tcpPort: number; publicKey: string }>('start', { options }, 60_000)),
-  };
+  const { tcpPort, publicKey } = await rpc.call<{ tcpPort: number; publicKey: string }>('start', { options });
   // As in every earlier run, the baseline follows the RSA bench (the bare server has none).
   const rsa = bare ? undefined : await rpc.call<{ rsaDecryptMicros: number }>('rsaBench');
-  const base = await stats(server, true);
+  const base = await stats(rpc, true);
   const clients = await forkFleets(params.clients, 'client');
-  const ramp = await measure(server.rpc, clients, false, () => runClients(clients, server, bare, n));
-  const r = fleetSummary(ramp.out);
+  const o = {
+    mode: bare ? ('bare' as const) : ('bind' as const),
+    concurrency: params.concurrency,
+    maxAttempts: params.maxAttempts,
+    publicKey,
+    // About what a device sends to get bound: a Handshake (13 + 128) and a Bind (13 + 32).
+    barePayloadBytes: 186,
+  };
+  const ramp = await measure(rpc, clients, false, () => bindUsers(clients, tcpPort, n, o, rpc, log));
+  const r = ramp.out;
   log(`${name}: ramp done: ${r.bound} bound in ${r.seconds} s (${r.bindsPerSec}/s)`);
   await sleep(params.settleSeconds * 1000);
-  const after = await stats(server, true);
+  const after = await stats(rpc, true);
   const mem = memoryFigures(base, after);
   log(
     `${name}: ${after.connections} held, ${mem.rssPerConnectionBytes} B RSS, ${mem.heapPerConnectionBytes} B heap each`,
   );
-  const idle = await measure(server.rpc, clients, false, () =>
+  const idle = await measure(rpc, clients, false, () =>
     sleep((bare ? Math.min(params.idleSeconds, 5) : params.idleSeconds) * 1000),
   );
   const serverIdleCpuPercent = round((100 * idle.serverUs) / ((idle.s1.at - idle.s0.at) * 1000), 1);
-  const fleets = await Promise.all(clients.map((c) => c.call<FleetStats>('stats')));
+  const fleets = await fleetStats(clients);
   await Promise.all(clients.map((c) => c.call('drop')));
   await Promise.all([...clients.map((c) => c.stop()), rpc.stop('stop', 30_000)]);
   const out = { connections: after.connections, connectSecondsForAll: r.seconds, errors: r.errors };
@@ -135,34 +104,26 @@ async function hold(bare: boolean, n: number) {
     handshakesPerSec: r.bindsPerSec,
     serverCpuUsPerHandshakeBind: round(ramp.serverUs / Math.max(1, r.bound), 1),
     rsaDecryptMicros: round(rsa!.rsaDecryptMicros, 1),
-    cpuPercentDuringRamp: ramp.cpuPercent,
+    cpuPercentDuringRamp: ramp.report.cpuPercent,
     ...mem,
     serverIdleCpuPercent,
-    cpuPercentIdle: idle.cpuPercent,
-    /** Connect started → bound, ms: the worst process's percentiles. */
-    latencyMsWorstProcess: Object.fromEntries(
-      (['p50', 'p90', 'p99', 'max'] as const).map((k) => [
-        k,
-        Math.max(...ramp.out.map((r) => r.latencyMs![k])),
-      ]),
-    ),
+    cpuPercentIdle: idle.report.cpuPercent,
+    latencyMsWorstProcess: r.latencyMsWorstProcess,
     serverCounters: after.counters,
   };
 }
 
+type MpushFigures = Extract<Awaited<ReturnType<typeof hold>>, { boundConnections: number }>;
+
 async function main(): Promise<number> {
   const ports = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().replace(/\s+/g, '-');
-  const report: Record<string, unknown> = {
+  const host = machine({ ephemeralPorts: ports }); // before the run: its load average is the machine's
+  const bare = params.noBare ? undefined : await hold(true, params.n);
+  const m = (await hold(false, params.n)) as MpushFigures;
+  printReport({
     bench: 'connections',
     params,
-    machine: machine({ ephemeralPorts: ports }),
-  };
-  const bare = params.noBare ? undefined : await hold(true, params.n);
-  const m = (await hold(false, params.n)) as Extract<
-    Awaited<ReturnType<typeof hold>>,
-    { boundConnections: number }
-  >;
-  Object.assign(report, {
+    machine: host,
     mpush: m,
     bare,
     targets: targets([
@@ -172,7 +133,6 @@ async function main(): Promise<number> {
       ['handshakesPerSec', m.handshakesPerSec, { atLeast: 6000 }],
     ]),
   });
-  printReport(report);
   return m.boundConnections >= params.n && m.heldAfterIdle.serverBound >= params.n ? 0 : 1;
 }
 

@@ -1,6 +1,5 @@
-// Benchmark flags on the CLI's parser (src/cli/args.ts: node:util parseArgs, strict, so a misspelt
-// flag is an error that names it). Every flag has a default whose type (number, string, boolean) is
-// the flag's type; `--quick` swaps in a small set of defaults.
+// Benchmark flags on the CLI's parser (src/cli/args.ts: strict, a misspelt flag is an error naming it).
+// A flag's default gives its type (number, string, boolean); `--quick` swaps in small defaults.
 
 import { type FlagTable, parseFlags, UsageError } from '../../src/cli/args.js';
 

@@ -1,10 +1,11 @@
 // The driver's side of the shared children: where their scripts are, how fleets of them run, what a
 // measured window of the server and its load generators reports, and how a driver ends.
 
-import type { DeviceGroup, FleetResult, FleetRun } from './fleet.js';
-import type { ServerStats } from './node-server.js';
+import type { DeviceGroup, FleetResult, FleetRun, FleetStats } from './fleet.js';
+import type { NodeOptions, NodeReady, ServerStats } from './node-server.js';
 import { cpuBetween, type LoopStats, type Proc, sample } from './procstat.js';
-import { addCounts, round, sum } from './report.js';
+import type { PusherOptions } from './pusher.js';
+import { addCounts, round, sum, table } from './report.js';
 import { forkChild, type RpcClient } from './rpc.js';
 
 export const scripts = {
@@ -17,79 +18,107 @@ export const scripts = {
 export const share = (total: number, k: number, i: number) => Math.floor(total / k) + (i < total % k ? 1 : 0);
 
 /** Fleet i's (of k) share of the users `<userPrefix>0` … `<userPrefix>n-1` on 127.0.0.1:`port`. */
-export const shareGroup = (
-  port: number,
-  userPrefix: string,
-  n: number,
-  k: number,
-  i: number,
-): DeviceGroup => ({
-  host: '127.0.0.1',
-  port,
-  count: share(n, k, i),
-  first: i * Math.floor(n / k) + Math.min(i, n % k),
-  userPrefix,
-});
+export function shareGroup(port: number, userPrefix: string, n: number, k: number, i: number): DeviceGroup {
+  const first = i * Math.floor(n / k) + Math.min(i, n % k);
+  return { host: '127.0.0.1', port, count: share(n, k, i), first, userPrefix };
+}
 
-/** `k` fleet processes named `<name> <i>`. */
 export const forkFleets = (k: number, name: string) =>
   Promise.all(Array.from({ length: k }, (_, i) => forkChild(scripts.fleet, `${name} ${i}`)));
+
+/**
+ * A one-node benchmark's children: the node under test (started with `options`, `execArgv` its node
+ * flags), a pusher, `k` fleets; `startSender` starts the pusher's PushSender on the node's gateway.
+ */
+export async function startOneNode(options: NodeOptions, k: number, execArgv: string[] = []) {
+  const server = await forkChild(scripts.nodeServer, 'server', { execArgv });
+  const ready = await server.call<NodeReady>('start', { options }, 60_000);
+  const [pusher, fleets] = await Promise.all([forkChild(scripts.pusher, 'pusher'), forkFleets(k, 'devices')]);
+  const gateways = [{ host: '127.0.0.1', port: ready.gatewayPort }];
+  const startSender = (o: Omit<PusherOptions, 'mode' | 'gateways'>) =>
+    pusher.call('start', { options: { mode: 'sender', gateways, ...o } });
+  const stop = async () => {
+    for (const c of [pusher, ...fleets]) await c.stop();
+    await server.stop('stop', 30_000);
+  };
+  return { server, ready, pusher, fleets, startSender, stop };
+}
 
 /** Fleet process i's run: `bind` unless said, from its own source address 127.0.0.<i+1>, 3 attempts. */
 export const fleetRun = (i: number, groups: DeviceGroup[], o: Partial<FleetRun>): FleetRun => ({
   mode: 'bind',
   groups,
-  localAddresses: [`127.0.0.${i + 1}`],
+  localAddress: `127.0.0.${i + 1}`,
   concurrency: 200,
   maxAttempts: 3,
   proc: i,
   ...o,
 });
 
-/** Every fleet process runs `runOf(i)`; meanwhile what `server` holds is logged every 2 s. */
+/**
+ * Every fleet process runs `runOf(i)` (meanwhile, with `server`, what it holds is logged every 2 s);
+ * what they did, summed: counts, errors, the slowest run's seconds, binds per second, the first
+ * bind's epoch ms, the worst process's latency percentiles (connect started → bound).
+ */
 export async function runFleets(
   fleets: RpcClient[],
   runOf: (i: number) => FleetRun,
-  server: RpcClient,
-  log: (m: string) => void,
-): Promise<FleetResult[]> {
+  server?: RpcClient,
+  log?: (m: string) => void,
+) {
   const progress = setInterval(() => {
-    const said = (s: ServerStats) => log(`${runOf(0).mode}: server holds ${s.connections}, ${s.bound} bound`);
-    server.call<ServerStats>('stats').then(said, () => {});
+    const said = (s: ServerStats) =>
+      log?.(`${runOf(0).mode}: server holds ${s.connections}, ${s.bound} bound`);
+    server?.call<ServerStats>('stats').then(said, () => {});
   }, 2000);
-  try {
-    return await Promise.all(fleets.map((f, i) => f.call<FleetResult>('run', { params: runOf(i) }, 600_000)));
-  } finally {
-    clearInterval(progress);
-  }
+  const results = await Promise.all(
+    fleets.map((f, i) => f.call<FleetResult>('run', { params: runOf(i) }, 600_000)),
+  ).finally(() => clearInterval(progress));
+  const seconds = round(Math.max(...results.map((r) => r.seconds)), 2);
+  const counts = table(['target', 'bound', 'failed', 'attempts'], (k) => sum(results, (r) => r[k]));
+  return {
+    ...counts,
+    seconds,
+    bindsPerSec: Math.round(counts.bound / seconds),
+    errors: addCounts(results.map((r) => r.errors)),
+    firstBoundAt: Math.min(...results.map((r) => r.firstBoundAt || Number.POSITIVE_INFINITY)),
+    latencyMsWorstProcess: table(['p50', 'p90', 'p99', 'max'], (k) =>
+      Math.max(...results.map((r) => r.latencyMs![k])),
+    ),
+  };
 }
 
-/** What fleet runs did, summed: counts, errors, the slowest run's seconds, binds per second. */
-export function fleetSummary(results: FleetResult[]) {
-  const seconds = round(Math.max(...results.map((r) => r.seconds)), 2);
-  const [target, bound, failed, attempts] = (['target', 'bound', 'failed', 'attempts'] as const).map((k) =>
-    sum(results, (r) => r[k]),
-  ) as [number, number, number, number];
-  const errors = addCounts(results.map((r) => r.errors));
-  return { target, bound, failed, attempts, seconds, bindsPerSec: Math.round(bound / seconds), errors };
-}
+/** The fleets bind (unless `o` says) users `user-0` … `user-<n-1>` on `port`, each process its share. */
+export const bindUsers = (
+  fleets: RpcClient[],
+  port: number,
+  n: number,
+  o: Partial<FleetRun>,
+  server: RpcClient,
+  log: (m: string) => void,
+) => runFleets(fleets, (i) => fleetRun(i, [shareGroup(port, 'user-', n, fleets.length, i)], o), server, log);
+
+export const fleetStats = (fleets: RpcClient[]) =>
+  Promise.all(fleets.map((f) => f.call<FleetStats>('stats')));
 
 /**
  * Over `fn`: the server's CPU (µs) and event-loop use from its own count; with `watch`, each child's
- * CPU (`cpuUs`) and its GC and loop delay (the 1 ms delay histogram costs an idle process CPU); every process's share of a core (by its RpcClient name), the machine's
- * and what else ran on it, from /proc.
+ * CPU (`cpuUs`), GC and loop delay; every process's share of a core (by its RpcClient name), the
+ * machine's and what else ran on it, from /proc. With `profile` (a path), the server's CPU profile.
  */
 export async function measure<T>(
   server: RpcClient,
   others: RpcClient[],
   watch: boolean,
   fn: () => Promise<T>,
+  profile?: string,
 ) {
   const all = [server, ...others];
   const procs: Proc[] = all.map((c) => ({ name: c.name, pid: c.child.pid!, server: c === server }));
   const loop = () => Promise.all(all.map((c) => (watch ? c.call<LoopStats>('loop') : undefined)));
   const l0 = await loop();
   const s0 = await server.call<ServerStats>('stats');
+  if (profile) await server.call('profileStart', { intervalUs: 100 });
   const a = sample(procs);
   const out = await fn();
   const w = cpuBetween(a, sample(procs));
@@ -103,16 +132,20 @@ export async function measure<T>(
     s1,
     serverUs: s1.cpu.user - s0.cpu.user + s1.cpu.system - s0.cpu.system,
     cpuUs: (c: RpcClient) => l1[all.indexOf(c)]!.cpuUs - l0[all.indexOf(c)]!.cpuUs,
-    cpuPercent: {
-      ...w.percent,
-      serverEventLoopUtilization: round(active / (active + s1.elu.idle - s0.elu.idle || 1), 3),
-      machine,
-      otherPercentOfMachine,
-      otherProcesses,
+    /** The window's figures for a report. */
+    report: {
+      cpuPercent: {
+        ...w.percent,
+        serverEventLoopUtilization: round(active / (active + s1.elu.idle - s0.elu.idle || 1), 3),
+        machine,
+        otherPercentOfMachine,
+        otherProcesses,
+      },
+      gcAndLoopDelay: watch
+        ? Object.fromEntries(l1.map((l, i) => [all[i]!.name, { ...l, cpuUs: undefined }]))
+        : undefined,
+      serverProfile: profile && (await server.call<string>('profileStop', { path: profile }, 120_000)),
     },
-    gcAndLoopDelay: watch
-      ? Object.fromEntries(l1.map((l, i) => [all[i]!.name, { ...l, cpuUs: undefined }]))
-      : undefined,
   };
 }
 

@@ -1,14 +1,11 @@
-// A device fleet: one child process holding up to ~19,000 device connections to the server under
-// test (a process may open at most 20,000 files), forked by every benchmark driver and driven over
-// IPC. Each device speaks through the SDK's socket-free DeviceProtocol over a BinaryWire; this file
-// owns the sockets, the pacing and the counts. Lean on purpose: a Device is its protocol's host (no
-// closure per device), module-level socket listeners find it through a symbol, and every device
-// shares one wire settings object and one profile.
-//
-// `run` modes: bind (connect, full handshake, BIND `<userPrefix><i>`, hold; pushes asking an ack are
+// A device fleet: a child process holding up to ~19,000 devices (one may open 20,000 files), each the
+// SDK's DeviceProtocol over a BinaryWire; this file owns sockets, pacing and counts. Lean on purpose:
+// a Device is its protocol's host, module-level socket listeners find it through a symbol.
+// `run` modes: bind (connect, handshake, BIND `<userPrefix><i>`, hold; pushes asking an ack are
 // acked, the others (broadcasts) timestamped; one in `every` is opened and compared with the announced
-// content), bare (connect, write `barePayloadBytes`, hold). At most `concurrency` devices are between
-// "connect started" and "done"; a failed one is tried again up to `maxAttempts` times.
+// content; with `ids`, every acked push is counted by its `msgId`, a second one to the same user a
+// duplicate), bare (connect, write `barePayloadBytes`, hold). At most `concurrency` devices are
+// between "connect started" and "done"; a failed one is tried again up to `maxAttempts` times.
 
 import { connect, type Socket } from 'node:net';
 import {
@@ -33,8 +30,8 @@ export type DeviceGroup = { host: string; port: number; count: number; userPrefi
 export interface FleetRun {
   mode: 'bind' | 'bare';
   groups: DeviceGroup[];
-  /** Source addresses, used in turn (each has its own ephemeral port range). */
-  localAddresses: string[];
+  /** Source address (each has its own ephemeral port range). */
+  localAddress: string;
   concurrency: number;
   maxAttempts: number;
   /** Base64 X.509 SPKI of the server key (bind). */
@@ -63,7 +60,6 @@ const profile: DeviceProfile = {
   decodePushes: false,
 };
 
-/** One device: its socket, its protocol (whose host it is), where it is in its run. */
 class Device implements DeviceHost<BinaryWireTypes> {
   socket: Socket | null = null;
   proto: DeviceProtocol<BinaryWireTypes> | null = null;
@@ -75,7 +71,6 @@ class Device implements DeviceHost<BinaryWireTypes> {
   constructor(
     readonly group: DeviceGroup,
     readonly index: number,
-    readonly localAddress: string,
   ) {}
 
   get userId(): string {
@@ -94,7 +89,6 @@ class Device implements DeviceHost<BinaryWireTypes> {
   onOk(reply: OkEvent): void {
     if (reply.cmd !== Command.BIND || this.state !== State.Binding)
       return bump(unexpected, `OK to ${reply.cmd}`);
-    run!.result.bound++;
     // Held idle from here: the native AES contexts come back with the first push.
     this.proto!.release();
     complete(this, epochMs());
@@ -116,6 +110,8 @@ class Device implements DeviceHost<BinaryWireTypes> {
     if (p.ackModel !== 'none') {
       if (p.ackModel === 'biz') this.proto!.ack(p.sessionId);
       stats.acks++;
+      stats.lastAckedAt = epochMs();
+      if (verify.ids) track(this, p);
       if (verify.unicasts++ % verify.every === 0) check(this, p, verify.unicast);
       return;
     }
@@ -138,7 +134,6 @@ class Device implements DeviceHost<BinaryWireTypes> {
   }
 }
 
-/** One `run`: its devices, its pacing and what it measured. */
 class Run {
   readonly wire;
   readonly payload;
@@ -160,22 +155,18 @@ class Run {
     const longest = Math.max(0, ...params.groups.map((g) => g.count));
     for (let i = 0; i < longest; i++) {
       for (const g of params.groups) {
-        const addr = params.localAddresses[this.queue.length % params.localAddresses.length]!;
-        if (i < g.count) this.queue.push(new Device(g, (g.first ?? 0) + i, addr));
+        if (i < g.count) this.queue.push(new Device(g, (g.first ?? 0) + i));
       }
     }
     this.result = {
-      proc: params.proc,
-      mode: params.mode,
-      localAddress: params.localAddresses[0]!,
       target: this.queue.length,
-      connected: 0,
       bound: 0,
       failed: 0,
       attempts: 0,
       errors: {} as Record<string, number>,
       seconds: 0,
       startedAt: epochMs(),
+      firstBoundAt: 0,
       /** ms from connect started to bound (or, bare, to connected). */
       latencyMs: undefined as Percentiles | undefined,
     };
@@ -183,23 +174,20 @@ class Run {
 }
 export type FleetResult = Run['result'];
 
-// ---- process-wide state: held devices and what they saw ---------------------------------------------
-
 let run: Run | null = null;
 const held: Device[] = [];
 /** `held`: bound and still open; `lost`: closed after bound (and why); `verified`/`corrupt`: sampled pushes. */
-const stats = { held: 0, lost: 0, pushes: 0, acks: 0, verified: 0, corrupt: 0 };
+const stats = { held: 0, lost: 0, pushes: 0, acks: 0, verified: 0, corrupt: 0, lastAckedAt: 0 };
+/** With `ids`: `<userId> <msgId>` of every acked push, and how many came again. */
+const seen = { ids: new Set<string>(), duplicates: 0 };
 const errorsAfterBound: Record<string, number> = {};
 const unexpected: Record<string, number> = {};
-export type FleetStats = typeof stats & {
-  errorsAfterBound: typeof errorsAfterBound;
-  unexpected: typeof unexpected;
-};
 let dropping = false;
 let heartbeatSeconds = 0;
 let proc = 0;
 const verify = {
   every: 64,
+  ids: false,
   unicast: Buffer.alloc(0),
   broadcast: Buffer.alloc(0),
   unicasts: 0,
@@ -210,18 +198,14 @@ let reported = true;
 const receipt = () => ({ proc, ...broadcast });
 export type BroadcastReceipt = ReturnType<typeof receipt>;
 
-// ---- sockets: module-level listeners, the device found through a symbol -----------------------------
-
 const kDevice = Symbol('bench.device');
 type TaggedSocket = Socket & { [kDevice]?: Device };
 
 function onConnect(this: TaggedSocket): void {
   const d = this[kDevice];
   if (!d) return;
-  run!.result.connected++;
   if (run!.params.mode === 'bare') {
     this.write(run!.payload);
-    run!.result.bound++;
     return complete(d, epochMs());
   }
   d.state = State.Handshaking;
@@ -251,7 +235,7 @@ function start(d: Device, r: Run): void {
   const s: TaggedSocket = connect({
     host: d.group.host,
     port: d.group.port,
-    localAddress: d.localAddress,
+    localAddress: r.params.localAddress,
     noDelay: true,
   });
   s[kDevice] = d;
@@ -270,8 +254,6 @@ function release(d: Device, reset: boolean): void {
   d.proto = null;
 }
 
-// ---- a device's progress, and the pacing --------------------------------------------------------------
-
 /** Opens a sampled push and compares it with the announced content (when one was announced). */
 function check(d: Device, p: DevicePush<Buffer>, expected: Buffer): void {
   if (expected.length === 0) return;
@@ -283,8 +265,21 @@ function check(d: Device, p: DevicePush<Buffer>, expected: Buffer): void {
   }
 }
 
+function track(d: Device, p: DevicePush<Buffer>): void {
+  let id: string | undefined;
+  try {
+    id = /"msgId":"([^"]+)"/.exec(d.proto!.openContent(p).toString('utf8'))?.[1];
+  } catch {}
+  const key = `${d.userId} ${id}`;
+  if (id === undefined) stats.corrupt++;
+  else if (seen.ids.has(key)) seen.duplicates++;
+  else seen.ids.add(key);
+}
+
 function complete(d: Device, now: number): void {
   const r = run!;
+  r.result.bound++;
+  r.result.firstBoundAt ||= now;
   r.lat.push(now - d.t0);
   r.inflight--;
   d.state = State.Done;
@@ -354,14 +349,19 @@ setInterval(() => {
   }
 }, 1000).unref();
 
+const fleetStats = () => ({
+  ...stats,
+  distinctIds: seen.ids.size,
+  duplicates: seen.duplicates,
+  held: held.filter((d) => d.state === State.Done && d.socket && !d.socket.destroyed).length,
+  errorsAfterBound: { ...errorsAfterBound },
+  unexpected: { ...unexpected },
+});
+export type FleetStats = ReturnType<typeof fleetStats>;
+
 serveRequests({
   run: (req: Request) => startRun(req.params as FleetRun),
-  stats: (): FleetStats => ({
-    ...stats,
-    held: held.filter((d) => d.state === State.Done && d.socket && !d.socket.destroyed).length,
-    errorsAfterBound: { ...errorsAfterBound },
-    unexpected: { ...unexpected },
-  }),
+  stats: fleetStats,
   /** Resets every connection (RST: neither side keeps a TIME_WAIT). */
   drop: () => {
     dropping = true;
@@ -376,6 +376,7 @@ serveRequests({
     if (typeof req.unicast === 'string') verify.unicast = Buffer.from(req.unicast, 'utf8');
     if (typeof req.broadcast === 'string') verify.broadcast = Buffer.from(req.broadcast, 'utf8');
     if (typeof req.every === 'number' && req.every > 0) verify.every = req.every;
+    verify.ids = req.ids === true;
     verify.unicasts = verify.broadcasts = 0;
     return true;
   },

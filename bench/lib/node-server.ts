@@ -1,10 +1,9 @@
-// The mpush-ts node under test, in a child process of bench/connections or bench/push. `start` builds
-// an MpushNode as `mpush start` does, on 127.0.0.1 and free ports, MPush's default key pair, log level
-// warn, admission limits raised so a benchmark measures the server rather than its admission control.
-// Then `stats` (memory after gc when `gc`), `rsaBench` (µs per handshake RSA decrypt here; it also
-// warms the server up before a memory baseline), `profileStart` / `profileStop` (a CPU profile of the
-// window between them, written to a .cpuprofile file), `stop`.
+// The mpush-ts node under test in a child process: `start` builds an MpushNode as `mpush start` does
+// (127.0.0.1, free ports, MPush's default keys, admission limits raised so a benchmark measures the
+// server, not its admission control); `stats`, `rsaBench`, `profileStart` / `profileStop`, `stop`.
+// On Redis, `stats` counts the requests the node sent (ioredis's diagnostics channel; MULTI … EXEC once).
 
+import { subscribe } from 'node:diagnostics_channel';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
@@ -14,18 +13,21 @@ import { loadPublicKey, RsaDecryptor, rsaEncrypt } from '../../src/crypto/index.
 import { MpushNode } from '../../src/node.js';
 import { HandshakeCodec } from '../../src/protocol/index.js';
 import { defaultKeys } from './keys.js';
-import { memory } from './procstat.js';
+import { processStats } from './procstat.js';
 import { serveRequests } from './rpc.js';
 
 export interface NodeOptions {
   maxConnections: number;
   /** Server heartbeat bounds (ms); unset: the node's defaults. */
   heartbeatMs?: number;
+  /** Redis URL and key prefix of the node's stores; unset: in memory. */
+  redis?: { url: string; prefix: string };
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), 'mpush-bench-'));
 let node: MpushNode | undefined;
 let profiler: Session | undefined;
+const redis = { requests: 0, inMulti: false };
 
 async function start(o: NodeOptions) {
   const keys = defaultKeys();
@@ -45,33 +47,34 @@ async function start(o: NodeOptions) {
       },
       ...(o.heartbeatMs ? { heartbeat: { minMs: o.heartbeatMs, maxMs: o.heartbeatMs } } : {}),
       log: { level: 'warn' },
+      ...(o.redis ? { cluster: { redis: o.redis.url, prefix: o.redis.prefix } } : {}),
     },
   });
+  if (o.redis) {
+    subscribe('tracing:ioredis:command:start', (m) => {
+      const { command } = m as { command: string };
+      if (!redis.inMulti) redis.requests++;
+      if (command === 'multi' || command === 'exec') redis.inMulti = command === 'multi';
+    });
+  }
   const n = new MpushNode({ config });
   node = n;
-  const ports = await n.start();
-  return {
-    tcpPort: ports.tcpPort,
-    gatewayPort: ports.gatewayPort,
-    publicKey: n.keys.publicKeyBase64,
-  };
+  const { tcpPort, gatewayPort } = await n.start();
+  return { tcpPort, gatewayPort, publicKey: n.keys.publicKeyBase64 };
 }
 
-/** What `start` answers. */
 export type NodeReady = Awaited<ReturnType<typeof start>>;
 
-/** cpu is process.cpuUsage() (µs), elu the event loop's use, `at` epoch ms (fractional). */
 async function stats(gc: boolean) {
   const { connections: server, push } = node!;
   return {
-    at: performance.timeOrigin + performance.now(),
-    memory: await memory(gc),
-    cpu: process.cpuUsage(),
-    elu: performance.eventLoopUtilization(),
+    ...(await processStats(gc)),
     connections: server.connections.size,
     bound: server.router.boundConnections,
     acksPending: push.acks.pending,
     counters: { ...server.stats, closed: { ...server.stats.closed } },
+    inbox: { ...node!.inbox.stats },
+    redisRequests: redis.requests,
   };
 }
 export type ServerStats = Awaited<ReturnType<typeof stats>>;

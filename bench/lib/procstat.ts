@@ -1,6 +1,5 @@
-// What the benchmarks measure of processes and of the machine (Linux /proc; elsewhere the figures
-// read as empty): CPU and RSS of a pid, where all CPUs' time went, and, inside a process, memory
-// after gc, CPU, GC and event-loop delay.
+// What the benchmarks measure of processes and of the machine (Linux /proc; elsewhere empty), and,
+// inside a process, memory after gc, CPU, GC and event-loop delay.
 
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -45,7 +44,6 @@ export function procFds(pid: number): number | undefined {
 export const procChildren = (pid: number) =>
   read(`/proc/${pid}/task/${pid}/children`).trim().split(/\s+/).filter(Boolean).map(Number);
 
-/** The machine a report was measured on. */
 export const machine = (extra: Record<string, unknown> = {}) => ({
   cpus: os.cpus().length,
   cpuModel: os.cpus()[0]?.model,
@@ -74,12 +72,9 @@ export function sample(procs: Proc[]) {
 }
 type Sample = ReturnType<typeof sample>;
 
-/**
- * Where CPU time went between two samples: per process, percent of one core; the servers' sum; the
- * machine per state (percent of all CPUs); and the busy time not charged to a process of the
- * benchmark (something else ran, plus the kernel's loopback work outside process accounting) as a
- * share of the machine and of one core, with the busiest such processes.
- */
+/** Where CPU went between two samples: per process (% of a core), the servers' sum, the machine per
+ * state (% of all CPUs), and busy time no process of ours was charged (other load, the kernel's
+ * loopback work) as a share of the machine and of one core, with the busiest other processes. */
 export function cpuBetween(a: Sample, b: Sample) {
   const wall = (b.wall - a.wall) / 1000;
   const percent: Record<string, number> = {};
@@ -118,11 +113,18 @@ export function cpuBetween(a: Sample, b: Sample) {
   };
 }
 
+/** This process now: epoch ms (fractional), memory (after gc when `gc`), CPU µs, event-loop use. */
+export const processStats = async (gc: boolean) => ({
+  at: performance.timeOrigin + performance.now(),
+  memory: await memory(gc),
+  cpu: process.cpuUsage(),
+  elu: performance.eventLoopUtilization(),
+});
+
 /** process.memoryUsage() of this process, after a full collection when `gc` (and --expose-gc). */
-export async function memory(gc = true) {
+async function memory(gc: boolean) {
   const collect = (globalThis as { gc?: () => void }).gc;
-  // Two passes with a pause between them let weak callbacks and finalisers (native handles freed
-  // from JS objects) run before the second.
+  // Two passes, a pause between: weak callbacks and finalisers (native handles) run before the second.
   for (let i = 0; gc && collect && i < 2; i++) {
     collect();
     await new Promise((r) => setTimeout(r, 100));
@@ -131,10 +133,8 @@ export async function memory(gc = true) {
   return { rss, heapTotal, heapUsed, external, arrayBuffers };
 }
 
-/**
- * Watches this process's CPU, GC and event-loop delay (1 ms resolution); `take()` returns the CPU
- * used so far (µs) and the GC and delay of the window since the last `take()`, and resets the window.
- */
+/** Watches this process's GC and event-loop delay (1 ms resolution); `take()`: CPU so far (µs), and
+ * GC and delay since the last `take()`. */
 export function watchLoop() {
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();

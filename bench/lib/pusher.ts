@@ -1,13 +1,10 @@
-// The business server: a child process pushing to the node(s) under test, driven over IPC by
-// bench/push and bench/cluster. Latency is per request, from the call to its result, in ms.
-//
-//   start      how to push: `sender`, a PushSender (the TS push SDK) on `gateways`, routes from the
-//              first gateway (the SDK default) cached `routeCacheMs`; or `http`, POST /api/push
-//              (AUTO_ACK) to `httpUrl` over `concurrency` keep-alive connections
-//   load       AUTO_ACK pushes, `concurrency` in flight, each result starting the next, to `users` in
-//              turn or at random, until `total` were sent; or for `warmupMs` and then a window of
-//              `durationMs` whose edges are announced (`{event: 'window', edge}`) so the driver
-//              samples at the same instants (what completes inside the window counts)
+// The business server: a child process pushing to the node(s) under test. Latency is per request,
+// from the call to its result, in ms.
+//   start      `sender` (a PushSender on `gateways`) or `http` (POST /api/push to `httpUrl`, keep-alive);
+//              with `store`, pushes are kept for later and sent as `msg` (each carries its messageId)
+//   load       AUTO_ACK pushes to `users` (a user, or a list: a batch push), `concurrency` in flight,
+//              until `total` were sent, or `warmupMs` then a window of `durationMs` whose edges are
+//              announced (`{event: 'window', edge}`) so the driver samples at the same instants
 //   open       `rate` pushes/s on a 1 ms schedule for `durationMs`, whatever the results do
 //   broadcast  PushSender.broadcast, NO_ACK: Date.now() before the call (sentAt) and at its reply
 
@@ -24,14 +21,19 @@ export interface PusherOptions {
   httpUrl?: string;
   concurrency?: number;
   content: string;
+  store?: boolean;
 }
 
-export type LoadParams = { users: string[]; concurrency: number; random?: boolean; total?: number } & {
+export type LoadParams = {
+  users: Array<string | string[]>;
+  concurrency: number;
+  random?: boolean;
+  total?: number;
   warmupMs?: number;
   durationMs?: number;
 };
 
-type Outcome = Pick<PushResult, 'reason' | 'redirects' | 'timePoints'> & { result: string };
+type Outcome = Pick<PushResult, 'reason' | 'redirects' | 'timePoints'> & { result: string; stored?: boolean };
 
 let options: PusherOptions | undefined;
 let content = Buffer.alloc(0);
@@ -46,12 +48,8 @@ async function start(o: PusherOptions): Promise<boolean> {
     agent = new Agent({ keepAlive: true, maxSockets: o.concurrency, maxFreeSockets: o.concurrency });
     return true;
   }
-  sender = PushSender.create({
-    gateways: o.gateways,
-    routeCacheMs: o.routeCacheMs,
-    timeout: o.timeoutMs,
-    clientId: 'bench',
-  });
+  const { gateways, routeCacheMs } = o;
+  sender = PushSender.create({ gateways, routeCacheMs, timeout: o.timeoutMs, clientId: 'bench' });
   await sender.start();
   return true;
 }
@@ -64,9 +62,17 @@ async function stop(): Promise<void> {
 
 const failed = (result: string, reason: string): Outcome[] => [{ result, reason, redirects: 0 }];
 
-function post(userId: string): Promise<Outcome[]> {
+/** Whom a request pushes to, what, and whether it is kept for later. */
+function push<C>(to: string | string[], body: C) {
+  const who = typeof to === 'string' ? { userId: to } : { userIds: to };
   const o = options!;
-  const body = JSON.stringify({ userId, content: o.content, ackModel: 'AUTO_ACK', timeout: o.timeoutMs });
+  const what = o.store ? { msg: { msgType: 2, content: o.content }, store: true } : { content: body };
+  return { ...who, ...what, ackModel: 'AUTO_ACK' as const };
+}
+
+function post(to: string | string[]): Promise<Outcome[]> {
+  const o = options!;
+  const body = JSON.stringify({ ...push(to, o.content), timeout: o.timeoutMs });
   const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
   return new Promise((resolve) => {
     const req = request(new URL('/api/push', o.httpUrl), { method: 'POST', agent, headers }, (res) => {
@@ -87,8 +93,8 @@ function post(userId: string): Promise<Outcome[]> {
   });
 }
 
-function send(userId: string): Promise<Outcome[]> {
-  const r = sender ? sender.send({ userId, content, ackModel: 'AUTO_ACK' }) : post(userId);
+function send(to: string | string[]): Promise<Outcome[]> {
+  const r = sender ? sender.send(push(to, content)) : post(to);
   return r.catch((err: Error) => failed('failure', `thrown: ${err.message}`));
 }
 
@@ -99,6 +105,8 @@ class Phase {
   readonly node: number[] = [];
   sent = 0;
   redirects = 0;
+  /** Results `offline` with `stored: true`: kept for later. */
+  stored = 0;
   counting = true;
   readonly results: Record<string, number> = { success: 0, failure: 0, offline: 0, timeout: 0 };
   readonly reasons: Record<string, number> = {};
@@ -106,15 +114,16 @@ class Phase {
   t1 = 0;
 
   /** One request; its results are recorded if it completes while the phase counts. */
-  async push(userId: string): Promise<void> {
+  async push(to: string | string[]): Promise<void> {
     this.sent++;
     const t = performance.now();
-    const rs = await send(userId);
+    const rs = await send(to);
     const ms = performance.now() - t;
     for (const r of rs) {
       if (!this.counting) continue;
       this.results[r.result] = (this.results[r.result] ?? 0) + 1;
       this.redirects += r.redirects ?? 0;
+      if (r.stored && r.result === 'offline') this.stored++;
       this.lat.push(ms);
       const tp = r.timePoints;
       if (r.result !== 'success') {
@@ -138,7 +147,7 @@ class Phase {
   finish() {
     this.end();
     const ms = this.t1 - this.t0;
-    const { sent, results, reasons, redirects } = this;
+    const { sent, results, reasons, redirects, stored } = this;
     const acked = results.success!;
     return {
       mode: options?.mode ?? 'sender',
@@ -147,6 +156,7 @@ class Phase {
       reasons,
       acked,
       redirects,
+      stored,
       seconds: round(ms / 1000, 3),
       /** Acked (success) results per second of the phase. */
       ackedPerSec: round((acked * 1000) / ms),
@@ -183,7 +193,7 @@ async function load(p: LoadParams): Promise<PhaseResult> {
   return phase.finish();
 }
 
-function openLoop(users: string[], rate: number, durationMs: number): Promise<PhaseResult> {
+function openLoop(users: Array<string | string[]>, rate: number, durationMs: number): Promise<PhaseResult> {
   const total = Math.round((rate * durationMs) / 1000);
   const phase = new Phase();
   const lag = new Float64Array(total);
@@ -206,7 +216,8 @@ function openLoop(users: string[], rate: number, durationMs: number): Promise<Ph
 serveRequests({
   start: (req: Request) => start(req.options as PusherOptions),
   load: (req: Request) => load(req.params as LoadParams),
-  open: (req: Request) => openLoop(req.users as string[], Number(req.rate), Number(req.durationMs)),
+  open: (req: Request) =>
+    openLoop(req.users as LoadParams['users'], Number(req.rate), Number(req.durationMs)),
   broadcast: async (req: Request) => {
     const sentAt = Date.now();
     const content = Buffer.from(String(req.content), 'utf8');

@@ -26,8 +26,7 @@ export interface Percentiles {
 export function percentiles(v: Float64Array, n = v.length): Percentiles {
   if (n === 0) return { n: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0 };
   const s = v.subarray(0, n).sort();
-  let sum = 0;
-  for (let i = 0; i < n; i++) sum += s[i]!;
+  const total = s.reduce((a, x) => a + x, 0);
   const at = (q: number) => round(s[Math.min(n - 1, Math.floor(q * n))]!, 3);
   return {
     n,
@@ -36,7 +35,7 @@ export function percentiles(v: Float64Array, n = v.length): Percentiles {
     p99: at(0.99),
     p999: at(0.999),
     max: round(s[n - 1]!, 3),
-    mean: round(sum / n, 3),
+    mean: round(total / n, 3),
   };
 }
 
@@ -49,6 +48,9 @@ export function addCounts(maps: Array<Record<string, number>>): Record<string, n
 
 export const sum = <T>(xs: T[], f: (x: T) => number): number => xs.reduce((a, x) => a + f(x), 0);
 
+export const table = <K extends string>(keys: K[], f: (k: K) => number) =>
+  Object.fromEntries(keys.map((k) => [k, f(k)])) as Record<K, number>;
+
 /** Target lines of a report: each figure measured against its bound (`atMost` or `atLeast`). */
 export function targets(rows: Array<[string, number | undefined, { atMost: number } | { atLeast: number }]>) {
   const met = (v: number, b: { atMost: number } | { atLeast: number }) =>
@@ -58,7 +60,6 @@ export function targets(rows: Array<[string, number | undefined, { atMost: numbe
   );
 }
 
-/** Prints the report on stdout, as one JSON object. */
 export function printReport(report: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 }

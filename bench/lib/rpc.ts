@@ -1,6 +1,5 @@
-// Request/reply over the fork() IPC channel between a benchmark driver and its children (server,
-// fleets, pusher): a reply carries its request's id, an unsolicited message `event` instead. Every
-// child answers `loop` (its CPU so far, its GC and event-loop delay since the last `loop`) and `exit`.
+// Request/reply over the fork() IPC channel between a driver and its children: a reply carries its
+// request's id, an unsolicited message `event` instead. Every child answers `loop` and `exit`.
 
 import { type ChildProcess, fork } from 'node:child_process';
 import { watchLoop } from './procstat.js';
@@ -73,20 +72,21 @@ export class RpcClient {
   }
 
   /** Sends `cmd` (the child's exit or stop command), waits for the exit; SIGKILL after `ms`. */
-  async stop(cmd = 'exit', ms = 10_000): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
-    await this.call(cmd, {}, ms * 3).catch(() => this.child.kill());
-    await Promise.race([exited, sleep(ms).then(() => this.child.kill('SIGKILL'))]);
+  stop(cmd = 'exit', ms = 10_000): Promise<void> {
+    return stopChild(this.child, () => this.call(cmd, {}, ms * 3).catch(() => this.child.kill()), ms);
   }
 }
 
+/** Asks a child to exit (`ask`) unless it did, waits for the exit; SIGKILL after `ms`. */
+export async function stopChild(child: ChildProcess, ask: () => unknown, ms: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  await ask();
+  await Promise.race([exited, sleep(ms).then(() => child.kill('SIGKILL'))]);
+}
+
 /** Forks a benchmark child (its stdout on our stderr: stdout is the report's) once it is ready. */
-export async function forkChild(
-  script: URL,
-  name: string,
-  o: { execArgv?: string[] } = {},
-): Promise<RpcClient> {
+export async function forkChild(script: URL, name: string, o: { execArgv?: string[] } = {}) {
   const child = fork(script, [], { execArgv: o.execArgv ?? [], stdio: ['ignore', 2, 2, 'ipc'] });
   children.add(child);
   child.once('exit', () => children.delete(child));
@@ -124,7 +124,6 @@ export function serveRequests(handlers: Record<string, (req: Request) => unknown
   emit('ready');
 }
 
-/** Sends an unsolicited message to the parent. */
 export function emit(event: string, payload: Record<string, unknown> = {}): void {
   process.send?.({ event, ...payload } satisfies EventMessage);
 }

@@ -1,28 +1,17 @@
-// Push benchmark: acked pushes per second through one mpush-ts node, their latency and the CPU of the
-// server and of the PushSender per push, and how fast a broadcast reaches every device. Processes,
-// phases, flags and figures: README.md, "Benchmarks" (`--help` lists the flags). Exit status 1 when a
-// push result is not success, a broadcast misses a device, a device saw a corrupt push or lost its
-// connection; 2 when the bench itself failed.
+// Push benchmark: acked pushes per second through one node, latency, server and PushSender CPU per
+// push, and a broadcast to every device. Phases, flags and figures: README.md, "Benchmarks". Exit
+// status 1 when a push is not a success, the broadcast misses a device, or a device lost or corrupted.
 
 import { resolve } from 'node:path';
 import type { BroadcastResult } from '../../src/client/push/index.js';
 import { benchFlags } from '../lib/args.js';
-import {
-  fleetRun,
-  fleetSummary,
-  forkFleets,
-  measure,
-  runFleets,
-  runMain,
-  scripts,
-  shareGroup,
-} from '../lib/drive.js';
-import type { BroadcastReceipt, FleetStats } from '../lib/fleet.js';
-import type { NodeReady, ServerStats } from '../lib/node-server.js';
+import { bindUsers, fleetStats, measure, runMain, startOneNode } from '../lib/drive.js';
+import type { BroadcastReceipt } from '../lib/fleet.js';
+import type { ServerStats } from '../lib/node-server.js';
 import { machine } from '../lib/procstat.js';
-import type { PhaseResult, PusherOptions } from '../lib/pusher.js';
-import { addCounts, logger, printReport, round, sum, targets } from '../lib/report.js';
-import { forkChild, type RpcClient, sleep } from '../lib/rpc.js';
+import type { PhaseResult } from '../lib/pusher.js';
+import { addCounts, logger, printReport, round, sum, table, targets } from '../lib/report.js';
+import { sleep } from '../lib/rpc.js';
 
 const f = benchFlags(
   'push',
@@ -64,61 +53,39 @@ function message(kind: string, bytes: number): string {
   return `${head}${'x'.repeat(Math.max(0, bytes - head.length - 2))}"}`;
 }
 
-interface Ctx {
-  server: RpcClient;
-  ready: NodeReady;
-  devices: RpcClient[];
-  pusher: RpcClient;
-}
+type Ctx = Awaited<ReturnType<typeof startOneNode>>;
 
+type BroadcastReply = { sentAt: number; repliedAt: number; result: BroadcastResult };
 const stats = (ctx: Ctx) => ctx.server.call<ServerStats>('stats');
-const deviceStats = (ctx: Ctx) => Promise.all(ctx.devices.map((d) => d.call<FleetStats>('stats')));
 
-/** Binds users 0 … n-1: process i holds the users after those of the processes before it. */
 async function connectDevices(ctx: Ctx) {
-  log(`ramp: connecting ${params.n} devices over ${ctx.devices.length} processes`);
-  const group = (i: number) => shareGroup(ctx.ready.tcpPort, 'user-', params.n, ctx.devices.length, i);
-  const run = (i: number) =>
-    fleetRun(i, [group(i)], {
-      concurrency: params.connectConcurrency,
-      publicKey: ctx.ready.publicKey,
-      // Spread over the interval, so a long run is not cut by the server's read timeout.
-      heartbeatSeconds: 120,
-    });
-  const out = fleetSummary(await runFleets(ctx.devices, run, ctx.server, log));
+  log(`ramp: connecting ${params.n} devices over ${ctx.fleets.length} processes`);
+  const o = { concurrency: params.connectConcurrency, publicKey: ctx.ready.publicKey, heartbeatSeconds: 120 };
+  const out = await bindUsers(ctx.fleets, ctx.ready.tcpPort, params.n, o, ctx.server, log);
   const serverBound = (await stats(ctx)).bound;
   log(`ramp: ${out.bound}/${out.target} bound in ${out.seconds} s; server has ${serverBound} bound`);
   return { ...out, serverBound };
 }
 
-/** `measure` over the server, the pusher and the fleets; `t0`: when it started. */
-async function measured<T>(ctx: Ctx, fn: () => Promise<T>) {
-  const t0 = Date.now();
-  return { t0, ...(await measure(ctx.server, [ctx.pusher, ...ctx.devices], true, fn)) };
-}
-
-/** Starts a server CPU profile when --profile names a folder; `stop` writes it there as `<name>.cpuprofile`. */
-async function profiler(ctx: Ctx, name: string | false) {
+/** `measure` over every child (`t0`: when it started); --profile: `<name>.cpuprofile` in that folder. */
+async function measured<T>(ctx: Ctx, name: string | false, fn: () => Promise<T>) {
   const path = name && params.profile ? resolve(params.profile, `${name}.cpuprofile`) : undefined;
-  if (path) await ctx.server.call('profileStart', { intervalUs: 100 });
-  return async () => (path ? ctx.server.call<string>('profileStop', { path }, 120_000) : undefined);
+  return { t0: Date.now(), ...(await measure(ctx.server, [ctx.pusher, ...ctx.fleets], true, fn, path)) };
 }
 
 /** The closed loop (`m` pushes, `concurrency` in flight), or the open loop (`rate`/s for `duration`). */
 async function unicastPhase(ctx: Ctx, rate?: number) {
-  const stop = await profiler(ctx, rate === undefined && 'closed-loop');
-  const kind = rate === undefined ? 'closed loop' : `open loop ${rate}/s`;
-  const [cmd, args] =
-    rate === undefined
-      ? ['load', { params: { users, total: params.m, concurrency: params.concurrency, random: true } }]
-      : ['open', { users, rate, durationMs: params.duration * 1000 }];
-  log(
-    `${kind}: ${rate === undefined ? `${params.m} pushes, ${params.concurrency} in flight` : `${params.duration} s`}`,
+  const closed = rate === undefined;
+  const kind = closed ? 'closed loop' : `open loop ${rate}/s`;
+  const [cmd, args] = closed
+    ? ['load', { params: { users, total: params.m, concurrency: params.concurrency, random: true } }]
+    : ['open', { users, rate, durationMs: params.duration * 1000 }];
+  log(`${kind}: ${closed ? `${params.m} pushes, ${params.concurrency} in flight` : `${params.duration} s`}`);
+  const c = await measured(ctx, closed && 'closed-loop', () =>
+    ctx.pusher.call<PhaseResult>(cmd, args, 1_800_000),
   );
-  const c = await measured(ctx, () => ctx.pusher.call<PhaseResult>(cmd, args, 1_800_000));
   const r = c.out;
   const acked = Math.max(1, r.results.success);
-  const profile = await stop();
   const serverCpuUsPerAckedPush = round(c.serverUs / acked, 2);
   const pusherCpuUsPerAckedPush = round(c.cpuUs(ctx.pusher) / acked, 2);
   log(
@@ -130,46 +97,31 @@ async function unicastPhase(ctx: Ctx, rate?: number) {
     ...r,
     serverCpuUsPerAckedPush,
     pusherCpuUsPerAckedPush,
-    cpuPercent: c.cpuPercent,
-    gcAndLoopDelay: c.gcAndLoopDelay,
-    serverProfile: profile,
+    ...c.report,
   };
 }
 
 /** A NO_ACK broadcast to every held device: when the first and the last got it, server CPU per delivery. */
 async function broadcastPhase(ctx: Ctx) {
   const content = message('broadcast', params.payload);
-  await Promise.all(ctx.devices.map((d) => d.call('expectContent', { broadcast: content })));
-  // Every process expects the devices it holds.
-  const expected = (await deviceStats(ctx)).map((s) => s.held);
-  await Promise.all(ctx.devices.map((d, i) => d.call('armBroadcast', { expect: expected[i] })));
+  await Promise.all(ctx.fleets.map((d) => d.call('expectContent', { broadcast: content })));
+  const expected = (await fleetStats(ctx.fleets)).map((s) => s.held);
+  await Promise.all(ctx.fleets.map((d, i) => d.call('armBroadcast', { expect: expected[i] })));
   const allReceived = Promise.all(
-    ctx.devices.map((d, i) => (expected[i] === 0 ? undefined : d.once('broadcastDone', 120_000))),
+    ctx.fleets.map((d, i) => (expected[i] === 0 ? undefined : d.once('broadcastDone', 120_000))),
   );
-  const stop = await profiler(ctx, 'broadcast');
   log(`broadcast to ${params.n} devices (NO_ACK)`);
-  const c = await measured(ctx, async () => {
-    const reply = await ctx.pusher.call<{ sentAt: number; repliedAt: number; result: BroadcastResult }>(
-      'broadcast',
-      { content },
-      120_000,
-    );
-    const received = allReceived.then(
-      () => false,
-      () => true,
-    );
-    const timedOut = await Promise.race([received, sleep(30_000).then(() => true)]);
-    return { reply, timedOut };
+  const c = await measured(ctx, 'broadcast', async () => {
+    const reply = await ctx.pusher.call<BroadcastReply>('broadcast', { content }, 120_000);
+    const received = allReceived.then(() => false).catch(() => true);
+    return { reply, timedOut: await Promise.race([received, sleep(30_000).then(() => true)]) };
   });
   const { reply, timedOut } = c.out;
-  const final = await Promise.all(ctx.devices.map((d) => d.call<BroadcastReceipt>('broadcastReceipt')));
+  const final = await Promise.all(ctx.fleets.map((d) => d.call<BroadcastReceipt>('broadcastReceipt')));
   const delivered = sum(final, (r) => r.received);
-  const profile = await stop();
   const ms = Math.max(...final.map((r) => r.lastAt)) - reply.sentAt;
   const perDelivery = round(c.serverUs / Math.max(1, delivered), 2);
-  log(
-    `broadcast: ${delivered}/${params.n} delivered, last after ${ms} ms, server ${perDelivery} µs/delivery`,
-  );
+  log(`broadcast: ${delivered}/${params.n} delivered, the last after ${ms} ms, ${perDelivery} µs/delivery`);
   return {
     devices: params.n,
     delivered,
@@ -181,9 +133,7 @@ async function broadcastPhase(ctx: Ctx) {
     serverCpuMs: round(c.serverUs / 1000, 1),
     windowMs: Date.now() - c.t0,
     node: reply.result,
-    cpuPercent: c.cpuPercent,
-    gcAndLoopDelay: c.gcAndLoopDelay,
-    serverProfile: profile,
+    ...c.report,
   };
 }
 
@@ -193,29 +143,17 @@ const latency = ({ latencyMs: { p50, p90, p99, max } }: PhaseResult) => ({ p50, 
 
 async function main(): Promise<number> {
   let out: Record<string, unknown> = {};
-  const ctx = {} as Ctx;
+  let ctx: Ctx | undefined;
   try {
     log(`starting the server (${params.serverNodeOptions.join(' ')})`);
-    ctx.server = await forkChild(scripts.nodeServer, 'server', { execArgv: params.serverNodeOptions });
     const maxConnections = Math.max(20_000, params.n + 1000);
-    ctx.ready = await ctx.server.call<NodeReady>('start', { options: { maxConnections } }, 60_000);
-    [ctx.pusher, ctx.devices] = await Promise.all([
-      forkChild(scripts.pusher, 'pusher'),
-      forkFleets(params.k, 'devices'),
-    ]);
-    const unicastContent = message('unicast', params.payload);
+    ctx = await startOneNode({ maxConnections }, params.k, params.serverNodeOptions);
+    const content = message('unicast', params.payload);
     await Promise.all(
-      ctx.devices.map((d) => d.call('expectContent', { unicast: unicastContent, every: params.verifyEvery })),
+      ctx.fleets.map((d) => d.call('expectContent', { unicast: content, every: params.verifyEvery })),
     );
     const ramp = await connectDevices(ctx);
-    const options: PusherOptions = {
-      mode: 'sender',
-      gateways: [{ host: '127.0.0.1', port: ctx.ready.gatewayPort }],
-      timeoutMs: params.timeout,
-      routeCacheMs: 600_000,
-      content: unicastContent,
-    };
-    await ctx.pusher.call('start', { options });
+    await ctx.startSender({ timeoutMs: params.timeout, routeCacheMs: 600_000, content });
     log(`warm-up: one push to each of ${params.n} users`);
     const warmParams = { users, total: params.n, concurrency: Math.min(params.concurrency, 500) };
     const warm = await ctx.pusher.call<PhaseResult>('load', { params: warmParams }, 600_000);
@@ -225,23 +163,17 @@ async function main(): Promise<number> {
     for (const rate of params.duration > 0 ? params.rates : []) open.push(await unicastPhase(ctx, rate));
     const bc = await broadcastPhase(ctx);
 
-    const counts = await deviceStats(ctx);
+    const counts = await fleetStats(ctx.fleets);
     const { at: _a, cpu: _c, elu: _e, ...serverFinal } = await stats(ctx);
     const devices = {
-      lost: sum(counts, (c) => c.lost),
-      corrupt: sum(counts, (c) => c.corrupt),
-      verified: sum(counts, (c) => c.verified),
+      ...table(['lost', 'corrupt', 'verified'], (k) => sum(counts, (c) => c[k])),
       unexpected: addCounts(counts.map((c) => c.unexpected)),
       errorsAfterBound: addCounts(counts.map((c) => c.errorsAfterBound)),
     };
     const at = (rate: number) => open.find((o) => o.rate === rate);
     out = {
       bench: 'push',
-      ok:
-        [warm, cl, ...open].every(allSuccess) &&
-        bc.allDelivered &&
-        devices.lost === 0 &&
-        devices.corrupt === 0,
+      ok: [warm, cl, ...open].every(allSuccess) && bc.allDelivered && devices.lost + devices.corrupt === 0,
       ackedPushesPerSec: cl.ackedPerSec,
       latencyMs: latency(cl),
       serverCpuUsPerAckedPush: cl.serverCpuUsPerAckedPush,
@@ -280,8 +212,7 @@ async function main(): Promise<number> {
       serverFinal,
     };
   } finally {
-    for (const c of [ctx.pusher, ...(ctx.devices ?? [])]) await c?.stop();
-    await ctx.server?.stop('stop', 30_000);
+    await ctx?.stop();
   }
   printReport(out);
   return out.ok ? 0 : 1;
