@@ -404,6 +404,21 @@ describe('GatewayServer: a plain MPush push client gets MPush replies, byte for 
     );
   }
 
+  /** The next packet is MPush's ERROR for `sid`: its code, reason text, and result JSON ending in `end`. */
+  async function expectMPushError(
+    sid: number,
+    code: number,
+    reason: string,
+    end: string,
+    user: string,
+    type = 1,
+  ) {
+    const p = await peer.next();
+    const [t0, t1] = timesOf(ErrorCodec.decode(p.body).data);
+    const json = `{"clientType":${type},"timePoints":["push-center-begin",${t0},"${end}",${t1}],"userId":"${user}"}`;
+    assertPacket(p, { sessionId: sid, error: [code, reason, json] });
+  }
+
   it('NO_ACK success: OK with {"clientType","timePoints":[push-center-begin, before-send, success-end],"userId"}', async () => {
     await start();
     rig.bound('alice');
@@ -437,16 +452,7 @@ describe('GatewayServer: a plain MPush push client gets MPush replies, byte for 
   it('offline: ERROR 1 "user offline" with the result JSON ending in offline-end', async () => {
     await start();
     const sid = push({ userId: 'nobody' });
-    const p = await peer.next();
-    const [t0, t1] = timesOf(ErrorCodec.decode(p.body).data);
-    assertPacket(p, {
-      sessionId: sid,
-      error: [
-        1,
-        'user offline',
-        `{"clientType":1,"timePoints":["push-center-begin",${t0},"offline-end",${t1}],"userId":"nobody"}`,
-      ],
-    });
+    await expectMPushError(sid, 1, 'user offline', 'offline-end', 'nobody');
   });
 
   it('router change: ERROR 3 "router change" ending in redirect-end', async () => {
@@ -460,31 +466,13 @@ describe('GatewayServer: a plain MPush push client gets MPush replies, byte for 
       connId: 'node-b:7',
     });
     const sid = push({ userId: 'moved' });
-    const p = await peer.next();
-    const [t0, t1] = timesOf(ErrorCodec.decode(p.body).data);
-    assertPacket(p, {
-      sessionId: sid,
-      error: [
-        3,
-        'router change',
-        `{"clientType":1,"timePoints":["push-center-begin",${t0},"redirect-end",${t1}],"userId":"moved"}`,
-      ],
-    });
+    await expectMPushError(sid, 3, 'router change', 'redirect-end', 'moved');
   });
 
   it('failure: ERROR 2 "push to client failure" ending in failure-end', async () => {
     await start({ routes: new FailingRouteStore() });
     const sid = push({ userId: 'anyone', clientType: ClientType.PC });
-    const p = await peer.next();
-    const [t0, t1] = timesOf(ErrorCodec.decode(p.body).data);
-    assertPacket(p, {
-      sessionId: sid,
-      error: [
-        2,
-        'push to client failure',
-        `{"clientType":2,"timePoints":["push-center-begin",${t0},"failure-end",${t1}],"userId":"anyone"}`,
-      ],
-    });
+    await expectMPushError(sid, 2, 'push to client failure', 'failure-end', 'anyone', 2);
   });
 
   it('ack timeout: no reply at all (MPush sends none); the next push is answered', async () => {
