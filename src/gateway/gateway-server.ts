@@ -62,6 +62,25 @@ class GatewayConnection implements FrameHandler, OutboundOwner {
       maxBytes: config.maxOutboundBytes,
       drainTimeoutMs: config.drainTimeoutMs,
     });
+    // A connection that never proves it holds the secret does not get to stay open.
+    if (!this.authed) {
+      this.authTimer = setTimeout(() => {
+        this.authTimer = undefined;
+        if (this.authed || this.closed) return;
+        gw.stats.authTimeouts++;
+        this.close();
+      }, config.authTimeoutMs);
+      this.authTimer.unref();
+    }
+  }
+
+  private authTimer: NodeJS.Timeout | undefined;
+
+  /** Authenticated (or no secret is set): the auth deadline no longer applies. */
+  authenticated(): void {
+    this.authed = true;
+    clearTimeout(this.authTimer);
+    this.authTimer = undefined;
   }
 
   onPacket(p: Packet): void {
@@ -69,7 +88,8 @@ class GatewayConnection implements FrameHandler, OutboundOwner {
   }
 
   onHeartbeat(): void {
-    this.write(HEARTBEAT_FRAME);
+    // Not before auth: a heartbeat must not keep an unauthenticated connection in answers.
+    if (this.authed) this.write(HEARTBEAT_FRAME);
   }
 
   onOversized(cmd: number, sessionId: number, length: number): void {
@@ -114,6 +134,7 @@ class GatewayConnection implements FrameHandler, OutboundOwner {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.authTimer);
     this.writer.stop();
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 2000).unref();
@@ -143,6 +164,8 @@ export class GatewayServer {
     broadcasts: 0,
     oversized: 0,
     authFailures: 0,
+    /** Connections closed for not authenticating within gateway.authTimeoutMs. */
+    authTimeouts: 0,
     slowClients: 0,
     drainTimeouts: 0,
     /** Ack timeouts not answered: MPush's own push clients time out by themselves. */
@@ -228,14 +251,19 @@ export class GatewayServer {
   private auth(c: GatewayConnection, p: Packet): void {
     const secret = this.config.gateway.secret;
     if (secret) {
-      const check = verifyGatewayAuth(secret, GatewayAuthCodec.decode(p.body));
+      let check: ReturnType<typeof verifyGatewayAuth>;
+      try {
+        check = verifyGatewayAuth(secret, GatewayAuthCodec.decode(p.body));
+      } catch {
+        check = { ok: false, reason: 'malformed gateway auth' };
+      }
       if (!check.ok) {
         this.stats.authFailures++;
         c.error(p.cmd, p.sessionId, ErrorCode.UNKNOWN, check.reason);
         return c.close();
       }
     }
-    c.authed = true;
+    c.authenticated();
     c.ok(p.cmd, p.sessionId, '');
   }
 

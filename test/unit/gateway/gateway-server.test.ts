@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { MemoryInboxStore } from '../../../src/cluster/inbox-store.js';
+import { signGatewayAuth } from '../../../src/crypto/gateway-mac.js';
 import { GatewayServer } from '../../../src/gateway/gateway-server.js';
 import { silentLogger } from '../../../src/log.js';
 import {
@@ -17,9 +18,11 @@ import {
   Flags,
   FrameDecoder,
   GATEWAY_EXT_VERSION,
+  GatewayAuthCodec,
   GatewayHelloCodec,
   GatewayKickCodec,
   GatewayPushCodec,
+  HEARTBEAT_FRAME,
   KickCodec,
   MessageStatusCodec,
   OkCodec,
@@ -502,5 +505,53 @@ describe('GatewayServer: a plain MPush push client gets MPush replies, byte for 
     const { error } = await peer.reply(sid);
     assert.deepEqual([error?.code, error?.reason], [ErrorCode.ACK_TIMEOUT, 'ack timeout']);
     assert.equal(gw.stats.silentTimeouts, 0);
+  });
+});
+
+describe('GatewayServer with gateway.secret: the login', () => {
+  let rig: PushRig;
+  let gw: GatewayServer;
+  let peer: GatewayPeer;
+  let bytes: number;
+  const SECRET = 'gw-secret';
+  beforeEach(async () => {
+    rig = pushRig({ gateway: { host: '127.0.0.1', port: 0, secret: SECRET, authTimeoutMs: 200 } });
+    gw = gatewayOn(rig);
+    peer = await GatewayPeer.open(await gw.listen());
+    bytes = 0;
+    peer.socket.on('data', (c: Buffer) => {
+      bytes += c.length;
+    });
+  });
+  afterEach(async () => {
+    peer.close();
+    await gw.close();
+    await rig.close();
+  });
+  const login = () =>
+    peer.send(ExtCommand.GATEWAY_AUTH, GatewayAuthCodec.encode(signGatewayAuth(SECRET, 'test')));
+
+  it('gateway.authTimeoutMs: a connection that never authenticates is closed, counted; heartbeats get no answer', async () => {
+    peer.socket.write(HEARTBEAT_FRAME);
+    await waitFor(() => peer.closed, 3000, 'the close at the auth deadline');
+    assert.equal(bytes, 0, 'nothing answered before auth, not even the heartbeat');
+    assert.equal(gw.stats.authTimeouts, 1);
+  });
+
+  it('an authenticated connection outlives the auth deadline, and its heartbeats are answered', async () => {
+    assert.ok((await peer.reply(login())).ok);
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(peer.closed, false);
+    const before = bytes;
+    peer.socket.write(HEARTBEAT_FRAME);
+    await waitFor(() => bytes > before, 3000, 'the heartbeat echo');
+    assert.equal(gw.stats.authTimeouts, 0);
+  });
+
+  it('a malformed GATEWAY_AUTH is refused, counted and closed', async () => {
+    const { error } = await peer.reply(peer.send(ExtCommand.GATEWAY_AUTH, Buffer.from([0x00, 0x09, 0x61])));
+    assert.deepEqual([error?.code, error?.reason], [ErrorCode.UNKNOWN, 'malformed gateway auth']);
+    await waitFor(() => peer.closed, 3000, 'the close');
+    assert.equal(gw.stats.authFailures, 1);
   });
 });
