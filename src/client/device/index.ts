@@ -3,13 +3,8 @@
 // (DeviceProtocol) over a binary or a JSON wire. A browser imports `mpush-ts/device/browser`
 // (browser.ts): it and what it imports have no Node imports.
 
-export {
-  Disconnect,
-  type DisconnectName,
-  type DisconnectReason,
-  disconnectByWsCode,
-} from '../../protocol/disconnect.js';
-export { backoffDelay, type ReconnectOptions } from './backoff.js';
+export * from './browser.js';
+export { backoffDelay } from './backoff.js';
 export {
   BinaryWire,
   type BinaryWireOptions,
@@ -19,19 +14,15 @@ export {
   type HandshakeKeys,
 } from './binary-wire.js';
 export {
-  type AckModel,
   type DeviceHandshake,
   type DeviceHost,
   type DeviceProfile,
   DeviceProtocol,
   type DeviceProtocolState,
-  type DevicePush,
   type DeviceWire,
   joinTags,
-  type KickEvent,
   type OkEvent,
   type ResumeSession,
-  type ServerErrorEvent,
   type WireHandler,
   type WireTypes,
 } from './device-protocol.js';
@@ -40,14 +31,11 @@ export {
   DeviceSession,
   type DeviceSessionEvents,
   type DeviceSessionOptions,
-  type DeviceSessionState,
-  type DuplicatePushEvent,
   pushMsgId,
   resolveDedupWindow,
   type SessionTransport,
 } from './device-session.js';
 export { TinyEmitter } from './emitter.js';
-export { DeviceClientError, type DeviceClientErrorCode, ServerReplyError } from './errors.js';
 export { JsonWire, type JsonWireTypes } from './json-wire.js';
 export {
   FileSessionStorage,
@@ -57,24 +45,5 @@ export {
   type StoredSession,
 } from './session-storage.js';
 export { DeviceClient } from './tcp-client.js';
-export type {
-  DeviceClientEvents,
-  DeviceClientState,
-  DisconnectedEvent,
-  HandshakeEvent,
-  PushEvent,
-  ReconnectingEvent,
-} from './tcp-client-events.js';
+export type { DeviceClientEvents, DeviceClientState, HandshakeEvent, PushEvent } from './tcp-client-events.js';
 export type { DeviceClientOptions, ServerAddress } from './tcp-client-options.js';
-export {
-  type WebSocketConstructorLike,
-  type WebSocketLike,
-  type WsAckModel,
-  WsDeviceClient,
-  type WsDeviceClientEvents,
-  type WsDeviceClientOptions,
-  type WsDeviceClientState,
-  type WsHandshakeEvent,
-  type WsPushEvent,
-  type WsServerErrorEvent,
-} from './ws-client.js';
