@@ -6,7 +6,7 @@ import { RedisClusterBus } from '../../src/cluster/redis-cluster-bus.js';
 import { createRedis } from '../../src/cluster/redis-connection.js';
 import { createRedisStores } from '../../src/cluster/redis-stores.js';
 import { mpushServices, ZookeeperRegistrar } from '../../src/cluster/zookeeper-registrar.js';
-import { ConfigError } from '../../src/config/index.js';
+import { type Config, ConfigError, type DeepPartial } from '../../src/config/index.js';
 import { closeAll, connectDevice } from '../helpers/devices.js';
 import { startTestNode } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait.js';
@@ -61,6 +61,18 @@ describe('ZooKeeper registration in MPush layout (real ZooKeeper)', () => {
     reader = await server.client();
   });
   after(async () => server?.stop());
+
+  /** A node on the test Redis registering in ZooKeeper under `namespace`. */
+  async function zkNode(namespace: string, extra: DeepPartial<Config> = {}) {
+    const redis = await testRedis();
+    const cluster = {
+      redis: redis.url,
+      prefix: await freshPrefix(),
+      zookeeper: server.connect,
+      zookeeperNamespace: namespace,
+    };
+    return startTestNode({ ...extra, cluster });
+  }
 
   function registrar(
     namespace: string,
@@ -127,16 +139,7 @@ describe('ZooKeeper registration in MPush layout (real ZooKeeper)', () => {
   });
 
   it('advertises devices at node.publicHost / node.publicPort, the gateway where routes point', async () => {
-    const redis = await testRedis();
-    const node = await startTestNode({
-      cluster: {
-        redis: redis.url,
-        prefix: await freshPrefix(),
-        zookeeper: server.connect,
-        zookeeperNamespace: 'ns7',
-      },
-      node: { publicHost: 'push.example.com', publicPort: 443 },
-    });
+    const node = await zkNode('ns7', { node: { publicHost: 'push.example.com', publicPort: 443 } });
     try {
       const [cs] = await children(reader, '/ns7/cluster/cs');
       assert.deepEqual((await dataOf(reader, `/ns7/cluster/cs/${cs}`)).json, {
@@ -229,15 +232,7 @@ describe('ZooKeeper registration in MPush layout (real ZooKeeper)', () => {
   });
 
   it('a node started with cluster.zookeeper registers its real ports, and leaves on stop', async () => {
-    const redis = await testRedis();
-    const node = await startTestNode({
-      cluster: {
-        redis: redis.url,
-        prefix: await freshPrefix(),
-        zookeeper: server.connect,
-        zookeeperNamespace: 'ns5',
-      },
-    });
+    const node = await zkNode('ns5');
     let stopped = false;
     try {
       const { gatewayPort, tcpPort, httpPort } = node.node.addresses;

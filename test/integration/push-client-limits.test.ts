@@ -99,15 +99,20 @@ async function slowGateway(
   };
 }
 
+/** A sender with a 256 KiB bound (a 128 KiB window) and a drain deadline out of reach. */
+function windowedSender(port: number): PushSender {
+  return PushSender.create({
+    gateways: [{ host: '127.0.0.1', port }],
+    routeSource: routesTo(port),
+    maxOutboundBytes: 256 * 1024,
+    drainTimeoutMs: 3_600_000,
+  });
+}
+
 describe('push client: maxOutboundBytes windows what is queued for a gateway', () => {
   it('a batch larger than the bound, to a gateway that stalls, waits and then all succeed: nothing dropped', async () => {
     const gw = await slowGateway(500);
-    const sender = PushSender.create({
-      gateways: [{ host: '127.0.0.1', port: gw.port }],
-      routeSource: routesTo(gw.port),
-      maxOutboundBytes: 256 * 1024,
-      drainTimeoutMs: 3_600_000,
-    });
+    const sender = windowedSender(gw.port);
     try {
       await sender.start();
       // 160 × 64 KiB = 10 MiB: past the ~4 MiB the loopback buffers hold and 40 times the bound.
@@ -133,12 +138,7 @@ describe('push client: maxOutboundBytes windows what is queued for a gateway', (
   it('to a gateway that never reads: requests past the window are held, not written; the connection is kept', async () => {
     const gw = await deafGateway();
     // The drain deadline is out of reach: only the window acts.
-    const sender = PushSender.create({
-      gateways: [{ host: '127.0.0.1', port: gw.port }],
-      routeSource: routesTo(gw.port),
-      maxOutboundBytes: 256 * 1024,
-      drainTimeoutMs: 3_600_000,
-    });
+    const sender = windowedSender(gw.port);
     try {
       await sender.start();
       const content = randomBytes(64 * 1024);
