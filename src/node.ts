@@ -39,6 +39,11 @@ export interface NodeAddresses {
  * One mpush-ts node: connection server, push center, gateway and HTTP port, wired to its
  * stores. The all-in-one default uses in-memory stores; a cluster passes Redis ones.
  */
+/** A bind address as a client can dial it: a wildcard bind (every address) is reached on loopback. */
+function dialable(host: string): string {
+  return host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+}
+
 export class MpushNode {
   readonly config: Config;
   readonly log: Logger;
@@ -143,7 +148,7 @@ export class MpushNode {
   /** The host other nodes and push clients reach this node's gateway at. */
   get gatewayHost(): string {
     const { advertiseHost, host } = this.config.gateway;
-    return advertiseHost || (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
+    return advertiseHost || dialable(host);
   }
 
   /**
@@ -152,13 +157,14 @@ export class MpushNode {
    * to every address, which no client can dial).
    */
   get deviceHost(): string {
-    const { publicHost } = this.config.node;
-    const { host } = this.config.server;
     return (
-      publicHost ||
-      this.config.gateway.advertiseHost ||
-      (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host)
+      this.config.node.publicHost || this.config.gateway.advertiseHost || dialable(this.config.server.host)
     );
+  }
+
+  /** The TCP port devices reach this node at: node.publicPort, else the bound port. */
+  get devicePort(): number {
+    return this.config.node.publicPort || this.addresses.tcpPort;
   }
 
   private connId(conn: Connection): string {
@@ -287,7 +293,7 @@ export class MpushNode {
       gatewayHost: this.gatewayHost,
       gatewayPort: this.addresses.gatewayPort,
       host: this.deviceHost,
-      port: this.config.node.publicPort || this.addresses.tcpPort,
+      port: this.devicePort,
       connections: this.connections.connections.size,
       onlineUsers: this.connections.router.onlineUsers,
     };
@@ -349,7 +355,7 @@ export class MpushNode {
         host: this.gatewayHost,
         gatewayPort: this.addresses.gatewayPort,
         deviceHost: this.deviceHost,
-        tcpPort: this.config.node.publicPort || this.addresses.tcpPort,
+        tcpPort: this.devicePort,
         wsPort: this.config.http.wsEnabled ? this.addresses.httpPort : undefined,
       }),
     );

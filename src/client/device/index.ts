@@ -3,7 +3,6 @@
 // (DeviceProtocol) over a binary or a JSON wire. A browser imports `mpush-ts/device/browser`
 // (browser.ts): it and what it imports have no Node imports.
 
-export * from './browser.js';
 export { backoffDelay } from './backoff.js';
 export {
   BinaryWire,
@@ -13,6 +12,7 @@ export {
   binaryWireSettings,
   type HandshakeKeys,
 } from './binary-wire.js';
+export * from './browser.js';
 export {
   type DeviceHandshake,
   type DeviceHost,
@@ -45,5 +45,10 @@ export {
   type StoredSession,
 } from './session-storage.js';
 export { DeviceClient } from './tcp-client.js';
-export type { DeviceClientEvents, DeviceClientState, HandshakeEvent, PushEvent } from './tcp-client-events.js';
+export type {
+  DeviceClientEvents,
+  DeviceClientState,
+  HandshakeEvent,
+  PushEvent,
+} from './tcp-client-events.js';
 export type { DeviceClientOptions, ServerAddress } from './tcp-client-options.js';
