@@ -287,7 +287,8 @@ export class GatewayServer {
       return;
     }
     this.stats.pushes++;
-    const received = Date.now();
+    // Only a plain MPush client gets the receipt time back (its push-center-begin).
+    const received = c.extended ? 0 : Date.now();
     if (m.ext) return this.pushWithExt(c, sessionId, p.flags, m);
     this.opts.push.unicast(m, p.flags, (o) => {
       if (!c.extended) return this.replyAsMPush(c, sessionId, m.userId, m.clientType, received, o);
