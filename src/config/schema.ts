@@ -193,6 +193,41 @@ export const schema = {
       1000,
     ),
   },
+  httpProxy: {
+    enabled: bool(
+      false,
+      "Serve MPush's HTTP_PROXY command: devices send HTTP requests over their long connection to the upstreams named in httpProxy.upstreams. Off: every request is answered 403.",
+    ),
+    upstreams: str(
+      '',
+      'The only hosts a device may call, each mapped to a base URL (like MPush dns-mapping): name=http://127.0.0.1:9000,other=https://api.example.com/v1. A request for http://name/path goes to <base URL>/path; any other host is refused with 403.',
+    ),
+    maxRequestBytes: int(64 * KiB, 'Largest request body a device may send through the proxy; a bigger one is answered 413.', 0),
+    maxResponseBytes: int(
+      512 * KiB,
+      'Largest upstream response body; a bigger one is answered 502 (MPush allows 5 MB). It travels in one packet, so it must stay 64 KiB below limits.maxOutboundBytes.',
+      1,
+    ),
+    timeoutMs: int(
+      10_000,
+      "Longest one proxied request may take, response body included: past it 408 (504 if the upstream was never reached). A device's readTimeout header can only lower it.",
+      1,
+    ),
+    maxConcurrentPerConnection: int(
+      8,
+      'Proxied requests one connection may have in flight; one more is answered 429.',
+      1,
+    ),
+    maxSocketsPerUpstream: int(
+      64,
+      'Keep-alive sockets the proxy opens to one upstream origin (scheme, host, port) at most; more requests wait for one.',
+      1,
+    ),
+    requireBind: bool(
+      false,
+      'Refuse (403) requests from a connection that has not bound a user; MPush asks only for a handshake.',
+    ),
+  },
   api: {
     secret: str('', 'Bearer secret for the HTTP API; required whenever http.host is not a loopback address.'),
     maxBodyBytes: int(1 * MiB, 'Largest HTTP API request body.', 1024),

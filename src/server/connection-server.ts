@@ -199,6 +199,7 @@ export class ConnectionServer implements ConnectionHandler {
     this.tcp = undefined;
     const closed = tcp ? new Promise<void>((r) => tcp.close(() => r())) : Promise.resolve();
     for (const conn of [...this.connections.values()]) conn.close(Disconnect.SHUTDOWN);
+    this.context.httpProxy?.close();
     this.wheel.stop();
     await closed;
   }

@@ -5,6 +5,7 @@ import { type Connection, Disconnect, type DisconnectReason } from '../connectio
 import type { Logger } from '../log.js';
 import { Command, ErrorCode } from '../protocol/index.js';
 import { TokenBucket } from '../util/token-bucket.js';
+import { HttpProxy } from './handlers/http-proxy.js';
 import { replyError } from './handlers/reply.js';
 import { LocalRouter } from './local-router.js';
 
@@ -42,7 +43,7 @@ export interface ConnectionServerEvents {
 export type AckListener = (conn: Connection, sessionId: number) => void;
 
 /** The configuration the dispatcher and the handlers read: only these groups. */
-export type HandlerConfig = Pick<Config, 'heartbeat' | 'session' | 'auth' | 'limits'>;
+export type HandlerConfig = Pick<Config, 'heartbeat' | 'session' | 'auth' | 'limits' | 'httpProxy'>;
 
 /**
  * What the dispatcher and the command handlers see of the connection server: the router, the
@@ -59,6 +60,8 @@ export interface HandlerContext {
   readonly sessions: SessionStore;
   readonly stats: ConnectionStats;
   readonly events: EventEmitter<ConnectionServerEvents>;
+  /** The HTTP proxy (mpush-wire §11); undefined when `httpProxy.enabled` is off. */
+  readonly httpProxy: HttpProxy | undefined;
   /** Set by the push center: called for every ACK a device sends. */
   ackListener: AckListener | undefined;
   /** One handshake token (full or fast); when the rate is exceeded, answers ERROR, closes, and returns false. */
@@ -115,6 +118,7 @@ export class ServerHandlerContext implements HandlerContext {
     protocolErrors: 0,
     closed: {},
   };
+  readonly httpProxy: HttpProxy | undefined;
   ackListener: AckListener | undefined;
   private readonly handshakes: TokenBucket;
   private pushSeq = 0;
@@ -125,6 +129,12 @@ export class ServerHandlerContext implements HandlerContext {
     this.sessions = opts.sessions;
     const { handshakesPerSecond, handshakeBurst } = opts.config.limits;
     this.handshakes = new TokenBucket(handshakesPerSecond, handshakeBurst, opts.clock);
+    if (opts.config.httpProxy.enabled) {
+      const proxy = new HttpProxy(opts.config.httpProxy, opts.log);
+      this.httpProxy = proxy;
+      // A closed connection's proxied requests are dropped: nobody is left to read their answers.
+      this.events.on('close', (conn) => proxy.dropConnection(conn));
+    }
   }
 
   takeHandshakeToken(conn: Connection, sessionId: number): boolean {
