@@ -54,7 +54,9 @@ export function checkHttpProxyConfig(config: Config): void {
   const upstreams = parseProxyUpstreams(p.upstreams);
   if (!p.enabled) return;
   if (upstreams.size === 0) {
-    throw new ConfigError('httpProxy.enabled needs httpProxy.upstreams (name=baseUrl,...): nothing else is called');
+    throw new ConfigError(
+      'httpProxy.enabled needs httpProxy.upstreams (name=baseUrl,...): nothing else is called',
+    );
   }
   const room = config.limits.maxOutboundBytes - HTTP_PROXY_PACKET_SLACK;
   if (p.maxResponseBytes > room) {

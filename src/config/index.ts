@@ -1,3 +1,3 @@
+export * from './http-proxy.js';
 export * from './load.js';
 export * from './schema.js';
-export * from './http-proxy.js';

@@ -202,7 +202,11 @@ export const schema = {
       '',
       'The only hosts a device may call, each mapped to a base URL (like MPush dns-mapping): name=http://127.0.0.1:9000,other=https://api.example.com/v1. A request for http://name/path goes to <base URL>/path; any other host is refused with 403.',
     ),
-    maxRequestBytes: int(64 * KiB, 'Largest request body a device may send through the proxy; a bigger one is answered 413.', 0),
+    maxRequestBytes: int(
+      64 * KiB,
+      'Largest request body a device may send through the proxy; a bigger one is answered 413.',
+      0,
+    ),
     maxResponseBytes: int(
       512 * KiB,
       'Largest upstream response body; a bigger one is answered 502 (MPush allows 5 MB). It travels in one packet, so it must stay 64 KiB below limits.maxOutboundBytes.',

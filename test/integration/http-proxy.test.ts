@@ -4,11 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
-import {
-  DeviceClient,
-  type DeviceClientOptions,
-  WsDeviceClient,
-} from '../../src/client/device/index.js';
+import { DeviceClient, type DeviceClientOptions, WsDeviceClient } from '../../src/client/device/index.js';
 import { inflate, loadPublicKey } from '../../src/crypto/index.js';
 import {
   Command,
@@ -341,7 +337,10 @@ describe('HTTP proxy through the long connection (mpush-wire §11)', () => {
     await waitFor(() => upstream.hanging.length >= 2, 5000, 'both hanging requests at the upstream');
     const hung = upstream.hanging.slice(-2);
     await c.close();
-    assert.equal(hung.some((h) => h.closed), false);
+    assert.equal(
+      hung.some((h) => h.closed),
+      false,
+    );
     await waitFor(() => hung.every((h) => h.closed), 5000, 'upstream requests aborted');
     for (const r of await Promise.all(slow)) assert.ok(r instanceof Error);
   });
@@ -359,7 +358,10 @@ describe('HTTP proxy through the long connection (mpush-wire §11)', () => {
   it('refuses HTTP_PROXY before a handshake, as every command that acts for a device', async () => {
     const d = await RawDevice.connect(t.tcpPort);
     raws.push(d);
-    d.send(Command.HTTP_PROXY, HttpRequestCodec.encode({ method: 0, uri: 'http://api/echo', headers: '', body: Buffer.alloc(0) }));
+    d.send(
+      Command.HTTP_PROXY,
+      HttpRequestCodec.encode({ method: 0, uri: 'http://api/echo', headers: '', body: Buffer.alloc(0) }),
+    );
     assert.equal(d.error(await d.next(Command.ERROR)).reason, 'not handshake');
     await d.waitClosed();
     assert.equal(upstream.seen.length, 0);

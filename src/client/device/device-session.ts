@@ -30,7 +30,12 @@ import {
   type WireTypes,
 } from './device-protocol.js';
 import { DeviceClientError, type DeviceClientErrorCode, ServerReplyError } from './errors.js';
-import { fromWireResponse, type HttpProxyRequest, type HttpProxyResponse, toWireRequest } from './http-request.js';
+import {
+  fromWireResponse,
+  type HttpProxyRequest,
+  type HttpProxyResponse,
+  toWireRequest,
+} from './http-request.js';
 import { PendingRequests, Waiters } from './requests.js';
 
 /** Where a device client is. */

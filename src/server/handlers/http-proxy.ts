@@ -8,7 +8,13 @@ import {
   type HttpResponseMessage,
   parseHeaderLines,
 } from '../../protocol/index.js';
-import { connectionTokens, HOP_BY_HOP, proxyReply, UpstreamAgents, UpstreamCall } from './http-proxy-upstream.js';
+import {
+  connectionTokens,
+  HOP_BY_HOP,
+  proxyReply,
+  UpstreamAgents,
+  UpstreamCall,
+} from './http-proxy-upstream.js';
 
 /** HttpRequest's method byte (mpush-wire §3). */
 const METHODS: readonly string[] = ['GET', 'POST', 'PUT', 'DELETE'];
@@ -126,7 +132,11 @@ export class HttpProxy {
         held.delete(call);
         if (held.size === 0 && this.inflight.get(conn) === held) this.inflight.delete(conn);
         if (response.statusCode >= 500 || response.statusCode === 408) {
-          this.log.debug('http proxy: upstream failed', { conn: conn.id, url: target.href, status: response.statusCode });
+          this.log.debug('http proxy: upstream failed', {
+            conn: conn.id,
+            url: target.href,
+            status: response.statusCode,
+          });
         }
         reply(conn, sessionId, response);
       },
