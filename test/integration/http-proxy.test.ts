@@ -17,6 +17,7 @@ import {
   type HttpResponseMessage,
   type Packet,
 } from '../../src/protocol/index.js';
+import { freePort } from '../helpers/free-port.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { RawDevice } from '../helpers/raw-device.js';
 import { mpushDefaultKeys } from '../helpers/shared.js';
@@ -91,15 +92,6 @@ class Upstream {
   }
 }
 
-/** A port nothing listens on: bound once, then closed. */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 /** Sends one HttpRequest from a raw device and reads its answer (decrypted, inflated). */
 async function rawRequest(
   d: RawDevice,
@@ -155,7 +147,7 @@ describe('HTTP proxy through the long connection (mpush-wire §11)', () => {
 
   before(async () => {
     await upstream.start();
-    downPort = await closedPort();
+    downPort = await freePort();
     t = await startTestNode({
       httpProxy: {
         enabled: true,
