@@ -227,6 +227,11 @@ export const schema = {
       'Keep-alive sockets the proxy opens to one upstream origin (scheme, host, port) at most; more requests wait for one.',
       1,
     ),
+    idleSocketMs: int(
+      4000,
+      "How long a pooled upstream socket may stay idle before it is closed; keep it below the upstreams' keep-alive timeout (Node's is 5 s).",
+      1,
+    ),
     requireBind: bool(
       false,
       'Refuse (403) requests from a connection that has not bound a user; MPush asks only for a handshake.',

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createTcpServer, type Socket } from 'node:net';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 import { DeviceClient, type DeviceClientOptions, WsDeviceClient } from '../../src/client/device/index.js';
@@ -424,6 +424,63 @@ describe('HTTP proxy settings', () => {
       }
     } finally {
       await t.stop();
+    }
+  });
+});
+
+describe('HTTP proxy keep-alive pool', () => {
+  // An upstream that answers the first request of each connection (keep-alive) and resets the
+  // connection at the second: what a pooled socket the upstream closed while idle looks like.
+  const sockets: Socket[] = [];
+  let requests = 0;
+  const flaky = createTcpServer((socket) => {
+    sockets.push(socket);
+    let served = 0;
+    socket.on('data', () => {
+      requests++;
+      if (served++ > 0) return void socket.destroy();
+      socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\nok');
+    });
+    socket.on('error', () => {});
+  });
+  let t: TestNode;
+
+  before(async () => {
+    await new Promise<void>((r) => flaky.listen(0, '127.0.0.1', r));
+    t = await startTestNode({
+      httpProxy: {
+        enabled: true,
+        upstreams: `flaky=http://127.0.0.1:${(flaky.address() as AddressInfo).port}`,
+      },
+    });
+  });
+
+  after(async () => {
+    await t.stop();
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => flaky.close(() => r()));
+  });
+
+  it('reuses the socket, and sends an idempotent request again when the reused socket was reset', async () => {
+    const d = await RawDevice.connect(t.tcpPort);
+    try {
+      await d.handshake(publicKey);
+      assert.equal((await rawRequest(d, { uri: 'http://flaky/a' })).response.statusCode, 200);
+      const retried = await rawRequest(d, { uri: 'http://flaky/b' });
+      assert.equal(retried.response.statusCode, 200);
+      assert.equal(retried.response.body.toString(), 'ok');
+      // a, then b on a's pooled socket (reset), then b again on a new one.
+      assert.deepEqual([requests, sockets.length], [3, 2]);
+      // POST is not sent twice: the upstream may have acted on it.
+      const post = await rawRequest(d, {
+        uri: 'http://flaky/c',
+        method: HttpMethod.POST,
+        body: Buffer.from('x'),
+      });
+      assert.equal(post.response.statusCode, 502);
+      assert.deepEqual([requests, sockets.length], [4, 2]);
+    } finally {
+      d.close();
     }
   });
 });

@@ -71,11 +71,16 @@ export interface UpstreamRequest {
 export class UpstreamAgents {
   private readonly agents = new Map<string, HttpAgent>();
 
-  constructor(bases: Iterable<URL>, maxSockets: number) {
+  /**
+   * @param idleMs how long a pooled socket may stay idle (shortened by the upstream's own
+   *   `Keep-Alive: timeout=` hint): below the upstream's keep-alive timeout, a request rarely rides a
+   *   socket the upstream is closing.
+   */
+  constructor(bases: Iterable<URL>, maxSockets: number, idleMs: number) {
     for (const url of bases) {
       const key = originKey(url);
       if (this.agents.has(key)) continue;
-      const options = { keepAlive: true, maxSockets, maxFreeSockets: Math.min(maxSockets, 16) };
+      const options = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, timeout: idleMs };
       this.agents.set(key, url.protocol === 'https:' ? new HttpsAgent(options) : new HttpAgent(options));
     }
   }
@@ -96,43 +101,61 @@ function originKey(url: URL): string {
   return `${url.protocol}//${url.hostname}:${port}`;
 }
 
+/** Methods that may be sent again when the first try met a pooled socket the upstream had closed. */
+const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'PUT', 'DELETE']);
+
 /**
  * One request to an upstream, settled exactly once with the response to send the device:
  * the upstream's own (hop-by-hop headers dropped, `content-length` the body's), or MPush's failure
  * replies: 504 when the upstream could not be reached (refused, unresolvable, or not connected
  * before the deadline), 408 when it was reached but did not answer in time, 502 for any other
- * failure and for a body over the limit.
+ * failure and for a body over the limit. An idempotent request that finds its pooled socket reset
+ * before any answer (the upstream closed it while idle) is sent once more, on a fresh socket.
  */
 export class UpstreamCall {
-  private readonly req: ClientRequest;
+  private req: ClientRequest;
   private readonly timer: NodeJS.Timeout;
   private done = false;
   private connected = false;
+  private retried = false;
   /** The response was read to its end: the socket may go back to the pool. */
   private complete = false;
 
   constructor(
-    r: UpstreamRequest,
-    agent: HttpAgent,
+    private readonly r: UpstreamRequest,
+    private readonly agent: HttpAgent,
     private readonly settle: (response: HttpResponseMessage) => void,
   ) {
-    const send = r.url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const req = send(r.url, { method: r.method, headers: r.headers, agent });
-    this.req = req;
     this.timer = setTimeout(onCallTimeout, r.timeoutMs, this);
+    this.req = this.send();
+  }
+
+  private send(): ClientRequest {
+    const r = this.r;
+    const request = r.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = request(r.url, { method: r.method, headers: r.headers, agent: this.agent });
     req.on('socket', (socket: Socket) => {
       if (!socket.connecting) this.connected = true;
       else socket.once('connect', () => (this.connected = true));
     });
-    req.on('response', (res) => this.read(res, r.maxResponseBytes));
-    req.on('error', (err: NodeJS.ErrnoException) =>
+    req.on('response', (res) => {
+      if (req === this.req) this.read(res, r.maxResponseBytes);
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (req !== this.req || this.done) return;
+      if (req.reusedSocket && err.code === 'ECONNRESET' && !this.retried && IDEMPOTENT.has(r.method)) {
+        this.retried = true;
+        this.req = this.send();
+        return;
+      }
       this.finish(
         this.connected
           ? proxyReply(502, `upstream failed: ${err.code ?? err.message}`)
           : proxyReply(504, `upstream unreachable: ${err.code ?? err.message}`),
-      ),
-    );
+      );
+    });
     req.end(r.body.length > 0 ? r.body : undefined);
+    return req;
   }
 
   /** Stops the request without an answer (the device's connection closed). */
@@ -173,7 +196,9 @@ export class UpstreamCall {
         body,
       });
     });
-    res.on('error', () => this.finish(proxyReply(502, 'upstream response cut off')));
+    // Cut off before its end (reset, or closed early): `end` never comes.
+    res.on('close', () => this.finish(proxyReply(502, 'upstream response cut off')));
+    res.on('error', () => {}); // an error ends in `close`, above
   }
 
   private finish(response: HttpResponseMessage): void {

@@ -81,7 +81,11 @@ export class HttpProxy {
     this.settings = settings;
     this.log = log;
     this.upstreams = parseProxyUpstreams(settings.upstreams);
-    this.agents = new UpstreamAgents(this.upstreams.values(), settings.maxSocketsPerUpstream);
+    this.agents = new UpstreamAgents(
+      this.upstreams.values(),
+      settings.maxSocketsPerUpstream,
+      settings.idleSocketMs,
+    );
   }
 
   /** Requests of `conn` in flight. */
