@@ -222,6 +222,11 @@ export const schema = {
       'Proxied requests one connection may have in flight; one more is answered 429.',
       1,
     ),
+    maxConcurrent: int(
+      1024,
+      'Proxied requests this node has in flight at once, over all connections; one more is answered 503.',
+      1,
+    ),
     maxSocketsPerUpstream: int(
       64,
       'Keep-alive sockets the proxy opens to one upstream origin (scheme, host, port) at most; more requests wait for one.',

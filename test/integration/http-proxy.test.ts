@@ -154,6 +154,7 @@ describe('HTTP proxy through the long connection (mpush-wire §11)', () => {
         upstreams: `api=http://127.0.0.1:${upstream.port}/base, down=http://127.0.0.1:${downPort}`,
         maxRequestBytes: 4096,
         maxConcurrentPerConnection: 2,
+        maxConcurrent: 3,
       },
     });
   });
@@ -334,6 +335,25 @@ describe('HTTP proxy through the long connection (mpush-wire §11)', () => {
       false,
     );
     await waitFor(() => hung.every((h) => h.closed), 5000, 'upstream requests aborted');
+    for (const r of await Promise.all(slow)) assert.ok(r instanceof Error);
+  });
+
+  it('caps requests in flight on the node (503), freed as they end', async () => {
+    const a = await device(undefined);
+    const b = await device(undefined);
+    const before = upstream.hanging.length;
+    const hang = (c: DeviceClient) =>
+      c.httpRequest({ url: 'http://api/hang', timeoutMs: 30_000 }).catch((e: Error) => e);
+    const slow = [hang(a), hang(a)];
+    await waitFor(() => upstream.hanging.length === before + 2, 5000, "a's requests at the upstream");
+    slow.push(hang(b));
+    await waitFor(() => upstream.hanging.length === before + 3, 5000, "b's request at the upstream");
+    assert.equal((await b.httpRequest({ url: 'http://api/echo' })).status, 503);
+    await a.close();
+    const ofA = upstream.hanging.slice(before, before + 2);
+    await waitFor(() => ofA.every((h) => h.closed), 5000, "a's requests dropped");
+    assert.equal((await b.httpRequest({ url: 'http://api/echo' })).status, 200);
+    await b.close();
     for (const r of await Promise.all(slow)) assert.ok(r instanceof Error);
   });
 

@@ -65,8 +65,8 @@ export type HttpProxyConfig = Config['httpProxy'];
 /**
  * The HTTP proxy through the long connection: an allow-list of upstreams (`httpProxy.upstreams`,
  * host name → base URL; nothing else is ever called), request and response size limits, a
- * per-request deadline, a cap on requests in flight per connection, and one keep-alive agent per
- * upstream origin. MPush's behaviour is kept where devices see it: the `readTimeout` header, the
+ * per-request deadline, caps on requests in flight per connection (429) and per node (503), and
+ * one keep-alive agent per upstream origin. MPush's behaviour is kept where devices see it: the `readTimeout` header, the
  * `x-forwarded-for` / `x-forwarded-port` headers, and its failure codes (504 unreachable,
  * 502 bad URL or failed upstream or response too large, 408 timeout).
  */
@@ -76,6 +76,8 @@ export class HttpProxy {
   private readonly upstreams: Map<string, URL>;
   private readonly agents: UpstreamAgents;
   private readonly inflight = new Map<Connection, Set<UpstreamCall>>();
+  /** Requests in flight over all connections. */
+  private total = 0;
 
   constructor(settings: HttpProxyConfig, log: Logger) {
     this.settings = settings;
@@ -86,11 +88,6 @@ export class HttpProxy {
       settings.maxSocketsPerUpstream,
       settings.idleSocketMs,
     );
-  }
-
-  /** Requests of `conn` in flight. */
-  inFlight(conn: Connection): number {
-    return this.inflight.get(conn)?.size ?? 0;
   }
 
   /** Performs one request and answers it; every refusal is an HttpResponse, the connection stays. */
@@ -116,6 +113,9 @@ export class HttpProxy {
         proxyReply(429, `over ${s.maxConcurrentPerConnection} proxied requests in flight on this connection`),
       );
     }
+    if (this.total >= s.maxConcurrent) {
+      return reply(conn, sessionId, proxyReply(503, `over ${s.maxConcurrent} proxied requests in flight on this node`));
+    }
     if (calls === undefined) {
       calls = new Set();
       this.inflight.set(conn, calls);
@@ -134,6 +134,7 @@ export class HttpProxy {
       this.agents.get(target)!,
       (response) => {
         held.delete(call);
+        this.total--;
         if (held.size === 0 && this.inflight.get(conn) === held) this.inflight.delete(conn);
         if (response.statusCode >= 500 || response.statusCode === 408) {
           this.log.debug('http proxy: upstream failed', {
@@ -146,6 +147,7 @@ export class HttpProxy {
       },
     );
     held.add(call);
+    this.total++;
   }
 
   /** The connection closed: its requests are dropped, unanswered. */
@@ -153,6 +155,7 @@ export class HttpProxy {
     const calls = this.inflight.get(conn);
     if (calls === undefined) return;
     this.inflight.delete(conn);
+    this.total -= calls.size;
     for (const call of calls) call.abort();
   }
 
