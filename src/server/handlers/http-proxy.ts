@@ -66,9 +66,9 @@ export type HttpProxyConfig = Config['httpProxy'];
  * The HTTP proxy through the long connection: an allow-list of upstreams (`httpProxy.upstreams`,
  * host name → base URL; nothing else is ever called), request and response size limits, a
  * per-request deadline, caps on requests in flight per connection (429) and per node (503), and
- * one keep-alive agent per upstream origin. MPush's behaviour is kept where devices see it: the `readTimeout` header, the
- * `x-forwarded-for` / `x-forwarded-port` headers, and its failure codes (504 unreachable,
- * 502 bad URL or failed upstream or response too large, 408 timeout).
+ * one keep-alive agent per upstream origin. MPush's behaviour is kept where devices see it: the
+ * `readTimeout` header, the `x-forwarded-for` / `x-forwarded-port` headers, and its failure codes
+ * (504 unreachable, 502 bad URL or failed upstream or response too large, 408 timeout).
  */
 export class HttpProxy {
   private readonly settings: HttpProxyConfig;
