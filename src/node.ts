@@ -1,4 +1,5 @@
 import { HttpServer } from './api/http-server.js';
+import { NodeMetrics } from './api/metrics.js';
 import type { NodeStats } from './api/node-view.js';
 import { Webhooks } from './api/webhooks.js';
 import { type BusMessage, kickTopic, MemoryClusterBus } from './cluster/cluster-bus.js';
@@ -47,6 +48,8 @@ function dialable(host: string): string {
 export class MpushNode {
   readonly config: Config;
   readonly log: Logger;
+  /** The `cluster` component's: stores, registry, kicks between nodes. */
+  private readonly clusterLog: Logger;
   readonly keys: ServerKeys;
   readonly stores: NodeStores;
   readonly connections: ConnectionServer;
@@ -56,6 +59,8 @@ export class MpushNode {
   readonly webhooks: Webhooks | undefined;
   readonly gateway: GatewayServer;
   readonly http: HttpServer;
+  /** GET /metrics; `ackLatencySummary()` for the console. */
+  readonly metrics: NodeMetrics;
   addresses: NodeAddresses = { tcpPort: 0, httpPort: 0, gatewayPort: 0 };
   /** Set at start: `<gateway host>:<gateway port>`, unless node.id names it. */
   id = '';
@@ -71,6 +76,9 @@ export class MpushNode {
     const config = opts.config;
     this.config = config;
     this.log = opts.log ?? createLogger(config.log.level);
+    this.clusterLog = this.log.child({ component: 'cluster' });
+    const pushLog = this.log.child({ component: 'push' });
+    const apiLog = this.log.child({ component: 'api' });
     this.keys = loadServerKeys(config);
     if (config.cluster.zookeeper && !config.cluster.redis) {
       // MPush's PushClient reads routes from Redis and only the gateways from ZooKeeper.
@@ -87,43 +95,48 @@ export class MpushNode {
           kind: opts.stores.kind ?? 'custom stores',
         }
       : config.cluster.redis
-        ? redisStores(config.cluster, (err) => this.log.warn('redis', { err: err.message }))
+        ? redisStores(config.cluster, (err) => this.clusterLog.warn('redis', { err: err.message }))
         : memoryStores(config.session.maxEntries, config.inbox.memoryMaxUsers);
     this.connections = new ConnectionServer({
       config,
       privateKey: this.keys.privateKey,
       sessions: this.stores.sessions,
-      log: this.log,
+      log: this.log.child({ component: 'server' }),
       ...(opts.clock ? { clock: opts.clock } : {}),
     });
     this.push = new PushCenter({
       config,
-      log: this.log,
+      log: pushLog,
       server: this.connections.context,
       routes: this.stores.routes,
       nodeId: '',
       isRouteLive: (r) => isLiveNow(this.stores.registry, r.host, r.port),
     });
-    this.webhooks = Webhooks.fromConfig({ config, log: this.log, nodeId: () => this.id });
+    this.webhooks = Webhooks.fromConfig({ config, log: apiLog, nodeId: () => this.id });
     this.inbox = new Inbox({
       config,
-      log: this.log,
+      log: pushLog,
       store: this.stores.inbox,
       push: this.push,
       events: this.webhooks,
     });
     this.gateway = new GatewayServer({
       config,
-      log: this.log,
+      log: this.log.child({ component: 'gateway' }),
       server: this.connections.context,
       push: this.push,
       inbox: this.inbox,
       routes: this.stores.routes,
     });
+    this.metrics = new NodeMetrics({
+      stats: () => this.stats(),
+      latency: this.push.meter,
+      redis: this.stores.redisCommands,
+    });
     this.http = new HttpServer({
       node: {
         config,
-        log: this.log,
+        log: apiLog,
         id: () => this.id,
         publicKeyBase64: this.keys.publicKeyBase64,
         routes: this.stores.routes,
@@ -131,6 +144,7 @@ export class MpushNode {
         inbox: this.inbox,
         gatewayAddress: () => ({ host: this.gatewayHost, port: this.addresses.gatewayPort }),
         stats: () => this.stats(),
+        metrics: this.metrics,
         acceptWebSocket: (ws, req) => void this.connections.acceptWebSocket(ws, req),
       },
     });
@@ -211,13 +225,13 @@ export class MpushNode {
           deviceId: previous.deviceId,
         });
       })
-      .catch((err: Error) => this.log.warn('route register failed', { userId, err: err.message }));
+      .catch((err: Error) => this.clusterLog.warn('route register failed', { userId, err: err.message }));
   }
 
   /** MPush's kick from an MPush-Java node (or any node speaking it) for one of ours. */
   private onMPushKick(m: BusMessage): void {
     const k = mpushKickSchema.safeParse(m);
-    if (!k.success) return this.log.debug('unreadable MPush kick', { err: k.error.message });
+    if (!k.success) return this.clusterLog.debug('unreadable MPush kick', { err: k.error.message });
     if (k.data.targetServer !== this.gatewayHost || k.data.targetPort !== this.addresses.gatewayPort) return;
     this.onKick(k.data);
   }
@@ -239,7 +253,7 @@ export class MpushNode {
       // Kept and retried when the store is back: a user who left during an outage must not stay online.
       if (this.pendingUnregisters.size < 1_000_000)
         this.pendingUnregisters.set(connId, { userId, clientType, connId });
-      this.log.warn('route unregister failed; will retry', { userId, err: err.message });
+      this.clusterLog.warn('route unregister failed; will retry', { userId, err: err.message });
     });
   }
 
@@ -267,7 +281,7 @@ export class MpushNode {
       if (++n % 1000 === 0) await new Promise((r) => setImmediate(r)); // let I/O in between
     }
     await this.stores.registry.publish(this.info());
-    this.log.info('re-published routes after reconnect', { routes: n, unregistered: pending.length });
+    this.clusterLog.info('re-published routes after reconnect', { routes: n, unregistered: pending.length });
   }
 
   /** This node's counts (GET /api/stats). */
@@ -280,7 +294,10 @@ export class MpushNode {
       boundConnections: c.router.boundConnections,
       pendingAcks: this.push.acks.pending,
       connection: c.stats,
+      push: this.push.meter.stats,
+      broadcast: this.push.broadcastTotals(),
       gateway: this.gateway.stats,
+      gatewayClients: this.gateway.clients,
       inbox: this.inbox.stats,
       webhooks: this.webhooks?.stats ?? null,
     };
@@ -309,7 +326,7 @@ export class MpushNode {
     // As MPush does on start: what a crash of this node left in its online set is gone.
     await this.stores.routes
       .clearOnline(this.id)
-      .catch((err: Error) => this.log.warn('clearOnline failed', { err: err.message }));
+      .catch((err: Error) => this.clusterLog.warn('clearOnline failed', { err: err.message }));
     await this.stores.bus.subscribe(kickTopic(this.id), (m) => this.onKick(m));
     if (this.config.cluster.zookeeper) {
       await this.stores.bus.subscribeForeign(mpushKickChannel(this.gatewayHost, gatewayPort), (m) =>
@@ -318,7 +335,7 @@ export class MpushNode {
     }
     await this.stores.registry.publish(this.info());
     this.stores.onReconnect?.(() => {
-      this.resync().catch((err: Error) => this.log.warn('resync failed', { err: err.message }));
+      this.resync().catch((err: Error) => this.clusterLog.warn('resync failed', { err: err.message }));
     });
     // Keep the registry's view of this node's load current.
     this.publisher = setInterval(() => {
@@ -338,7 +355,7 @@ export class MpushNode {
 
   private async registerInZookeeper(): Promise<void> {
     const c = this.config.cluster;
-    const log = this.log;
+    const log = this.clusterLog;
     this.zookeeper = new ZookeeperRegistrar({
       connect: c.zookeeper,
       namespace: c.zookeeperNamespace,

@@ -45,6 +45,8 @@ export class HttpServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (path === '/metrics' && req.method === 'GET')
+      return this.opts.node.metrics.serve(req, res, this.opts.node.config, this.auth);
     if (!path.startsWith('/api/')) return this.routes.open(req, res, path);
     this.auth.check(req);
     return this.routes.api(req, res, path);

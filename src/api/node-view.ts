@@ -6,7 +6,10 @@ import type { Config } from '../config/index.js';
 import type { GatewayServer } from '../gateway/gateway-server.js';
 import type { Logger } from '../log.js';
 import type { Inbox, InboxStats } from '../push/inbox.js';
+import type { BroadcastCounts } from '../push/outcome.js';
+import type { PushStats } from '../push/push-center.js';
 import type { ConnectionStats } from '../server/connection-server.js';
+import type { NodeMetrics } from './metrics.js';
 import type { WebhookStats } from './webhooks.js';
 
 /** A node's counts, as GET /api/stats serves them. */
@@ -17,7 +20,12 @@ export interface NodeStats {
   boundConnections: number;
   pendingAcks: number;
   connection: ConnectionStats;
+  /** Single-user push outcomes and broadcast tasks started on this node. */
+  push: PushStats;
+  /** Deliveries of every broadcast this node ran. */
+  broadcast: BroadcastCounts;
   gateway: GatewayServer['stats'];
+  gatewayClients: number;
   inbox: InboxStats;
   /** Null when `webhooks.urls` is empty. */
   webhooks: WebhookStats | null;
@@ -44,6 +52,8 @@ export interface HttpNodeView {
   gatewayAddress(): { host: string; port: number };
   /** The counts of GET /api/stats (and of /health). */
   stats(): NodeStats;
+  /** GET /metrics. */
+  readonly metrics: NodeMetrics;
   /** Takes a WebSocket the HTTP port upgraded: it is a device connection from here on. */
   acceptWebSocket(ws: WebSocket, req: IncomingMessage): void;
 }

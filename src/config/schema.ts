@@ -197,6 +197,12 @@ export const schema = {
     secret: str('', 'Bearer secret for the HTTP API; required whenever http.host is not a loopback address.'),
     maxBodyBytes: int(1 * MiB, 'Largest HTTP API request body.', 1024),
   },
+  metrics: {
+    public: bool(
+      false,
+      'Serve GET /metrics to any address without the API bearer secret (it is always open to loopback).',
+    ),
+  },
   cluster: {
     redis: str(
       '',

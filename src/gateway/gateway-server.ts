@@ -178,6 +178,11 @@ export class GatewayServer {
     this.config = opts.config;
   }
 
+  /** Push clients (and peer nodes) connected now. */
+  get clients(): number {
+    return this.conns.size;
+  }
+
   listen(port = this.config.gateway.port, host = this.config.gateway.host): Promise<number> {
     const server = createServer({ noDelay: true }, (s) => this.accept(s));
     this.tcp = server;
