@@ -144,9 +144,9 @@ export class MpushNode {
         inbox: this.inbox,
         gatewayAddress: () => ({ host: this.gatewayHost, port: this.addresses.gatewayPort }),
         stats: () => this.stats(),
-        metrics: this.metrics,
         acceptWebSocket: (ws, req) => void this.connections.acceptWebSocket(ws, req),
       },
+      metrics: this.metrics,
     });
     this.connections.events.on('online', (conn) => {
       this.routeOnline(conn);

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { BearerAuth } from './auth.js';
 import { BodyAborted } from './body.js';
+import type { NodeMetrics } from './metrics.js';
 import type { HttpNodeView } from './node-view.js';
 import { HttpError, sendJson } from './reply.js';
 import { ApiRoutes } from './routes.js';
@@ -10,6 +11,8 @@ import { ValidationError } from './validate.js';
 export interface HttpServerOptions {
   /** What the HTTP port sees of its node. */
   node: HttpNodeView;
+  /** GET /metrics. */
+  metrics: NodeMetrics;
 }
 
 /**
@@ -46,7 +49,7 @@ export class HttpServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (path === '/metrics' && req.method === 'GET')
-      return this.opts.node.metrics.serve(req, res, this.opts.node.config, this.auth);
+      return this.opts.metrics.serve(req, res, this.opts.node.config, this.auth);
     if (!path.startsWith('/api/')) return this.routes.open(req, res, path);
     this.auth.check(req);
     return this.routes.api(req, res, path);

@@ -9,7 +9,6 @@ import type { Inbox, InboxStats } from '../push/inbox.js';
 import type { BroadcastCounts } from '../push/outcome.js';
 import type { PushStats } from '../push/push-center.js';
 import type { ConnectionStats } from '../server/connection-server.js';
-import type { NodeMetrics } from './metrics.js';
 import type { WebhookStats } from './webhooks.js';
 
 /** A node's counts, as GET /api/stats serves them. */
@@ -52,8 +51,6 @@ export interface HttpNodeView {
   gatewayAddress(): { host: string; port: number };
   /** The counts of GET /api/stats (and of /health). */
   stats(): NodeStats;
-  /** GET /metrics. */
-  readonly metrics: NodeMetrics;
   /** Takes a WebSocket the HTTP port upgraded: it is a device connection from here on. */
   acceptWebSocket(ws: WebSocket, req: IncomingMessage): void;
 }

@@ -479,16 +479,24 @@ describe('HTTP API: what the log says', () => {
         socket.write('POST /api/push HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n{"userId":');
         socket.destroy();
       }
+      const entries = () => lines.map((l) => JSON.parse(l) as Record<string, unknown>);
       await waitFor(
-        () => lines.filter((l) => / DEBUG .*aborted/.test(l)).length === 3,
+        () => entries().filter((e) => e.level === 'debug' && /aborted/.test(String(e.msg))).length === 3,
         3000,
         'the three aborts noted at debug',
       );
       assert.deepEqual(
-        lines.filter((l) => / (ERROR|WARN) /.test(l)),
+        entries().filter((e) => e.level === 'error' || e.level === 'warn'),
         [],
         'no error or warning for a client that left',
       );
+      assert.deepEqual(
+        lines.filter((l) => /\bat .*\.js:\d+|stack/.test(l)),
+        [],
+        'no stack trace for a client that left',
+      );
+      // Lines of the HTTP port's component.
+      assert.ok(entries().some((e) => e.component === 'api' && /aborted/.test(String(e.msg))));
       // The port still answers.
       assert.equal((await call(httpPort, 'GET', '/health')).status, 200);
     } finally {
