@@ -92,6 +92,7 @@ export class MpushNode {
           bus: opts.stores.bus ?? new MemoryClusterBus(),
           inbox: opts.stores.inbox ?? new MemoryInboxStore(config.inbox.memoryMaxUsers),
           ...(opts.stores.onReconnect ? { onReconnect: opts.stores.onReconnect } : {}),
+          ...(opts.stores.redisCommands ? { redisCommands: opts.stores.redisCommands } : {}),
           kind: opts.stores.kind ?? 'custom stores',
         }
       : config.cluster.redis

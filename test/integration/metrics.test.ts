@@ -5,10 +5,13 @@ import { WebSocket } from 'ws';
 import { metricsOpenTo } from '../../src/api/metrics.js';
 import { PushSender } from '../../src/client/push/push-sender.js';
 import type { RouteEntry } from '../../src/client/push/types.js';
+import { redisStores } from '../../src/cluster/node-stores.js';
+import { createRedis, instrumentRedis, RedisCommandStats } from '../../src/cluster/redis-connection.js';
 import { loadConfig } from '../../src/config/index.js';
 import { ClientType } from '../../src/protocol/index.js';
 import { closeAll, connectDevice, type TestDevice } from '../helpers/devices.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
+import { startTestRedis } from '../helpers/redis.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** GET /metrics from `host`: status, and the samples as `name{labels}` → value. */
@@ -202,6 +205,50 @@ describe('GET /metrics: who may read it', () => {
       assert.equal(api.status, 401);
     } finally {
       await t.stop();
+    }
+  });
+});
+
+describe('GET /metrics: Redis', () => {
+  it('counts and times the commands of the Redis stores, by command; failures by command', async () => {
+    const redis = await startTestRedis();
+    const stores = redisStores({
+      redis: redis.url,
+      prefix: redis.prefix,
+      registryTtlMs: 10_000,
+      registryRefreshMs: 3000,
+    });
+    const t = await startTestNode({}, stores);
+    const d = await connectDevice(t.tcpPort, 'metrics-redis-user');
+    try {
+      await waitFor(
+        () => (stores.redisCommands?.calls.get('evalsha') ?? 0) > 0,
+        3000,
+        'the route written (a script)',
+      );
+      const m = (await scrape(t.httpPort)).samples;
+      assert.ok(m.get('mpush_redis_commands_total{command="evalsha"}')! >= 1);
+      assert.ok(m.get('mpush_redis_command_duration_seconds_count')! >= 1);
+      assert.equal(m.get('mpush_redis_command_errors_total{command="hgetall"}'), undefined);
+
+      // An error reply is counted against its command, once.
+      const client = createRedis(redis.url);
+      const stats = new RedisCommandStats();
+      instrumentRedis(client, stats);
+      await client.set(`${redis.prefix}k`, 'v');
+      await assert.rejects(client.call('nosuchcommand'));
+      assert.equal(stats.calls.get('set'), 1);
+      assert.equal(stats.errors.get('set'), undefined);
+      assert.equal(stats.calls.get('nosuchcommand'), 1);
+      assert.equal(stats.errors.get('nosuchcommand'), 1);
+      // Each command timed once (the connection's own CLIENT / INFO included).
+      const calls = [...stats.calls.values()].reduce((a, b) => a + b, 0);
+      assert.equal(stats.latency.count, calls);
+      client.disconnect();
+    } finally {
+      await closeAll([d]);
+      await t.stop();
+      await redis.close();
     }
   });
 });
