@@ -131,6 +131,13 @@ class UnicastJob implements Delivery {
   }
 }
 
+function addCounts(into: BroadcastCounts, from: BroadcastCounts): void {
+  into.matched += from.matched;
+  into.sent += from.sent;
+  into.acked += from.acked;
+  into.failed += from.failed;
+}
+
 /** Live pushes held for one connection while its stored messages are replayed. */
 const MAX_HELD = 10_000;
 
@@ -275,22 +282,13 @@ export class PushCenter {
   /** Deliveries of every broadcast this node ran: those still held and those swept. */
   broadcastTotals(): BroadcastCounts {
     const sum = { ...this.retired };
-    for (const t of this.tasks.values()) {
-      sum.matched += t.counts.matched;
-      sum.sent += t.counts.sent;
-      sum.acked += t.counts.acked;
-      sum.failed += t.counts.failed;
-    }
+    for (const t of this.tasks.values()) addCounts(sum, t.counts);
     return sum;
   }
 
   /** Keeps a dropped task's counts in the totals (an ack after this is not counted). */
   private retire(t: BroadcastTask): void {
-    const r = this.retired;
-    r.matched += t.counts.matched;
-    r.sent += t.counts.sent;
-    r.acked += t.counts.acked;
-    r.failed += t.counts.failed;
+    addCounts(this.retired, t.counts);
   }
 
   private sweepTasks(): void {

@@ -133,6 +133,20 @@ describe('GET /metrics', () => {
     assert.equal(closed.get('mpush_online_users'), 0);
   });
 
+  it('broadcast tasks and their deliveries', async () => {
+    const d = await connectDevice(t.tcpPort, 'metrics-user-2');
+    devices.push(d);
+    const before = (await scrape(t.httpPort)).samples;
+    const r = await sender.broadcast({ content: 'everyone' });
+    assert.equal(r.sent, 1);
+    const m = (await scrape(t.httpPort)).samples;
+    const grew = (name: string) => (m.get(name) ?? 0) - (before.get(name) ?? 0);
+    assert.equal(grew('mpush_broadcast_tasks_total'), 1);
+    assert.equal(grew('mpush_broadcast_deliveries_total{state="matched"}'), 1);
+    assert.equal(grew('mpush_broadcast_deliveries_total{state="sent"}'), 1);
+    assert.equal(grew('mpush_gateway_requests_total{kind="broadcast"}'), 1);
+  });
+
   it('no label names a user, a device or a connection', async () => {
     const m = await scrape(t.httpPort);
     const allowed = new Set([
