@@ -832,7 +832,7 @@ describe('HTTP API: users, stats, health, public key', () => {
     assert.equal(health.body.onlineUsers, 2);
   });
 
-  it('GET /api/stats: the node, its counts, the connection, gateway, inbox and webhook counters, in that order', async () => {
+  it('GET /api/stats: the node, its counts, the connection, push, broadcast, gateway, inbox and webhook counters, in that order', async () => {
     const stats = await call(port, 'GET', '/api/stats');
     assert.equal(stats.status, 200, stats.text);
     assert.deepEqual(Object.keys(stats.body), [
@@ -842,10 +842,16 @@ describe('HTTP API: users, stats, health, public key', () => {
       'boundConnections',
       'pendingAcks',
       'connection',
+      'push',
+      'broadcast',
       'gateway',
+      'gatewayClients',
       'inbox',
       'webhooks',
     ]);
+    assert.deepEqual(stats.body.push, t.node.push.meter.stats);
+    assert.deepEqual(stats.body.broadcast, t.node.push.broadcastTotals());
+    assert.equal(stats.body.gatewayClients, t.node.gateway.clients);
     assert.deepEqual(stats.body.connection, JSON.parse(JSON.stringify(t.node.connections.stats)));
     assert.deepEqual(stats.body.gateway, t.node.gateway.stats);
     assert.deepEqual(stats.body.inbox, t.node.inbox.stats);
