@@ -303,7 +303,11 @@ export const schema = {
     bindSecret: str('', 'When set, a bind must carry a valid signed token in its data field (HMAC-SHA256).'),
   },
   log: {
-    level: choice('info', ['error', 'warn', 'info', 'debug'], 'Log level.'),
+    level: choice(
+      'info',
+      ['error', 'warn', 'info', 'debug'],
+      'Least severe level logged (JSON lines on stderr); debug adds connections, binds, kicks and bad input.',
+    ),
   },
 } as const satisfies Record<string, Record<string, KeySpec>>;
 
