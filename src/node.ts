@@ -1,5 +1,6 @@
+import { RecentDisconnects } from './api/console-disconnects.js';
 import { HttpServer } from './api/http-server.js';
-import type { NodeStats } from './api/node-view.js';
+import type { NodeStats, RouteOwner } from './api/node-view.js';
 import { Webhooks } from './api/webhooks.js';
 import { type BusMessage, kickTopic, MemoryClusterBus } from './cluster/cluster-bus.js';
 import { MemoryInboxStore } from './cluster/inbox-store.js';
@@ -56,6 +57,10 @@ export class MpushNode {
   readonly webhooks: Webhooks | undefined;
   readonly gateway: GatewayServer;
   readonly http: HttpServer;
+  /** The admin console's recent disconnects (console.recentDisconnects). */
+  readonly disconnects: RecentDisconnects;
+  /** The gateway's push count and time at the last registry publish: the push rate's base. */
+  private pushSample = { at: 0, pushes: 0, rate: 0 };
   addresses: NodeAddresses = { tcpPort: 0, httpPort: 0, gatewayPort: 0 };
   /** Set at start: `<gateway host>:<gateway port>`, unless node.id names it. */
   id = '';
@@ -120,6 +125,8 @@ export class MpushNode {
       inbox: this.inbox,
       routes: this.stores.routes,
     });
+    this.disconnects = new RecentDisconnects(config.console.recentDisconnects);
+    this.disconnects.watch(this.connections.events);
     this.http = new HttpServer({
       node: {
         config,
@@ -131,6 +138,8 @@ export class MpushNode {
         inbox: this.inbox,
         gatewayAddress: () => ({ host: this.gatewayHost, port: this.addresses.gatewayPort }),
         stats: () => this.stats(),
+        routeOwner: (connId) => this.routeOwner(connId),
+        recentDisconnects: () => this.disconnects.list(),
         acceptWebSocket: (ws, req) => void this.connections.acceptWebSocket(ws, req),
       },
     });
@@ -286,6 +295,27 @@ export class MpushNode {
     };
   }
 
+  /** The node of a route's connId, and when the connection opened if it is one of ours. */
+  private routeOwner(connId: string): RouteOwner {
+    const node = MpushNode.nodeOf(connId);
+    const conn =
+      node === this.id ? this.connections.connections.get(Number(connId.slice(node.length + 1))) : undefined;
+    return { node, connectedAt: conn ? conn.createdAt : null };
+  }
+
+  /** Gateway pushes per second since the previous call (the registry refresh), kept for 1 s at least. */
+  private pushRate(): number {
+    const now = Date.now();
+    const pushes = this.gateway.stats.pushes;
+    const s = this.pushSample;
+    if (now - s.at >= 1000) {
+      s.rate = s.at === 0 ? 0 : Math.round(((pushes - s.pushes) * 10_000) / (now - s.at)) / 10;
+      s.at = now;
+      s.pushes = pushes;
+    }
+    return s.rate;
+  }
+
   /** What this node publishes in the registry. */
   info(): NodeInfo {
     return {
@@ -296,6 +326,7 @@ export class MpushNode {
       port: this.devicePort,
       connections: this.connections.connections.size,
       onlineUsers: this.connections.router.onlineUsers,
+      pushRate: this.pushRate(),
     };
   }
 

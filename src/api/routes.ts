@@ -7,6 +7,7 @@ import type { PushResult } from '../client/push/types.js';
 import { isLiveNow, type NodeInfo } from '../cluster/node-registry.js';
 import { clientTypeName } from '../protocol/index.js';
 import { readJsonBody } from './body.js';
+import { ConsoleRoutes } from './console.js';
 import type { HttpNodeView } from './node-view.js';
 import { HttpError, sendJson, sendText } from './reply.js';
 import { broadcastSchema, type PushBody, pushSchema } from './schemas.js';
@@ -28,10 +29,13 @@ function decodeSegment(segment: string): string {
  */
 export class ApiRoutes {
   private sender: PushSender | undefined;
+  private readonly console: ConsoleRoutes;
 
-  constructor(private readonly node: HttpNodeView) {}
+  constructor(private readonly node: HttpNodeView) {
+    this.console = new ConsoleRoutes(node);
+  }
 
-  /** GET /public-key, GET /health and GET /alloc; anything else is a 404. */
+  /** GET /public-key, GET /health, GET /alloc and the admin console's page; anything else is a 404. */
   async open(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const node = this.node;
     if (req.method === 'GET' && path === '/public-key') {
@@ -44,6 +48,7 @@ export class ApiRoutes {
       return sendJson(res, 200, { status: 'ok', node: id, connections, onlineUsers });
     }
     if (req.method === 'GET' && path === '/alloc') return this.alloc(res);
+    if (ConsoleRoutes.isAssetPath(path)) return this.console.asset(req, res, path);
     throw new HttpError(404, 'not found');
   }
 
@@ -74,6 +79,7 @@ export class ApiRoutes {
   async api(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const node = this.node;
     const method = req.method ?? 'GET';
+    if (await this.console.api(req, res, path)) return;
     if (method === 'POST' && path === '/api/push') {
       const results = await this.push(validate(pushSchema, await this.body(req)));
       return sendJson(res, 200, { results });
@@ -104,6 +110,7 @@ export class ApiRoutes {
         clientVersion: r.clientVersion,
         gateway: `${r.host}:${r.port}`,
         connId: r.connId,
+        ...node.routeOwner(r.connId),
       }));
       return sendJson(res, 200, { userId, online: devices.length > 0, devices });
     }

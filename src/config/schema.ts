@@ -197,6 +197,14 @@ export const schema = {
     secret: str('', 'Bearer secret for the HTTP API; required whenever http.host is not a loopback address.'),
     maxBodyBytes: int(1 * MiB, 'Largest HTTP API request body.', 1024),
   },
+  console: {
+    recentDisconnects: int(
+      200,
+      'Disconnects (time, reason, user, transport) the admin web console lists, newest first; past it the oldest is forgotten.',
+      0,
+      10_000,
+    ),
+  },
   cluster: {
     redis: str(
       '',
