@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { RecentDisconnects } from '../../src/api/console-disconnects.js';
 import { HttpServer } from '../../src/api/http-server.js';
 import { closeAll, connectDevice, type TestDevice } from '../helpers/devices.js';
@@ -17,6 +19,7 @@ import { waitFor } from '../helpers/wait.js';
 // biome-ignore lint/suspicious/noExplicitAny: JSON bodies are checked field by field
 type Json = any;
 
+const run = promisify(execFile);
 /** dist/test/integration → the repository root. */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SECRET = 'console-test-secret';
@@ -55,17 +58,27 @@ describe('the admin console page', () => {
   after(() => n.stop());
 
   it('is served at /admin/ without the secret, from the package, whatever the working directory', async () => {
-    // The assets are read at the first request: from elsewhere, they must still be the package's.
-    const cwd = process.cwd();
+    // A node started from another directory still serves the package's own web/ folder.
     const elsewhere = mkdtempSync(join(tmpdir(), 'mpush-console-cwd-'));
-    process.chdir(elsewhere);
-    let page: Awaited<ReturnType<typeof get>>;
+    const helper = new URL('../helpers/node.js', import.meta.url).href;
+    const script = `
+      const { startTestNode } = await import(${JSON.stringify(helper)});
+      const n = await startTestNode();
+      const res = await fetch('http://127.0.0.1:' + n.httpPort + '/admin/');
+      console.log(JSON.stringify({ status: res.status, text: await res.text() }));
+      await n.stop();
+    `;
     try {
-      page = await get(n.httpPort, '/admin/');
+      const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
+        cwd: elsewhere,
+      });
+      const fromElsewhere = JSON.parse(stdout) as { status: number; text: string };
+      assert.equal(fromElsewhere.status, 200);
+      assert.equal(fromElsewhere.text, readFileSync(join(ROOT, 'web', 'index.html'), 'utf8'));
     } finally {
-      process.chdir(cwd);
       rmSync(elsewhere, { recursive: true, force: true });
     }
+    const page = await get(n.httpPort, '/admin/');
     assert.equal(page.status, 200);
     assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
     assert.equal(page.text, readFileSync(join(ROOT, 'web', 'index.html'), 'utf8'));
@@ -262,6 +275,9 @@ describe('the console API', () => {
       waitsFor = third.body.messages.find((m: Json) => m.messageId === 'm-kept').pendingFor;
     }
     assert.deepEqual(waitsFor, ['pc', 'web']);
+    // The expired one was left for the replay, which reports it: its receipt says so.
+    const expired = await get(n.httpPort, '/api/messages/m-expiring', { auth: AUTH });
+    assert.equal(expired.body.users[0].inbox, 'expired');
   });
 
   it('refuses a bad user id in the path', async () => {
