@@ -1,6 +1,6 @@
 import { RecentDisconnects } from './api/console-disconnects.js';
 import { HttpServer } from './api/http-server.js';
-import type { NodeStats, RouteOwner } from './api/node-view.js';
+import type { HttpNodeView, NodeStats, RouteOwner } from './api/node-view.js';
 import { Webhooks } from './api/webhooks.js';
 import { type BusMessage, kickTopic, MemoryClusterBus } from './cluster/cluster-bus.js';
 import { MemoryInboxStore } from './cluster/inbox-store.js';
@@ -56,6 +56,8 @@ export class MpushNode {
   /** Webhooks out; undefined when `webhooks.urls` is empty. */
   readonly webhooks: Webhooks | undefined;
   readonly gateway: GatewayServer;
+  /** What the HTTP port sees of this node. */
+  readonly httpView: HttpNodeView;
   readonly http: HttpServer;
   /** The admin console's recent disconnects (console.recentDisconnects). */
   readonly disconnects: RecentDisconnects;
@@ -127,22 +129,21 @@ export class MpushNode {
     });
     this.disconnects = new RecentDisconnects(config.console.recentDisconnects);
     this.disconnects.watch(this.connections.events);
-    this.http = new HttpServer({
-      node: {
-        config,
-        log: this.log,
-        id: () => this.id,
-        publicKeyBase64: this.keys.publicKeyBase64,
-        routes: this.stores.routes,
-        registry: this.stores.registry,
-        inbox: this.inbox,
-        gatewayAddress: () => ({ host: this.gatewayHost, port: this.addresses.gatewayPort }),
-        stats: () => this.stats(),
-        routeOwner: (connId) => this.routeOwner(connId),
-        recentDisconnects: () => this.disconnects.list(),
-        acceptWebSocket: (ws, req) => void this.connections.acceptWebSocket(ws, req),
-      },
-    });
+    this.httpView = {
+      config,
+      log: this.log,
+      id: () => this.id,
+      publicKeyBase64: this.keys.publicKeyBase64,
+      routes: this.stores.routes,
+      registry: this.stores.registry,
+      inbox: this.inbox,
+      gatewayAddress: () => ({ host: this.gatewayHost, port: this.addresses.gatewayPort }),
+      stats: () => this.stats(),
+      routeOwner: (connId) => this.routeOwner(connId),
+      recentDisconnects: () => this.disconnects.list(),
+      acceptWebSocket: (ws, req) => void this.connections.acceptWebSocket(ws, req),
+    };
+    this.http = new HttpServer({ node: this.httpView });
     this.connections.events.on('online', (conn) => {
       this.routeOnline(conn);
       this.inbox.replay(conn);

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { NodeInfo } from '../cluster/node-registry.js';
 import { clientTypeName } from '../protocol/index.js';
 import type { HttpNodeView } from './node-view.js';
-import { HttpError, sendJson } from './reply.js';
+import { decodeSegment, HttpError, sendJson } from './reply.js';
 import { overviewQuerySchema, userPathSchema } from './schemas.js';
 import { validate } from './validate.js';
 
@@ -34,15 +34,6 @@ const ASSET_HEADERS = {
 
 /** Recent disconnects an overview lists unless asked otherwise. */
 const DEFAULT_DISCONNECTS = 50;
-
-/** One percent-decoded path segment; a malformed escape is the caller's error. */
-function segment(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    throw new HttpError(400, 'malformed percent-encoding in the path');
-  }
-}
 
 /**
  * The admin web console: its page (`/admin/`, the files of `web/`, open like /public-key: they
@@ -101,7 +92,7 @@ export class ConsoleRoutes {
     }
     const inbox = /^\/api\/users\/([^/]+)\/inbox$/.exec(path);
     if (inbox) {
-      const { userId } = validate(userPathSchema, { userId: segment(inbox[1]!) });
+      const { userId } = validate(userPathSchema, { userId: decodeSegment(inbox[1]!) });
       sendJson(res, 200, await this.inbox(userId));
       return true;
     }

@@ -9,18 +9,9 @@ import { clientTypeName } from '../protocol/index.js';
 import { readJsonBody } from './body.js';
 import { ConsoleRoutes } from './console.js';
 import type { HttpNodeView } from './node-view.js';
-import { HttpError, sendJson, sendText } from './reply.js';
+import { decodeSegment, HttpError, sendJson, sendText } from './reply.js';
 import { broadcastSchema, type PushBody, pushSchema } from './schemas.js';
 import { validate } from './validate.js';
-
-/** One path segment, percent-decoded; a malformed escape is the caller's error (400), not ours. */
-function decodeSegment(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    throw new HttpError(400, 'malformed percent-encoding in the path');
-  }
-}
 
 /**
  * The handlers of the HTTP port: the open routes (public key, health, allocator) and the push API

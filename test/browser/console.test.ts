@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/chromium.js';
 import { closeAll, connectDevice, type TestDevice } from '../helpers/devices.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait.js';
@@ -11,7 +12,6 @@ import { waitFor } from '../helpers/wait.js';
 // The admin web console in a real Chromium, against a real node with real devices connected: the
 // page is the one the node serves at /admin/ (web/), its API calls are the node's API.
 
-const CHROMIUM = '/usr/bin/chromium';
 /** Hang guard for awaited conditions; never a timing assertion. */
 const WAIT = 15_000;
 const SECRET = 'browser-console-secret';
@@ -19,20 +19,6 @@ const SECRET = 'browser-console-secret';
 /** What the tests read of the page's globals (this project's tsconfig has no DOM lib). */
 interface PageGlobals {
   sessionStorage: { getItem(key: string): string | null };
-}
-
-async function launch(): Promise<Browser> {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-    ],
-  });
 }
 
 /** The text of `selector` once `ok` holds of it (polled in the page). */
@@ -72,7 +58,7 @@ describe('the admin console in Chromium', () => {
   const devices: TestDevice[] = [];
 
   before(async () => {
-    browser = await launch();
+    browser = await launchChromium();
     node = await startTestNode({ api: { secret: SECRET }, cluster: { registryRefreshMs: 100 } });
     shots = mkdtempSync(join(tmpdir(), 'mpush-console-shots-'));
   });
@@ -208,7 +194,7 @@ describe('the admin console with no API secret (loopback only)', () => {
   let browser: Browser;
   let node: TestNode;
   before(async () => {
-    browser = await launch();
+    browser = await launchChromium();
     node = await startTestNode();
   });
   after(async () => {

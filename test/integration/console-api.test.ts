@@ -296,24 +296,9 @@ describe('the overview with an ack latency', () => {
   let port: number;
   before(async () => {
     n = await startTestNode({ api: { secret: SECRET } });
-    const node = n.node;
-    // The node view as MpushNode builds it, plus the metrics' ackLatency (wired at the merge).
+    // The node's own view, plus the metrics' ackLatency (wired at the merge).
     http = new HttpServer({
-      node: {
-        config: node.config,
-        log: node.log,
-        id: () => node.id,
-        publicKeyBase64: node.keys.publicKeyBase64,
-        routes: node.stores.routes,
-        registry: node.stores.registry,
-        inbox: node.inbox,
-        gatewayAddress: () => ({ host: node.gatewayHost, port: node.addresses.gatewayPort }),
-        stats: () => node.stats(),
-        routeOwner: () => ({ node: node.id, connectedAt: null }),
-        recentDisconnects: () => node.disconnects.list(),
-        ackLatency: () => ({ count: 12, p50Ms: 3, p90Ms: 7, p99Ms: 21 }),
-        acceptWebSocket: () => {},
-      },
+      node: { ...n.node.httpView, ackLatency: () => ({ count: 12, p50Ms: 3, p90Ms: 7, p99Ms: 21 }) },
     });
     port = await http.listen(0, '127.0.0.1');
   });
