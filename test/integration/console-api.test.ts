@@ -102,11 +102,6 @@ describe('the admin console page', () => {
     assert.equal(post.status, 405);
     assert.equal(typeof post.body.error, 'string');
   });
-
-  it('the web folder ships in the npm package', () => {
-    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { files: string[] };
-    assert.ok(pkg.files.includes('web'), 'package.json "files" lists web');
-  });
 });
 
 describe('the console API', () => {
