@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { RecentDisconnects } from '../../src/api/console-disconnects.js';
 import { HttpServer } from '../../src/api/http-server.js';
+import { MemoryNodeRegistry } from '../../src/cluster/node-registry.js';
+import { MemoryRouteStore } from '../../src/cluster/route-store.js';
 import { closeAll, connectDevice, type TestDevice } from '../helpers/devices.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait.js';
@@ -282,6 +284,47 @@ describe('the console API', () => {
     const bad = await get(n.httpPort, '/api/users/%E0%A4%A/inbox', { auth: AUTH });
     assert.equal(bad.status, 400);
     assert.equal(bad.body.error, 'malformed percent-encoding in the path');
+  });
+});
+
+describe('the overview of a cluster', () => {
+  const table = new MemoryNodeRegistry();
+  const routes = new MemoryRouteStore();
+  const nodes: TestNode[] = [];
+  const devices: TestDevice[] = [];
+  before(async () => {
+    for (let i = 0; i < 2; i++)
+      nodes.push(
+        await startTestNode(
+          { api: { secret: SECRET }, cluster: { registryRefreshMs: 100 } },
+          { registry: table.peer(), routes },
+        ),
+      );
+  });
+  after(async () => {
+    await closeAll(devices);
+    await Promise.all(nodes.map((n) => n.stop()));
+  });
+
+  it('lists every live node, the others with the load they last published', async () => {
+    const [a, b] = nodes as [TestNode, TestNode];
+    for (const u of ['on-b-1', 'on-b-2']) devices.push(await connectDevice(b.tcpPort, u));
+    let listed: Json[] = [];
+    const end = Date.now() + WAIT;
+    while (listed.find((x) => x.id === b.node.id)?.connections !== 2) {
+      if (Date.now() > end) assert.fail(`node b never shows 2 connections: ${JSON.stringify(listed)}`);
+      await new Promise((res) => setTimeout(res, 50));
+      listed = (await overview(a)).body.nodes;
+    }
+    assert.deepEqual(listed.map((x) => x.id).sort(), [a.node.id, b.node.id].sort());
+    assert.equal(listed.find((x) => x.id === a.node.id).self, true);
+    const other = listed.find((x) => x.id === b.node.id);
+    assert.equal(other.self, false);
+    assert.equal(other.onlineUsers, 2);
+    // The user lookup on a names the node the device is on; since when is b's to know.
+    const who = await get(a.httpPort, '/api/users/on-b-1', { auth: AUTH });
+    assert.equal(who.body.devices[0].node, b.node.id);
+    assert.equal(who.body.devices[0].connectedAt, null);
   });
 });
 
