@@ -71,7 +71,10 @@ export const schema = {
       '',
       'Host other nodes and push clients reach this gateway at; empty means 127.0.0.1 when bound to 0.0.0.0.',
     ),
-    secret: str('', 'When set, push clients must prove they hold it (HMAC) before the gateway answers them.'),
+    secret: str(
+      '',
+      "When set, push clients must prove they hold it (HMAC over a nonce the gateway sends on each connection, in GATEWAY_HELLO's reply) before the gateway answers them.",
+    ),
     authTimeoutMs: int(
       10_000,
       'With gateway.secret set: a connection that has not authenticated this long after it opened is closed.',
