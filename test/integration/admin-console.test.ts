@@ -1,9 +1,15 @@
 import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { HELP_TABLE } from '../../src/admin/commands.js';
 import { closeAll, connectDevice, type TestDevice } from '../helpers/devices.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
+import { mpushDefaultKeys } from '../helpers/shared.js';
 import { waitFor } from '../helpers/wait.js';
 
 const EOL = '\r\n';
@@ -287,6 +293,63 @@ describe('telnet console: limits and shutdown', () => {
     } finally {
       await device.client.close();
       await t.stop();
+    }
+  });
+});
+
+/** The compiled CLI, beside this compiled test: dist/test/integration → dist/src/cli. */
+const cliPath = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+describe('telnet console of `mpush start`', () => {
+  it("prints where the console listens, answers the issue's nc check, and shutdown ends the process", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'mpush-admin-cli-'));
+    const env: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('MPUSH_')) env[k] = v;
+    const args = ['start', '--port', '0', '--http-port', '0', '--gateway-port', '0', '--admin-port', '0'];
+    args.push(
+      '--host',
+      '127.0.0.1',
+      '--http.host=127.0.0.1',
+      '--gateway.host=127.0.0.1',
+      '--data-dir',
+      dataDir,
+    );
+    args.push(`--security.privateKey=${mpushDefaultKeys().privateKey}`, '--admin.allowShutdown=true');
+    const proc = spawn(process.execPath, [cliPath, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    proc.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+    try {
+      await waitFor(
+        () => /telnet console \(MPush's; no login\): 127\.0\.0\.1:\d+/.test(stdout),
+        15_000,
+        'the banner',
+      );
+      const port = Number(/telnet console \(MPush's; no login\): 127\.0\.0\.1:(\d+)/.exec(stdout)![1]);
+      assert.notEqual(port, 0);
+      if (existsSync('/usr/bin/nc')) {
+        // The issue's own check, as printed: printf 'count conn\r\nquit\r\n' | nc 127.0.0.1 3002
+        const out = await new Promise<string>((resolve, reject) => {
+          const sh = execFile(
+            '/bin/sh',
+            ['-c', `printf 'count conn\\r\\nquit\\r\\n' | nc 127.0.0.1 ${port}`],
+            (err, o) => (err ? reject(err) : resolve(o)),
+          );
+          setTimeout(() => sh.kill(), 10_000).unref();
+        });
+        assert.match(
+          out,
+          /^Welcome to MPush Console \[[0-9.]+\]!\r\n[\s\S]*now\.\r\n\r\n0\r\n\r\nhave a good day!\r\n\r\n$/,
+        );
+      }
+      const c = await ConsoleClient.open(port);
+      assert.equal(await c.ask('shutdown'), 'try close connect server...');
+      assert.equal(await exited, 0, 'the node stopped as on SIGTERM');
+    } finally {
+      proc.kill('SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });
