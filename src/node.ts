@@ -1,3 +1,4 @@
+import { AdminServer } from './admin/admin-server.js';
 import { RecentDisconnects } from './api/console-disconnects.js';
 import { HttpServer } from './api/http-server.js';
 import type { HttpNodeView, NodeStats, RouteOwner } from './api/node-view.js';
@@ -27,6 +28,8 @@ export interface MpushNodeOptions {
   log?: Logger;
   stores?: Partial<NodeStores>;
   clock?: () => number;
+  /** What the console's `shutdown` does (admin.allowShutdown); default: stop this node. */
+  onShutdown?: () => void;
 }
 
 /** Where a started node listens. */
@@ -34,6 +37,8 @@ export interface NodeAddresses {
   tcpPort: number;
   httpPort: number;
   gatewayPort: number;
+  /** The telnet console's port; 0 when admin.enabled is false. */
+  adminPort: number;
 }
 
 /**
@@ -63,7 +68,10 @@ export class MpushNode {
   readonly disconnects: RecentDisconnects;
   /** The gateway's push count and time at the last registry publish: the push rate's base. */
   private pushSample = { at: 0, pushes: 0, rate: 0 };
-  addresses: NodeAddresses = { tcpPort: 0, httpPort: 0, gatewayPort: 0 };
+  /** MPush's telnet console; undefined when admin.enabled is false. */
+  readonly admin: AdminServer | undefined;
+  addresses: NodeAddresses = { tcpPort: 0, httpPort: 0, gatewayPort: 0, adminPort: 0 };
+  private startedAt = Date.now();
   /** Set at start: `<gateway host>:<gateway port>`, unless node.id names it. */
   id = '';
   private readonly pendingUnregisters = new Map<
@@ -144,6 +152,24 @@ export class MpushNode {
       acceptWebSocket: (ws, req) => void this.connections.acceptWebSocket(ws, req),
     };
     this.http = new HttpServer({ node: this.httpView });
+    this.admin = config.admin.enabled
+      ? new AdminServer({
+          node: {
+            config,
+            log: this.log,
+            id: () => this.id,
+            startedAt: () => this.startedAt,
+            counts: () => ({
+              connections: this.connections.connections.size,
+              onlineUsers: this.connections.router.onlineUsers,
+            }),
+            routes: this.stores.routes,
+            registry: this.stores.registry,
+            push: (userId, content) => this.http.push({ userId, content }),
+            shutdown: opts.onShutdown ?? (() => void this.stop()),
+          },
+        })
+      : undefined;
     this.connections.events.on('online', (conn) => {
       this.routeOnline(conn);
       this.inbox.replay(conn);
@@ -335,7 +361,9 @@ export class MpushNode {
     const gatewayPort = await this.gateway.listen();
     const tcpPort = await this.connections.listen();
     const httpPort = await this.http.listen();
-    this.addresses = { tcpPort, httpPort, gatewayPort };
+    const adminPort = (await this.admin?.listen()) ?? 0;
+    this.startedAt = Date.now();
+    this.addresses = { tcpPort, httpPort, gatewayPort, adminPort };
     this.id = this.config.node.id || `${this.gatewayHost}:${gatewayPort}`;
     this.push.setNodeId(this.id);
     // As MPush does on start: what a crash of this node left in its online set is gone.
@@ -398,7 +426,12 @@ export class MpushNode {
     clearInterval(this.publisher);
     // Out of discovery first, so MPush push clients stop choosing this gateway.
     await this.zookeeper?.close();
-    await Promise.all([this.connections.close(), this.http.close(), this.gateway.close()]);
+    await Promise.all([
+      this.connections.close(),
+      this.http.close(),
+      this.gateway.close(),
+      this.admin?.close(),
+    ]);
     this.push.close();
     // After the connections: their offline events are queued by now, and get webhooks.stopTimeoutMs.
     await this.webhooks?.close();

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { PushContext, PushResult } from '../client/push/types.js';
 import { BearerAuth } from './auth.js';
 import { BodyAborted } from './body.js';
 import type { HttpNodeView } from './node-view.js';
@@ -70,6 +71,11 @@ export class HttpServer {
         resolve(typeof a === 'object' && a ? a.port : port);
       });
     });
+  }
+
+  /** A push through the API's PushSender, as POST /api/push makes one (the console's test push). */
+  push(ctx: PushContext): Promise<PushResult[]> {
+    return this.routes.push(ctx);
   }
 
   /** Stops the API's PushSender, then the server and every connection it holds. */

@@ -3,14 +3,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatServerList } from '../client/device/allocator.js';
 import { PushSender } from '../client/push/push-sender.js';
 import { StoreRouteSource } from '../client/push/route-source.js';
-import type { PushResult } from '../client/push/types.js';
+import type { PushContext, PushResult } from '../client/push/types.js';
 import { isLiveNow, type NodeInfo } from '../cluster/node-registry.js';
 import { clientTypeName } from '../protocol/index.js';
 import { readJsonBody } from './body.js';
 import { ConsoleRoutes } from './console.js';
 import type { HttpNodeView } from './node-view.js';
 import { decodeSegment, HttpError, sendJson, sendText } from './reply.js';
-import { broadcastSchema, type PushBody, pushSchema } from './schemas.js';
+import { broadcastSchema, pushSchema } from './schemas.js';
 import { validate } from './validate.js';
 
 /**
@@ -126,9 +126,9 @@ export class ApiRoutes {
    * generated), for every user of it, carried to the device in the PushMsg JSON (`msgId`) when
    * sent as `msg`, and named in every result. `store` / `ttl` go with the push (PushContext): the
    * node that answers it keeps what a device type missed (push/inbox.ts), and the result says
-   * `stored`.
+   * `stored`. The node's other test pushes (the telnet console's) come the same way.
    */
-  private push(b: PushBody): Promise<PushResult[]> {
+  push(b: PushContext): Promise<PushResult[]> {
     return this.pushSender().send(b);
   }
 
