@@ -1,6 +1,8 @@
+import { AdminServer } from './admin/admin-server.js';
+import { RecentDisconnects } from './api/console-disconnects.js';
 import { HttpServer } from './api/http-server.js';
 import { NodeMetrics } from './api/metrics.js';
-import type { NodeStats } from './api/node-view.js';
+import type { HttpNodeView, NodeStats, RouteOwner } from './api/node-view.js';
 import { Webhooks } from './api/webhooks.js';
 import { type BusMessage, kickTopic, MemoryClusterBus } from './cluster/cluster-bus.js';
 import { MemoryInboxStore } from './cluster/inbox-store.js';
@@ -27,6 +29,8 @@ export interface MpushNodeOptions {
   log?: Logger;
   stores?: Partial<NodeStores>;
   clock?: () => number;
+  /** What the console's `shutdown` does (admin.allowShutdown); default: stop this node. */
+  onShutdown?: () => void;
 }
 
 /** Where a started node listens. */
@@ -34,6 +38,8 @@ export interface NodeAddresses {
   tcpPort: number;
   httpPort: number;
   gatewayPort: number;
+  /** The telnet console's port; 0 when admin.enabled is false. */
+  adminPort: number;
 }
 
 /**
@@ -58,10 +64,19 @@ export class MpushNode {
   /** Webhooks out; undefined when `webhooks.urls` is empty. */
   readonly webhooks: Webhooks | undefined;
   readonly gateway: GatewayServer;
+  /** What the HTTP port sees of this node. */
+  readonly httpView: HttpNodeView;
   readonly http: HttpServer;
   /** GET /metrics; `ackLatencySummary()` for the console. */
   readonly metrics: NodeMetrics;
-  addresses: NodeAddresses = { tcpPort: 0, httpPort: 0, gatewayPort: 0 };
+  /** The admin console's recent disconnects (console.recentDisconnects). */
+  readonly disconnects: RecentDisconnects;
+  /** The gateway's push count and time at the last registry publish: the push rate's base. */
+  private pushSample = { at: 0, pushes: 0, rate: 0 };
+  /** MPush's telnet console; undefined when admin.enabled is false. */
+  readonly admin: AdminServer | undefined;
+  addresses: NodeAddresses = { tcpPort: 0, httpPort: 0, gatewayPort: 0, adminPort: 0 };
+  private startedAt = Date.now();
   /** Set at start: `<gateway host>:<gateway port>`, unless node.id names it. */
   id = '';
   private readonly pendingUnregisters = new Map<
@@ -134,21 +149,45 @@ export class MpushNode {
       latency: this.push.meter,
       redis: this.stores.redisCommands,
     });
-    this.http = new HttpServer({
-      node: {
-        config,
-        log: apiLog,
-        id: () => this.id,
-        publicKeyBase64: this.keys.publicKeyBase64,
-        routes: this.stores.routes,
-        registry: this.stores.registry,
-        inbox: this.inbox,
-        gatewayAddress: () => ({ host: this.gatewayHost, port: this.addresses.gatewayPort }),
-        stats: () => this.stats(),
-        acceptWebSocket: (ws, req) => void this.connections.acceptWebSocket(ws, req),
+    this.disconnects = new RecentDisconnects(config.console.recentDisconnects);
+    this.disconnects.watch(this.connections.events);
+    this.httpView = {
+      config,
+      log: apiLog,
+      id: () => this.id,
+      publicKeyBase64: this.keys.publicKeyBase64,
+      routes: this.stores.routes,
+      registry: this.stores.registry,
+      inbox: this.inbox,
+      gatewayAddress: () => ({ host: this.gatewayHost, port: this.addresses.gatewayPort }),
+      stats: () => this.stats(),
+      routeOwner: (connId) => this.routeOwner(connId),
+      recentDisconnects: () => this.disconnects.list(),
+      ackLatency: () => {
+        const s = this.metrics.ackLatencySummary();
+        return s.count > 0 ? s : undefined;
       },
-      metrics: this.metrics,
-    });
+      acceptWebSocket: (ws, req) => void this.connections.acceptWebSocket(ws, req),
+    };
+    this.http = new HttpServer({ node: this.httpView, metrics: this.metrics });
+    this.admin = config.admin.enabled
+      ? new AdminServer({
+          node: {
+            config,
+            log: this.log.child({ component: 'admin' }),
+            id: () => this.id,
+            startedAt: () => this.startedAt,
+            counts: () => ({
+              connections: this.connections.connections.size,
+              onlineUsers: this.connections.router.onlineUsers,
+            }),
+            routes: this.stores.routes,
+            registry: this.stores.registry,
+            push: (userId, content) => this.http.push({ userId, content }),
+            shutdown: opts.onShutdown ?? (() => void this.stop()),
+          },
+        })
+      : undefined;
     this.connections.events.on('online', (conn) => {
       this.routeOnline(conn);
       this.inbox.replay(conn);
@@ -304,6 +343,27 @@ export class MpushNode {
     };
   }
 
+  /** The node of a route's connId, and when the connection opened if it is one of ours. */
+  private routeOwner(connId: string): RouteOwner {
+    const node = MpushNode.nodeOf(connId);
+    const conn =
+      node === this.id ? this.connections.connections.get(Number(connId.slice(node.length + 1))) : undefined;
+    return { node, connectedAt: conn ? conn.createdAt : null };
+  }
+
+  /** Gateway pushes per second since the previous call (the registry refresh), kept for 1 s at least. */
+  private pushRate(): number {
+    const now = Date.now();
+    const pushes = this.gateway.stats.pushes;
+    const s = this.pushSample;
+    if (now - s.at >= 1000) {
+      s.rate = s.at === 0 ? 0 : Math.round(((pushes - s.pushes) * 10_000) / (now - s.at)) / 10;
+      s.at = now;
+      s.pushes = pushes;
+    }
+    return s.rate;
+  }
+
   /** What this node publishes in the registry. */
   info(): NodeInfo {
     return {
@@ -314,6 +374,7 @@ export class MpushNode {
       port: this.devicePort,
       connections: this.connections.connections.size,
       onlineUsers: this.connections.router.onlineUsers,
+      pushRate: this.pushRate(),
     };
   }
 
@@ -321,7 +382,9 @@ export class MpushNode {
     const gatewayPort = await this.gateway.listen();
     const tcpPort = await this.connections.listen();
     const httpPort = await this.http.listen();
-    this.addresses = { tcpPort, httpPort, gatewayPort };
+    const adminPort = (await this.admin?.listen()) ?? 0;
+    this.startedAt = Date.now();
+    this.addresses = { tcpPort, httpPort, gatewayPort, adminPort };
     this.id = this.config.node.id || `${this.gatewayHost}:${gatewayPort}`;
     this.push.setNodeId(this.id);
     // As MPush does on start: what a crash of this node left in its online set is gone.
@@ -384,7 +447,12 @@ export class MpushNode {
     clearInterval(this.publisher);
     // Out of discovery first, so MPush push clients stop choosing this gateway.
     await this.zookeeper?.close();
-    await Promise.all([this.connections.close(), this.http.close(), this.gateway.close()]);
+    await Promise.all([
+      this.connections.close(),
+      this.http.close(),
+      this.gateway.close(),
+      this.admin?.close(),
+    ]);
     this.push.close();
     // After the connections: their offline events are queued by now, and get webhooks.stopTimeoutMs.
     await this.webhooks?.close();

@@ -1,4 +1,10 @@
-import type { InboxEntry, InboxStore, Receipt, ReceiptEvent } from '../cluster/inbox-store.js';
+import {
+  INBOX_CLIENT_TYPES,
+  type InboxEntry,
+  type InboxStore,
+  type Receipt,
+  type ReceiptEvent,
+} from '../cluster/inbox-store.js';
 import type { Config } from '../config/index.js';
 import type { Connection } from '../connection/index.js';
 import type { Logger } from '../log.js';
@@ -218,6 +224,29 @@ export class Inbox {
         this.opts.log.warn('inbox replay failed', { userId, err: err.message });
       })
       .finally(() => push.endReplay(conn));
+  }
+
+  /**
+   * What `userId`'s inbox still holds, oldest first, each with the device types it waits for (the
+   * admin console's view). A read only: it asks the store as of time 0, so nothing is expired by
+   * it (expiry stays with the replay, which reports it); messages past their time are left out.
+   * Bounded by `inbox.storeTimeoutMs`; a store failure rejects.
+   */
+  async peek(userId: string): Promise<Array<{ entry: InboxEntry; pendingFor: number[] }>> {
+    const now = this.clock();
+    const byType = await this.bounded(
+      Promise.all(INBOX_CLIENT_TYPES.map((t) => this.opts.store.pending(userId, t, 0))),
+    );
+    const held = new Map<string, { entry: InboxEntry; pendingFor: number[] }>();
+    byType.forEach(({ entries }, i) => {
+      for (const entry of entries) {
+        if (entry.expiresAt <= now) continue;
+        const h = held.get(entry.messageId) ?? { entry, pendingFor: [] };
+        h.pendingFor.push(INBOX_CLIENT_TYPES[i]!);
+        held.set(entry.messageId, h);
+      }
+    });
+    return [...held.values()].sort((a, b) => a.entry.storedAt - b.entry.storedAt);
   }
 
   /** A message's receipt (bounded by `inbox.storeTimeoutMs`; a store failure rejects). */

@@ -467,6 +467,7 @@ describe('HTTP API: what the log says', () => {
         server: { host: '127.0.0.1', port: 0 },
         gateway: { host: '127.0.0.1', port: 0 },
         http: { host: '127.0.0.1', port: 0 },
+        admin: { port: 0 },
         security: { privateKey: keys.privateKey, publicKey: keys.publicKey },
       },
     });
