@@ -119,6 +119,12 @@ describe('GET /metrics', () => {
     assert.equal(grew('mpush_gateway_requests_total{kind="push"}'), 3);
     assert.equal(m.get('mpush_gateway_clients'), 1, 'the sender');
     assert.deepEqual(t.node.metrics.ackLatencySummary().count, 1);
+    // The admin console shows the same histogram's quantiles.
+    const overview = (await (await fetch(`http://127.0.0.1:${t.httpPort}/api/console/overview`)).json()) as {
+      ackLatency: { count: number; p50Ms: number } | null;
+    };
+    assert.equal(overview.ackLatency?.count, 1);
+    assert.ok(overview.ackLatency.p50Ms > 0 && overview.ackLatency.p50Ms <= 30_000);
 
     await d.client.close();
     devices.splice(devices.indexOf(d), 1);
