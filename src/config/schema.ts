@@ -145,6 +145,11 @@ export const schema = {
       'Longest a push reply waits for the inbox store; past it the result says the store failed.',
       10,
     ),
+    maxConcurrentReplays: int(
+      100,
+      'Binds whose stored messages are read and written at once; more (a mass reconnect) wait their turn, their live pushes held behind the replay.',
+      1,
+    ),
     memoryMaxUsers: int(
       1_000_000,
       'Inboxes (and receipts) the in-memory store keeps; past it a new inbox is refused and the oldest receipt goes (Redis keeps its own).',

@@ -90,6 +90,9 @@ export class Inbox {
   private readonly clock: () => number;
   /** @internal ReplayDelivery reads it. */
   readonly events: InboxEventSink | undefined;
+  /** Replays reading or writing now, and the binds waiting for one (in bind order). */
+  private replaying = 0;
+  private readonly waiting = new Set<Connection>();
 
   constructor(private readonly opts: InboxOptions) {
     this.clock = opts.clock ?? (() => Date.now());
@@ -186,12 +189,20 @@ export class Inbox {
 
   /**
    * `conn` just bound: writes its user's pending messages for its device type, in order, before
-   * any new unicast to it (the push center holds those until the replay is written).
+   * any new unicast to it (the push center holds those until the replay is written). At most
+   * `inbox.maxConcurrentReplays` run at once; a mass reconnect waits its turn (oldest first), so
+   * each read gets its whole `inbox.storeTimeoutMs` instead of timing out in a queue.
    */
   replay(conn: Connection): void {
+    this.opts.push.beginReplay(conn);
+    if (this.replaying < this.config.maxConcurrentReplays) this.startReplay(conn);
+    else this.waiting.add(conn);
+  }
+
+  private startReplay(conn: Connection): void {
     const { userId, clientType } = conn;
     const push = this.opts.push;
-    push.beginReplay(conn);
+    this.replaying++;
     this.bounded(this.opts.store.pending(userId, clientType, this.clock()))
       .then(async ({ entries, expired }) => {
         for (const id of expired) {
@@ -217,7 +228,16 @@ export class Inbox {
         this.stats.storeFailures++;
         this.opts.log.warn('inbox replay failed', { userId, err: err.message });
       })
-      .finally(() => push.endReplay(conn));
+      .finally(() => {
+        push.endReplay(conn);
+        this.replaying--;
+        for (const next of this.waiting) {
+          if (this.replaying >= this.config.maxConcurrentReplays) break;
+          this.waiting.delete(next);
+          if (next.closed) push.endReplay(next);
+          else this.startReplay(next);
+        }
+      });
   }
 
   /** A message's receipt (bounded by `inbox.storeTimeoutMs`; a store failure rejects). */

@@ -104,10 +104,13 @@ export function inboxStoreContract(name: string, factory: () => Promise<InboxSto
         store.pending('u', 2, T0),
         store.store('u', entry('m3'), 10),
       ]);
-      assert.deepEqual([s1, s2], [
-        { added: true, dropped: [] },
-        { added: true, dropped: [] },
-      ]);
+      assert.deepEqual(
+        [s1, s2],
+        [
+          { added: true, dropped: [] },
+          { added: true, dropped: [] },
+        ],
+      );
       assert.deepEqual([ids(p1.entries), ids(p2.entries)], [[], ['m1']], 'm3 came after the reads');
       assert.deepEqual(ids((await peer.pending('u', 1, T0)).entries), ['m3']);
     });
