@@ -2,11 +2,10 @@
 // SDK's DeviceProtocol over a BinaryWire; this file owns sockets, pacing and counts. Lean on purpose:
 // a Device is its protocol's host, module-level socket listeners find it through a symbol.
 // `run` modes: bind (connect, handshake, BIND `<userPrefix><i>` (`holdBind`: on `bindHeld`), hold;
-// pushes asking an ack are acked, the others (broadcasts) timestamped; one in `every` is opened and
-// compared with the announced content; with `ids`, every acked push is counted by its `msgId`, a
-// second one to the same user a duplicate), bare (connect, write `barePayloadBytes`, hold). At most
-// `concurrency` devices are between "connect started" and "done"; a failed one is tried again up to
-// `maxAttempts` times.
+// pushes asking an ack are acked, the others timestamped; one in `every` is opened and compared with
+// the announced content; with `ids`, each acked push is counted by `msgId`, a second one to one user a
+// duplicate), bare (connect, write `barePayloadBytes`, hold). At most `concurrency` devices are between
+// "connect started" and "done"; a failed one is tried again up to `maxAttempts` times.
 
 import { connect, type Socket } from 'node:net';
 import {
@@ -51,15 +50,7 @@ const bump = (m: Record<string, number>, k: string) => {
   m[k] = (m[k] ?? 0) + 1;
 };
 
-const State = {
-  Idle: 0,
-  Connecting: 1,
-  Handshaking: 2,
-  Binding: 3,
-  Done: 4,
-  Failed: 5,
-  Rebinding: 6,
-} as const;
+const State = { Idle: 0, Connecting: 1, Handshaking: 2, Binding: 3, Done: 4, Failed: 5, Late: 6 } as const;
 
 /** What the MPush Android SDK sends at the handshake; pushes are opened only when sampled. */
 const profile: DeviceProfile = {
@@ -99,13 +90,12 @@ class Device implements DeviceHost<BinaryWireTypes> {
   }
 
   onOk(reply: OkEvent): void {
-    if (reply.cmd !== Command.BIND || (this.state !== State.Binding && this.state !== State.Rebinding))
+    if (reply.cmd !== Command.BIND || (this.state !== State.Binding && this.state !== State.Late))
       return bump(unexpected, `OK to ${reply.cmd}`);
     // Held idle from here: the native AES contexts come back with the first push.
     this.proto!.release();
     if (this.state === State.Binding) return complete(this, epochMs());
     this.state = State.Done;
-    stats.bound++;
   }
 
   /** A refused handshake is followed by a fatal onError, which then gives this reason. */
@@ -168,9 +158,7 @@ class Run {
     // Interleaved, so each server's share ramps up at the same time.
     const longest = Math.max(0, ...params.groups.map((g) => g.count));
     for (let i = 0; i < longest; i++) {
-      for (const g of params.groups) {
-        if (i < g.count) this.queue.push(new Device(g, (g.first ?? 0) + i));
-      }
+      for (const g of params.groups) if (i < g.count) this.queue.push(new Device(g, (g.first ?? 0) + i));
     }
     this.result = {
       target: this.queue.length,
@@ -191,7 +179,7 @@ export type FleetResult = Run['result'];
 let run: Run | null = null;
 const held: Device[] = [];
 /** `held`: bound and still open; `lost`: closed after bound (and why); `verified`/`corrupt`: sampled pushes. */
-const stats = { held: 0, lost: 0, pushes: 0, acks: 0, verified: 0, corrupt: 0, lastAckedAt: 0, bound: 0 };
+const stats = { held: 0, lost: 0, pushes: 0, acks: 0, verified: 0, corrupt: 0, lastAckedAt: 0 };
 /** With `ids`: `<userId> <msgId>` of every acked push, and how many came again. */
 const seen = { ids: new Set<string>(), duplicates: 0 };
 const errorsAfterBound: Record<string, number> = {};
@@ -302,7 +290,7 @@ function complete(d: Device, now: number): void {
 
 /** This attempt failed: retry, or count the device failed; a held device is counted lost. */
 function fail(d: Device, reason: string): void {
-  if (d.state === State.Done || d.state === State.Rebinding) {
+  if (d.state === State.Done || d.state === State.Late) {
     if (!dropping) {
       stats.lost++;
       bump(errorsAfterBound, reason);
@@ -376,14 +364,13 @@ export type FleetStats = ReturnType<typeof fleetStats>;
 serveRequests({
   run: (req: Request) => startRun(req.params as FleetRun),
   stats: fleetStats,
-  /** A `holdBind` run's devices all send BIND now (`stats.bound` counts the OKs); epoch ms then. */
+  /** A `holdBind` run's devices all send BIND now (each stays held once bound). */
   bindHeld: () => {
-    const at = epochMs();
     for (const d of held.filter((x) => x.state === State.Done)) {
-      d.state = State.Rebinding;
+      d.state = State.Late;
       d.proto!.bind(d.userId);
     }
-    return at;
+    return true;
   },
   /** Resets every connection (RST: neither side keeps a TIME_WAIT). */
   drop: () => {
