@@ -246,14 +246,19 @@ describe('a store that does not answer never holds the push path', () => {
 describe('inbox.maxConcurrentReplays: a burst of binds is replayed a few at a time', () => {
   let n: TestNode;
   const devices: TestDevice[] = [];
-  /** The memory store, its reads answered 50 ms late (a slow store), counting how many overlap. */
+  /**
+   * The memory store, its reads answered 50 ms late (a slow store), counting how many overlap;
+   * the reads for users in `failOnce` fail the first time (a store fault).
+   */
   const memory = new MemoryInboxStore();
   const reads = { now: 0, most: 0 };
+  const failOnce = new Set(['b2']);
   const slow: InboxStore = Object.assign(Object.create(memory) as InboxStore, {
     async pending(...args: Parameters<InboxStore['pending']>) {
       reads.most = Math.max(reads.most, ++reads.now);
       await new Promise((r) => setTimeout(r, 50));
       reads.now--;
+      if (failOnce.delete(args[0])) throw new Error('store fault');
       return memory.pending(...args);
     },
   });
@@ -265,7 +270,7 @@ describe('inbox.maxConcurrentReplays: a burst of binds is replayed a few at a ti
     await n.stop();
   });
 
-  it('every device gets its messages, with at most two reads at once', async () => {
+  it('every device gets its messages, with at most two reads at once; a failed read is tried again', async () => {
     const users = ['b0', 'b1', 'b2', 'b3', 'b4', 'b5'];
     for (const u of users) {
       const r = await push(n, { userId: u, msgId: `${u}-m`, msg: { content: u }, store: true });
@@ -278,5 +283,6 @@ describe('inbox.maxConcurrentReplays: a burst of binds is replayed a few at a ti
       users.map((u) => `${u}-m`),
     );
     assert.equal(reads.most, 2);
+    assert.equal(n.node.inbox.stats.storeFailures, 1, "b2's first read");
   });
 });
