@@ -148,6 +148,17 @@ export const schema = {
       'Longest a push reply waits for the inbox store; past it the result says the store failed.',
       10,
     ),
+    maxConcurrentReplays: int(
+      100,
+      'Binds whose stored messages are read and written at once; more (a mass reconnect) wait their turn, their live pushes held behind the replay.',
+      1,
+    ),
+    replayAttempts: int(
+      3,
+      "Reads of a binding device's stored messages tried before its replay is given up (a timed-out read in a burst of binds goes to the back of the queue); they stay stored for its next bind.",
+      1,
+      100,
+    ),
     memoryMaxUsers: int(
       1_000_000,
       'Inboxes (and receipts) the in-memory store keeps; past it a new inbox is refused and the oldest receipt goes (Redis keeps its own).',

@@ -141,6 +141,8 @@ function addCounts(into: BroadcastCounts, from: BroadcastCounts): void {
 /** Live pushes held for one connection while its stored messages are replayed. */
 const MAX_HELD = 10_000;
 
+const offline = (): PushOutcome => ({ kind: 'error', code: ErrorCode.OFFLINE, reason: 'offline' });
+
 /**
  * The push center: delivers gateway pushes to this node's devices. A single-user push ends in
  * one outcome (OK, or ERROR offline / failure / route change / ack timeout); a broadcast runs as
@@ -237,11 +239,14 @@ export class PushCenter {
 
   /** No local connection: offline, or moved to a live node (route change). */
   private async notHere(userId: string, clientType: number): Promise<PushOutcome> {
+    // A store push for a user the sender found no route for (client type -1): no route has that
+    // type, so no lookup can make it a route change.
+    if (clientType < 0) return offline();
     const route = (await this.opts.routes.lookup(userId)).get(clientType);
     if (route && !route.connId.startsWith(`${this.nodeId}:`) && (await this.opts.isRouteLive(route))) {
       return { kind: 'error', code: ErrorCode.ROUTER_CHANGE, reason: 'router change' };
     }
-    return { kind: 'error', code: ErrorCode.OFFLINE, reason: 'offline' };
+    return offline();
   }
 
   /**
