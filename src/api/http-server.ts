@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { PushContext, PushResult } from '../client/push/types.js';
 import { BearerAuth } from './auth.js';
 import { BodyAborted } from './body.js';
+import type { NodeMetrics } from './metrics.js';
 import type { HttpNodeView } from './node-view.js';
 import { HttpError, sendJson } from './reply.js';
 import { ApiRoutes } from './routes.js';
@@ -10,6 +12,8 @@ import { ValidationError } from './validate.js';
 export interface HttpServerOptions {
   /** What the HTTP port sees of its node. */
   node: HttpNodeView;
+  /** GET /metrics (absent: a 404, as any unknown path). */
+  metrics?: NodeMetrics;
 }
 
 /**
@@ -45,6 +49,8 @@ export class HttpServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (path === '/metrics' && req.method === 'GET' && this.opts.metrics)
+      return this.opts.metrics.serve(req, res, this.opts.node.config, this.auth);
     if (!path.startsWith('/api/')) return this.routes.open(req, res, path);
     this.auth.check(req);
     return this.routes.api(req, res, path);
@@ -70,6 +76,11 @@ export class HttpServer {
         resolve(typeof a === 'object' && a ? a.port : port);
       });
     });
+  }
+
+  /** A push through the API's PushSender, as POST /api/push makes one (the console's test push). */
+  push(ctx: PushContext): Promise<PushResult[]> {
+    return this.routes.push(ctx);
   }
 
   /** Stops the API's PushSender, then the server and every connection it holds. */

@@ -30,7 +30,7 @@ usage:
                                        mint a bind token for auth.bindSecret
   mpush config                         list every config key, its environment name and default
 
-start's short forms: --port --host --http-port --gateway-port --data-dir --log-level --redis --workers
+start's short forms: --port --host --http-port --gateway-port --admin-port --data-dir --log-level --redis --workers
   --zookeeper --bind-secret --private-key --gateway-secret --api-secret; any config key is a flag (mpush config).
 An unknown flag, or a flag without its value, is an error (exit 2). -h, --help: this text.
 `;
@@ -45,6 +45,7 @@ const aliases: Record<string, string> = {
   'bind-secret': 'auth.bindSecret',
   'private-key': 'security.privateKey',
   'gateway-port': 'gateway.port',
+  'admin-port': 'admin.port',
   'gateway-secret': 'gateway.secret',
   'api-secret': 'api.secret',
   redis: 'cluster.redis',
@@ -95,7 +96,9 @@ async function start(argv: string[]): Promise<void> {
   const worker = Number(process.env.MPUSH_WORKER_INDEX ?? 0);
   // Each worker is a cluster node of its own: the public ports are shared, the gateway is not.
   if (worker > 0 && config.gateway.port !== 0) config.gateway.port += worker;
-  const node = new MpushNode({ config });
+  if (worker > 0 && config.admin.port !== 0) config.admin.port += worker;
+  // The console's `shutdown` (admin.allowShutdown) stops the process as SIGTERM does.
+  const node = new MpushNode({ config, onShutdown: () => stop('admin console shutdown') });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -114,7 +117,7 @@ async function start(argv: string[]): Promise<void> {
   // Before start: a signal during start-up still stops the node cleanly.
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  const { tcpPort, httpPort, gatewayPort } = await node.start();
+  const { tcpPort, httpPort, gatewayPort, adminPort } = await node.start();
   const out = process.stdout;
   out.write(
     `mpush-ts node ${node.id} started (${node.stores.kind})${cluster.isWorker ? ` [worker ${worker}]` : ''}\n`,
@@ -129,6 +132,9 @@ async function start(argv: string[]): Promise<void> {
   out.write(
     `  HTTP: http://${config.http.host}:${httpPort}  (POST /api/push, /api/broadcast; GET /public-key, /health)\n`,
   );
+  if (config.admin.enabled) {
+    out.write(`  telnet console (MPush's; no login): ${config.admin.host}:${adminPort}\n`);
+  }
   if (node.http.apiSecretGenerated) {
     out.write(`  HTTP API bearer secret (generated; set api.secret to choose one): ${node.http.apiSecret}\n`);
   }

@@ -13,8 +13,12 @@ import { LocalRouter } from './local-router.js';
 export interface ConnectionStats {
   accepted: number;
   refused: number;
+  /** Connections open now, by transport kind (`tcp`, `ws`, `tls`, …). */
+  open: Record<string, number>;
   handshakes: number;
   fastConnects: number;
+  /** Fast connects answered with an error (session expired, another device's session). */
+  fastConnectsRefused: number;
   handshakesThrottled: number;
   binds: number;
   bindsRefused: number;
@@ -106,8 +110,10 @@ export class ServerHandlerContext implements HandlerContext {
   readonly stats: ConnectionStats = {
     accepted: 0,
     refused: 0,
+    open: {},
     handshakes: 0,
     fastConnects: 0,
+    fastConnectsRefused: 0,
     handshakesThrottled: 0,
     binds: 0,
     bindsRefused: 0,
@@ -162,6 +168,7 @@ export class ServerHandlerContext implements HandlerContext {
     conn.userId = '';
     conn.tags = '';
     this.stats.kicks++;
+    this.log.debug('kicked', { conn: conn.id, userId });
     this.events.emit('kick', conn, userId);
     this.events.emit('offline', conn, userId, Disconnect.KICKED.name);
   }
@@ -170,8 +177,11 @@ export class ServerHandlerContext implements HandlerContext {
     const userId = conn.userId;
     if (!userId) return;
     conn.userId = '';
-    if (this.router.unbind(conn, userId))
-      this.events.emit('offline', conn, userId, conn.closeReason?.name ?? 'unbind');
+    if (this.router.unbind(conn, userId)) {
+      const reason = conn.closeReason?.name ?? 'unbind';
+      this.log.debug('unbound', { conn: conn.id, userId, reason });
+      this.events.emit('offline', conn, userId, reason);
+    }
   }
 
   unbindAndKick(conn: Connection): void {

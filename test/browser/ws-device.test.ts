@@ -5,11 +5,12 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, normalize } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { WebSocket } from 'ws';
 import { WsDeviceClient } from '../../src/client/device/index.js';
 import { Disconnect } from '../../src/protocol/disconnect.js';
 import { ClientType } from '../../src/protocol/index.js';
+import { launchChromium } from '../helpers/chromium.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -19,7 +20,6 @@ import { waitFor } from '../helpers/wait.js';
 
 /** dist/test/browser → the repository root. */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const CHROMIUM = '/usr/bin/chromium';
 /** Hang guard for awaited events; never a timing assertion. */
 const WAIT = 15_000;
 
@@ -107,17 +107,7 @@ describe('WsDeviceClient in Chromium, loaded from the package', () => {
   const others: WsDeviceClient[] = [];
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-      ],
-    });
+    browser = await launchChromium();
     site = await staticServer();
   });
   afterEach(async () => {

@@ -114,7 +114,11 @@ export class HttpProxy {
       );
     }
     if (this.total >= s.maxConcurrent) {
-      return reply(conn, sessionId, proxyReply(503, `over ${s.maxConcurrent} proxied requests in flight on this node`));
+      return reply(
+        conn,
+        sessionId,
+        proxyReply(503, `over ${s.maxConcurrent} proxied requests in flight on this node`),
+      );
     }
     if (calls === undefined) {
       calls = new Set();
