@@ -327,6 +327,7 @@ export class MpushNode {
   /** This node's counts (GET /api/stats). */
   stats(): NodeStats {
     const c = this.connections;
+    const proxy = c.context.httpProxy;
     return {
       node: this.id,
       connections: c.connections.size,
@@ -340,6 +341,7 @@ export class MpushNode {
       gatewayClients: this.gateway.clients,
       inbox: this.inbox.stats,
       webhooks: this.webhooks?.stats ?? null,
+      httpProxy: proxy ? { ...proxy.stats, inFlight: proxy.inFlight } : null,
     };
   }
 

@@ -221,6 +221,18 @@ export class NodeMetrics {
         ['dropped', w?.dropped ?? 0],
       ];
     });
+    this.counter(
+      'mpush_http_proxy_requests_total',
+      'HTTP_PROXY requests answered (refusals included), by status class.',
+      ['status'],
+      (s) => Object.entries(s.httpProxy?.answered ?? {}),
+    );
+    this.gauge(
+      'mpush_http_proxy_in_flight',
+      'HTTP_PROXY requests waiting for their upstream.',
+      [],
+      (s) => s.httpProxy?.inFlight ?? 0,
+    );
     const redis = sources.redis;
     if (redis) {
       this.counter(

@@ -9,6 +9,7 @@ import type { Inbox, InboxStats } from '../push/inbox.js';
 import type { BroadcastCounts } from '../push/outcome.js';
 import type { PushStats } from '../push/push-center.js';
 import type { ConnectionStats } from '../server/connection-server.js';
+import type { HttpProxy } from '../server/handlers/http-proxy.js';
 import type { LatencySummary } from '../util/latency-histogram.js';
 import type { DisconnectRecord } from './console-disconnects.js';
 import type { WebhookStats } from './webhooks.js';
@@ -30,6 +31,8 @@ export interface NodeStats {
   inbox: InboxStats;
   /** Null when `webhooks.urls` is empty. */
   webhooks: WebhookStats | null;
+  /** The HTTP proxy's answers by status class and requests in flight; null when it is off. */
+  httpProxy: (HttpProxy['stats'] & { inFlight: number }) | null;
 }
 
 /** Ack latency of this node's pushes (from the metrics' histogram), as the admin console shows it. */

@@ -252,6 +252,32 @@ describe('HTTP proxy through the long connection (mpush-wire §11)', () => {
     }
   });
 
+  it('counts its answers by status class in GET /metrics, refusals included', async () => {
+    const answered = async (): Promise<Record<string, number>> => {
+      const text = await (await fetch(`http://127.0.0.1:${t.httpPort}/metrics`)).text();
+      const out: Record<string, number> = {};
+      for (const m of text.matchAll(/^mpush_http_proxy_requests_total\{status="(\w+)"\} (\d+)$/gm)) {
+        out[m[1]!] = Number(m[2]);
+      }
+      return out;
+    };
+    const before = await answered();
+    const c = await device(undefined);
+    assert.equal((await c.httpRequest({ url: 'http://api/echo' })).status, 200);
+    assert.equal((await c.httpRequest({ url: 'http://api/status/404' })).status, 404);
+    assert.equal((await c.httpRequest({ url: 'http://evil.example/x' })).status, 403);
+    assert.equal((await c.httpRequest({ url: 'http://api/status/500' })).status, 500);
+    const now = await answered();
+    assert.deepEqual(Object.fromEntries(Object.keys(now).map((k) => [k, now[k]! - (before[k] ?? 0)])), {
+      '2xx': 1,
+      '3xx': 0,
+      '4xx': 2,
+      '5xx': 1,
+      other: 0,
+    });
+    assert.equal(t.node.stats().httpProxy?.inFlight, 0);
+  });
+
   it('an upstream that does not answer within readTimeout → 408', async () => {
     const c = await device(undefined);
     const res = await c.httpRequest({ url: 'http://api/hang', headers: { readTimeout: '200' } });

@@ -78,6 +78,8 @@ export class HttpProxy {
   private readonly inflight = new Map<Connection, Set<UpstreamCall>>();
   /** Requests in flight over all connections. */
   private total = 0;
+  /** Requests answered, by status class (refusals included): /api/stats and /metrics. */
+  readonly stats = { answered: { '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0, other: 0 } };
 
   constructor(settings: HttpProxyConfig, log: Logger) {
     this.settings = settings;
@@ -94,27 +96,28 @@ export class HttpProxy {
   handle(conn: Connection, sessionId: number, m: HttpRequestMessage): void {
     const s = this.settings;
     if (s.requireBind && conn.userId === '') {
-      return reply(conn, sessionId, proxyReply(403, 'bind a user before using the HTTP proxy'));
+      return this.answer(conn, sessionId, proxyReply(403, 'bind a user before using the HTTP proxy'));
     }
     const method = METHODS[m.method];
-    if (method === undefined) return reply(conn, sessionId, proxyReply(400, `unknown method ${m.method}`));
+    if (method === undefined)
+      return this.answer(conn, sessionId, proxyReply(400, `unknown method ${m.method}`));
     if (m.body.length > s.maxRequestBytes) {
-      return reply(conn, sessionId, proxyReply(413, `request body over ${s.maxRequestBytes} bytes`));
+      return this.answer(conn, sessionId, proxyReply(413, `request body over ${s.maxRequestBytes} bytes`));
     }
     const target = this.resolve(m.uri);
-    if (!(target instanceof URL)) return reply(conn, sessionId, target);
+    if (!(target instanceof URL)) return this.answer(conn, sessionId, target);
     const prepared = this.requestHeaders(conn, m.headers, m.body.length);
-    if (!('timeoutMs' in prepared)) return reply(conn, sessionId, prepared);
+    if (!('timeoutMs' in prepared)) return this.answer(conn, sessionId, prepared);
     let calls = this.inflight.get(conn);
     if (calls !== undefined && calls.size >= s.maxConcurrentPerConnection) {
-      return reply(
+      return this.answer(
         conn,
         sessionId,
         proxyReply(429, `over ${s.maxConcurrentPerConnection} proxied requests in flight on this connection`),
       );
     }
     if (this.total >= s.maxConcurrent) {
-      return reply(
+      return this.answer(
         conn,
         sessionId,
         proxyReply(503, `over ${s.maxConcurrent} proxied requests in flight on this node`),
@@ -147,11 +150,28 @@ export class HttpProxy {
             status: response.statusCode,
           });
         }
-        reply(conn, sessionId, response);
+        this.answer(conn, sessionId, response);
       },
     );
     held.add(call);
     this.total++;
+  }
+
+  /** Requests in flight on this node. */
+  get inFlight(): number {
+    return this.total;
+  }
+
+  /** Answers one request and counts it by status class. */
+  private answer(conn: Connection, sessionId: number, response: HttpResponseMessage): void {
+    const a = this.stats.answered;
+    const c = response.statusCode;
+    if (c >= 200 && c < 300) a['2xx']++;
+    else if (c >= 300 && c < 400) a['3xx']++;
+    else if (c >= 400 && c < 500) a['4xx']++;
+    else if (c >= 500 && c < 600) a['5xx']++;
+    else a.other++;
+    reply(conn, sessionId, response);
   }
 
   /** The connection closed: its requests are dropped, unanswered. */
