@@ -52,3 +52,4 @@ export type {
   PushEvent,
 } from './tcp-client-events.js';
 export type { DeviceClientOptions, ServerAddress } from './tcp-client-options.js';
+export type { ClientTlsOptions } from '../tls.js';
