@@ -316,7 +316,9 @@ export class MpushNode {
   async start(): Promise<NodeAddresses> {
     const { config, tls } = this;
     const gatewayTls =
-      config.gateway.tls && tls ? { secure: tls.gateway, clientCertificates: tls.clientCertificates } : undefined;
+      config.gateway.tls && tls
+        ? { secure: tls.gateway, clientCertificates: tls.clientCertificates }
+        : undefined;
     const gatewayPort = await this.gateway.listen(undefined, undefined, gatewayTls);
     const tcpPort = config.server.enabled ? await this.connections.listen() : 0;
     const tlsPort = config.tls.enabled && tls ? await this.connections.listenTls(tls.server) : 0;

@@ -13,7 +13,14 @@ import type { ConnectionOptions } from 'node:tls';
  */
 export type ClientTlsOptions = Pick<
   ConnectionOptions,
-  'ca' | 'cert' | 'key' | 'passphrase' | 'servername' | 'rejectUnauthorized' | 'checkServerIdentity' | 'minVersion'
+  | 'ca'
+  | 'cert'
+  | 'key'
+  | 'passphrase'
+  | 'servername'
+  | 'rejectUnauthorized'
+  | 'checkServerIdentity'
+  | 'minVersion'
 >;
 
 /** `tls.connect` options to reach `host:port` with `options`; SNI names the host unless it is an IP. */

@@ -61,7 +61,10 @@ export const schema = {
   },
   http: {
     enabled: bool(true, 'Open the plain HTTP port; false closes it (https.port serves the same over TLS).'),
-    host: str('0.0.0.0', 'Address the HTTP port (and https.port) binds (WebSocket, /public-key, health, API).'),
+    host: str(
+      '0.0.0.0',
+      'Address the HTTP port (and https.port) binds (WebSocket, /public-key, health, API).',
+    ),
     port: int(8080, 'HTTP port; 0 picks a free port.', 0, 65535),
     wsPath: str('/', 'Path of the WebSocket endpoint on the HTTP port.'),
     wsEnabled: bool(true, 'Accept WebSocket devices on the HTTP port (and on https.port).'),

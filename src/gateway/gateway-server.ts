@@ -1,6 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer } from 'node:tls';
+import {
+  createServer as createTlsServer,
+  type SecureContextOptions,
+  type Server as TlsServer,
+} from 'node:tls';
 import type { RouteStore } from '../cluster/route-store.js';
 import type { Config } from '../config/index.js';
 import { verifyGatewayAuth } from '../crypto/gateway-mac.js';
@@ -36,8 +40,8 @@ import type { Inbox, InboxVerdict, LiveEnd, StoreTicket } from '../push/inbox.js
 import type { PushOutcome } from '../push/outcome.js';
 import type { PushCenter } from '../push/push-center.js';
 import type { KickTarget } from '../server/handler-context.js';
-import type { OutboundLimit, OutboundOwner, OutboundWriter } from '../util/outbound-writer.js';
 import { closeServer, listenOn } from '../util/listen.js';
+import type { OutboundLimit, OutboundOwner, OutboundWriter } from '../util/outbound-writer.js';
 import { streamWriter } from '../util/stream-sink.js';
 
 /**

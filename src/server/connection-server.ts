@@ -2,7 +2,11 @@ import type { KeyObject } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer } from 'node:tls';
+import {
+  createServer as createTlsServer,
+  type SecureContextOptions,
+  type Server as TlsServer,
+} from 'node:tls';
 import type { WebSocket } from 'ws';
 import type { SessionStore } from '../cluster/session-store.js';
 import type { Config } from '../config/index.js';
@@ -117,7 +121,11 @@ export class ConnectionServer implements ConnectionHandler {
    * with the bound port. The handshake must finish within limits.handshakeTimeoutMs; one that
    * fails closes that socket only, and is logged at debug, rate-limited.
    */
-  listenTls(secure: SecureContextOptions, port = this.config.tls.port, host = this.config.server.host): Promise<number> {
+  listenTls(
+    secure: SecureContextOptions,
+    port = this.config.tls.port,
+    host = this.config.server.host,
+  ): Promise<number> {
     const server = createTlsServer(
       { ...secure, noDelay: true, handshakeTimeout: this.config.limits.handshakeTimeoutMs },
       (socket) => this.acceptSocket(socket, 'tls'),

@@ -12,6 +12,8 @@ export interface TestCert {
   keyFile: string;
   /** SHA-256 fingerprint, as X509Certificate.fingerprint256 (and a TLS peer certificate) says it. */
   fingerprint256: string;
+  /** The certificate followed by its issuer's (a CA's own: itself alone), as tls.cert may hold. */
+  chainFile: string;
 }
 
 /** A test PKI made in a temporary directory: nothing of it is committed. */
@@ -34,17 +36,16 @@ type Extensions = NonNullable<Options['extensions']>;
 
 const ec = { keyType: 'ec', curve: 'P-256', algorithm: 'sha256' } as const;
 
-async function make(
-  dir: string,
-  name: string,
-  opts: Options,
-): Promise<TestCert> {
+async function make(dir: string, name: string, opts: Options): Promise<TestCert> {
   const pems = await generate([{ name: 'commonName', value: name }], { ...ec, ...opts });
   const certFile = join(dir, `${name}.crt`);
   const keyFile = join(dir, `${name}.key`);
   writeFileSync(certFile, pems.cert);
   writeFileSync(keyFile, pems.private, { mode: 0o600 });
+  const chainFile = join(dir, `${name}.chain.crt`);
+  writeFileSync(chainFile, `${pems.cert.trim()}\n${opts.ca ? `${opts.ca.cert.trim()}\n` : ''}`);
   return {
+    chainFile,
     cert: pems.cert,
     key: pems.private,
     certFile,

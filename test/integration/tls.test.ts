@@ -5,8 +5,8 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
+import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { loadServerTls } from '../../src/certificates.js';
 import { type ClientTlsOptions, PushSender } from '../../src/client/push/index.js';
@@ -195,7 +195,10 @@ describe('TLS on the device port, HTTPS and the gateway', () => {
   it('pushes through the HTTP API over HTTPS: the node reaches its TLS gateway with its own certificate', async () => {
     const d = await connectDevice(tlsPort, 'api-user', { tls: { ca: pki.ca.cert } });
     devices.push(d);
-    const res = await httpsRequest(httpsPort, pki.ca.cert, '/api/push', { userId: 'api-user', content: 'via https' });
+    const res = await httpsRequest(httpsPort, pki.ca.cert, '/api/push', {
+      userId: 'api-user',
+      content: 'via https',
+    });
     assert.equal(res.status, 200, res.body);
     assert.deepEqual(
       (JSON.parse(res.body) as { results: Array<{ result: string }> }).results.map((r) => r.result),
@@ -308,21 +311,34 @@ describe('TLS configuration', () => {
   const config = (over: DeepPartial<Config>) => loadConfig({ overrides: over });
 
   it('a TLS port without tls.cert and tls.key is a start-up error naming the keys', () => {
-    const ons: DeepPartial<Config>[] = [{ tls: { enabled: true } }, { https: { enabled: true } }, { gateway: { tls: true } }];
+    const ons: DeepPartial<Config>[] = [
+      { tls: { enabled: true } },
+      { https: { enabled: true } },
+      { gateway: { tls: true } },
+    ];
     for (const on of ons) {
-      assert.throws(() => loadServerTls(config(on)), (e: Error) => {
-        assert.ok(e instanceof ConfigError);
-        assert.match(e.message, /needs tls\.cert and tls\.key/);
-        return true;
-      });
+      assert.throws(
+        () => loadServerTls(config(on)),
+        (e: Error) => {
+          assert.ok(e instanceof ConfigError);
+          assert.match(e.message, /needs tls\.cert and tls\.key/);
+          return true;
+        },
+      );
     }
-    assert.throws(() => loadServerTls(config({ tls: { ca: pki.ca.certFile } })), /tls\.ca .* needs gateway\.tls/);
+    assert.throws(
+      () => loadServerTls(config({ tls: { ca: pki.ca.certFile } })),
+      /tls\.ca .* needs gateway\.tls/,
+    );
   });
 
   it('a key that is not the certificate’s, or a missing file, is a start-up error', () => {
     const on = { enabled: true, cert: pki.server.certFile };
     assert.throws(() => loadServerTls(config({ tls: { ...on, key: pki.server2.keyFile } })), /unusable/);
-    assert.throws(() => loadServerTls(config({ tls: { ...on, key: join(pki.dir, 'nope.key') } })), /tls\.key: cannot read/);
+    assert.throws(
+      () => loadServerTls(config({ tls: { ...on, key: join(pki.dir, 'nope.key') } })),
+      /tls\.key: cannot read/,
+    );
     assert.equal(loadServerTls(config({})), undefined);
   });
 
@@ -339,7 +355,10 @@ describe('TLS configuration', () => {
       assert.equal(a.httpPort, 0);
       assert.notEqual(a.tlsPort, 0);
       assert.equal((await httpsRequest(a.httpsPort, pki.ca.cert, '/alloc')).status, 503);
-      assert.equal((await httpsRequest(a.httpsPort, pki.ca.cert, '/alloc?tls=1')).body, `127.0.0.1:${a.tlsPort}`);
+      assert.equal(
+        (await httpsRequest(a.httpsPort, pki.ca.cert, '/alloc?tls=1')).body,
+        `127.0.0.1:${a.tlsPort}`,
+      );
       const d = await connectDevice(a.tlsPort, 'only-tls', { tls: { ca: pki.ca.cert } });
       await d.client.close();
     } finally {
@@ -422,7 +441,13 @@ describe('mpush start --tls-self-signed, SIGHUP, and mpush push --tls', () => {
     const dev = new X509Certificate(devCert);
 
     // The certificate names localhost and 127.0.0.1: s_client verifies it as its own CA.
-    const run = await sClient(tlsPort, ['-CAfile', certFile, '-verify_return_error', '-verify_ip', '127.0.0.1']);
+    const run = await sClient(tlsPort, [
+      '-CAfile',
+      certFile,
+      '-verify_return_error',
+      '-verify_ip',
+      '127.0.0.1',
+    ]);
     assert.match(run.stdout, /Verify return code: 0 \(ok\)/, run.stderr);
 
     // A device bound before the reload...
@@ -461,7 +486,15 @@ describe('mpush start --tls-self-signed, SIGHUP, and mpush push --tls', () => {
       assert.equal(dropped, false);
 
       // Without --tls the CLI speaks plain TCP to a TLS gateway: no success.
-      const plain = mpush(['push', '--gateway', `127.0.0.1:${gatewayPort}`, '--user', 'cli-user', '--content', 'x']);
+      const plain = mpush([
+        'push',
+        '--gateway',
+        `127.0.0.1:${gatewayPort}`,
+        '--user',
+        'cli-user',
+        '--content',
+        'x',
+      ]);
       assert.equal(await plain.exited, 3, plain.out());
     } finally {
       await d.client.close();

@@ -3,6 +3,7 @@
 // (DeviceProtocol) over a binary or a JSON wire. A browser imports `mpush-ts/device/browser`
 // (browser.ts): it and what it imports have no Node imports.
 
+export type { ClientTlsOptions } from '../tls.js';
 export { backoffDelay } from './backoff.js';
 export {
   BinaryWire,
@@ -52,4 +53,3 @@ export type {
   PushEvent,
 } from './tcp-client-events.js';
 export type { DeviceClientOptions, ServerAddress } from './tcp-client-options.js';
-export type { ClientTlsOptions } from '../tls.js';

@@ -11,12 +11,12 @@ import {
   type PushExt,
 } from '../../protocol/index.js';
 import { Deadline, DeadlineQueue } from '../../util/deadline-queue.js';
+import type { ClientTlsOptions } from '../tls.js';
 import { type CallOutcome, GatewayCall } from './gateway-call.js';
 import type { GatewayChannel } from './gateway-channel.js';
 import { GatewayPool, type GatewayPoolOptions } from './gateway-pool.js';
 import { decodeReceipt, decodeTaskReport } from './gateway-reply.js';
 import { ackFlagsOf, PushRequest, type RequestHost } from './push-request.js';
-import type { ClientTlsOptions } from '../tls.js';
 import { RouteCache } from './route-cache.js';
 import {
   GatewayRouteSource,
