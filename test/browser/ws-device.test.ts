@@ -138,6 +138,17 @@ describe('WsDeviceClient in Chromium, loaded from the package', () => {
     pki?.remove();
   });
 
+  /** A fresh page with the client module loaded; its errors go to `errors`. */
+  async function loadPage(errors: string[] = []): Promise<Page> {
+    const p = await browser.newPage();
+    p.on('pageerror', (e) => errors.push(String(e)));
+    await p.goto(`http://127.0.0.1:${(site.address() as AddressInfo).port}/`);
+    await p.waitForFunction(() => (globalThis as unknown as { loaded?: boolean }).loaded === true, null, {
+      timeout: WAIT,
+    });
+    return p;
+  }
+
   /** A fresh page with the client module loaded, and a device started on `node` as `userId`. */
   async function device(
     node: TestNode,
@@ -145,13 +156,8 @@ describe('WsDeviceClient in Chromium, loaded from the package', () => {
     userId: string,
     url = `ws://127.0.0.1:${node.httpPort}/`,
   ): Promise<Page> {
-    page = await browser.newPage();
     const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(String(e)));
-    await page.goto(`http://127.0.0.1:${(site.address() as AddressInfo).port}/`);
-    await page.waitForFunction(() => (globalThis as unknown as { loaded?: boolean }).loaded === true, null, {
-      timeout: WAIT,
-    });
+    page = await loadPage(errors);
     const connected = await page.evaluate(
       ([u, d, id]) =>
         (globalThis as unknown as { startDevice: (...a: string[]) => Promise<string> }).startDevice(u, d, id),
@@ -202,11 +208,7 @@ describe('WsDeviceClient in Chromium, loaded from the package', () => {
       https: { enabled: true, port: 0 },
     });
     nodes.push(node);
-    page = await browser.newPage();
-    await page.goto(`http://127.0.0.1:${(site.address() as AddressInfo).port}/`);
-    await page.waitForFunction(() => (globalThis as unknown as { loaded?: boolean }).loaded === true, null, {
-      timeout: WAIT,
-    });
+    page = await loadPage();
     const url = `wss://127.0.0.1:${node.node.addresses.httpsPort}/`;
     // The client keeps retrying a connection that never opens: what matters is it never binds.
     await page.evaluate(

@@ -15,6 +15,7 @@ import { ClientType } from '../../src/protocol/index.js';
 import { makeTestPki, type TestPki } from '../helpers/certs.js';
 import { closeAll, connectDevice, type TestDevice } from '../helpers/devices.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
+import { type Run, runToEnd } from '../helpers/run.js';
 import { mpushDefaultKeys } from '../helpers/shared.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -27,36 +28,9 @@ const cliPath = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url))
 /** Hang guard for children and awaited events; never a timing assertion. */
 const GUARD = 20_000;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `openssl s_client` against 127.0.0.1:port, writing `input`, to its end. */
 function sClient(port: number, args: string[], input = ''): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(OPENSSL, ['s_client', '-connect', `127.0.0.1:${port}`, ...args], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    proc.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    const guard = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`openssl s_client did not exit; stdout:\n${stdout}\nstderr:\n${stderr}`));
-    }, GUARD);
-    proc.on('close', (code) => {
-      clearTimeout(guard);
-      resolve({ code, stdout, stderr });
-    });
-    proc.stdin.end(input);
-  });
+  return runToEnd(OPENSSL, ['s_client', '-connect', `127.0.0.1:${port}`, ...args], { input, guardMs: GUARD });
 }
 
 /** The server's leaf certificate in s_client's output (-showcerts prints the chain, leaf first). */
@@ -468,33 +442,17 @@ describe('mpush start --tls-self-signed, SIGHUP, and mpush push --tls', () => {
       assert.equal(now.fingerprint, pki.server2.fingerprint256);
       assert.notEqual(now.fingerprint, dev.fingerprint256);
 
-      const push = mpush([
-        'push',
-        '--gateway',
-        `127.0.0.1:${gatewayPort}`,
-        '--user',
-        'cli-user',
-        '--content',
-        'from the cli over tls',
-        '--tls-ca',
-        pki.ca.certFile,
-      ]);
-      assert.equal(await push.exited, 0, push.out());
-      assert.match(push.out(), /"result": "success"/);
+      const push = (...more: string[]) =>
+        mpush(['push', '--gateway', `127.0.0.1:${gatewayPort}`, '--user', 'cli-user', ...more]);
+      const tls = push('--content', 'from the cli over tls', '--tls-ca', pki.ca.certFile);
+      assert.equal(await tls.exited, 0, tls.out());
+      assert.match(tls.out(), /"result": "success"/);
       await waitFor(() => d.pushes.length === 1, GUARD, 'the push');
       assert.equal(d.pushes[0]!.content.toString(), 'from the cli over tls');
       assert.equal(dropped, false);
 
       // Without --tls the CLI speaks plain TCP to a TLS gateway: no success.
-      const plain = mpush([
-        'push',
-        '--gateway',
-        `127.0.0.1:${gatewayPort}`,
-        '--user',
-        'cli-user',
-        '--content',
-        'x',
-      ]);
+      const plain = push('--content', 'x');
       assert.equal(await plain.exited, 3, plain.out());
     } finally {
       await d.client.close();
