@@ -250,6 +250,10 @@ function startWorkers(config: Config): void {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // Each worker holds its own TLS servers: each re-reads the certificate files.
+  process.on('SIGHUP', () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
+  });
 }
 
 const ackModels: Record<string, 'NO_ACK' | 'AUTO_ACK' | 'BIZ_ACK'> = {

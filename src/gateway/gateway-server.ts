@@ -210,7 +210,11 @@ export class GatewayServer {
         },
         (s) => this.accept(s),
       );
-      t.on('tlsClientError', () => this.stats.tlsFailures++);
+      // Node leaves the socket open after a failed (or timed-out) handshake once anyone listens.
+      t.on('tlsClientError', (_err, socket) => {
+        socket.destroy();
+        this.stats.tlsFailures++;
+      });
       this.tls = t;
       server = t;
     } else {

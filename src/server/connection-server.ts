@@ -130,7 +130,12 @@ export class ConnectionServer implements ConnectionHandler {
       { ...secure, noDelay: true, handshakeTimeout: this.config.limits.handshakeTimeoutMs },
       (socket) => this.acceptSocket(socket, 'tls'),
     );
-    server.on('tlsClientError', (err) => {
+    // Sockets still in their TLS handshake are not connections yet (admit() counts those): the
+    // server's own cap keeps a flood of handshakes that never finish within the same limit.
+    server.maxConnections = this.config.limits.maxConnections;
+    // Node leaves the socket open after a failed (or timed-out) handshake once anyone listens.
+    server.on('tlsClientError', (err, socket) => {
+      socket.destroy();
       if (++this.tlsFailures === 1 || this.tlsFailures % 1000 === 0)
         this.log.debug('tls handshake failed', { err: err.message, failures: this.tlsFailures });
     });

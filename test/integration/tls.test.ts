@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:https';
+import { connect as connectTcp, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -314,6 +315,40 @@ describe('TLS configuration', () => {
       /tls\.key: cannot read/,
     );
     assert.equal(loadServerTls(config({})), undefined);
+  });
+
+  it('limits.maxConnections counts sockets still in their TLS handshake; limits.handshakeTimeoutMs (gateway.authTimeoutMs on the gateway) closes them', async () => {
+    const t = await startTestNode({
+      tls: { enabled: true, port: 0, cert: pki.server.certFile, key: pki.server.keyFile },
+      limits: { maxConnections: 2, handshakeTimeoutMs: 300 },
+      gateway: { tls: true, authTimeoutMs: 300 },
+    });
+    const sockets: Socket[] = [];
+    try {
+      const closed = new Set<number>();
+      for (let i = 0; i < 3; i++) {
+        const s = connectTcp({ host: '127.0.0.1', port: t.node.addresses.tlsPort });
+        s.on('error', () => {});
+        s.on('close', () => closed.add(i));
+        sockets.push(s);
+        await new Promise((r) => s.once('connect', r));
+      }
+      // The third is over the limit: closed at once, while the two that never say hello stay, until
+      // their handshake deadline.
+      await waitFor(() => closed.has(2), GUARD, 'the socket over the limit to close');
+      assert.ok(!closed.has(0) && !closed.has(1));
+      await waitFor(() => closed.size === 3, GUARD, 'the handshake deadline');
+      assert.equal(t.node.connections.stats.accepted, 0);
+      // The TLS gateway too: a push client that never says hello is gone by gateway.authTimeoutMs.
+      const gw = connectTcp({ host: '127.0.0.1', port: t.node.addresses.gatewayPort });
+      gw.on('error', () => {});
+      sockets.push(gw);
+      await new Promise((r) => gw.once('close', r));
+      assert.equal(t.node.gateway.stats.tlsFailures, 1);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await t.stop();
+    }
   });
 
   it('turns the plain ports off: no TCP or HTTP port, /alloc (for MPush SDKs) lists no node', async () => {
