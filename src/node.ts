@@ -307,7 +307,7 @@ export class MpushNode {
       gatewayPort: this.addresses.gatewayPort,
       host: this.deviceHost,
       port: this.devicePort,
-      tlsPort: this.addresses.tlsPort,
+      tlsPort: this.addresses.tlsPort && (this.config.node.publicTlsPort || this.addresses.tlsPort),
       connections: this.connections.connections.size,
       onlineUsers: this.connections.router.onlineUsers,
     };

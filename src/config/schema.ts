@@ -45,6 +45,12 @@ export const schema = {
       0,
       65535,
     ),
+    publicTlsPort: int(
+      0,
+      "Port devices reach this node's TLS port at, as GET /alloc?tls=1 lists it (on node.publicHost); 0: the port tls.port listens on.",
+      0,
+      65535,
+    ),
   },
   server: {
     enabled: bool(
