@@ -1,5 +1,8 @@
+import { AdminServer } from './admin/admin-server.js';
+import { RecentDisconnects } from './api/console-disconnects.js';
 import { HttpServer } from './api/http-server.js';
-import type { NodeStats } from './api/node-view.js';
+import { NodeMetrics } from './api/metrics.js';
+import type { HttpNodeView, NodeStats, RouteOwner } from './api/node-view.js';
 import { Webhooks } from './api/webhooks.js';
 import { gatewayClientTls, loadServerTls, type ServerTls } from './certificates.js';
 import { type BusMessage, kickTopic, MemoryClusterBus } from './cluster/cluster-bus.js';
@@ -27,6 +30,8 @@ export interface MpushNodeOptions {
   log?: Logger;
   stores?: Partial<NodeStores>;
   clock?: () => number;
+  /** What the console's `shutdown` does (admin.allowShutdown); default: stop this node. */
+  onShutdown?: () => void;
 }
 
 /** Where a started node listens; 0 for a port that is off. */
@@ -38,6 +43,8 @@ export interface NodeAddresses {
   tlsPort: number;
   /** HTTPS and WSS (https.enabled). */
   httpsPort: number;
+  /** The telnet console's port; 0 when admin.enabled is false. */
+  adminPort: number;
 }
 
 /**
@@ -52,6 +59,8 @@ function dialable(host: string): string {
 export class MpushNode {
   readonly config: Config;
   readonly log: Logger;
+  /** The `cluster` component's: stores, registry, kicks between nodes. */
+  private readonly clusterLog: Logger;
   readonly keys: ServerKeys;
   readonly stores: NodeStores;
   readonly connections: ConnectionServer;
@@ -60,10 +69,28 @@ export class MpushNode {
   /** Webhooks out; undefined when `webhooks.urls` is empty. */
   readonly webhooks: Webhooks | undefined;
   readonly gateway: GatewayServer;
+  /** What the HTTP port sees of this node. */
+  readonly httpView: HttpNodeView;
   readonly http: HttpServer;
-  addresses: NodeAddresses = { tcpPort: 0, httpPort: 0, gatewayPort: 0, tlsPort: 0, httpsPort: 0 };
+  /** GET /metrics; `ackLatencySummary()` for the console. */
+  readonly metrics: NodeMetrics;
+  /** The admin console's recent disconnects (console.recentDisconnects). */
+  readonly disconnects: RecentDisconnects;
+  /** The gateway's push count and time at the last registry publish: the push rate's base. */
+  private pushSample = { at: 0, pushes: 0, rate: 0 };
+  /** MPush's telnet console; undefined when admin.enabled is false. */
+  readonly admin: AdminServer | undefined;
+  addresses: NodeAddresses = {
+    tcpPort: 0,
+    httpPort: 0,
+    gatewayPort: 0,
+    adminPort: 0,
+    tlsPort: 0,
+    httpsPort: 0,
+  };
   /** The certificate files of the TLS ports, as last (re)loaded; undefined when none is on. */
   tls: ServerTls | undefined;
+  private startedAt = Date.now();
   /** Set at start: `<gateway host>:<gateway port>`, unless node.id names it. */
   id = '';
   private readonly pendingUnregisters = new Map<
@@ -78,6 +105,9 @@ export class MpushNode {
     const config = opts.config;
     this.config = config;
     this.log = opts.log ?? createLogger(config.log.level);
+    this.clusterLog = this.log.child({ component: 'cluster' });
+    const pushLog = this.log.child({ component: 'push' });
+    const apiLog = this.log.child({ component: 'api' });
     this.keys = loadServerKeys(config);
     this.tls = loadServerTls(config);
     if (config.cluster.zookeeper && !config.cluster.redis) {
@@ -92,57 +122,88 @@ export class MpushNode {
           bus: opts.stores.bus ?? new MemoryClusterBus(),
           inbox: opts.stores.inbox ?? new MemoryInboxStore(config.inbox.memoryMaxUsers),
           ...(opts.stores.onReconnect ? { onReconnect: opts.stores.onReconnect } : {}),
+          ...(opts.stores.redisCommands ? { redisCommands: opts.stores.redisCommands } : {}),
           kind: opts.stores.kind ?? 'custom stores',
         }
       : config.cluster.redis
-        ? redisStores(config.cluster, (err) => this.log.warn('redis', { err: err.message }))
+        ? redisStores(config.cluster, (err) => this.clusterLog.warn('redis', { err: err.message }))
         : memoryStores(config.session.maxEntries, config.inbox.memoryMaxUsers);
     this.connections = new ConnectionServer({
       config,
       privateKey: this.keys.privateKey,
       sessions: this.stores.sessions,
-      log: this.log,
+      log: this.log.child({ component: 'server' }),
       ...(opts.clock ? { clock: opts.clock } : {}),
     });
     this.push = new PushCenter({
       config,
-      log: this.log,
+      log: pushLog,
       server: this.connections.context,
       routes: this.stores.routes,
       nodeId: '',
       isRouteLive: (r) => isLiveNow(this.stores.registry, r.host, r.port),
     });
-    this.webhooks = Webhooks.fromConfig({ config, log: this.log, nodeId: () => this.id });
+    this.webhooks = Webhooks.fromConfig({ config, log: apiLog, nodeId: () => this.id });
     this.inbox = new Inbox({
       config,
-      log: this.log,
+      log: pushLog,
       store: this.stores.inbox,
       push: this.push,
       events: this.webhooks,
     });
     this.gateway = new GatewayServer({
       config,
-      log: this.log,
+      log: this.log.child({ component: 'gateway' }),
       server: this.connections.context,
       push: this.push,
       inbox: this.inbox,
       routes: this.stores.routes,
     });
-    this.http = new HttpServer({
-      node: {
-        config,
-        log: this.log,
-        id: () => this.id,
-        publicKeyBase64: this.keys.publicKeyBase64,
-        routes: this.stores.routes,
-        registry: this.stores.registry,
-        inbox: this.inbox,
-        gatewayAddress: () => ({ host: this.gatewayHost, port: this.addresses.gatewayPort }),
-        ...(config.gateway.tls && this.tls ? { gatewayTls: gatewayClientTls(this.tls) } : {}),
-        stats: () => this.stats(),
-        acceptWebSocket: (ws, req) => void this.connections.acceptWebSocket(ws, req),
-      },
+    this.metrics = new NodeMetrics({
+      stats: () => this.stats(),
+      latency: this.push.meter,
+      redis: this.stores.redisCommands,
     });
+    this.disconnects = new RecentDisconnects(config.console.recentDisconnects);
+    this.disconnects.watch(this.connections.events);
+    this.httpView = {
+      config,
+      log: apiLog,
+      id: () => this.id,
+      publicKeyBase64: this.keys.publicKeyBase64,
+      routes: this.stores.routes,
+      registry: this.stores.registry,
+      inbox: this.inbox,
+      gatewayAddress: () => ({ host: this.gatewayHost, port: this.addresses.gatewayPort }),
+      ...(config.gateway.tls && this.tls ? { gatewayTls: gatewayClientTls(this.tls) } : {}),
+      stats: () => this.stats(),
+      routeOwner: (connId) => this.routeOwner(connId),
+      recentDisconnects: () => this.disconnects.list(),
+      ackLatency: () => {
+        const s = this.metrics.ackLatencySummary();
+        return s.count > 0 ? s : undefined;
+      },
+      acceptWebSocket: (ws, req) => void this.connections.acceptWebSocket(ws, req),
+    };
+    this.http = new HttpServer({ node: this.httpView, metrics: this.metrics });
+    this.admin = config.admin.enabled
+      ? new AdminServer({
+          node: {
+            config,
+            log: this.log.child({ component: 'admin' }),
+            id: () => this.id,
+            startedAt: () => this.startedAt,
+            counts: () => ({
+              connections: this.connections.connections.size,
+              onlineUsers: this.connections.router.onlineUsers,
+            }),
+            routes: this.stores.routes,
+            registry: this.stores.registry,
+            push: (userId, content) => this.http.push({ userId, content }),
+            shutdown: opts.onShutdown ?? (() => void this.stop()),
+          },
+        })
+      : undefined;
     this.connections.events.on('online', (conn) => {
       this.routeOnline(conn);
       this.inbox.replay(conn);
@@ -224,13 +285,13 @@ export class MpushNode {
           deviceId: previous.deviceId,
         });
       })
-      .catch((err: Error) => this.log.warn('route register failed', { userId, err: err.message }));
+      .catch((err: Error) => this.clusterLog.warn('route register failed', { userId, err: err.message }));
   }
 
   /** MPush's kick from an MPush-Java node (or any node speaking it) for one of ours. */
   private onMPushKick(m: BusMessage): void {
     const k = mpushKickSchema.safeParse(m);
-    if (!k.success) return this.log.debug('unreadable MPush kick', { err: k.error.message });
+    if (!k.success) return this.clusterLog.debug('unreadable MPush kick', { err: k.error.message });
     if (k.data.targetServer !== this.gatewayHost || k.data.targetPort !== this.addresses.gatewayPort) return;
     this.onKick(k.data);
   }
@@ -252,7 +313,7 @@ export class MpushNode {
       // Kept and retried when the store is back: a user who left during an outage must not stay online.
       if (this.pendingUnregisters.size < 1_000_000)
         this.pendingUnregisters.set(connId, { userId, clientType, connId });
-      this.log.warn('route unregister failed; will retry', { userId, err: err.message });
+      this.clusterLog.warn('route unregister failed; will retry', { userId, err: err.message });
     });
   }
 
@@ -280,7 +341,7 @@ export class MpushNode {
       if (++n % 1000 === 0) await new Promise((r) => setImmediate(r)); // let I/O in between
     }
     await this.stores.registry.publish(this.info());
-    this.log.info('re-published routes after reconnect', { routes: n, unregistered: pending.length });
+    this.clusterLog.info('re-published routes after reconnect', { routes: n, unregistered: pending.length });
   }
 
   /** This node's counts (GET /api/stats). */
@@ -293,10 +354,34 @@ export class MpushNode {
       boundConnections: c.router.boundConnections,
       pendingAcks: this.push.acks.pending,
       connection: c.stats,
+      push: this.push.meter.stats,
+      broadcast: this.push.broadcastTotals(),
       gateway: this.gateway.stats,
+      gatewayClients: this.gateway.clients,
       inbox: this.inbox.stats,
       webhooks: this.webhooks?.stats ?? null,
     };
+  }
+
+  /** The node of a route's connId, and when the connection opened if it is one of ours. */
+  private routeOwner(connId: string): RouteOwner {
+    const node = MpushNode.nodeOf(connId);
+    const conn =
+      node === this.id ? this.connections.connections.get(Number(connId.slice(node.length + 1))) : undefined;
+    return { node, connectedAt: conn ? conn.createdAt : null };
+  }
+
+  /** Gateway pushes per second since the previous call (the registry refresh), kept for 1 s at least. */
+  private pushRate(): number {
+    const now = Date.now();
+    const pushes = this.gateway.stats.pushes;
+    const s = this.pushSample;
+    if (now - s.at >= 1000) {
+      s.rate = s.at === 0 ? 0 : Math.round(((pushes - s.pushes) * 10_000) / (now - s.at)) / 10;
+      s.at = now;
+      s.pushes = pushes;
+    }
+    return s.rate;
   }
 
   /** What this node publishes in the registry. */
@@ -310,6 +395,7 @@ export class MpushNode {
       tlsPort: this.addresses.tlsPort && (this.config.node.publicTlsPort || this.addresses.tlsPort),
       connections: this.connections.connections.size,
       onlineUsers: this.connections.router.onlineUsers,
+      pushRate: this.pushRate(),
     };
   }
 
@@ -324,13 +410,15 @@ export class MpushNode {
     const tlsPort = config.tls.enabled && tls ? await this.connections.listenTls(tls.server) : 0;
     const httpPort = config.http.enabled ? await this.http.listen() : 0;
     const httpsPort = config.https.enabled && tls ? await this.http.listenTls(tls.server) : 0;
-    this.addresses = { tcpPort, httpPort, gatewayPort, tlsPort, httpsPort };
+    const adminPort = (await this.admin?.listen()) ?? 0;
+    this.startedAt = Date.now();
+    this.addresses = { tcpPort, httpPort, gatewayPort, adminPort, tlsPort, httpsPort };
     this.id = this.config.node.id || `${this.gatewayHost}:${gatewayPort}`;
     this.push.setNodeId(this.id);
     // As MPush does on start: what a crash of this node left in its online set is gone.
     await this.stores.routes
       .clearOnline(this.id)
-      .catch((err: Error) => this.log.warn('clearOnline failed', { err: err.message }));
+      .catch((err: Error) => this.clusterLog.warn('clearOnline failed', { err: err.message }));
     await this.stores.bus.subscribe(kickTopic(this.id), (m) => this.onKick(m));
     if (this.config.cluster.zookeeper) {
       await this.stores.bus.subscribeForeign(mpushKickChannel(this.gatewayHost, gatewayPort), (m) =>
@@ -339,7 +427,7 @@ export class MpushNode {
     }
     await this.stores.registry.publish(this.info());
     this.stores.onReconnect?.(() => {
-      this.resync().catch((err: Error) => this.log.warn('resync failed', { err: err.message }));
+      this.resync().catch((err: Error) => this.clusterLog.warn('resync failed', { err: err.message }));
     });
     // Keep the registry's view of this node's load current.
     this.publisher = setInterval(() => {
@@ -374,7 +462,7 @@ export class MpushNode {
 
   private async registerInZookeeper(): Promise<void> {
     const c = this.config.cluster;
-    const log = this.log;
+    const log = this.clusterLog;
     this.zookeeper = new ZookeeperRegistrar({
       connect: c.zookeeper,
       namespace: c.zookeeperNamespace,
@@ -402,7 +490,12 @@ export class MpushNode {
     clearInterval(this.publisher);
     // Out of discovery first, so MPush push clients stop choosing this gateway.
     await this.zookeeper?.close();
-    await Promise.all([this.connections.close(), this.http.close(), this.gateway.close()]);
+    await Promise.all([
+      this.connections.close(),
+      this.http.close(),
+      this.gateway.close(),
+      this.admin?.close(),
+    ]);
     this.push.close();
     // After the connections: their offline events are queued by now, and get webhooks.stopTimeoutMs.
     await this.webhooks?.close();

@@ -97,7 +97,7 @@ async function startNode(name: string, prefix: string, workers = 0) {
     ...['start', '--redis', P.redis, `--cluster.prefix=${prefix}`, '--port', String(tcpPort)],
     ...['--http-port', String(httpPort), '--gateway-port', String(gatewayPort), '--host', '127.0.0.1'],
     ...['--http.host=127.0.0.1', '--gateway.host=127.0.0.1', '--data-dir', dataDir],
-    ...[`--security.privateKey=${keys.privateKey}`, '--log.level=warn'],
+    ...[`--security.privateKey=${keys.privateKey}`, '--log.level=warn', '--admin.port=0'],
     ...(workers > 0 ? ['--workers', String(workers)] : []),
   ];
   const shown = args.join(' ').replace(keys.privateKey, '<MPush default test key>');

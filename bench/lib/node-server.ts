@@ -37,6 +37,7 @@ async function start(o: NodeOptions) {
       server: { host: '127.0.0.1', port: 0 },
       http: { host: '127.0.0.1', port: 0 },
       gateway: { host: '127.0.0.1', port: 0 },
+      admin: { port: 0 },
       security: { privateKey: keys.privateKey, publicKey: keys.publicKey },
       limits: {
         maxConnections: o.maxConnections,

@@ -2,9 +2,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { SecureContextOptions } from 'node:tls';
+import type { PushContext, PushResult } from '../client/push/types.js';
 import { closeServer, listenOn } from '../util/listen.js';
 import { BearerAuth } from './auth.js';
 import { BodyAborted } from './body.js';
+import type { NodeMetrics } from './metrics.js';
 import type { HttpNodeView } from './node-view.js';
 import { HttpError, sendJson } from './reply.js';
 import { ApiRoutes } from './routes.js';
@@ -14,6 +16,8 @@ import { ValidationError } from './validate.js';
 export interface HttpServerOptions {
   /** What the HTTP port sees of its node. */
   node: HttpNodeView;
+  /** GET /metrics (absent: a 404, as any unknown path). */
+  metrics?: NodeMetrics;
 }
 
 /**
@@ -60,6 +64,8 @@ export class HttpServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (path === '/metrics' && req.method === 'GET' && this.opts.metrics)
+      return this.opts.metrics.serve(req, res, this.opts.node.config, this.auth);
     if (!path.startsWith('/api/')) return this.routes.open(req, res, path);
     this.auth.check(req);
     return this.routes.api(req, res, path);
@@ -98,6 +104,11 @@ export class HttpServer {
   /** New certificates for the HTTPS port: later handshakes use them, open connections stay. */
   setSecureContext(secure: SecureContextOptions): void {
     this.https?.setSecureContext(secure);
+  }
+
+  /** A push through the API's PushSender, as POST /api/push makes one (the console's test push). */
+  push(ctx: PushContext): Promise<PushResult[]> {
+    return this.routes.push(ctx);
   }
 
   /** Stops the API's PushSender, then the server and every connection it holds. */

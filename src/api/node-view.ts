@@ -7,7 +7,11 @@ import type { Config } from '../config/index.js';
 import type { GatewayServer } from '../gateway/gateway-server.js';
 import type { Logger } from '../log.js';
 import type { Inbox, InboxStats } from '../push/inbox.js';
+import type { BroadcastCounts } from '../push/outcome.js';
+import type { PushStats } from '../push/push-center.js';
 import type { ConnectionStats } from '../server/connection-server.js';
+import type { LatencySummary } from '../util/latency-histogram.js';
+import type { DisconnectRecord } from './console-disconnects.js';
 import type { WebhookStats } from './webhooks.js';
 
 /** A node's counts, as GET /api/stats serves them. */
@@ -18,10 +22,25 @@ export interface NodeStats {
   boundConnections: number;
   pendingAcks: number;
   connection: ConnectionStats;
+  /** Single-user push outcomes and broadcast tasks started on this node. */
+  push: PushStats;
+  /** Deliveries of every broadcast this node ran. */
+  broadcast: BroadcastCounts;
   gateway: GatewayServer['stats'];
+  gatewayClients: number;
   inbox: InboxStats;
   /** Null when `webhooks.urls` is empty. */
   webhooks: WebhookStats | null;
+}
+
+/** Ack latency of this node's pushes (from the metrics' histogram), as the admin console shows it. */
+export type AckLatency = LatencySummary;
+
+/** Where a route's connection is: its node (from the connId), and since when, when it is this node's. */
+export interface RouteOwner {
+  node: string;
+  /** Ms since epoch the connection opened; null when it is another node's (or gone). */
+  connectedAt: number | null;
 }
 
 /**
@@ -47,6 +66,12 @@ export interface HttpNodeView {
   readonly gatewayTls?: ClientTlsOptions;
   /** The counts of GET /api/stats (and of /health). */
   stats(): NodeStats;
+  /** Who holds the connection a route names (`Route.connId`): GET /api/users/:userId. */
+  routeOwner(connId: string): RouteOwner;
+  /** This node's latest disconnects, newest first (the admin console). */
+  recentDisconnects(): DisconnectRecord[];
+  /** Ack latency of this node's pushes; absent (or undefined) when not measured: the console shows "—". */
+  ackLatency?(): AckLatency | undefined;
   /** Takes a WebSocket the HTTP port upgraded: it is a device connection from here on. */
   acceptWebSocket(ws: WebSocket, req: IncomingMessage): void;
 }

@@ -10,6 +10,15 @@ export class HttpError extends Error {
   }
 }
 
+/** One path segment, percent-decoded; a malformed escape is the caller's error (400), not ours. */
+export function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(400, 'malformed percent-encoding in the path');
+  }
+}
+
 /** Answers `body` as JSON: every API reply, errors included, goes out through here. */
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);

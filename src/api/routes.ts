@@ -3,23 +3,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatServerList } from '../client/device/allocator.js';
 import { PushSender } from '../client/push/push-sender.js';
 import { StoreRouteSource } from '../client/push/route-source.js';
-import type { PushResult } from '../client/push/types.js';
+import type { PushContext, PushResult } from '../client/push/types.js';
 import { isLiveNow, type NodeInfo } from '../cluster/node-registry.js';
 import { clientTypeName } from '../protocol/index.js';
 import { readJsonBody } from './body.js';
+import { ConsoleRoutes } from './console.js';
 import type { HttpNodeView } from './node-view.js';
-import { HttpError, sendJson, sendText } from './reply.js';
-import { broadcastSchema, type PushBody, pushSchema } from './schemas.js';
+import { decodeSegment, HttpError, sendJson, sendText } from './reply.js';
+import { broadcastSchema, pushSchema } from './schemas.js';
 import { validate } from './validate.js';
-
-/** One path segment, percent-decoded; a malformed escape is the caller's error (400), not ours. */
-function decodeSegment(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    throw new HttpError(400, 'malformed percent-encoding in the path');
-  }
-}
 
 /**
  * The handlers of the HTTP port: the open routes (public key, health, allocator) and the push API
@@ -28,10 +20,13 @@ function decodeSegment(segment: string): string {
  */
 export class ApiRoutes {
   private sender: PushSender | undefined;
+  private readonly console: ConsoleRoutes;
 
-  constructor(private readonly node: HttpNodeView) {}
+  constructor(private readonly node: HttpNodeView) {
+    this.console = new ConsoleRoutes(node);
+  }
 
-  /** GET /public-key, GET /health and GET /alloc; anything else is a 404. */
+  /** GET /public-key, GET /health, GET /alloc and the admin console's page; anything else is a 404. */
   async open(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const node = this.node;
     if (req.method === 'GET' && path === '/public-key') {
@@ -44,6 +39,7 @@ export class ApiRoutes {
       return sendJson(res, 200, { status: 'ok', node: id, connections, onlineUsers });
     }
     if (req.method === 'GET' && path === '/alloc') return this.alloc(req, res);
+    if (ConsoleRoutes.isAssetPath(path)) return this.console.asset(req, res, path);
     throw new HttpError(404, 'not found');
   }
 
@@ -77,6 +73,7 @@ export class ApiRoutes {
   async api(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const node = this.node;
     const method = req.method ?? 'GET';
+    if (await this.console.api(req, res, path)) return;
     if (method === 'POST' && path === '/api/push') {
       const results = await this.push(validate(pushSchema, await this.body(req)));
       return sendJson(res, 200, { results });
@@ -107,6 +104,7 @@ export class ApiRoutes {
         clientVersion: r.clientVersion,
         gateway: `${r.host}:${r.port}`,
         connId: r.connId,
+        ...node.routeOwner(r.connId),
       }));
       return sendJson(res, 200, { userId, online: devices.length > 0, devices });
     }
@@ -131,9 +129,9 @@ export class ApiRoutes {
    * generated), for every user of it, carried to the device in the PushMsg JSON (`msgId`) when
    * sent as `msg`, and named in every result. `store` / `ttl` go with the push (PushContext): the
    * node that answers it keeps what a device type missed (push/inbox.ts), and the result says
-   * `stored`.
+   * `stored`. The node's other test pushes (the telnet console's) come the same way.
    */
-  private push(b: PushBody): Promise<PushResult[]> {
+  push(b: PushContext): Promise<PushResult[]> {
     return this.pushSender().send(b);
   }
 

@@ -114,3 +114,22 @@ export const broadcastSchema = body({
 export type PushBody = z.infer<typeof pushSchema>;
 /** A valid POST /api/broadcast body. */
 export type BroadcastBody = z.infer<typeof broadcastSchema>;
+
+/** A query parameter that must be a whole number (query strings are text). */
+function queryInteger(min: number, max: number) {
+  return z.preprocess(
+    (v) => (typeof v === 'string' && /^\d{1,9}$/.test(v) ? Number(v) : v),
+    integer(min, max),
+  );
+}
+
+/** GET /api/console/overview's query. */
+export const overviewQuerySchema = body({
+  /** Most recent disconnects to list (default 50; at most console.recentDisconnects are kept). */
+  disconnects: optional(queryInteger(0, 10_000)),
+});
+
+/** GET /api/users/:userId/inbox: the path's user id, as POST /api/push takes it. */
+export const userPathSchema = body({
+  userId: text(256).min(1, { error: 'must not be empty' }),
+});

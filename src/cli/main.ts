@@ -38,7 +38,7 @@ usage:
                                        mint a bind token for auth.bindSecret
   mpush config                         list every config key, its environment name and default
 
-start's short forms: --port --host --http-port --gateway-port --data-dir --log-level --redis --workers
+start's short forms: --port --host --http-port --gateway-port --admin-port --data-dir --log-level --redis --workers
   --zookeeper --bind-secret --private-key --gateway-secret --api-secret; any config key is a flag (mpush config).
 An unknown flag, or a flag without its value, is an error (exit 2). -h, --help: this text.
 `;
@@ -53,6 +53,7 @@ const aliases: Record<string, string> = {
   'bind-secret': 'auth.bindSecret',
   'private-key': 'security.privateKey',
   'gateway-port': 'gateway.port',
+  'admin-port': 'admin.port',
   'gateway-secret': 'gateway.secret',
   'api-secret': 'api.secret',
   redis: 'cluster.redis',
@@ -111,7 +112,9 @@ async function start(argv: string[]): Promise<void> {
   const worker = Number(process.env.MPUSH_WORKER_INDEX ?? 0);
   // Each worker is a cluster node of its own: the public ports are shared, the gateway is not.
   if (worker > 0 && config.gateway.port !== 0) config.gateway.port += worker;
-  const node = new MpushNode({ config });
+  if (worker > 0 && config.admin.port !== 0) config.admin.port += worker;
+  // The console's `shutdown` (admin.allowShutdown) stops the process as SIGTERM does.
+  const node = new MpushNode({ config, onShutdown: () => stop('admin console shutdown') });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -131,7 +134,7 @@ async function start(argv: string[]): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => reloadTls(node));
-  const { tcpPort, httpPort, gatewayPort, tlsPort, httpsPort } = await node.start();
+  const { tcpPort, httpPort, gatewayPort, adminPort, tlsPort, httpsPort } = await node.start();
   const out = process.stdout;
   out.write(
     `mpush-ts node ${node.id} started (${node.stores.kind})${cluster.isWorker ? ` [worker ${worker}]` : ''}\n`,
@@ -160,6 +163,9 @@ async function start(argv: string[]): Promise<void> {
     out.write(
       `  TLS certificate: ${config.tls.cert}${made}, sha256 ${node.tls.fingerprint256}, expires ${node.tls.validTo}\n`,
     );
+  }
+  if (config.admin.enabled) {
+    out.write(`  telnet console (MPush's; no login): ${config.admin.host}:${adminPort}\n`);
   }
   if (node.http.apiSecretGenerated) {
     out.write(`  HTTP API bearer secret (generated; set api.secret to choose one): ${node.http.apiSecret}\n`);

@@ -22,6 +22,8 @@ export const nodeInfoSchema = z.object({
   tlsPort: z.number().catch(0),
   connections: z.number().catch(0),
   onlineUsers: z.number().catch(0),
+  /** Gateway pushes per second over the last refresh (the admin console's push rate). */
+  pushRate: z.number().optional().catch(undefined),
 });
 
 export interface NodeRegistry {

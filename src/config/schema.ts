@@ -112,7 +112,10 @@ export const schema = {
       false,
       'The gateway speaks TLS (tls.cert, tls.key; with tls.ca, client certificates required); push clients then connect with TLS.',
     ),
-    secret: str('', 'When set, push clients must prove they hold it (HMAC) before the gateway answers them.'),
+    secret: str(
+      '',
+      "When set, push clients must prove they hold it (HMAC over a nonce the gateway sends on each connection, in GATEWAY_HELLO's reply) before the gateway answers them.",
+    ),
     authTimeoutMs: int(
       10_000,
       'With gateway.secret set: a connection that has not authenticated this long after it opened is closed.',
@@ -186,6 +189,17 @@ export const schema = {
       'Longest a push reply waits for the inbox store; past it the result says the store failed.',
       10,
     ),
+    maxConcurrentReplays: int(
+      100,
+      'Binds whose stored messages are read and written at once; more (a mass reconnect) wait their turn, their live pushes held behind the replay.',
+      1,
+    ),
+    replayAttempts: int(
+      3,
+      "Reads of a binding device's stored messages tried before its replay is given up (a timed-out read in a burst of binds goes to the back of the queue); they stay stored for its next bind.",
+      1,
+      100,
+    ),
     memoryMaxUsers: int(
       1_000_000,
       'Inboxes (and receipts) the in-memory store keeps; past it a new inbox is refused and the oldest receipt goes (Redis keeps its own).',
@@ -234,9 +248,104 @@ export const schema = {
       1000,
     ),
   },
+  httpProxy: {
+    enabled: bool(
+      false,
+      "Serve MPush's HTTP_PROXY command: devices send HTTP requests over their long connection to the upstreams named in httpProxy.upstreams. Off: every request is answered 403.",
+    ),
+    upstreams: str(
+      '',
+      'The only hosts a device may call, each mapped to a base URL (like MPush dns-mapping): name=http://127.0.0.1:9000,other=https://api.example.com/v1. A request for http://name/path goes to <base URL>/path; any other host is refused with 403.',
+    ),
+    maxRequestBytes: int(
+      64 * KiB,
+      'Largest request body a device may send through the proxy; a bigger one is answered 413.',
+      0,
+    ),
+    maxResponseBytes: int(
+      512 * KiB,
+      'Largest upstream response body; a bigger one is answered 502 (MPush allows 5 MB). It travels in one packet, so it must stay 64 KiB below limits.maxOutboundBytes.',
+      1,
+    ),
+    timeoutMs: int(
+      10_000,
+      "Longest one proxied request may take, response body included: past it 408 (504 if the upstream was never reached). A device's readTimeout header can only lower it.",
+      1,
+    ),
+    maxConcurrentPerConnection: int(
+      8,
+      'Proxied requests one connection may have in flight; one more is answered 429.',
+      1,
+    ),
+    maxConcurrent: int(
+      1024,
+      'Proxied requests this node has in flight at once, over all connections; one more is answered 503.',
+      1,
+    ),
+    maxSocketsPerUpstream: int(
+      64,
+      'Keep-alive sockets the proxy opens to one upstream origin (scheme, host, port) at most; more requests wait for one.',
+      1,
+    ),
+    idleSocketMs: int(
+      4000,
+      "How long a pooled upstream socket may stay idle before it is closed; keep it below the upstreams' keep-alive timeout (Node's is 5 s).",
+      1,
+    ),
+    requireBind: bool(
+      false,
+      'Refuse (403) requests from a connection that has not bound a user; MPush asks only for a handshake.',
+    ),
+  },
   api: {
     secret: str('', 'Bearer secret for the HTTP API; required whenever http.host is not a loopback address.'),
     maxBodyBytes: int(1 * MiB, 'Largest HTTP API request body.', 1024),
+  },
+  metrics: {
+    public: bool(
+      false,
+      'Serve GET /metrics to any address without the API bearer secret (it is always open to loopback).',
+    ),
+  },
+  console: {
+    recentDisconnects: int(
+      200,
+      'Disconnects (time, reason, user, transport) the admin web console lists, newest first; past it the oldest is forgotten.',
+      0,
+      10_000,
+    ),
+  },
+  admin: {
+    enabled: bool(
+      true,
+      "MPush's telnet console on admin.port (help, count, route, push, conf, zk, shutdown); on loopback unless admin.host says otherwise.",
+    ),
+    host: str(
+      '127.0.0.1',
+      'Address the telnet console binds; it has no login, so keep it on loopback or a private network.',
+    ),
+    port: int(3002, "Telnet console port (MPush's 3002); 0 picks a free port.", 0, 65535),
+    allowShutdown: bool(
+      false,
+      "Let the console's shutdown command stop the node; when false it answers with a refusal.",
+    ),
+    maxLineBytes: int(
+      4096,
+      'Longest command line (bytes, before its newline); a longer one closes the console connection with a message.',
+      16,
+      1 * MiB,
+    ),
+    maxConnections: int(8, 'Console connections held at once; one more is told so and closed.', 1, 10_000),
+    idleTimeoutMs: int(
+      300_000,
+      'A console connection with no traffic this long is closed (also the longest its replies may wait to drain).',
+      100,
+    ),
+    maxOutboundBytes: int(
+      1 * MiB,
+      'Replies queued to one console connection that is not reading them before it is closed.',
+      1024,
+    ),
   },
   cluster: {
     redis: str(
@@ -338,7 +447,11 @@ export const schema = {
     bindSecret: str('', 'When set, a bind must carry a valid signed token in its data field (HMAC-SHA256).'),
   },
   log: {
-    level: choice('info', ['error', 'warn', 'info', 'debug'], 'Log level.'),
+    level: choice(
+      'info',
+      ['error', 'warn', 'info', 'debug'],
+      'Least severe level logged (JSON lines on stderr); debug adds connections, binds, kicks and bad input.',
+    ),
   },
 } as const satisfies Record<string, Record<string, KeySpec>>;
 

@@ -7,7 +7,7 @@ import {
 } from 'node:tls';
 import type { RouteStore } from '../cluster/route-store.js';
 import type { Config } from '../config/index.js';
-import { verifyGatewayAuth } from '../crypto/gateway-mac.js';
+import { gatewayNonce, verifyGatewayAuth } from '../crypto/gateway-mac.js';
 import type { Logger } from '../log.js';
 import {
   BroadcastAction,
@@ -16,6 +16,7 @@ import {
   ErrorCode,
   ErrorCodec,
   ExtCommand,
+  encodeHelloReply,
   encodePacket,
   errorReply,
   Flags,
@@ -53,6 +54,11 @@ class GatewayConnection implements FrameHandler, OutboundOwner {
   readonly decoder: FrameDecoder;
   readonly writer: OutboundWriter;
   authed: boolean;
+  /**
+   * The login challenge (gateway.secret set): made at the first GATEWAY_HELLO, sent in its reply,
+   * spent by the GATEWAY_AUTH that follows, whatever its outcome. Never shared between connections.
+   */
+  nonce: Buffer | undefined;
   /** Said GATEWAY_HELLO: gets mpush-ts's replies; until then, exactly MPush's. */
   extended = false;
   closed = false;
@@ -85,6 +91,7 @@ class GatewayConnection implements FrameHandler, OutboundOwner {
   /** Authenticated (or no secret is set): the auth deadline no longer applies. */
   authenticated(): void {
     this.authed = true;
+    this.nonce = undefined;
     clearTimeout(this.authTimer);
     this.authTimer = undefined;
   }
@@ -187,6 +194,11 @@ export class GatewayServer {
     this.config = opts.config;
   }
 
+  /** Push clients (and peer nodes) connected now. */
+  get clients(): number {
+    return this.conns.size;
+  }
+
   /**
    * Listens for push clients; resolves with the bound port. With `tls` (gateway.tls), over TLS;
    * with `tls.clientCertificates` (tls.ca set), a client must present a certificate that chains
@@ -256,6 +268,8 @@ export class GatewayServer {
   handle(c: GatewayConnection, p: Packet): void {
     try {
       if (p.cmd === ExtCommand.GATEWAY_AUTH) return this.auth(c, p);
+      // Before auth too: its reply carries the challenge GATEWAY_AUTH answers.
+      if (p.cmd === ExtCommand.GATEWAY_HELLO) return this.hello(c, p);
       if (!c.authed) {
         this.stats.authFailures++;
         c.error(p.cmd, p.sessionId, ErrorCode.UNKNOWN, 'gateway secret required');
@@ -270,8 +284,6 @@ export class GatewayServer {
           return void this.routeQuery(c, p);
         case ExtCommand.GATEWAY_BROADCAST_CONTROL:
           return this.broadcastControl(c, p);
-        case ExtCommand.GATEWAY_HELLO:
-          return this.hello(c, p);
         case ExtCommand.GATEWAY_MESSAGE_STATUS:
           return void this.messageStatus(c, p, MessageStatusCodec.decode(p.body).messageId);
         default:
@@ -287,14 +299,25 @@ export class GatewayServer {
     }
   }
 
+  /**
+   * GATEWAY_AUTH: the MAC must cover the nonce this connection was sent (GATEWAY_HELLO). The nonce
+   * is spent here, so a proof is good once, on its own connection: one captured elsewhere, or sent
+   * before any challenge (a version-1 client's timestamped proof), is refused and the connection closed.
+   */
   private auth(c: GatewayConnection, p: Packet): void {
     const secret = this.config.gateway.secret;
     if (secret) {
+      const nonce = c.nonce;
+      c.nonce = undefined;
       let check: ReturnType<typeof verifyGatewayAuth>;
-      try {
-        check = verifyGatewayAuth(secret, GatewayAuthCodec.decode(p.body));
-      } catch {
-        check = { ok: false, reason: 'malformed gateway auth' };
+      if (!nonce) {
+        check = { ok: false, reason: 'gateway auth needs the challenge of GATEWAY_HELLO first' };
+      } else {
+        try {
+          check = verifyGatewayAuth(secret, nonce, GatewayAuthCodec.decode(p.body));
+        } catch {
+          check = { ok: false, reason: 'malformed gateway auth' };
+        }
       }
       if (!check.ok) {
         this.stats.authFailures++;
@@ -310,7 +333,13 @@ export class GatewayServer {
     const { version } = GatewayHelloCodec.decode(p.body);
     // Any version ≥ 1 speaks at least ours; the reply says which one we speak.
     c.extended = version >= 1;
-    c.ok(p.cmd, p.sessionId, String(GATEWAY_EXT_VERSION));
+    // Not yet authenticated (a secret is set): the challenge, made once per connection.
+    if (!c.authed) c.nonce ??= gatewayNonce();
+    c.ok(
+      p.cmd,
+      p.sessionId,
+      encodeHelloReply({ version: GATEWAY_EXT_VERSION, ...(c.nonce ? { nonce: c.nonce } : {}) }),
+    );
   }
 
   private push(c: GatewayConnection, p: Packet): void {

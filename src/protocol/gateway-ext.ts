@@ -53,21 +53,21 @@ export const BroadcastControlCodec: MessageCodec<BroadcastControlMessage> = {
 };
 
 /**
- * GATEWAY_AUTH: a push client proves it holds the gateway secret without sending it. `mac` is
- * HMAC-SHA256 over the client id and the timestamp (crypto/gateway-mac.ts computes and checks it).
+ * GATEWAY_AUTH: a push client proves it holds the gateway secret without sending it, for this
+ * connection only. `mac` is HMAC-SHA256 over the nonce the gateway sent in its GATEWAY_HELLO reply
+ * and the client id (crypto/gateway-mac.ts computes and checks it): a packet captured on one
+ * connection is refused on any other, whose nonce differs.
  */
 export interface GatewayAuthMessage {
   clientId: string;
-  /** Milliseconds since the epoch, when the client signed. */
-  timestamp: number;
   mac: Buffer;
 }
 
 export const GatewayAuthCodec: MessageCodec<GatewayAuthMessage> = {
-  encode: (m) => new BodyWriter(96).writeString(m.clientId).writeLong(m.timestamp).writeBytes(m.mac).finish(),
+  encode: (m) => new BodyWriter(64).writeString(m.clientId).writeBytes(m.mac).finish(),
   decode: (body) => {
     const r = new BodyReader(body);
-    return { clientId: r.readString(), timestamp: r.readLong(), mac: r.readBytes() };
+    return { clientId: r.readString(), mac: r.readBytes() };
   },
 };
 
@@ -89,13 +89,17 @@ export const MessageStatusCodec: MessageCodec<MessageStatusMessage> = {
   },
 };
 
-/** The extension version this code speaks (GATEWAY_HELLO). */
-export const GATEWAY_EXT_VERSION = 1;
+/**
+ * The extension version this code speaks (GATEWAY_HELLO). 2: the hello reply carries the login
+ * challenge, and GATEWAY_AUTH answers it (version 1's timestamped GATEWAY_AUTH is refused).
+ */
+export const GATEWAY_EXT_VERSION = 2;
 
 /**
  * GATEWAY_HELLO: a push client says it speaks mpush-ts's gateway extensions, at `version`. The
- * gateway answers OK with its own version as data. A connection that never says hello (MPush's
- * own PushClient) gets MPush's replies only: no ERROR on an ack timeout, MPush's time points.
+ * gateway answers OK with {@link GatewayHelloReply} as data. A connection that never says hello
+ * (MPush's own PushClient) gets MPush's replies only: no ERROR on an ack timeout, MPush's time
+ * points. With a gateway secret, hello is the one request answered before GATEWAY_AUTH.
  */
 export interface GatewayHelloMessage {
   version: number;
@@ -105,6 +109,39 @@ export const GatewayHelloCodec: MessageCodec<GatewayHelloMessage> = {
   encode: (m) => new BodyWriter(4).writeInt(m.version).finish(),
   decode: (body) => ({ version: new BodyReader(body).readInt() }),
 };
+
+/**
+ * The data of the OK to GATEWAY_HELLO: `{"version":2}`, and on a connection that must still
+ * authenticate, the challenge GATEWAY_AUTH signs: `{"version":2,"nonce":"<64 hex digits>"}`, fresh
+ * for each connection. A version-1 gateway answered the bare version (`1`).
+ */
+export interface GatewayHelloReply {
+  version: number;
+  nonce?: Buffer;
+}
+
+export function encodeHelloReply(r: GatewayHelloReply): string {
+  return JSON.stringify(
+    r.nonce ? { version: r.version, nonce: r.nonce.toString('hex') } : { version: r.version },
+  );
+}
+
+export function decodeHelloReply(data: string): GatewayHelloReply {
+  let v: unknown;
+  try {
+    v = JSON.parse(data);
+  } catch {
+    v = undefined;
+  }
+  if (typeof v === 'number') return { version: v };
+  const o = v as { version?: unknown; nonce?: unknown } | null | undefined;
+  if (typeof o !== 'object' || o === null || typeof o.version !== 'number')
+    throw new ProtocolError('MPUSH_ERR_BAD_FIELD', 'malformed GATEWAY_HELLO reply');
+  if (o.nonce === undefined) return { version: o.version };
+  if (typeof o.nonce !== 'string' || !/^(?:[0-9a-f]{2})+$/.test(o.nonce))
+    throw new ProtocolError('MPUSH_ERR_BAD_FIELD', 'GATEWAY_HELLO reply nonce is not hex');
+  return { version: o.version, nonce: Buffer.from(o.nonce, 'hex') };
+}
 
 /**
  * The data of a GATEWAY_PUSH reply as MPush 0.8.1's server writes it (its GatewayPushResult, by

@@ -199,6 +199,13 @@ export class ConnectionServer implements ConnectionHandler {
     conn.cipher = this.rsa;
     this.connections.set(conn.id, conn);
     this.stats.accepted++;
+    const open = this.stats.open;
+    open[transport.kind] = (open[transport.kind] ?? 0) + 1;
+    this.log.debug('connection accepted', {
+      conn: conn.id,
+      transport: transport.kind,
+      remote: transport.remoteAddress,
+    });
     return conn;
   }
 
@@ -224,6 +231,8 @@ export class ConnectionServer implements ConnectionHandler {
   onClose(conn: Connection, reason: DisconnectReason): void {
     this.connections.delete(conn.id);
     this.stats.closed[reason.name] = (this.stats.closed[reason.name] ?? 0) + 1;
+    this.stats.open[conn.transport.kind]!--;
+    this.log.debug('connection closed', { conn: conn.id, userId: conn.userId, reason: reason.name });
     this.context.unbind(conn);
     this.events.emit('close', conn, reason);
   }
@@ -236,6 +245,7 @@ export class ConnectionServer implements ConnectionHandler {
     this.tcp = undefined;
     this.tls = undefined;
     for (const conn of [...this.connections.values()]) conn.close(Disconnect.SHUTDOWN);
+    this.context.httpProxy?.close();
     this.wheel.stop();
     await closed;
   }

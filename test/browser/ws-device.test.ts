@@ -6,12 +6,13 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, normalize } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { WebSocket } from 'ws';
 import { WsDeviceClient } from '../../src/client/device/index.js';
 import { Disconnect } from '../../src/protocol/disconnect.js';
 import { ClientType } from '../../src/protocol/index.js';
 import { makeTestPki, type TestPki } from '../helpers/certs.js';
+import { launchChromium } from '../helpers/chromium.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -21,7 +22,6 @@ import { waitFor } from '../helpers/wait.js';
 
 /** dist/test/browser → the repository root. */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const CHROMIUM = '/usr/bin/chromium';
 /** Hang guard for awaited events; never a timing assertion. */
 const WAIT = 15_000;
 
@@ -110,21 +110,10 @@ describe('WsDeviceClient in Chromium, loaded from the package', () => {
   let pki: TestPki;
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
     pki = await makeTestPki();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        // The test CA (self-signed, made per run) trusted by its key alone: a certificate chaining
-        // to any other key still fails, as ignoreHTTPSErrors (which trusts anything) would not show.
-        `--ignore-certificate-errors-spki-list=${spkiHash(pki.ca.cert)}`,
-      ],
-    });
+    // The test CA (self-signed, made per run) trusted by its key alone: a certificate chaining to
+    // any other key still fails, as ignoreHTTPSErrors (which trusts anything) would not show.
+    browser = await launchChromium([`--ignore-certificate-errors-spki-list=${spkiHash(pki.ca.cert)}`]);
     site = await staticServer();
   });
   afterEach(async () => {

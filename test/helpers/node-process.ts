@@ -114,6 +114,7 @@ export async function spawnNode(opts: SpawnNodeOptions): Promise<NodeProcess> {
     '127.0.0.1',
     '--http.host=127.0.0.1',
     '--gateway.host=127.0.0.1',
+    '--admin.port=0',
     '--data-dir',
     sharedDataDir(),
     `--security.privateKey=${keys.privateKey}`,

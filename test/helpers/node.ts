@@ -29,6 +29,7 @@ export async function startTestNode(
       server: { host: '127.0.0.1', port: 0, ...overrides.server },
       gateway: { host: '127.0.0.1', port: 0, ...overrides.gateway },
       http: { host: '127.0.0.1', port: 0, ...overrides.http },
+      admin: { port: 0, ...overrides.admin },
       security: { privateKey: keys.privateKey, publicKey: keys.publicKey, ...overrides.security },
     },
   });

@@ -31,6 +31,7 @@ function loopbackFlags(dataDir: string): string[] {
   // A node that also listens for push clients (a gateway) must not take a fixed port either.
   if (keys.has('gateway.port')) flags.push('--gateway.port=0');
   if (keys.has('gateway.host')) flags.push('--gateway.host=127.0.0.1');
+  if (keys.has('admin.port')) flags.push('--admin.port=0');
   return flags;
 }
 

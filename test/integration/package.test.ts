@@ -76,6 +76,9 @@ describe('the package', () => {
         assert.ok(packed.has(file.slice(ROOT.length)), `${file} (imported by ${entry}) is in the package`);
       }
     }
+    // The admin console's page, which the node serves from the package (src/api/console.ts).
+    for (const f of ['web/index.html', 'web/console.js', 'web/console.css'])
+      assert.ok(packed.has(f), `${f} is in the package`);
     assert.ok(![...packed].some((f) => f.startsWith('dist/test/')), 'no tests in the package');
   });
 });

@@ -25,6 +25,8 @@ export {
   type OkEvent,
   type ResumeSession,
   type WireHandler,
+  type WireHttpRequest,
+  type WireHttpResponse,
   type WireTypes,
 } from './device-protocol.js';
 export {

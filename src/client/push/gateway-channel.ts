@@ -2,6 +2,7 @@ import { connect, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { signGatewayAuth } from '../../crypto/gateway-mac.js';
 import {
+  decodeHelloReply,
   ExtCommand,
   encodePacket,
   FrameDecoder,
@@ -170,8 +171,8 @@ export class GatewayChannel extends Deadline implements FrameHandler, OutboundOw
       });
       this.decoder = new FrameDecoder(this, { maxBodyLength: this.opts.maxPacketSize });
       socket.on('data', (chunk: Buffer) => this.read(socket, chunk));
-      if (this.opts.secret) this.authenticate(this.opts.secret);
-      else this.up();
+      if (this.opts.secret) this.login(this.opts.secret);
+      else this.up(true);
     });
   }
 
@@ -188,13 +189,36 @@ export class GatewayChannel extends Deadline implements FrameHandler, OutboundOw
     }
   }
 
-  private authenticate(secret: string): void {
-    const body = GatewayAuthCodec.encode(signGatewayAuth(secret, this.opts.clientId ?? 'push-sender'));
+  /**
+   * With a gateway secret: GATEWAY_HELLO first, whose reply carries this connection's challenge
+   * (a fresh nonce), then GATEWAY_AUTH over it. A gateway with no secret sends no nonce: the
+   * channel is up at once.
+   */
+  private login(secret: string): void {
+    this.write(ExtCommand.GATEWAY_HELLO, 0, HELLO_BODY, {
+      onReply: (p) => {
+        if (this.stateName !== 'connecting') return;
+        const r = decodeReply(p);
+        if (!r.ok) return this.attemptFailed(`gateway ${this.address} refused hello: ${r.reason}`);
+        this.extended = true;
+        // A reply that cannot be read throws: the channel fails this attempt with the reason.
+        const { nonce } = decodeHelloReply(r.data);
+        if (nonce) this.authenticate(secret, nonce);
+        else this.up(false);
+      },
+      onChannelClosed: (reason) => {
+        if (this.stateName === 'connecting') this.attemptFailed(reason);
+      },
+    });
+  }
+
+  private authenticate(secret: string, nonce: Buffer): void {
+    const body = GatewayAuthCodec.encode(signGatewayAuth(secret, this.opts.clientId ?? 'push-sender', nonce));
     this.write(ExtCommand.GATEWAY_AUTH, 0, body, {
       onReply: (p) => {
         if (this.stateName !== 'connecting') return;
         const r = decodeReply(p);
-        if (r.ok) this.up();
+        if (r.ok) this.up(false);
         else this.attemptFailed(`gateway ${this.address} refused auth: ${r.reason}`);
       },
       onChannelClosed: (reason) => {
@@ -203,22 +227,25 @@ export class GatewayChannel extends Deadline implements FrameHandler, OutboundOw
     });
   }
 
-  private up(): void {
+  /** Up; `sayHello` when the login did not already say GATEWAY_HELLO. */
+  private up(sayHello: boolean): void {
     this.stateName = 'up';
     this.failures = 0;
     // Ask for mpush-ts's replies (ERROR 4 on an ack timeout, named time points). Pipelined, not
     // awaited: the gateway reads it before any request written after it. A gateway that does not
     // know it (MPush's own) answers with MPush's replies, which the requests read as well.
-    this.write(ExtCommand.GATEWAY_HELLO, 0, HELLO_BODY, {
-      onReply: (p) => {
-        const r = decodeReply(p);
-        this.extended = r.ok;
-        // Refused (a gateway secret we lack): if the gateway then closes, the requests behind the
-        // hello fail with its reason, not a bare "connection lost".
-        this.refusal = r.ok ? '' : r.reason;
-      },
-      onChannelClosed: () => {},
-    });
+    if (sayHello) {
+      this.write(ExtCommand.GATEWAY_HELLO, 0, HELLO_BODY, {
+        onReply: (p) => {
+          const r = decodeReply(p);
+          this.extended = r.ok;
+          // Refused (a gateway secret we lack): if the gateway then closes, the requests behind
+          // the hello fail with its reason, not a bare "connection lost".
+          this.refusal = r.ok ? '' : r.reason;
+        },
+        onChannelClosed: () => {},
+      });
+    }
     const deadlines = this.owner.deadlines;
     if (this.opts.heartbeatMs > 0) {
       deadlines.add(this, deadlines.clock() + this.opts.heartbeatMs, LANE_HEARTBEAT);

@@ -10,6 +10,7 @@ import {
   BroadcastAction,
   ClientType,
   Command,
+  decodeHelloReply,
   ErrorCode,
   ErrorCodec,
   type ErrorMessage,
@@ -80,12 +81,18 @@ class GatewayPeer {
     return p!.cmd === Command.OK ? { ok: OkCodec.decode(p!.body) } : { error: ErrorCodec.decode(p!.body) };
   }
 
-  /** Says GATEWAY_HELLO, as mpush-ts's PushSender does: from here on, mpush-ts's replies. */
-  async hello(): Promise<void> {
+  /**
+   * Says GATEWAY_HELLO, as mpush-ts's PushSender does: from here on, mpush-ts's replies.
+   * @returns the login challenge, when the gateway has a secret and this connection is not in yet.
+   */
+  async hello(): Promise<Buffer | undefined> {
     const { ok } = await this.reply(
       this.send(ExtCommand.GATEWAY_HELLO, GatewayHelloCodec.encode({ version: 1 })),
     );
-    assert.equal(ok?.data, String(GATEWAY_EXT_VERSION));
+    assert.ok(ok, 'hello answered OK');
+    const reply = decodeHelloReply(ok.data);
+    assert.equal(reply.version, GATEWAY_EXT_VERSION);
+    return reply.nonce;
   }
 
   /** The next packet to arrive (any sessionId), raw. */
@@ -513,11 +520,13 @@ describe('GatewayServer with gateway.secret: the login', () => {
   let gw: GatewayServer;
   let peer: GatewayPeer;
   let bytes: number;
+  let port: number;
   const SECRET = 'gw-secret';
   beforeEach(async () => {
     rig = pushRig({ gateway: { host: '127.0.0.1', port: 0, secret: SECRET, authTimeoutMs: 200 } });
     gw = gatewayOn(rig);
-    peer = await GatewayPeer.open(await gw.listen());
+    port = await gw.listen();
+    peer = await GatewayPeer.open(port);
     bytes = 0;
     peer.socket.on('data', (c: Buffer) => {
       bytes += c.length;
@@ -528,8 +537,50 @@ describe('GatewayServer with gateway.secret: the login', () => {
     await gw.close();
     await rig.close();
   });
-  const login = () =>
-    peer.send(ExtCommand.GATEWAY_AUTH, GatewayAuthCodec.encode(signGatewayAuth(SECRET, 'test')));
+  const login = async (p = peer) => {
+    const nonce = await p.hello();
+    assert.ok(nonce, 'the hello reply carries the challenge');
+    return p.send(ExtCommand.GATEWAY_AUTH, GatewayAuthCodec.encode(signGatewayAuth(SECRET, 'test', nonce)));
+  };
+
+  it('each connection gets its own nonce; a proof over another one is refused and closed', async () => {
+    const other = await GatewayPeer.open(port);
+    try {
+      const mine = await peer.hello();
+      const theirs = await other.hello();
+      assert.ok(mine && theirs);
+      assert.notDeepEqual(mine, theirs);
+      assert.deepEqual(await peer.hello(), mine, 'a second hello before auth: the same challenge');
+      // The proof made for `other`'s challenge, replayed here.
+      const proof = GatewayAuthCodec.encode(signGatewayAuth(SECRET, 'test', theirs));
+      const { error } = await peer.reply(peer.send(ExtCommand.GATEWAY_AUTH, proof));
+      assert.deepEqual([error?.code, error?.reason], [ErrorCode.UNKNOWN, 'bad gateway secret']);
+      await waitFor(() => peer.closed, 3000, 'the close');
+      assert.ok((await other.reply(other.send(ExtCommand.GATEWAY_AUTH, proof))).ok, 'good where it was made');
+      assert.equal(await other.hello(), undefined, 'authenticated: no challenge any more');
+      assert.equal(gw.stats.authFailures, 1);
+    } finally {
+      other.close();
+    }
+  });
+
+  it('a GATEWAY_AUTH sent before any challenge (a version-1 client) is refused and closed', async () => {
+    const proof = GatewayAuthCodec.encode(signGatewayAuth(SECRET, 'test', Buffer.alloc(32)));
+    const { error } = await peer.reply(peer.send(ExtCommand.GATEWAY_AUTH, proof));
+    assert.deepEqual(
+      [error?.code, error?.reason],
+      [ErrorCode.UNKNOWN, 'gateway auth needs the challenge of GATEWAY_HELLO first'],
+    );
+    await waitFor(() => peer.closed, 3000, 'the close');
+  });
+
+  it('a challenge is spent by the auth that answers it: the same proof again is refused', async () => {
+    const nonce = await peer.hello();
+    const proof = GatewayAuthCodec.encode(signGatewayAuth(SECRET, 'test', nonce!));
+    assert.ok((await peer.reply(peer.send(ExtCommand.GATEWAY_AUTH, proof))).ok);
+    const { error } = await peer.reply(peer.send(ExtCommand.GATEWAY_AUTH, proof));
+    assert.equal(error?.reason, 'gateway auth needs the challenge of GATEWAY_HELLO first');
+  });
 
   it('gateway.authTimeoutMs: a connection that never authenticates is closed, counted; heartbeats get no answer', async () => {
     peer.socket.write(HEARTBEAT_FRAME);
@@ -539,7 +590,7 @@ describe('GatewayServer with gateway.secret: the login', () => {
   });
 
   it('an authenticated connection outlives the auth deadline, and its heartbeats are answered', async () => {
-    assert.ok((await peer.reply(login())).ok);
+    assert.ok((await peer.reply(await login())).ok);
     await new Promise((r) => setTimeout(r, 400));
     assert.equal(peer.closed, false);
     const before = bytes;
@@ -549,6 +600,7 @@ describe('GatewayServer with gateway.secret: the login', () => {
   });
 
   it('a malformed GATEWAY_AUTH is refused, counted and closed', async () => {
+    await peer.hello();
     const { error } = await peer.reply(peer.send(ExtCommand.GATEWAY_AUTH, Buffer.from([0x00, 0x09, 0x61])));
     assert.deepEqual([error?.code, error?.reason], [ErrorCode.UNKNOWN, 'malformed gateway auth']);
     await waitFor(() => peer.closed, 3000, 'the close');

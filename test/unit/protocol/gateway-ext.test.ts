@@ -5,6 +5,8 @@ import {
   BodyWriter,
   BroadcastAction,
   BroadcastControlCodec,
+  decodeHelloReply,
+  encodeHelloReply,
   GatewayAuthCodec,
   type MessageCodec,
   ProtocolError,
@@ -47,7 +49,6 @@ const cases: Array<{ name: string; codec: MessageCodec<unknown>; arb: fc.Arbitra
     codec: GatewayAuthCodec as MessageCodec<unknown>,
     arb: fc.record({
       clientId: str,
-      timestamp: fc.maxSafeInteger(),
       mac: fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)),
     }),
   },
@@ -72,19 +73,34 @@ describe('gateway extension codecs', () => {
     assert.deepEqual(BroadcastControlCodec.decode(query), { taskId: 't', action: 0 });
   });
 
-  it('GATEWAY_AUTH body is clientId string, timestamp long, mac bytes', () => {
-    const mac = Buffer.from('c3d9304afdea3b78ad552dccd9c73bd047311ecf46c24d4ca7130a53c150fedf', 'hex');
-    const body = GatewayAuthCodec.encode({ clientId: 'push-sender', timestamp: 1_700_000_000_000, mac });
+  it('GATEWAY_AUTH body is clientId string, mac bytes', () => {
+    const mac = Buffer.from('9f090c962cfa0c00eecaacf9f8bce262cc34f10828ec4cfb62f6ed297daa6ce8', 'hex');
+    const body = GatewayAuthCodec.encode({ clientId: 'push-sender', mac });
     assert.equal(
       body.toString('hex'),
       '000b707573682d73656e646572' + // clientId
-        '0000018bcfe56800' + // timestamp
-        '0020c3d9304afdea3b78ad552dccd9c73bd047311ecf46c24d4ca7130a53c150fedf', // mac
+        '00209f090c962cfa0c00eecaacf9f8bce262cc34f10828ec4cfb62f6ed297daa6ce8', // mac
     );
-    assert.deepEqual(
-      comparable(GatewayAuthCodec.decode(body)),
-      comparable({ clientId: 'push-sender', timestamp: 1_700_000_000_000, mac }),
-    );
+    assert.deepEqual(comparable(GatewayAuthCodec.decode(body)), comparable({ clientId: 'push-sender', mac }));
+  });
+
+  it('GATEWAY_HELLO reply data: the version, and the challenge nonce in hex when auth is due', () => {
+    const nonce = Buffer.alloc(32, 0xab);
+    assert.equal(encodeHelloReply({ version: 2 }), '{"version":2}');
+    assert.equal(encodeHelloReply({ version: 2, nonce }), `{"version":2,"nonce":"${'ab'.repeat(32)}"}`);
+    assert.deepEqual(decodeHelloReply(encodeHelloReply({ version: 2, nonce })), { version: 2, nonce });
+    assert.deepEqual(decodeHelloReply('{"version":2}'), { version: 2 });
+    assert.deepEqual(decodeHelloReply('1'), { version: 1 }, "a version-1 gateway's bare version");
+    for (const bad of [
+      '',
+      'x',
+      '{}',
+      '{"version":"2"}',
+      '{"version":2,"nonce":"xyz"}',
+      '{"version":2,"nonce":1}',
+    ]) {
+      assertProtocolError(() => decodeHelloReply(bad), 'MPUSH_ERR_BAD_FIELD');
+    }
   });
 
   it('RouteQuery rejects a body that is not a JSON array of strings with MPUSH_ERR_BAD_FIELD', () => {
