@@ -4,6 +4,7 @@ import { HttpServer } from './api/http-server.js';
 import { NodeMetrics } from './api/metrics.js';
 import type { HttpNodeView, NodeStats, RouteOwner } from './api/node-view.js';
 import { Webhooks } from './api/webhooks.js';
+import { gatewayClientTls, loadServerTls, type ServerTls } from './certificates.js';
 import { type BusMessage, kickTopic, MemoryClusterBus } from './cluster/cluster-bus.js';
 import { MemoryInboxStore } from './cluster/inbox-store.js';
 import { mpushKickChannel, mpushKickMessage, mpushKickSchema } from './cluster/mpush-kick.js';
@@ -33,11 +34,15 @@ export interface MpushNodeOptions {
   onShutdown?: () => void;
 }
 
-/** Where a started node listens. */
+/** Where a started node listens; 0 for a port that is off. */
 export interface NodeAddresses {
   tcpPort: number;
   httpPort: number;
   gatewayPort: number;
+  /** Devices over TLS (tls.enabled). */
+  tlsPort: number;
+  /** HTTPS and WSS (https.enabled). */
+  httpsPort: number;
   /** The telnet console's port; 0 when admin.enabled is false. */
   adminPort: number;
 }
@@ -75,7 +80,16 @@ export class MpushNode {
   private pushSample = { at: 0, pushes: 0, rate: 0 };
   /** MPush's telnet console; undefined when admin.enabled is false. */
   readonly admin: AdminServer | undefined;
-  addresses: NodeAddresses = { tcpPort: 0, httpPort: 0, gatewayPort: 0, adminPort: 0 };
+  addresses: NodeAddresses = {
+    tcpPort: 0,
+    httpPort: 0,
+    gatewayPort: 0,
+    adminPort: 0,
+    tlsPort: 0,
+    httpsPort: 0,
+  };
+  /** The certificate files of the TLS ports, as last (re)loaded; undefined when none is on. */
+  tls: ServerTls | undefined;
   private startedAt = Date.now();
   /** Set at start: `<gateway host>:<gateway port>`, unless node.id names it. */
   id = '';
@@ -95,6 +109,7 @@ export class MpushNode {
     const pushLog = this.log.child({ component: 'push' });
     const apiLog = this.log.child({ component: 'api' });
     this.keys = loadServerKeys(config);
+    this.tls = loadServerTls(config);
     if (config.cluster.zookeeper && !config.cluster.redis) {
       // MPush's PushClient reads routes from Redis and only the gateways from ZooKeeper.
       throw new ConfigError('cluster.zookeeper needs cluster.redis: MPush push clients find routes in Redis');
@@ -160,6 +175,7 @@ export class MpushNode {
       registry: this.stores.registry,
       inbox: this.inbox,
       gatewayAddress: () => ({ host: this.gatewayHost, port: this.addresses.gatewayPort }),
+      ...(config.gateway.tls && this.tls ? { gatewayTls: gatewayClientTls(this.tls) } : {}),
       stats: () => this.stats(),
       routeOwner: (connId) => this.routeOwner(connId),
       recentDisconnects: () => this.disconnects.list(),
@@ -216,8 +232,12 @@ export class MpushNode {
     );
   }
 
-  /** The TCP port devices reach this node at: node.publicPort, else the bound port. */
+  /**
+   * The TCP port devices reach this node at: node.publicPort, else the bound port; 0 (GET /alloc
+   * does not list the node) when the plain port is off, since MPush's SDKs speak no TLS.
+   */
   get devicePort(): number {
+    if (!this.config.server.enabled) return 0;
     return this.config.node.publicPort || this.addresses.tcpPort;
   }
 
@@ -374,6 +394,7 @@ export class MpushNode {
       gatewayPort: this.addresses.gatewayPort,
       host: this.deviceHost,
       port: this.devicePort,
+      tlsPort: this.addresses.tlsPort && (this.config.node.publicTlsPort || this.addresses.tlsPort),
       connections: this.connections.connections.size,
       onlineUsers: this.connections.router.onlineUsers,
       pushRate: this.pushRate(),
@@ -381,12 +402,19 @@ export class MpushNode {
   }
 
   async start(): Promise<NodeAddresses> {
-    const gatewayPort = await this.gateway.listen();
-    const tcpPort = await this.connections.listen();
-    const httpPort = await this.http.listen();
+    const { config, tls } = this;
+    const gatewayTls =
+      config.gateway.tls && tls
+        ? { secure: tls.gateway, clientCertificates: tls.clientCertificates }
+        : undefined;
+    const gatewayPort = await this.gateway.listen(undefined, undefined, gatewayTls);
+    const tcpPort = config.server.enabled ? await this.connections.listen() : 0;
+    const tlsPort = config.tls.enabled && tls ? await this.connections.listenTls(tls.server) : 0;
+    const httpPort = config.http.enabled ? await this.http.listen() : 0;
+    const httpsPort = config.https.enabled && tls ? await this.http.listenTls(tls.server) : 0;
     const adminPort = (await this.admin?.listen()) ?? 0;
     this.startedAt = Date.now();
-    this.addresses = { tcpPort, httpPort, gatewayPort, adminPort };
+    this.addresses = { tcpPort, httpPort, gatewayPort, adminPort, tlsPort, httpsPort };
     this.id = this.config.node.id || `${this.gatewayHost}:${gatewayPort}`;
     this.push.setNodeId(this.id);
     // As MPush does on start: what a crash of this node left in its online set is gone.
@@ -417,6 +445,21 @@ export class MpushNode {
       }
     }
     return this.addresses;
+  }
+
+  /**
+   * Re-reads tls.cert, tls.key and tls.ca (SIGHUP): new handshakes on every TLS port use them,
+   * open connections keep theirs. Files that do not load are a ConfigError, and the old
+   * certificates stay in use.
+   */
+  reloadTls(): ServerTls | undefined {
+    const tls = loadServerTls(this.config);
+    if (!tls) return undefined;
+    this.connections.setSecureContext(tls.server);
+    this.http.setSecureContext(tls.server);
+    this.gateway.setSecureContext(tls.gateway);
+    this.tls = tls;
+    return tls;
   }
 
   private async registerInZookeeper(): Promise<void> {

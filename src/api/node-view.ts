@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
+import type { ClientTlsOptions } from '../client/tls.js';
 import type { NodeRegistry } from '../cluster/node-registry.js';
 import type { RouteStore } from '../cluster/route-store.js';
 import type { Config } from '../config/index.js';
@@ -64,6 +65,8 @@ export interface HttpNodeView {
   readonly inbox: Inbox;
   /** This node's gateway, which the API pushes through (known once it listens). */
   gatewayAddress(): { host: string; port: number };
+  /** How the API's pushes reach TLS gateways (gateway.tls); undefined: plain TCP. */
+  readonly gatewayTls?: ClientTlsOptions;
   /** The counts of GET /api/stats (and of /health). */
   stats(): NodeStats;
   /** Who holds the connection a route names (`Route.connId`): GET /api/users/:userId. */

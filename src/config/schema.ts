@@ -45,9 +45,19 @@ export const schema = {
       0,
       65535,
     ),
+    publicTlsPort: int(
+      0,
+      "Port devices reach this node's TLS port at, as GET /alloc?tls=1 lists it (on node.publicHost); 0: the port tls.port listens on.",
+      0,
+      65535,
+    ),
   },
   server: {
-    host: str('0.0.0.0', 'Address the TCP connection server binds.'),
+    enabled: bool(
+      true,
+      "Accept devices on the plain TCP port (MPush's own SDKs speak only this); false closes it, devices then use tls.port.",
+    ),
+    host: str('0.0.0.0', 'Address the TCP connection server (and tls.port) binds.'),
     port: int(3000, 'TCP port for devices (MPush binary protocol); 0 picks a free port.', 0, 65535),
     backlog: int(
       4096,
@@ -56,10 +66,37 @@ export const schema = {
     ),
   },
   http: {
-    host: str('0.0.0.0', 'Address the HTTP port binds (WebSocket, /public-key, health, API).'),
+    enabled: bool(true, 'Open the plain HTTP port; false closes it (https.port serves the same over TLS).'),
+    host: str(
+      '0.0.0.0',
+      'Address the HTTP port (and https.port) binds (WebSocket, /public-key, health, API).',
+    ),
     port: int(8080, 'HTTP port; 0 picks a free port.', 0, 65535),
     wsPath: str('/', 'Path of the WebSocket endpoint on the HTTP port.'),
-    wsEnabled: bool(true, 'Accept WebSocket devices on the HTTP port.'),
+    wsEnabled: bool(true, 'Accept WebSocket devices on the HTTP port (and on https.port).'),
+  },
+  tls: {
+    enabled: bool(
+      false,
+      'Devices over TLS on tls.port, the MPush binary protocol inside; needs tls.cert and tls.key (or mpush start --tls-self-signed).',
+    ),
+    port: int(3443, 'TLS port for devices, bound on server.host; 0 picks a free port.', 0, 65535),
+    cert: str(
+      '',
+      'PEM file of the certificate (chain) of every TLS port (tls.port, https.port, gateway.tls); re-read on SIGHUP, open connections kept.',
+    ),
+    key: str('', 'PEM file of the private key of tls.cert; re-read on SIGHUP.'),
+    ca: str(
+      '',
+      "PEM file of the CAs that sign push clients' certificates: when set, the TLS gateway (gateway.tls) requires a client certificate signed by one of them; re-read on SIGHUP.",
+    ),
+  },
+  https: {
+    enabled: bool(
+      false,
+      'HTTPS on https.port, serving all the HTTP port serves (WSS devices, API, /public-key, /health, /alloc); needs tls.cert and tls.key.',
+    ),
+    port: int(8443, 'HTTPS port, bound on http.host; 0 picks a free port.', 0, 65535),
   },
   gateway: {
     host: str(
@@ -70,6 +107,10 @@ export const schema = {
     advertiseHost: str(
       '',
       'Host other nodes and push clients reach this gateway at; empty means 127.0.0.1 when bound to 0.0.0.0.',
+    ),
+    tls: bool(
+      false,
+      'The gateway speaks TLS (tls.cert, tls.key; with tls.ca, client certificates required); push clients then connect with TLS.',
     ),
     secret: str(
       '',

@@ -265,9 +265,9 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> implements Li
     const next = this.allotted[this.allotIndex];
     if (alloc === undefined || next !== undefined) {
       this.source = next === undefined ? 'servers' : 'alloc';
-      return this.dialed(openLink(this, next ?? this.options.servers[this.serverIndex]!));
+      return this.dialed(openLink(this, next ?? this.options.servers[this.serverIndex]!, this.options.tls));
     }
-    const link = pendingLink(this);
+    const link = pendingLink(this, this.options.tls);
     this.source = 'pending';
     fetchServerList(alloc.url, alloc).then(
       (list) => {
