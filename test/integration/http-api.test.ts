@@ -833,7 +833,7 @@ describe('HTTP API: users, stats, health, public key', () => {
     assert.equal(health.body.onlineUsers, 2);
   });
 
-  it('GET /api/stats: the node, its counts, the connection, push, broadcast, gateway, inbox and webhook counters, in that order', async () => {
+  it('GET /api/stats: the node, its counts, the connection, push, broadcast, gateway, inbox, webhook and HTTP proxy counters, in that order', async () => {
     const stats = await call(port, 'GET', '/api/stats');
     assert.equal(stats.status, 200, stats.text);
     assert.deepEqual(Object.keys(stats.body), [
@@ -849,6 +849,7 @@ describe('HTTP API: users, stats, health, public key', () => {
       'gatewayClients',
       'inbox',
       'webhooks',
+      'httpProxy',
     ]);
     assert.deepEqual(stats.body.push, t.node.push.meter.stats);
     assert.deepEqual(stats.body.broadcast, t.node.push.broadcastTotals());
@@ -857,6 +858,7 @@ describe('HTTP API: users, stats, health, public key', () => {
     assert.deepEqual(stats.body.gateway, t.node.gateway.stats);
     assert.deepEqual(stats.body.inbox, t.node.inbox.stats);
     assert.equal(stats.body.webhooks, null, 'no webhooks.urls');
+    assert.equal(stats.body.httpProxy, null, 'httpProxy.enabled is off');
   });
 
   it('a user whose device goes away is offline again, and the stats follow', async () => {
