@@ -155,7 +155,8 @@ async function start(argv: string[]): Promise<void> {
       ? ', TLS with client certificates'
       : ', TLS';
   out.write(`  gateway (push clients, PushSender)${gatewayTls}: ${config.gateway.host}:${gatewayPort}\n`);
-  const routes = '(POST /api/push, /api/broadcast; GET /public-key, /health, /alloc, /metrics; console /admin/)';
+  const routes =
+    '(POST /api/push, /api/broadcast; GET /public-key, /health, /alloc, /metrics; console /admin/)';
   if (httpPort) out.write(`  HTTP: http://${config.http.host}:${httpPort}  ${routes}\n`);
   if (httpsPort) out.write(`  HTTPS: https://${config.http.host}:${httpsPort}  ${routes}\n`);
   if (node.tls) {
