@@ -90,9 +90,21 @@ describe('two nodes on Redis stores', () => {
     const onB = await connectDevice(b.tcpPort, 'k1');
     devices.push(onB);
     await waitFor(() => b.node.connections.router.get('k1', ClientType.MOBILE) !== undefined);
-    const kicked = new Promise((resolve) => onB.client.once('kick', resolve));
+    // The route write is on its way to Redis when the bind is answered; a bind on A racing it would
+    // find no route to kick (B's late write then displaces A's device instead): wait until it landed.
+    const bPort = b.node.addresses.gatewayPort;
+    let routed: number | undefined;
+    for (let i = 0; i < 100 && routed !== bPort; i++) {
+      routed = (await stores[0]!.routes.lookup('k1')).get(ClientType.MOBILE)?.port;
+      if (routed !== bPort) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(routed, bPort, "B's route for k1 is in Redis");
+    let kicked = false;
+    onB.client.once('kick', () => {
+      kicked = true;
+    });
     devices.push(await connectDevice(a.tcpPort, 'k1'));
-    await kicked;
+    await waitFor(() => kicked, 5_000, 'the device on B to be kicked');
     await waitFor(() => b.node.connections.router.get('k1', ClientType.MOBILE) === undefined);
     let owner: number | undefined;
     for (let i = 0; i < 100 && owner !== a.node.addresses.gatewayPort; i++) {
