@@ -6,6 +6,7 @@ import type { Config } from '../config/index.js';
 import type { GatewayServer } from '../gateway/gateway-server.js';
 import type { Logger } from '../log.js';
 import type { Inbox, InboxStats } from '../push/inbox.js';
+import type { PushCenter } from '../push/push-center.js';
 import type { ConnectionStats } from '../server/connection-server.js';
 import type { DisconnectRecord } from './console-disconnects.js';
 import type { WebhookStats } from './webhooks.js';
@@ -56,7 +57,9 @@ export interface HttpNodeView {
   readonly registry: NodeRegistry;
   /** The durable inbox: what `store: true` pushes missed, and message receipts. */
   readonly inbox: Inbox;
-  /** This node's gateway, which the API pushes through (known once it listens). */
+  /** This node's push center: the API's pushes for users of this node go straight to it. */
+  readonly push: PushCenter;
+  /** This node's gateway: where this node's routes point (known once it listens). */
   gatewayAddress(): { host: string; port: number };
   /** The counts of GET /api/stats (and of /health). */
   stats(): NodeStats;

@@ -3,3 +3,4 @@ export * from './push-request.js';
 export * from './push-sender.js';
 export * from './route-source.js';
 export * from './types.js';
+export * from './local-gateway.js';
