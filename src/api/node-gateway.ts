@@ -44,7 +44,8 @@ export class NodeGateway implements LocalGateway {
           stored: kept.stored,
         };
         if (kept.storeError !== undefined) info.storeError = kept.storeError;
-        if (o.kind !== 'ok') return answer({ ok: false, code: o.code, reason: o.reason || 'gateway error', info });
+        if (o.kind !== 'ok')
+          return answer({ ok: false, code: o.code, reason: o.reason || 'gateway error', info });
         info.timePoints = o.timePoints;
         answer({ ok: true, timePoints: o.timePoints, info });
       });

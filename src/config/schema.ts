@@ -45,6 +45,12 @@ export const schema = {
       0,
       65535,
     ),
+    maxSemiSpaceMb: int(
+      64,
+      "V8's --max-semi-space-size (MB) `mpush start` runs the node with, unless node's own flags or NODE_OPTIONS set one: a young generation sized for a server holding many small long-lived objects (fewer, cheaper scavenges). 0: V8's default.",
+      0,
+      1024,
+    ),
   },
   server: {
     host: str('0.0.0.0', 'Address the TCP connection server binds.'),

@@ -160,7 +160,14 @@ export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
     this.timeline['send-to-gateway-end'] = now;
     this.handedOver = true;
     if (this.redirects >= this.host.maxRedirects) this.content = null;
-    const p = { userId: this.userId, clientType: this.clientType, timeout, content, ackFlags: this.ackFlags, ext: this.ext };
+    const p = {
+      userId: this.userId,
+      clientType: this.clientType,
+      timeout,
+      content,
+      ackFlags: this.ackFlags,
+      ext: this.ext,
+    };
     local.push(p, (a) => {
       if (!this.done) this.onAnswer(a);
     });
