@@ -53,16 +53,19 @@ export interface OutboundLimits {
 const CORKED = 1;
 const STOPPED = 2;
 const BLOCKED = 4;
+/** Wrote this tick: a second write in it corks (cleared, with CORKED, when the tick ends). */
+const WROTE = 8;
 
-/** Writers corked this tick; one nextTick uncorks them all, however many there are. */
-let corked: OutboundWriter[] = [];
+/** Writers that wrote this tick; one nextTick ends the tick for all of them, however many there are. */
+let wrote: OutboundWriter[] = [];
 
-function uncorkAll(): void {
-  const list = corked;
-  corked = [];
+function endTick(): void {
+  const list = wrote;
+  wrote = [];
   for (const w of list) {
-    w.state &= ~CORKED;
-    w.sink.uncork();
+    const corked = w.state & CORKED;
+    w.state &= ~(CORKED | WROTE);
+    if (corked) w.sink.uncork();
   }
 }
 
@@ -79,7 +82,8 @@ function onDrainTimer(writer: OutboundWriter): void {
 /**
  * The one write path of every connection, device, gateway or push client (aedes `write.js` with
  * `waitForDrain`, centrifuge's bounded client queue):
- * - corked per tick: a tick's writes leave together, uncorked on the next tick;
+ * - batched per tick: the first write of a tick leaves at once (a push is one write: no cork to
+ *   undo, nothing held), the tick's further writes are corked and leave together on the next tick;
  * - bounded in bytes: past `maxBytes` queued the owner is told `outbound-limit`;
  * - a drain deadline: a sink still backpressured `drainTimeoutMs` after a write returned false
  *   gets `drain-timeout`.
@@ -87,7 +91,7 @@ function onDrainTimer(writer: OutboundWriter): void {
  */
 export class OutboundWriter {
   readonly sink: OutboundSink;
-  /** @internal CORKED | STOPPED | BLOCKED; CORKED is cleared by the tick's uncork */
+  /** @internal CORKED | STOPPED | BLOCKED | WROTE; CORKED and WROTE are cleared when the tick ends */
   state = 0;
   private blockedSince = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -128,10 +132,13 @@ export class OutboundWriter {
     if (this.state & STOPPED) return false;
     const sink = this.sink;
     if (!sink.writable) return false;
-    if (!(this.state & CORKED)) {
-      this.state |= CORKED;
+    const state = this.state;
+    if (!(state & WROTE)) {
+      this.state = state | WROTE;
+      if (wrote.push(this) === 1) process.nextTick(endTick);
+    } else if (!(state & CORKED)) {
+      this.state = state | CORKED;
       sink.cork();
-      if (corked.push(this) === 1) process.nextTick(uncorkAll);
     }
     const ok = sink.write(data);
     if (sink.bufferedBytes > this.limits.maxBytes) {
