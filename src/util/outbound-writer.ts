@@ -69,6 +69,26 @@ function endTick(): void {
   }
 }
 
+/** Writers batched per event-loop turn and corked in this one; one setImmediate uncorks them all. */
+let looped: OutboundWriter[] = [];
+
+function endLoop(): void {
+  const list = looped;
+  looped = [];
+  for (const w of list) {
+    w.state &= ~CORKED;
+    w.sink.uncork();
+  }
+}
+
+/**
+ * How a writer batches: `tick` (a device connection: a push is one write, it leaves at once, and a
+ * tick's further writes together) or `loop` (a gateway or push-client connection, whose replies and
+ * requests come one per tick, each from another socket's read: corked for the whole event-loop
+ * turn, so a turn's packets leave in one syscall, uncorked by a setImmediate after the turn's I/O).
+ */
+export type OutboundBatching = 'tick' | 'loop';
+
 /**
  * Node's longest timer (2^31 - 1 ms, ~24.8 days): a longer delay fires after 1 ms instead, so a
  * huge drain deadline is clamped to this.
@@ -84,6 +104,7 @@ function onDrainTimer(writer: OutboundWriter): void {
  * `waitForDrain`, centrifuge's bounded client queue):
  * - batched per tick: the first write of a tick leaves at once (a push is one write: no cork to
  *   undo, nothing held), the tick's further writes are corked and leave together on the next tick;
+ *   or, for connections that carry many small packets, per event-loop turn (`loop`);
  * - bounded in bytes: past `maxBytes` queued the owner is told `outbound-limit`;
  * - a drain deadline: a sink still backpressured `drainTimeoutMs` after a write returned false
  *   gets `drain-timeout`.
@@ -99,19 +120,23 @@ export class OutboundWriter {
   /** Held by reference, not copied: a server's writers share one object. */
   private readonly limits: OutboundLimits;
   private readonly scheduler: DeadlineScheduler | undefined;
+  private readonly perLoop: boolean;
 
   /**
    * @param limits kept by reference, so every writer of a server can share one object.
    * @param scheduler where the drain deadline is kept (a device connection files it with its
    *   server's timer wheel). Without one: the writer's own timer, armed only while the sink is
    *   backpressured, unref'd (a deadline past ~24.8 days, Node's longest timer, is clamped to it).
+   * @param batching see {@link OutboundBatching} (default `tick`).
    */
   constructor(
     sink: OutboundSink,
     owner: OutboundOwner,
     limits: OutboundLimits,
     scheduler?: DeadlineScheduler,
+    batching: OutboundBatching = 'tick',
   ) {
+    this.perLoop = batching === 'loop';
     this.sink = sink;
     this.owner = owner;
     this.limits = limits;
@@ -133,7 +158,13 @@ export class OutboundWriter {
     const sink = this.sink;
     if (!sink.writable) return false;
     const state = this.state;
-    if (!(state & WROTE)) {
+    if (this.perLoop) {
+      if (!(state & CORKED)) {
+        this.state = state | CORKED;
+        sink.cork();
+        if (looped.push(this) === 1) setImmediate(endLoop);
+      }
+    } else if (!(state & WROTE)) {
       this.state = state | WROTE;
       if (wrote.push(this) === 1) process.nextTick(endTick);
     } else if (!(state & CORKED)) {

@@ -85,6 +85,26 @@ describe('OutboundWriter: batched per tick', () => {
     assert.deepEqual(sink.written, ['a', 'b', Buffer.from('c'), 'd', 'e', 'f']);
   });
 
+  it("batched per loop turn ('loop'): a turn's writes, over many ticks, leave in one uncork", async () => {
+    const sink = new MemorySink();
+    const limits = { maxBytes: HUGE, drainTimeoutMs: HUGE };
+    const w = new OutboundWriter(sink, new Owner(), limits, undefined, 'loop');
+    assert.ok(w.write('a'));
+    assert.equal(sink.corks, 1, 'held from the first write');
+    await nextTick();
+    assert.ok(w.write('b'));
+    await nextTick();
+    assert.equal(sink.corks, 1, 'one cork for the turn, not one per tick');
+    assert.equal(sink.uncorks, 0, 'still corked within the turn');
+    await new Promise<void>((r) => setImmediate(r));
+    assert.equal(sink.uncorks, 1, 'uncorked once the turn is done');
+    assert.ok(w.write('c'));
+    assert.equal(sink.corks, 2, 'a new turn corks again');
+    await new Promise<void>((r) => setImmediate(r));
+    assert.equal(sink.uncorks, 2);
+    assert.deepEqual(sink.written, ['a', 'b', 'c']);
+  });
+
   it('queues one nextTick per tick for every writer that wrote in it', async () => {
     const sinks = [new MemorySink(), new MemorySink(), new MemorySink()];
     const writers = sinks.map(
