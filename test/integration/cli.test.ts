@@ -225,10 +225,13 @@ describe('mpush CLI', () => {
       assert.equal(client.state, 'idle', 'down, and not reconnecting (autoReconnect: false)');
     });
 
-    it('runs its node with a 64 MB young generation, and the node dies with the launcher', async () => {
-      const { cli, banner } = await startCli(loopbackFlags(join(dir, 'node-young')));
+    it('node.maxSemiSpaceMb: relaunched in a node with that young generation, which dies with the launcher', async () => {
+      const { cli, banner } = await startCli([
+        ...loopbackFlags(join(dir, 'node-young')),
+        '--node.maxSemiSpaceMb=32',
+      ]);
       running.push(cli);
-      assert.match(cli.stdout, /V8 young generation: --max-semi-space-size=64 \(node\.maxSemiSpaceMb\)/);
+      assert.match(cli.stdout, /V8 young generation: --max-semi-space-size=32 \(node\.maxSemiSpaceMb\)/);
       // A crash of the launcher (nothing forwarded) takes the node down too: no server is left behind.
       cli.proc.kill('SIGKILL');
       await cli.waitExit();
@@ -243,14 +246,17 @@ describe('mpush CLI', () => {
       assert.ok(gone, 'the node is gone with its launcher');
     });
 
-    it("node.maxSemiSpaceMb=0 keeps V8's default; node's own --max-semi-space-size wins", async () => {
-      const off = await startCli([...loopbackFlags(join(dir, 'node-v8')), '--node.maxSemiSpaceMb=0']);
-      running.push(off.cli);
-      assert.match(off.cli.stdout, /V8 young generation: V8's default/);
-      const own = await startCli(loopbackFlags(join(dir, 'node-own')), ['--max-semi-space-size=8']);
+    it("V8's default unless set; node's own --max-semi-space-size wins over node.maxSemiSpaceMb", async () => {
+      const plain = await startCli(loopbackFlags(join(dir, 'node-v8')));
+      running.push(plain.cli);
+      assert.match(plain.cli.stdout, /V8 young generation: V8's default/);
+      const own = await startCli(
+        [...loopbackFlags(join(dir, 'node-own')), '--node.maxSemiSpaceMb=32'],
+        ['--max-semi-space-size=8'],
+      );
       running.push(own.cli);
       assert.match(own.cli.stdout, /V8 young generation: --max-semi-space-size=8 /);
-      for (const c of [off.cli, own.cli]) {
+      for (const c of [plain.cli, own.cli]) {
         c.proc.kill('SIGTERM');
         assert.deepEqual(await c.waitExit(), { code: 0, signal: null });
       }
