@@ -1,8 +1,10 @@
 import { AdminServer } from './admin/admin-server.js';
 import { RecentDisconnects } from './api/console-disconnects.js';
 import { HttpServer } from './api/http-server.js';
+import { NodeMetrics } from './api/metrics.js';
 import type { HttpNodeView, NodeStats, RouteOwner } from './api/node-view.js';
 import { Webhooks } from './api/webhooks.js';
+import { gatewayClientTls, loadServerTls, type ServerTls } from './certificates.js';
 import { type BusMessage, kickTopic, MemoryClusterBus } from './cluster/cluster-bus.js';
 import { MemoryInboxStore } from './cluster/inbox-store.js';
 import { mpushKickChannel, mpushKickMessage, mpushKickSchema } from './cluster/mpush-kick.js';
@@ -32,11 +34,15 @@ export interface MpushNodeOptions {
   onShutdown?: () => void;
 }
 
-/** Where a started node listens. */
+/** Where a started node listens; 0 for a port that is off. */
 export interface NodeAddresses {
   tcpPort: number;
   httpPort: number;
   gatewayPort: number;
+  /** Devices over TLS (tls.enabled). */
+  tlsPort: number;
+  /** HTTPS and WSS (https.enabled). */
+  httpsPort: number;
   /** The telnet console's port; 0 when admin.enabled is false. */
   adminPort: number;
 }
@@ -53,6 +59,8 @@ function dialable(host: string): string {
 export class MpushNode {
   readonly config: Config;
   readonly log: Logger;
+  /** The `cluster` component's: stores, registry, kicks between nodes. */
+  private readonly clusterLog: Logger;
   readonly keys: ServerKeys;
   readonly stores: NodeStores;
   readonly connections: ConnectionServer;
@@ -64,13 +72,24 @@ export class MpushNode {
   /** What the HTTP port sees of this node. */
   readonly httpView: HttpNodeView;
   readonly http: HttpServer;
+  /** GET /metrics; `ackLatencySummary()` for the console. */
+  readonly metrics: NodeMetrics;
   /** The admin console's recent disconnects (console.recentDisconnects). */
   readonly disconnects: RecentDisconnects;
   /** The gateway's push count and time at the last registry publish: the push rate's base. */
   private pushSample = { at: 0, pushes: 0, rate: 0 };
   /** MPush's telnet console; undefined when admin.enabled is false. */
   readonly admin: AdminServer | undefined;
-  addresses: NodeAddresses = { tcpPort: 0, httpPort: 0, gatewayPort: 0, adminPort: 0 };
+  addresses: NodeAddresses = {
+    tcpPort: 0,
+    httpPort: 0,
+    gatewayPort: 0,
+    adminPort: 0,
+    tlsPort: 0,
+    httpsPort: 0,
+  };
+  /** The certificate files of the TLS ports, as last (re)loaded; undefined when none is on. */
+  tls: ServerTls | undefined;
   private startedAt = Date.now();
   /** Set at start: `<gateway host>:<gateway port>`, unless node.id names it. */
   id = '';
@@ -86,7 +105,11 @@ export class MpushNode {
     const config = opts.config;
     this.config = config;
     this.log = opts.log ?? createLogger(config.log.level);
+    this.clusterLog = this.log.child({ component: 'cluster' });
+    const pushLog = this.log.child({ component: 'push' });
+    const apiLog = this.log.child({ component: 'api' });
     this.keys = loadServerKeys(config);
+    this.tls = loadServerTls(config);
     if (config.cluster.zookeeper && !config.cluster.redis) {
       // MPush's PushClient reads routes from Redis and only the gateways from ZooKeeper.
       throw new ConfigError('cluster.zookeeper needs cluster.redis: MPush push clients find routes in Redis');
@@ -99,47 +122,53 @@ export class MpushNode {
           bus: opts.stores.bus ?? new MemoryClusterBus(),
           inbox: opts.stores.inbox ?? new MemoryInboxStore(config.inbox.memoryMaxUsers),
           ...(opts.stores.onReconnect ? { onReconnect: opts.stores.onReconnect } : {}),
+          ...(opts.stores.redisCommands ? { redisCommands: opts.stores.redisCommands } : {}),
           kind: opts.stores.kind ?? 'custom stores',
         }
       : config.cluster.redis
-        ? redisStores(config.cluster, (err) => this.log.warn('redis', { err: err.message }))
+        ? redisStores(config.cluster, (err) => this.clusterLog.warn('redis', { err: err.message }))
         : memoryStores(config.session.maxEntries, config.inbox.memoryMaxUsers);
     this.connections = new ConnectionServer({
       config,
       privateKey: this.keys.privateKey,
       sessions: this.stores.sessions,
-      log: this.log,
+      log: this.log.child({ component: 'server' }),
       ...(opts.clock ? { clock: opts.clock } : {}),
     });
     this.push = new PushCenter({
       config,
-      log: this.log,
+      log: pushLog,
       server: this.connections.context,
       routes: this.stores.routes,
       nodeId: '',
       isRouteLive: (r) => isLiveNow(this.stores.registry, r.host, r.port),
     });
-    this.webhooks = Webhooks.fromConfig({ config, log: this.log, nodeId: () => this.id });
+    this.webhooks = Webhooks.fromConfig({ config, log: apiLog, nodeId: () => this.id });
     this.inbox = new Inbox({
       config,
-      log: this.log,
+      log: pushLog,
       store: this.stores.inbox,
       push: this.push,
       events: this.webhooks,
     });
     this.gateway = new GatewayServer({
       config,
-      log: this.log,
+      log: this.log.child({ component: 'gateway' }),
       server: this.connections.context,
       push: this.push,
       inbox: this.inbox,
       routes: this.stores.routes,
     });
+    this.metrics = new NodeMetrics({
+      stats: () => this.stats(),
+      latency: this.push.meter,
+      redis: this.stores.redisCommands,
+    });
     this.disconnects = new RecentDisconnects(config.console.recentDisconnects);
     this.disconnects.watch(this.connections.events);
     this.httpView = {
       config,
-      log: this.log,
+      log: apiLog,
       id: () => this.id,
       publicKeyBase64: this.keys.publicKeyBase64,
       routes: this.stores.routes,
@@ -147,17 +176,22 @@ export class MpushNode {
       inbox: this.inbox,
       push: this.push,
       gatewayAddress: () => ({ host: this.gatewayHost, port: this.addresses.gatewayPort }),
+      ...(config.gateway.tls && this.tls ? { gatewayTls: gatewayClientTls(this.tls) } : {}),
       stats: () => this.stats(),
       routeOwner: (connId) => this.routeOwner(connId),
       recentDisconnects: () => this.disconnects.list(),
+      ackLatency: () => {
+        const s = this.metrics.ackLatencySummary();
+        return s.count > 0 ? s : undefined;
+      },
       acceptWebSocket: (ws, req) => void this.connections.acceptWebSocket(ws, req),
     };
-    this.http = new HttpServer({ node: this.httpView });
+    this.http = new HttpServer({ node: this.httpView, metrics: this.metrics });
     this.admin = config.admin.enabled
       ? new AdminServer({
           node: {
             config,
-            log: this.log,
+            log: this.log.child({ component: 'admin' }),
             id: () => this.id,
             startedAt: () => this.startedAt,
             counts: () => ({
@@ -199,8 +233,12 @@ export class MpushNode {
     );
   }
 
-  /** The TCP port devices reach this node at: node.publicPort, else the bound port. */
+  /**
+   * The TCP port devices reach this node at: node.publicPort, else the bound port; 0 (GET /alloc
+   * does not list the node) when the plain port is off, since MPush's SDKs speak no TLS.
+   */
   get devicePort(): number {
+    if (!this.config.server.enabled) return 0;
     return this.config.node.publicPort || this.addresses.tcpPort;
   }
 
@@ -248,13 +286,13 @@ export class MpushNode {
           deviceId: previous.deviceId,
         });
       })
-      .catch((err: Error) => this.log.warn('route register failed', { userId, err: err.message }));
+      .catch((err: Error) => this.clusterLog.warn('route register failed', { userId, err: err.message }));
   }
 
   /** MPush's kick from an MPush-Java node (or any node speaking it) for one of ours. */
   private onMPushKick(m: BusMessage): void {
     const k = mpushKickSchema.safeParse(m);
-    if (!k.success) return this.log.debug('unreadable MPush kick', { err: k.error.message });
+    if (!k.success) return this.clusterLog.debug('unreadable MPush kick', { err: k.error.message });
     if (k.data.targetServer !== this.gatewayHost || k.data.targetPort !== this.addresses.gatewayPort) return;
     this.onKick(k.data);
   }
@@ -276,7 +314,7 @@ export class MpushNode {
       // Kept and retried when the store is back: a user who left during an outage must not stay online.
       if (this.pendingUnregisters.size < 1_000_000)
         this.pendingUnregisters.set(connId, { userId, clientType, connId });
-      this.log.warn('route unregister failed; will retry', { userId, err: err.message });
+      this.clusterLog.warn('route unregister failed; will retry', { userId, err: err.message });
     });
   }
 
@@ -304,12 +342,13 @@ export class MpushNode {
       if (++n % 1000 === 0) await new Promise((r) => setImmediate(r)); // let I/O in between
     }
     await this.stores.registry.publish(this.info());
-    this.log.info('re-published routes after reconnect', { routes: n, unregistered: pending.length });
+    this.clusterLog.info('re-published routes after reconnect', { routes: n, unregistered: pending.length });
   }
 
   /** This node's counts (GET /api/stats). */
   stats(): NodeStats {
     const c = this.connections;
+    const proxy = c.context.httpProxy;
     return {
       node: this.id,
       connections: c.connections.size,
@@ -317,9 +356,13 @@ export class MpushNode {
       boundConnections: c.router.boundConnections,
       pendingAcks: this.push.acks.pending,
       connection: c.stats,
+      push: this.push.meter.stats,
+      broadcast: this.push.broadcastTotals(),
       gateway: this.gateway.stats,
+      gatewayClients: this.gateway.clients,
       inbox: this.inbox.stats,
       webhooks: this.webhooks?.stats ?? null,
+      httpProxy: proxy ? { ...proxy.stats, inFlight: proxy.inFlight } : null,
     };
   }
 
@@ -352,6 +395,7 @@ export class MpushNode {
       gatewayPort: this.addresses.gatewayPort,
       host: this.deviceHost,
       port: this.devicePort,
+      tlsPort: this.addresses.tlsPort && (this.config.node.publicTlsPort || this.addresses.tlsPort),
       connections: this.connections.connections.size,
       onlineUsers: this.connections.router.onlineUsers,
       pushRate: this.pushRate(),
@@ -359,18 +403,25 @@ export class MpushNode {
   }
 
   async start(): Promise<NodeAddresses> {
-    const gatewayPort = await this.gateway.listen();
-    const tcpPort = await this.connections.listen();
-    const httpPort = await this.http.listen();
+    const { config, tls } = this;
+    const gatewayTls =
+      config.gateway.tls && tls
+        ? { secure: tls.gateway, clientCertificates: tls.clientCertificates }
+        : undefined;
+    const gatewayPort = await this.gateway.listen(undefined, undefined, gatewayTls);
+    const tcpPort = config.server.enabled ? await this.connections.listen() : 0;
+    const tlsPort = config.tls.enabled && tls ? await this.connections.listenTls(tls.server) : 0;
+    const httpPort = config.http.enabled ? await this.http.listen() : 0;
+    const httpsPort = config.https.enabled && tls ? await this.http.listenTls(tls.server) : 0;
     const adminPort = (await this.admin?.listen()) ?? 0;
     this.startedAt = Date.now();
-    this.addresses = { tcpPort, httpPort, gatewayPort, adminPort };
+    this.addresses = { tcpPort, httpPort, gatewayPort, adminPort, tlsPort, httpsPort };
     this.id = this.config.node.id || `${this.gatewayHost}:${gatewayPort}`;
     this.push.setNodeId(this.id);
     // As MPush does on start: what a crash of this node left in its online set is gone.
     await this.stores.routes
       .clearOnline(this.id)
-      .catch((err: Error) => this.log.warn('clearOnline failed', { err: err.message }));
+      .catch((err: Error) => this.clusterLog.warn('clearOnline failed', { err: err.message }));
     await this.stores.bus.subscribe(kickTopic(this.id), (m) => this.onKick(m));
     if (this.config.cluster.zookeeper) {
       await this.stores.bus.subscribeForeign(mpushKickChannel(this.gatewayHost, gatewayPort), (m) =>
@@ -379,7 +430,7 @@ export class MpushNode {
     }
     await this.stores.registry.publish(this.info());
     this.stores.onReconnect?.(() => {
-      this.resync().catch((err: Error) => this.log.warn('resync failed', { err: err.message }));
+      this.resync().catch((err: Error) => this.clusterLog.warn('resync failed', { err: err.message }));
     });
     // Keep the registry's view of this node's load current.
     this.publisher = setInterval(() => {
@@ -397,9 +448,24 @@ export class MpushNode {
     return this.addresses;
   }
 
+  /**
+   * Re-reads tls.cert, tls.key and tls.ca (SIGHUP): new handshakes on every TLS port use them,
+   * open connections keep theirs. Files that do not load are a ConfigError, and the old
+   * certificates stay in use.
+   */
+  reloadTls(): ServerTls | undefined {
+    const tls = loadServerTls(this.config);
+    if (!tls) return undefined;
+    this.connections.setSecureContext(tls.server);
+    this.http.setSecureContext(tls.server);
+    this.gateway.setSecureContext(tls.gateway);
+    this.tls = tls;
+    return tls;
+  }
+
   private async registerInZookeeper(): Promise<void> {
     const c = this.config.cluster;
-    const log = this.log;
+    const log = this.clusterLog;
     this.zookeeper = new ZookeeperRegistrar({
       connect: c.zookeeper,
       namespace: c.zookeeperNamespace,

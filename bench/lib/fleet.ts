@@ -1,11 +1,11 @@
 // A device fleet: a child process holding up to ~19,000 devices (one may open 20,000 files), each the
 // SDK's DeviceProtocol over a BinaryWire; this file owns sockets, pacing and counts. Lean on purpose:
 // a Device is its protocol's host, module-level socket listeners find it through a symbol.
-// `run` modes: bind (connect, handshake, BIND `<userPrefix><i>`, hold; pushes asking an ack are
-// acked, the others (broadcasts) timestamped; one in `every` is opened and compared with the announced
-// content; with `ids`, every acked push is counted by its `msgId`, a second one to the same user a
-// duplicate), bare (connect, write `barePayloadBytes`, hold). At most `concurrency` devices are
-// between "connect started" and "done"; a failed one is tried again up to `maxAttempts` times.
+// `run` modes: bind (connect, handshake, BIND `<userPrefix><i>` (`holdBind`: on `bindHeld`), hold;
+// pushes asking an ack are acked, the others timestamped; one in `every` is opened and compared with
+// the announced content; with `ids`, each acked push is counted by `msgId`, a second one to one user a
+// duplicate), bare (connect, write `barePayloadBytes`, hold). At most `concurrency` devices are between
+// "connect started" and "done"; a failed one is tried again up to `maxAttempts` times.
 
 import { connect, type Socket } from 'node:net';
 import {
@@ -38,6 +38,8 @@ export interface FleetRun {
   publicKey?: string;
   proc: number;
   barePayloadBytes?: number;
+  /** Bind: stop after the handshake; `bindHeld` then binds them all at once. */
+  holdBind?: boolean;
   /** Each held device writes a heartbeat once per this many seconds (0: never). */
   heartbeatSeconds?: number;
 }
@@ -48,7 +50,7 @@ const bump = (m: Record<string, number>, k: string) => {
   m[k] = (m[k] ?? 0) + 1;
 };
 
-const State = { Idle: 0, Connecting: 1, Handshaking: 2, Binding: 3, Done: 4, Failed: 5 } as const;
+const State = { Idle: 0, Connecting: 1, Handshaking: 2, Binding: 3, Done: 4, Failed: 5, Late: 6 } as const;
 
 /** What the MPush Android SDK sends at the handshake; pushes are opened only when sampled. */
 const profile: DeviceProfile = {
@@ -82,16 +84,18 @@ class Device implements DeviceHost<BinaryWireTypes> {
   }
 
   onHandshake(): void {
+    if (run!.params.holdBind) return complete(this, epochMs());
     this.state = State.Binding;
     this.proto!.bind(this.userId);
   }
 
   onOk(reply: OkEvent): void {
-    if (reply.cmd !== Command.BIND || this.state !== State.Binding)
+    if (reply.cmd !== Command.BIND || (this.state !== State.Binding && this.state !== State.Late))
       return bump(unexpected, `OK to ${reply.cmd}`);
     // Held idle from here: the native AES contexts come back with the first push.
     this.proto!.release();
-    complete(this, epochMs());
+    if (this.state === State.Binding) return complete(this, epochMs());
+    this.state = State.Done;
   }
 
   /** A refused handshake is followed by a fatal onError, which then gives this reason. */
@@ -154,9 +158,7 @@ class Run {
     // Interleaved, so each server's share ramps up at the same time.
     const longest = Math.max(0, ...params.groups.map((g) => g.count));
     for (let i = 0; i < longest; i++) {
-      for (const g of params.groups) {
-        if (i < g.count) this.queue.push(new Device(g, (g.first ?? 0) + i));
-      }
+      for (const g of params.groups) if (i < g.count) this.queue.push(new Device(g, (g.first ?? 0) + i));
     }
     this.result = {
       target: this.queue.length,
@@ -288,7 +290,7 @@ function complete(d: Device, now: number): void {
 
 /** This attempt failed: retry, or count the device failed; a held device is counted lost. */
 function fail(d: Device, reason: string): void {
-  if (d.state === State.Done) {
+  if (d.state === State.Done || d.state === State.Late) {
     if (!dropping) {
       stats.lost++;
       bump(errorsAfterBound, reason);
@@ -362,6 +364,14 @@ export type FleetStats = ReturnType<typeof fleetStats>;
 serveRequests({
   run: (req: Request) => startRun(req.params as FleetRun),
   stats: fleetStats,
+  /** A `holdBind` run's devices all send BIND now (each stays held once bound). */
+  bindHeld: () => {
+    for (const d of held.filter((x) => x.state === State.Done)) {
+      d.state = State.Late;
+      d.proto!.bind(d.userId);
+    }
+    return true;
+  },
   /** Resets every connection (RST: neither side keeps a TIME_WAIT). */
   drop: () => {
     dropping = true;

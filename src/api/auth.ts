@@ -4,8 +4,10 @@ import { isIP } from 'node:net';
 import type { Config } from '../config/index.js';
 import { HttpError } from './reply.js';
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+/** A loopback host or address (`::ffff:127.0.0.1` is how a dual-stack socket names an IPv4 peer). */
+export function isLoopback(host: string): boolean {
+  const v4 = host.startsWith('::ffff:') ? host.slice(7) : host;
+  return host === 'localhost' || host === '::1' || (isIP(v4) === 4 && v4.startsWith('127.'));
 }
 
 /**

@@ -1,7 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { SecureContextOptions } from 'node:tls';
 import type { PushContext, PushResult } from '../client/push/types.js';
+import { closeServer, listenOn } from '../util/listen.js';
 import { BearerAuth } from './auth.js';
 import { BodyAborted } from './body.js';
+import type { NodeMetrics } from './metrics.js';
 import type { HttpNodeView } from './node-view.js';
 import { HttpError, sendJson } from './reply.js';
 import { ApiRoutes } from './routes.js';
@@ -11,27 +16,40 @@ import { ValidationError } from './validate.js';
 export interface HttpServerOptions {
   /** What the HTTP port sees of its node. */
   node: HttpNodeView;
+  /** GET /metrics (absent: a 404, as any unknown path). */
+  metrics?: NodeMetrics;
 }
 
 /**
  * The HTTP port: MPush's WebSocket endpoint (upgrade.ts), the open routes and the push API
  * (routes.ts) behind the bearer secret (auth.ts), bodies read within api.maxBodyBytes (body.ts).
+ * The HTTPS port (https.port) is the same request and upgrade handlers behind TLS.
  */
 export class HttpServer {
   private readonly server: Server;
+  private https: HttpsServer | undefined;
   private readonly auth: BearerAuth;
   private readonly routes: ApiRoutes;
+  private readonly onRequest: (req: IncomingMessage, res: ServerResponse) => void;
+  private readonly onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
   constructor(private readonly opts: HttpServerOptions) {
     const node = opts.node;
     this.auth = new BearerAuth(node.config);
     this.routes = new ApiRoutes(node);
     const upgrade = new WebSocketUpgrade(node);
-    this.server = createServer((req, res) => {
+    this.onRequest = (req, res) => {
       this.handle(req, res).catch((err: Error) => this.fail(req, res, err));
-    });
-    this.server.on('upgrade', (req, socket, head) => upgrade.handle(req, socket, head));
-    this.server.on('clientError', (_err, socket) => socket.destroy());
+    };
+    this.onUpgrade = (req, socket, head) => upgrade.handle(req, socket, head);
+    this.server = this.serve(createServer(this.onRequest));
+  }
+
+  /** One set of handlers for the HTTP and the HTTPS port. */
+  private serve<S extends Server | HttpsServer>(server: S): S {
+    server.on('upgrade', this.onUpgrade);
+    server.on('clientError', (_err, socket) => socket.destroy());
+    return server;
   }
 
   /** The bearer secret the API requires (null: loopback only, none required). */
@@ -46,6 +64,8 @@ export class HttpServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (path === '/metrics' && req.method === 'GET' && this.opts.metrics)
+      return this.opts.metrics.serve(req, res, this.opts.node.config, this.auth);
     if (!path.startsWith('/api/')) return this.routes.open(req, res, path);
     this.auth.check(req);
     return this.routes.api(req, res, path);
@@ -63,14 +83,27 @@ export class HttpServer {
 
   /** Listens on http.host:http.port unless told otherwise; resolves with the port (0 picks one). */
   listen(port = this.opts.node.config.http.port, host = this.opts.node.config.http.host): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen({ port, host, backlog: this.opts.node.config.server.backlog }, () => {
-        this.server.off('error', reject);
-        const a = this.server.address();
-        resolve(typeof a === 'object' && a ? a.port : port);
-      });
-    });
+    return listenOn(this.server, port, host, this.opts.node.config.server.backlog, (err) =>
+      this.opts.node.log.error('http server error', { err: err.message }),
+    );
+  }
+
+  /** Listens for HTTPS (and WSS) on http.host:https.port unless told otherwise; resolves with the port. */
+  listenTls(
+    secure: SecureContextOptions,
+    port = this.opts.node.config.https.port,
+    host = this.opts.node.config.http.host,
+  ): Promise<number> {
+    const timeout = this.opts.node.config.limits.handshakeTimeoutMs;
+    this.https = this.serve(createHttpsServer({ ...secure, handshakeTimeout: timeout }, this.onRequest));
+    return listenOn(this.https, port, host, this.opts.node.config.server.backlog, (err) =>
+      this.opts.node.log.error('https server error', { err: err.message }),
+    );
+  }
+
+  /** New certificates for the HTTPS port: later handshakes use them, open connections stay. */
+  setSecureContext(secure: SecureContextOptions): void {
+    this.https?.setSecureContext(secure);
   }
 
   /** A push through the API's PushSender, as POST /api/push makes one (the console's test push). */
@@ -81,9 +114,9 @@ export class HttpServer {
   /** Stops the API's PushSender, then the server and every connection it holds. */
   async close(): Promise<void> {
     await this.routes.close();
-    await new Promise<void>((r) => {
-      this.server.close(() => r());
-      this.server.closeAllConnections();
-    });
+    const servers = [this.server, this.https];
+    const closed = Promise.all(servers.map((s) => closeServer(s)));
+    for (const s of servers) s?.closeAllConnections();
+    await closed;
   }
 }

@@ -1,13 +1,17 @@
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
+import type { ClientTlsOptions } from '../client/tls.js';
 import type { NodeRegistry } from '../cluster/node-registry.js';
 import type { RouteStore } from '../cluster/route-store.js';
 import type { Config } from '../config/index.js';
 import type { GatewayServer } from '../gateway/gateway-server.js';
 import type { Logger } from '../log.js';
 import type { Inbox, InboxStats } from '../push/inbox.js';
-import type { PushCenter } from '../push/push-center.js';
+import type { BroadcastCounts } from '../push/outcome.js';
+import type { PushCenter, PushStats } from '../push/push-center.js';
 import type { ConnectionStats } from '../server/connection-server.js';
+import type { HttpProxy } from '../server/handlers/http-proxy.js';
+import type { LatencySummary } from '../util/latency-histogram.js';
 import type { DisconnectRecord } from './console-disconnects.js';
 import type { WebhookStats } from './webhooks.js';
 
@@ -19,19 +23,21 @@ export interface NodeStats {
   boundConnections: number;
   pendingAcks: number;
   connection: ConnectionStats;
+  /** Single-user push outcomes and broadcast tasks started on this node. */
+  push: PushStats;
+  /** Deliveries of every broadcast this node ran. */
+  broadcast: BroadcastCounts;
   gateway: GatewayServer['stats'];
+  gatewayClients: number;
   inbox: InboxStats;
   /** Null when `webhooks.urls` is empty. */
   webhooks: WebhookStats | null;
+  /** The HTTP proxy's answers by status class and requests in flight; null when it is off. */
+  httpProxy: (HttpProxy['stats'] & { inFlight: number }) | null;
 }
 
 /** Ack latency of this node's pushes (from the metrics' histogram), as the admin console shows it. */
-export interface AckLatency {
-  count: number;
-  p50Ms: number;
-  p90Ms: number;
-  p99Ms: number;
-}
+export type AckLatency = LatencySummary;
 
 /** Where a route's connection is: its node (from the connId), and since when, when it is this node's. */
 export interface RouteOwner {
@@ -61,6 +67,8 @@ export interface HttpNodeView {
   readonly push: PushCenter;
   /** This node's gateway: where this node's routes point (known once it listens). */
   gatewayAddress(): { host: string; port: number };
+  /** How the API's pushes reach TLS gateways (gateway.tls); undefined: plain TCP. */
+  readonly gatewayTls?: ClientTlsOptions;
   /** The counts of GET /api/stats (and of /health). */
   stats(): NodeStats;
   /** Who holds the connection a route names (`Route.connId`): GET /api/users/:userId. */

@@ -41,7 +41,7 @@ export class ApiRoutes {
       const { node: id, connections, onlineUsers } = node.stats();
       return sendJson(res, 200, { status: 'ok', node: id, connections, onlineUsers });
     }
-    if (req.method === 'GET' && path === '/alloc') return this.alloc(res);
+    if (req.method === 'GET' && path === '/alloc') return this.alloc(req, res);
     if (ConsoleRoutes.isAssetPath(path)) return this.console.asset(req, res, path);
     throw new HttpError(404, 'not found');
   }
@@ -53,7 +53,7 @@ export class ApiRoutes {
    * does not trim). Open like /public-key: a device asks before it has anything to show. No live
    * node, or a registry that cannot answer: 503.
    */
-  private async alloc(res: ServerResponse): Promise<void> {
+  private async alloc(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let nodes: NodeInfo[];
     try {
       nodes = await this.node.registry.list();
@@ -61,6 +61,9 @@ export class ApiRoutes {
       this.node.log.debug('alloc: node registry failed', { err: (err as Error).message });
       return sendText(res, 503, 'node registry unavailable');
     }
+    // `?tls=1`: the nodes' device TLS ports instead (mpush-ts's SDK with `tls`; MPush's speak none).
+    const tls = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get('tls') === '1';
+    if (tls) nodes = nodes.map((n) => ({ ...n, port: n.tlsPort }));
     const listed = nodes
       .filter((n) => n.host !== '' && n.port > 0)
       .sort((a, b) => a.connections - b.connections || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
@@ -155,6 +158,7 @@ export class ApiRoutes {
         broadcastTargets: async () =>
           (await registry.list()).map((n) => ({ host: n.gatewayHost, port: n.gatewayPort })),
         ...(config.gateway.secret ? { gatewaySecret: config.gateway.secret } : {}),
+        ...(this.node.gatewayTls ? { tls: this.node.gatewayTls } : {}),
         clientId: `http-api@${this.node.id()}`,
         logger: this.node.log,
         timeout: config.push.defaultTimeoutMs,

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
+import { type DevCertificate, devCertificate } from '../certificates.js';
 import { PushSender } from '../client/push/push-sender.js';
+import type { ClientTlsOptions } from '../client/tls.js';
 import { type Config, ConfigError, describeConfig, loadConfig } from '../config/index.js';
 import { mintBindToken } from '../crypto/bind-token.js';
 import { generateRsaKeyPair, privateKeyToBase64, publicKeyToBase64 } from '../crypto/index.js';
@@ -17,15 +19,21 @@ usage:
   mpush start [--config file.json] [--port 3000] [--http-port 8080] [--<group>.<key>=value ...]
               [--redis redis://host:6379 [--workers N]]   join a cluster; N worker nodes on this machine
               [--zookeeper host:2181]   also register in ZooKeeper for MPush's own PushClient
+              [--tls-self-signed]   TLS for devices (tls.port) and HTTPS/WSS (https.port) with a
+                                    development certificate kept in node.dataDir; SIGHUP re-reads
+                                    tls.cert / tls.key / tls.ca without dropping connections
   mpush push --user U[,U2...] --content TEXT [--ack none|auto|biz] [--timeout MS]
              [--store [--ttl SECONDS]] [--msg-id ID] [--gateway host:port] [--secret S]
+             [--tls [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tls-servername NAME]]
                                        push through a gateway with PushSender; prints the results
                                        (each names its messageId and whether it was stored);
                                        --store keeps it in the inbox of a user offline or not
                                        acking; exit 3 when a result is neither success nor stored
   mpush broadcast --content TEXT [--tags a,b] [--condition EXPR] [--ack ...] [--rate N] [--max N]
-             [--gateway host:port] [--secret S]
-                                       broadcast and print the counts
+             [--gateway host:port] [--secret S] [--tls ...]
+                                       broadcast and print the counts;
+                                       --tls: to a gateway.tls gateway (--tls-ca pins its CA;
+                                       --tls-cert/--tls-key: the client certificate tls.ca asks for)
   mpush keygen                         print a new RSA key pair (private PKCS#8, public SPKI; base64)
   mpush token --secret S --user U [--ttl 3600]
                                        mint a bind token for auth.bindSecret
@@ -61,6 +69,7 @@ const help = { help: { type: 'boolean', short: 'h' } } as const;
 const startFlags: FlagTable = {
   ...help,
   config: value,
+  'tls-self-signed': { type: 'boolean' },
   ...Object.fromEntries(Object.keys(aliases).map((name) => [name, value])),
 };
 const sendFlags = {
@@ -70,6 +79,11 @@ const sendFlags = {
   content: value,
   ack: value,
   timeout: value,
+  tls: { type: 'boolean' },
+  'tls-ca': value,
+  'tls-cert': value,
+  'tls-key': value,
+  'tls-servername': value,
 } as const;
 const pushFlags = {
   ...sendFlags,
@@ -93,9 +107,12 @@ async function start(argv: string[]): Promise<void> {
   }
   Object.assign(overrides, keys);
   const config = loadConfig({ ...(file ? { file } : {}), env: process.env, flags: overrides });
+  // Before forking: the primary makes the certificate, its workers find it in node.dataDir.
+  const dev = flags['tls-self-signed'] ? await useDevCertificate(config) : undefined;
   const nodeFlags = launchFlags(config, process.execArgv, process.env.NODE_OPTIONS ?? '');
   if (config.cluster.workers > 1 && cluster.isPrimary) return startWorkers(config, nodeFlags);
-  // The primary of --workers passes them to its workers; a single node runs in a node that has them.
+  // The primary of --workers passes them to its workers; a single node runs in a node that has them
+  // (relaunched, it finds a development certificate in node.dataDir, as a worker does).
   if (nodeFlags.length > 0 && cluster.isPrimary) return relaunch(nodeFlags);
   watchLauncher();
   const worker = Number(process.env.MPUSH_WORKER_INDEX ?? 0);
@@ -122,21 +139,38 @@ async function start(argv: string[]): Promise<void> {
   // Before start: a signal during start-up still stops the node cleanly.
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  const { tcpPort, httpPort, gatewayPort, adminPort } = await node.start();
+  process.on('SIGHUP', () => reloadTls(node));
+  const { tcpPort, httpPort, gatewayPort, adminPort, tlsPort, httpsPort } = await node.start();
   const out = process.stdout;
   out.write(
     `mpush-ts node ${node.id} started (${node.stores.kind})${cluster.isWorker ? ` [worker ${worker}]` : ''}\n`,
   );
-  out.write(`  devices, TCP (MPush binary protocol): ${config.server.host}:${tcpPort}\n`);
-  if (config.http.wsEnabled) {
+  if (tcpPort) out.write(`  devices, TCP (MPush binary protocol): ${config.server.host}:${tcpPort}\n`);
+  if (tlsPort) out.write(`  devices, TLS (MPush binary protocol): ${config.server.host}:${tlsPort}\n`);
+  if (httpPort && config.http.wsEnabled) {
     out.write(
       `  devices, WebSocket (MPush JSON protocol): ws://${config.http.host}:${httpPort}${config.http.wsPath}\n`,
     );
   }
-  out.write(`  gateway (push clients, PushSender): ${config.gateway.host}:${gatewayPort}\n`);
-  out.write(
-    `  HTTP: http://${config.http.host}:${httpPort}  (POST /api/push, /api/broadcast; GET /public-key, /health)\n`,
-  );
+  if (httpsPort && config.http.wsEnabled) {
+    out.write(`  devices, WSS: wss://${config.http.host}:${httpsPort}${config.http.wsPath}\n`);
+  }
+  const gatewayTls = !config.gateway.tls
+    ? ''
+    : node.tls?.clientCertificates
+      ? ', TLS with client certificates'
+      : ', TLS';
+  out.write(`  gateway (push clients, PushSender)${gatewayTls}: ${config.gateway.host}:${gatewayPort}\n`);
+  const routes =
+    '(POST /api/push, /api/broadcast; GET /public-key, /health, /alloc, /metrics; console /admin/)';
+  if (httpPort) out.write(`  HTTP: http://${config.http.host}:${httpPort}  ${routes}\n`);
+  if (httpsPort) out.write(`  HTTPS: https://${config.http.host}:${httpsPort}  ${routes}\n`);
+  if (node.tls) {
+    const made = dev ? (dev.generated ? ' (self-signed, generated)' : ' (self-signed)') : '';
+    out.write(
+      `  TLS certificate: ${config.tls.cert}${made}, sha256 ${node.tls.fingerprint256}, expires ${node.tls.validTo}\n`,
+    );
+  }
   if (config.admin.enabled) {
     out.write(`  telnet console (MPush's; no login): ${config.admin.host}:${adminPort}\n`);
   }
@@ -153,6 +187,31 @@ async function start(argv: string[]): Promise<void> {
       `  warning: limits.maxConnections (${config.limits.maxConnections}) is above what this process may open (${files} files); ` +
         `set it to about ${Math.max(1, files - 500)}, or run --workers to use more processes\n`,
     );
+  }
+}
+
+/**
+ * `--tls-self-signed`: the development certificate (made, or reused, in node.dataDir) becomes
+ * tls.cert / tls.key, and the device TLS port and HTTPS are turned on.
+ */
+async function useDevCertificate(config: Config): Promise<DevCertificate> {
+  if (config.tls.cert || config.tls.key)
+    throw new ConfigError('--tls-self-signed makes its own certificate: leave tls.cert and tls.key unset');
+  const dev = await devCertificate(config.node.dataDir);
+  config.tls.cert = dev.cert;
+  config.tls.key = dev.key;
+  config.tls.enabled = true;
+  config.https.enabled = true;
+  return dev;
+}
+
+/** SIGHUP: the certificate files again; a file that does not load leaves the old ones in use. */
+function reloadTls(node: MpushNode): void {
+  try {
+    const tls = node.reloadTls();
+    if (tls) node.log.info('tls certificates reloaded', { sha256: tls.fingerprint256, validTo: tls.validTo });
+  } catch (err) {
+    node.log.error('tls reload failed; the old certificates stay in use', { err: (err as Error).message });
   }
 }
 
@@ -206,6 +265,10 @@ function startWorkers(config: Config, nodeFlags: string[]): void {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // Each worker holds its own TLS servers: each re-reads the certificate files.
+  process.on('SIGHUP', () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
+  });
 }
 
 const ackModels: Record<string, 'NO_ACK' | 'AUTO_ACK' | 'BIZ_ACK'> = {
@@ -234,6 +297,31 @@ function integerFlag(name: string, raw: string | undefined, min: number, what: s
   return n;
 }
 
+/** `--tls` and its `--tls-*` flags (any of which implies `--tls`): PushSender's `tls`. */
+function tlsFlags(flags: SendFlags): ClientTlsOptions | undefined {
+  const file = (name: 'tls-ca' | 'tls-cert' | 'tls-key'): Buffer | undefined => {
+    const path = flags[name];
+    if (path === undefined) return undefined;
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new ConfigError(`--${name}: cannot read ${path}: ${(err as Error).message}`);
+    }
+  };
+  const ca = file('tls-ca');
+  const cert = file('tls-cert');
+  const key = file('tls-key');
+  const servername = flags['tls-servername'];
+  if ((cert === undefined) !== (key === undefined))
+    throw new ConfigError('--tls-cert and --tls-key go together (a client certificate and its key)');
+  if (!flags.tls && !ca && !cert && servername === undefined) return undefined;
+  return {
+    ...(ca ? { ca } : {}),
+    ...(cert && key ? { cert, key } : {}),
+    ...(servername !== undefined ? { servername } : {}),
+  };
+}
+
 async function pushCommand(cmd: 'push' | 'broadcast', flags: SendFlags): Promise<void> {
   const [host, port] = (flags.gateway ?? '127.0.0.1:3001').split(':');
   const secret = flags.secret ?? process.env.MPUSH_GATEWAY_SECRET;
@@ -253,9 +341,11 @@ async function pushCommand(cmd: 'push' | 'broadcast', flags: SendFlags): Promise
   const msgId = flags['msg-id'];
   if (msgId !== undefined && (msgId === '' || msgId.length > MAX_MESSAGE_ID_LENGTH))
     throw new ConfigError(`--msg-id must be 1 to ${MAX_MESSAGE_ID_LENGTH} characters`);
+  const tls = tlsFlags(flags);
   const sender = PushSender.create({
     gateways: [{ host: host || '127.0.0.1', port: Number(port || 3001) }],
     ...(secret ? { gatewaySecret: secret } : {}),
+    ...(tls ? { tls } : {}),
     clientId: 'mpush-cli',
   });
   try {

@@ -18,6 +18,8 @@ export const nodeInfoSchema = z.object({
   /** Device TCP address. */
   host: z.string().catch(''),
   port: z.number().catch(0),
+  /** Device TLS port (tls.enabled; 0: none), on the same host: GET /alloc?tls=1 lists it. */
+  tlsPort: z.number().catch(0),
   connections: z.number().catch(0),
   onlineUsers: z.number().catch(0),
   /** Gateway pushes per second over the last refresh (the admin console's push rate). */

@@ -2,7 +2,13 @@ import { type ClusterBus, MemoryClusterBus } from './cluster-bus.js';
 import { type InboxStore, MemoryInboxStore } from './inbox-store.js';
 import { MemoryNodeRegistry, type NodeRegistry } from './node-registry.js';
 import { RedisClusterBus } from './redis-cluster-bus.js';
-import { createRedis, type RedisAddress, type RedisEndpoint } from './redis-connection.js';
+import {
+  createRedis,
+  instrumentRedis,
+  type RedisAddress,
+  RedisCommandStats,
+  type RedisEndpoint,
+} from './redis-connection.js';
 import { createRedisStores } from './redis-stores.js';
 import { MemoryRouteStore, type RouteStore } from './route-store.js';
 import { MemorySessionStore, type SessionStore } from './session-store.js';
@@ -19,6 +25,8 @@ export interface NodeStores {
   onReconnect?(listener: () => void): void;
   /** Label for logs and the start-up banner. */
   kind?: string;
+  /** The Redis connection's command counts and latency (Redis stores only). */
+  redisCommands?: RedisCommandStats;
 }
 
 export interface ClusterSettings {
@@ -66,6 +74,8 @@ export function memoryStores(maxSessions?: number, maxInboxUsers?: number): Node
 /** Redis stores (routes, sessions, registry, bus, inbox) for a node of a cluster. */
 export function redisStores(settings: ClusterSettings, onError?: (err: Error) => void): NodeStores {
   const redis = createRedis(parseRedisEndpoint(settings.redis), onError ? { onError } : {});
+  const redisCommands = new RedisCommandStats();
+  instrumentRedis(redis, redisCommands);
   const s = createRedisStores(redis, {
     prefix: settings.prefix,
     registry: { ttlMs: settings.registryTtlMs, refreshMs: settings.registryRefreshMs },
@@ -88,5 +98,6 @@ export function redisStores(settings: ClusterSettings, onError?: (err: Error) =>
       reconnectListeners.push(listener);
     },
     kind: `Redis ${settings.redis.replace(/\/\/[^@]*@/, '//***@')}`,
+    redisCommands,
   };
 }

@@ -1,4 +1,6 @@
-import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
+import { performance } from 'node:perf_hooks';
+import { Cluster, type ClusterOptions, type Command, Redis, type RedisOptions } from 'ioredis';
+import { LatencyHistogram } from '../util/latency-histogram.js';
 
 /** A connection the Redis stores run on: one server (plain or behind Sentinel) or a Cluster. */
 export type RedisClient = Redis | Cluster;
@@ -110,6 +112,44 @@ export function createRedis(endpoint: RedisEndpoint, opts: CreateRedisOptions = 
   }
   client.on('error', (err: Error) => opts.onError?.(err));
   return client;
+}
+
+/** The commands a connection sent, by name (the stores' fixed set): calls, failures, and their latency. */
+export class RedisCommandStats {
+  readonly calls = new Map<string, number>();
+  readonly errors = new Map<string, number>();
+  /** Sent → replied (or failed), every command together. */
+  readonly latency = new LatencyHistogram();
+
+  /** @internal */
+  settled(name: string, start: number, failed: boolean): void {
+    this.calls.set(name, (this.calls.get(name) ?? 0) + 1);
+    if (failed) this.errors.set(name, (this.errors.get(name) ?? 0) + 1);
+    this.latency.observe(performance.now() - start);
+  }
+}
+
+/**
+ * Counts and times every command `client` sends, once each (ioredis passes a command through
+ * `sendCommand` again when it replays its offline queue). Redis has no command events to listen
+ * to; ioredis's tracing channel is process-wide and builds a context per command.
+ */
+export function instrumentRedis(client: RedisClient, stats: RedisCommandStats): void {
+  const seen = new WeakSet<Command>();
+  const target = client as unknown as { sendCommand(command: Command, ...rest: unknown[]): unknown };
+  const send = target.sendCommand;
+  target.sendCommand = function (this: unknown, command: Command, ...rest: unknown[]) {
+    if (!seen.has(command)) {
+      seen.add(command);
+      const start = performance.now();
+      const name = command.name;
+      command.promise.then(
+        () => stats.settled(name, start, false),
+        () => stats.settled(name, start, true),
+      );
+    }
+    return send.call(this, command, ...rest);
+  };
 }
 
 /**

@@ -16,75 +16,125 @@ import { readJson } from './redis-json.js';
 import type { RedisStoreOptions } from './redis-route-store.js';
 import { RedisScript } from './redis-script.js';
 
-// An inbox is three keys in one hash slot ({userId}): a sorted set of messageIds scored by a
-// per-user sequence (the order), a hash messageId → `<expiresAt>\n<entry JSON>` plus
-// `<messageId>|d` → `,<type>,<type>,` (the types that have it), and the sequence counter.
-// Every operation is one script on those three keys: atomic, one round trip.
+// An inbox is two keys in one hash slot ({userId}): a sorted set of messageIds scored by their
+// store order (the last score + 1), and a hash messageId → `<expiresAt>\n<entry JSON>` plus
+// `<messageId>|d` → `,<type>,<type>,` (the types that have it). A receipt is a hash of its own.
+//
+// Every operation is a step of one script, BATCH: the operations a node issues in one turn of the
+// event loop (the stores and receipts of a burst of pushes, the settles of a burst of acks) run
+// as one EVALSHA, one round trip for all of them; each is atomic, in call order, and one that
+// fails (a key of the wrong type) fails alone. On a Redis Cluster the keys of different users
+// live on different servers, so there each operation is a BATCH of one (its keys share a slot).
+//
+// ARGV[1]: the number of operations; then, per operation, its step, key count, argument count
+// and arguments. KEYS: every operation's keys, in order. Returns one reply per operation.
+const BATCH = new RedisScript(`
+local steps = {}
 
-// KEYS: order, entries, seq. ARGV: messageId, value, ttlMs, maxMessages.
-const STORE = new RedisScript(`
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return {0} end
-local seq = redis.call('INCR', KEYS[3])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[1], seq, ARGV[1])
-local out = {1}
-local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])
-if over > 0 then
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, over - 1)) do
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('HDEL', KEYS[2], id, id .. '|d')
-    out[#out + 1] = id
+-- KEYS: order, entries. ARGV: messageId, value, ttlMs, maxMessages. {1, dropped id, ...} or {0}.
+steps.store = function(k, a)
+  local order, entries, id = KEYS[k], KEYS[k + 1], ARGV[a]
+  if redis.call('HSETNX', entries, id, ARGV[a + 1]) == 0 then return {0} end
+  local last = redis.call('ZRANGE', order, -1, -1, 'WITHSCORES')
+  redis.call('ZADD', order, (tonumber(last[2]) or 0) + 1, id)
+  local out = {1}
+  local over = redis.call('ZCARD', order) - tonumber(ARGV[a + 3])
+  if over > 0 then
+    local gone = redis.call('ZPOPMIN', order, over)
+    for i = 1, #gone, 2 do
+      redis.call('HDEL', entries, gone[i], gone[i] .. '|d')
+      out[#out + 1] = gone[i]
+    end
   end
+  local ttl = tonumber(ARGV[a + 2])
+  if redis.call('PTTL', order) < ttl then redis.call('PEXPIRE', order, ttl) end
+  if redis.call('PTTL', entries) < ttl then redis.call('PEXPIRE', entries, ttl) end
+  return out
 end
-local ttl = tonumber(ARGV[3])
-for i = 1, 3 do
-  if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
+
+-- KEYS: order, entries. ARGV: client type, now. {{id, value, ...}, {expired id, ...}}.
+steps.pending = function(k, a)
+  local order, entries = KEYS[k], KEYS[k + 1]
+  local out, expired = {}, {}
+  local ids = redis.call('ZRANGE', order, 0, -1)
+  if #ids == 0 then return {out, expired} end
+  local all, h = redis.call('HGETALL', entries), {}
+  for i = 1, #all, 2 do h[all[i]] = all[i + 1] end
+  local mark, now = ',' .. ARGV[a] .. ',', tonumber(ARGV[a + 1])
+  for _, id in ipairs(ids) do
+    local v = h[id]
+    if not v then
+      redis.call('ZREM', order, id)
+    elseif (tonumber(string.match(v, '^(%d+)')) or 0) <= now then
+      redis.call('ZREM', order, id)
+      redis.call('HDEL', entries, id, id .. '|d')
+      expired[#expired + 1] = id
+    else
+      local d = h[id .. '|d']
+      if not d or not string.find(d, mark, 1, true) then
+        out[#out + 1] = id
+        out[#out + 1] = v
+      end
+    end
+  end
+  return {out, expired}
+end
+
+-- KEYS: order, entries. ARGV: messageId, client type, ttlMs, every inbox type (",1,2,3,").
+-- 1 when every type has it (it left the inbox), else 0.
+steps.settle = function(k, a)
+  local order, entries, id = KEYS[k], KEYS[k + 1], ARGV[a]
+  local f = id .. '|d'
+  local d = redis.call('HGET', entries, f) or ','
+  if not string.find(d, ',' .. ARGV[a + 1] .. ',', 1, true) then d = d .. ARGV[a + 1] .. ',' end
+  for t in string.gmatch(ARGV[a + 3], '[^,]+') do
+    if not string.find(d, ',' .. t .. ',', 1, true) then
+      redis.call('HSET', entries, f, d)
+      if redis.call('PTTL', entries) < 0 then redis.call('PEXPIRE', entries, ARGV[a + 2]) end
+      return 0
+    end
+  end
+  redis.call('HDEL', entries, id, f)
+  redis.call('ZREM', order, id)
+  return 1
+end
+
+-- KEYS: receipt. ARGV: ttlMs, field, ms, field, ms, ...
+steps.record = function(k, a, n)
+  redis.call('HSET', KEYS[k], unpack(ARGV, a + 1, a + n - 1))
+  redis.call('PEXPIRE', KEYS[k], ARGV[a])
+  return 1
+end
+
+local out = {}
+local k, a = 1, 2
+for i = 1, tonumber(ARGV[1]) do
+  local step, nk, na = steps[ARGV[a]], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local ok, res = pcall(step, k, a + 3, na)
+  if ok then
+    out[i] = res
+  else
+    out[i] = redis.error_reply(type(res) == 'table' and res.err or tostring(res))
+  end
+  k = k + nk
+  a = a + 3 + na
 end
 return out
 `);
 
-// KEYS: order, entries. ARGV: client type, now. Returns {{id, value, ...}, {expired id, ...}}.
-const PENDING = new RedisScript(`
-local out, expired = {}, {}
-local mark = ',' .. ARGV[1] .. ','
-local now = tonumber(ARGV[2])
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local v = redis.call('HGET', KEYS[2], id)
-  if not v then
-    redis.call('ZREM', KEYS[1], id)
-  elseif (tonumber(string.match(v, '^(%d+)')) or 0) <= now then
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('HDEL', KEYS[2], id, id .. '|d')
-    expired[#expired + 1] = id
-  else
-    local d = redis.call('HGET', KEYS[2], id .. '|d')
-    if not d or not string.find(d, mark, 1, true) then
-      out[#out + 1] = id
-      out[#out + 1] = v
-    end
-  end
-end
-return {out, expired}
-`);
+type Step = 'store' | 'pending' | 'settle' | 'record';
 
-// KEYS: order, entries. ARGV: messageId, client type, ttlMs, every inbox client type...
-const SETTLE = new RedisScript(`
-local f = ARGV[1] .. '|d'
-local d = redis.call('HGET', KEYS[2], f) or ','
-if not string.find(d, ',' .. ARGV[2] .. ',', 1, true) then d = d .. ARGV[2] .. ',' end
-local all = true
-for i = 4, #ARGV do
-  if not string.find(d, ',' .. ARGV[i] .. ',', 1, true) then all = false end
-end
-if all then
-  redis.call('HDEL', KEYS[2], ARGV[1], f)
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  return 1
-end
-redis.call('HSET', KEYS[2], f, d)
-if redis.call('PTTL', KEYS[2]) < 0 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
-return 0
-`);
+/** An operation waiting for the next BATCH. */
+interface Op {
+  step: Step;
+  keys: string[];
+  args: Array<string | number>;
+  resolve(reply: unknown): void;
+  reject(err: Error): void;
+}
+
+/** Every inbox client type, as the settle step reads them. */
+const ALL_TYPES = `,${INBOX_CLIENT_TYPES.join(',')},`;
 
 const entrySchema = z.object({
   t: z.number(),
@@ -118,36 +168,78 @@ function decodeEntry(messageId: string, value: string): InboxEntry | undefined {
   };
 }
 
+/** Operations one BATCH takes at most: bounds how long one script holds Redis. */
+const MAX_BATCH = 256;
+
 /**
  * The inbox and receipts in Redis, in MPush's key style under the configured prefix:
- * `<prefix>inbox:{<userId>}` (order), `<prefix>inbox:{<userId>}:m` (entries and delivery marks),
- * `<prefix>inbox:{<userId>}:seq`, all expiring with their newest message; receipts in the hash
- * `<prefix>msg:<messageId>`, field = `[userId, clientType|null, state]`, value = ms, expiring
- * `ttlMs` after the last event.
+ * `<prefix>inbox:{<userId>}` (order) and `<prefix>inbox:{<userId>}:m` (entries and delivery
+ * marks), both expiring with their newest message; receipts in the hash `<prefix>msg:<messageId>`,
+ * field = `[userId, clientType|null, state]`, value = ms, expiring `ttlMs` after the last event.
  *
- * Redis commands: store = 1 EVALSHA; pending = 1 EVALSHA (all of a device type's messages);
- * settle = 1 EVALSHA; record = 1 MULTI (HSET + PEXPIRE); receipt = 1 HGETALL.
+ * Redis requests: store, pending, settle and record are queued and sent once per turn of the
+ * event loop, up to {@link MAX_BATCH} of them in one EVALSHA (a Cluster: one EVALSHA each);
+ * receipt = 1 HGETALL.
  */
 export class RedisInboxStore implements InboxStore {
+  private queue: Op[] = [];
+  private readonly batchSize: number;
+
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix = 'mp:',
-    private readonly opts: RedisStoreOptions = {},
-  ) {}
+    private readonly opts: RedisStoreOptions & { maxBatch?: number } = {},
+  ) {
+    this.batchSize = redis.isCluster ? 1 : (opts.maxBatch ?? MAX_BATCH);
+  }
 
-  /** The three keys of a user's inbox (one hash slot). */
-  inboxKeys(userId: string): [string, string, string] {
+  /** The two keys of a user's inbox (one hash slot). */
+  inboxKeys(userId: string): [string, string] {
     const base = `${this.prefix}inbox:{${userId}}`;
-    return [base, `${base}:m`, `${base}:seq`];
+    return [base, `${base}:m`];
   }
 
   receiptKey(messageId: string): string {
     return `${this.prefix}msg:${messageId}`;
   }
 
+  private run(step: Step, keys: string[], args: Array<string | number>): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      if (this.queue.length === 0) setImmediate(this.flush);
+      this.queue.push({ step, keys, args, resolve, reject });
+    });
+  }
+
+  private readonly flush = (): void => {
+    const ops = this.queue;
+    this.queue = [];
+    for (let i = 0; i < ops.length; i += this.batchSize) this.send(ops.slice(i, i + this.batchSize));
+  };
+
+  private send(ops: Op[]): void {
+    const keys: string[] = [];
+    const args: Array<string | number> = [ops.length];
+    for (const op of ops) {
+      keys.push(...op.keys);
+      args.push(op.step, op.keys.length, op.args.length, ...op.args);
+    }
+    BATCH.run(this.redis, keys, args).then(
+      (replies) => {
+        for (let i = 0; i < ops.length; i++) {
+          const r = (replies as unknown[])[i];
+          if (r instanceof Error) ops[i]!.reject(r);
+          else ops[i]!.resolve(r);
+        }
+      },
+      (err: Error) => {
+        for (const op of ops) op.reject(err);
+      },
+    );
+  }
+
   async store(userId: string, entry: InboxEntry, maxMessages: number): Promise<StoreOutcome> {
     const ttlMs = Math.max(1, entry.expiresAt - Date.now());
-    const out = (await STORE.run(this.redis, this.inboxKeys(userId), [
+    const out = (await this.run('store', this.inboxKeys(userId), [
       entry.messageId,
       encodeEntry(entry),
       ttlMs,
@@ -157,8 +249,7 @@ export class RedisInboxStore implements InboxStore {
   }
 
   async pending(userId: string, clientType: number, now: number): Promise<PendingMessages> {
-    const [order, entries] = this.inboxKeys(userId);
-    const [flat, expired] = (await PENDING.run(this.redis, [order, entries], [clientType, now])) as [
+    const [flat, expired] = (await this.run('pending', this.inboxKeys(userId), [clientType, now])) as [
       string[],
       string[],
     ];
@@ -171,22 +262,14 @@ export class RedisInboxStore implements InboxStore {
   }
 
   async settle(userId: string, clientType: number, messageId: string, ttlMs: number): Promise<void> {
-    const [order, entries] = this.inboxKeys(userId);
-    await SETTLE.run(this.redis, [order, entries], [messageId, clientType, ttlMs, ...INBOX_CLIENT_TYPES]);
+    await this.run('settle', this.inboxKeys(userId), [messageId, clientType, ttlMs, ALL_TYPES]);
   }
 
   async record(messageId: string, events: readonly ReceiptEvent[], ttlMs: number): Promise<void> {
     if (events.length === 0) return;
-    const key = this.receiptKey(messageId);
-    const fields: string[] = [];
-    for (const e of events) fields.push(eventKey(e), String(e.at));
-    const res = await this.redis
-      .multi()
-      .hset(key, ...fields)
-      .pexpire(key, ttlMs)
-      .exec();
-    const failed = res?.find(([err]) => err);
-    if (failed?.[0]) throw failed[0];
+    const args: Array<string | number> = [ttlMs];
+    for (const e of events) args.push(eventKey(e), e.at);
+    await this.run('record', [this.receiptKey(messageId)], args);
   }
 
   async receipt(messageId: string): Promise<Receipt | undefined> {
@@ -199,8 +282,9 @@ export class RedisInboxStore implements InboxStore {
     return receiptOf(messageId, events);
   }
 
-  /** Leaves the inboxes in Redis (they outlive this process); runs `onClose`. */
+  /** Sends what is queued, leaves the inboxes in Redis (they outlive this process); runs `onClose`. */
   async close(): Promise<void> {
+    this.flush();
     await this.opts.onClose?.();
   }
 }

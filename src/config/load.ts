@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { closest } from '../util/closest.js';
+import { ConfigError } from './config-error.js';
+import { checkHttpProxyConfig } from './http-proxy.js';
 import { type Config, type KeySpec, schema } from './schema.js';
 
-/** A configuration value that does not fit its key. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
+export { ConfigError } from './config-error.js';
 
 /** What overrides the defaults, lowest precedence first. */
 export interface ConfigSources {
@@ -119,6 +118,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   if (config.webhooks.retryMinMs > config.webhooks.retryMaxMs) {
     throw new ConfigError('webhooks.retryMinMs must not exceed webhooks.retryMaxMs');
   }
+  checkHttpProxyConfig(config);
   return config;
 }
 

@@ -45,6 +45,12 @@ export const schema = {
       0,
       65535,
     ),
+    publicTlsPort: int(
+      0,
+      "Port devices reach this node's TLS port at, as GET /alloc?tls=1 lists it (on node.publicHost); 0: the port tls.port listens on.",
+      0,
+      65535,
+    ),
     maxSemiSpaceMb: int(
       0,
       "V8's --max-semi-space-size (MB) `mpush start` runs the node with (relaunching itself), unless node's own flags or NODE_OPTIONS set one. 0: V8's default (16), measured the fastest here: larger semi-spaces scavenge less often but not less in all, pause longer and cost RSS per connection.",
@@ -53,7 +59,11 @@ export const schema = {
     ),
   },
   server: {
-    host: str('0.0.0.0', 'Address the TCP connection server binds.'),
+    enabled: bool(
+      true,
+      "Accept devices on the plain TCP port (MPush's own SDKs speak only this); false closes it, devices then use tls.port.",
+    ),
+    host: str('0.0.0.0', 'Address the TCP connection server (and tls.port) binds.'),
     port: int(3000, 'TCP port for devices (MPush binary protocol); 0 picks a free port.', 0, 65535),
     backlog: int(
       4096,
@@ -62,10 +72,37 @@ export const schema = {
     ),
   },
   http: {
-    host: str('0.0.0.0', 'Address the HTTP port binds (WebSocket, /public-key, health, API).'),
+    enabled: bool(true, 'Open the plain HTTP port; false closes it (https.port serves the same over TLS).'),
+    host: str(
+      '0.0.0.0',
+      'Address the HTTP port (and https.port) binds (WebSocket, /public-key, health, API).',
+    ),
     port: int(8080, 'HTTP port; 0 picks a free port.', 0, 65535),
     wsPath: str('/', 'Path of the WebSocket endpoint on the HTTP port.'),
-    wsEnabled: bool(true, 'Accept WebSocket devices on the HTTP port.'),
+    wsEnabled: bool(true, 'Accept WebSocket devices on the HTTP port (and on https.port).'),
+  },
+  tls: {
+    enabled: bool(
+      false,
+      'Devices over TLS on tls.port, the MPush binary protocol inside; needs tls.cert and tls.key (or mpush start --tls-self-signed).',
+    ),
+    port: int(3443, 'TLS port for devices, bound on server.host; 0 picks a free port.', 0, 65535),
+    cert: str(
+      '',
+      'PEM file of the certificate (chain) of every TLS port (tls.port, https.port, gateway.tls); re-read on SIGHUP, open connections kept.',
+    ),
+    key: str('', 'PEM file of the private key of tls.cert; re-read on SIGHUP.'),
+    ca: str(
+      '',
+      "PEM file of the CAs that sign push clients' certificates: when set, the TLS gateway (gateway.tls) requires a client certificate signed by one of them; re-read on SIGHUP.",
+    ),
+  },
+  https: {
+    enabled: bool(
+      false,
+      'HTTPS on https.port, serving all the HTTP port serves (WSS devices, API, /public-key, /health, /alloc); needs tls.cert and tls.key.',
+    ),
+    port: int(8443, 'HTTPS port, bound on http.host; 0 picks a free port.', 0, 65535),
   },
   gateway: {
     host: str(
@@ -76,6 +113,10 @@ export const schema = {
     advertiseHost: str(
       '',
       'Host other nodes and push clients reach this gateway at; empty means 127.0.0.1 when bound to 0.0.0.0.',
+    ),
+    tls: bool(
+      false,
+      'The gateway speaks TLS (tls.cert, tls.key; with tls.ca, client certificates required); push clients then connect with TLS.',
     ),
     secret: str(
       '',
@@ -154,6 +195,17 @@ export const schema = {
       'Longest a push reply waits for the inbox store; past it the result says the store failed.',
       10,
     ),
+    maxConcurrentReplays: int(
+      100,
+      'Binds whose stored messages are read and written at once; more (a mass reconnect) wait their turn, their live pushes held behind the replay.',
+      1,
+    ),
+    replayAttempts: int(
+      3,
+      "Reads of a binding device's stored messages tried before its replay is given up (a timed-out read in a burst of binds goes to the back of the queue); they stay stored for its next bind.",
+      1,
+      100,
+    ),
     memoryMaxUsers: int(
       1_000_000,
       'Inboxes (and receipts) the in-memory store keeps; past it a new inbox is refused and the oldest receipt goes (Redis keeps its own).',
@@ -202,9 +254,64 @@ export const schema = {
       1000,
     ),
   },
+  httpProxy: {
+    enabled: bool(
+      false,
+      "Serve MPush's HTTP_PROXY command: devices send HTTP requests over their long connection to the upstreams named in httpProxy.upstreams. Off: every request is answered 403.",
+    ),
+    upstreams: str(
+      '',
+      'The only hosts a device may call, each mapped to a base URL (like MPush dns-mapping): name=http://127.0.0.1:9000,other=https://api.example.com/v1. A request for http://name/path goes to <base URL>/path; any other host is refused with 403.',
+    ),
+    maxRequestBytes: int(
+      64 * KiB,
+      'Largest request body a device may send through the proxy; a bigger one is answered 413.',
+      0,
+    ),
+    maxResponseBytes: int(
+      512 * KiB,
+      'Largest upstream response body; a bigger one is answered 502 (MPush allows 5 MB). It travels in one packet, so it must stay 64 KiB below limits.maxOutboundBytes.',
+      1,
+    ),
+    timeoutMs: int(
+      10_000,
+      "Longest one proxied request may take, response body included: past it 408 (504 if the upstream was never reached). A device's readTimeout header can only lower it.",
+      1,
+    ),
+    maxConcurrentPerConnection: int(
+      8,
+      'Proxied requests one connection may have in flight; one more is answered 429.',
+      1,
+    ),
+    maxConcurrent: int(
+      1024,
+      'Proxied requests this node has in flight at once, over all connections; one more is answered 503.',
+      1,
+    ),
+    maxSocketsPerUpstream: int(
+      64,
+      'Keep-alive sockets the proxy opens to one upstream origin (scheme, host, port) at most; more requests wait for one.',
+      1,
+    ),
+    idleSocketMs: int(
+      4000,
+      "How long a pooled upstream socket may stay idle before it is closed; keep it below the upstreams' keep-alive timeout (Node's is 5 s).",
+      1,
+    ),
+    requireBind: bool(
+      false,
+      'Refuse (403) requests from a connection that has not bound a user; MPush asks only for a handshake.',
+    ),
+  },
   api: {
     secret: str('', 'Bearer secret for the HTTP API; required whenever http.host is not a loopback address.'),
     maxBodyBytes: int(1 * MiB, 'Largest HTTP API request body.', 1024),
+  },
+  metrics: {
+    public: bool(
+      false,
+      'Serve GET /metrics to any address without the API bearer secret (it is always open to loopback).',
+    ),
   },
   console: {
     recentDisconnects: int(
@@ -346,7 +453,11 @@ export const schema = {
     bindSecret: str('', 'When set, a bind must carry a valid signed token in its data field (HMAC-SHA256).'),
   },
   log: {
-    level: choice('info', ['error', 'warn', 'info', 'debug'], 'Log level.'),
+    level: choice(
+      'info',
+      ['error', 'warn', 'info', 'debug'],
+      'Least severe level logged (JSON lines on stderr); debug adds connections, binds, kicks and bad input.',
+    ),
   },
 } as const satisfies Record<string, Record<string, KeySpec>>;
 

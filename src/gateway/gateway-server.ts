@@ -1,5 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
+import {
+  createServer as createTlsServer,
+  type SecureContextOptions,
+  type Server as TlsServer,
+} from 'node:tls';
 import type { RouteStore } from '../cluster/route-store.js';
 import type { Config } from '../config/index.js';
 import { gatewayNonce, verifyGatewayAuth } from '../crypto/gateway-mac.js';
@@ -36,6 +41,7 @@ import { keptUnicast } from '../push/kept-unicast.js';
 import type { PushOutcome } from '../push/outcome.js';
 import type { PushCenter } from '../push/push-center.js';
 import type { KickTarget } from '../server/handler-context.js';
+import { closeServer, listenOn } from '../util/listen.js';
 import type { OutboundLimit, OutboundOwner, OutboundWriter } from '../util/outbound-writer.js';
 import { streamWriter } from '../util/stream-sink.js';
 
@@ -177,26 +183,64 @@ export class GatewayServer {
     drainTimeouts: 0,
     /** Ack timeouts not answered: MPush's own push clients time out by themselves. */
     silentTimeouts: 0,
+    /** TLS handshakes that failed (gateway.tls): no client certificate, or one tls.ca did not sign. */
+    tlsFailures: 0,
   };
   private tcp: Server | undefined;
+  private tls: TlsServer | undefined;
   private readonly conns = new Set<GatewayConnection>();
 
   constructor(private readonly opts: GatewayServerOptions) {
     this.config = opts.config;
   }
 
-  listen(port = this.config.gateway.port, host = this.config.gateway.host): Promise<number> {
-    const server = createServer({ noDelay: true }, (s) => this.accept(s));
-    this.tcp = server;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ port, host, backlog: this.config.server.backlog }, () => {
-        server.off('error', reject);
-        server.on('error', (err) => this.opts.log.error('gateway server error', { err: err.message }));
-        const a = server.address();
-        resolve(typeof a === 'object' && a ? a.port : port);
+  /** Push clients (and peer nodes) connected now. */
+  get clients(): number {
+    return this.conns.size;
+  }
+
+  /**
+   * Listens for push clients; resolves with the bound port. With `tls` (gateway.tls), over TLS;
+   * with `tls.clientCertificates` (tls.ca set), a client must present a certificate that chains
+   * to tls.ca, or its handshake fails and it never reaches a handler.
+   */
+  listen(
+    port = this.config.gateway.port,
+    host = this.config.gateway.host,
+    tls?: { secure: SecureContextOptions; clientCertificates: boolean },
+  ): Promise<number> {
+    let server: Server;
+    if (tls) {
+      const verify = tls.clientCertificates;
+      const t = createTlsServer(
+        {
+          ...tls.secure,
+          noDelay: true,
+          requestCert: verify,
+          rejectUnauthorized: verify,
+          handshakeTimeout: this.config.gateway.authTimeoutMs,
+        },
+        (s) => this.accept(s),
+      );
+      // Node leaves the socket open after a failed (or timed-out) handshake once anyone listens.
+      t.on('tlsClientError', (_err, socket) => {
+        socket.destroy();
+        this.stats.tlsFailures++;
       });
-    });
+      this.tls = t;
+      server = t;
+    } else {
+      server = createServer({ noDelay: true }, (s) => this.accept(s));
+    }
+    this.tcp = server;
+    return listenOn(server, port, host, this.config.server.backlog, (err) =>
+      this.opts.log.error('gateway server error', { err: err.message }),
+    );
+  }
+
+  /** New certificates (and client CAs) for a TLS gateway: later handshakes use them, open connections stay. */
+  setSecureContext(secure: SecureContextOptions): void {
+    this.tls?.setSecureContext(secure);
   }
 
   private accept(socket: Socket): void {
@@ -444,7 +488,8 @@ export class GatewayServer {
   async close(): Promise<void> {
     const tcp = this.tcp;
     this.tcp = undefined;
+    this.tls = undefined;
     for (const c of this.conns) c.close();
-    if (tcp) await new Promise<void>((r) => tcp.close(() => r()));
+    await closeServer(tcp);
   }
 }

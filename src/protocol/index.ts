@@ -5,6 +5,7 @@ export * from './disconnect.js';
 export * from './errors.js';
 export * from './frame-decoder.js';
 export * from './gateway-ext.js';
+export * from './http-headers.js';
 export * from './json-packet.js';
 export * from './messages.js';
 export * from './packet.js';

@@ -78,6 +78,12 @@ export interface InboxOptions {
 
 class StoreTimeout extends Error {}
 
+/** A store call bounded by `inbox.storeTimeoutMs`. */
+interface BoundedCall {
+  deadline: number;
+  reject(err: unknown): void;
+}
+
 /**
  * The inbox policy of a node: keeps what a `store: true` push missed, records its receipt, and
  * replays a user's pending messages to each device that binds here (whichever node stored
@@ -96,6 +102,12 @@ export class Inbox {
   private readonly clock: () => number;
   /** @internal ReplayDelivery reads it. */
   readonly events: InboxEventSink | undefined;
+  /** Store calls awaiting an answer, oldest first, and the timer for the oldest one's deadline. */
+  private readonly inflight = new Set<BoundedCall>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  /** Replays reading or writing now, and the binds waiting for one (in bind order) → their attempt. */
+  private replaying = 0;
+  private readonly waiting = new Map<Connection, number>();
 
   constructor(private readonly opts: InboxOptions) {
     this.clock = opts.clock ?? (() => Date.now());
@@ -106,16 +118,37 @@ export class Inbox {
     return this.opts.config.inbox;
   }
 
+  /**
+   * `p`, or a StoreTimeout once `inbox.storeTimeoutMs` passed. Every call has the same timeout,
+   * so the calls in flight are in deadline order and one timer, set for the oldest, serves them
+   * all (not a timer per call: a burst of pushes makes thousands).
+   */
   private bounded<T>(p: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const limit = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new StoreTimeout('inbox store timed out (inbox.storeTimeoutMs)')),
-        this.config.storeTimeoutMs,
+    return new Promise<T>((resolve, reject) => {
+      const call: BoundedCall = { deadline: performance.now() + this.config.storeTimeoutMs, reject };
+      this.inflight.add(call);
+      if (!this.sweepTimer) this.armSweep();
+      p.then(
+        (v) => this.inflight.delete(call) && resolve(v),
+        (err: unknown) => this.inflight.delete(call) && reject(err),
       );
     });
-    return Promise.race([p, limit]).finally(() => clearTimeout(timer));
   }
+
+  private armSweep(): void {
+    const oldest = this.inflight.values().next().value;
+    this.sweepTimer = oldest && setTimeout(this.sweep, Math.max(0, oldest.deadline - performance.now()));
+  }
+
+  private readonly sweep = (): void => {
+    const now = performance.now();
+    for (const call of this.inflight) {
+      if (call.deadline > now) break;
+      this.inflight.delete(call);
+      call.reject(new StoreTimeout('inbox store timed out (inbox.storeTimeoutMs)'));
+    }
+    this.armSweep();
+  };
 
   private receiptTtlMs(): number {
     return this.config.receiptTtlSeconds * 1000;
@@ -192,12 +225,22 @@ export class Inbox {
 
   /**
    * `conn` just bound: writes its user's pending messages for its device type, in order, before
-   * any new unicast to it (the push center holds those until the replay is written).
+   * any new unicast to it (the push center holds those until the replay is written). At most
+   * `inbox.maxConcurrentReplays` run at once; a mass reconnect waits its turn (oldest first), so
+   * each read gets its whole `inbox.storeTimeoutMs` instead of timing out in a queue; a read that
+   * fails goes to the back of the queue, up to `inbox.replayAttempts` reads.
    */
   replay(conn: Connection): void {
+    this.opts.push.beginReplay(conn);
+    if (this.replaying < this.config.maxConcurrentReplays) this.startReplay(conn, 1);
+    else if (!this.waiting.has(conn)) this.waiting.set(conn, 1);
+  }
+
+  private startReplay(conn: Connection, attempt: number): void {
     const { userId, clientType } = conn;
     const push = this.opts.push;
-    push.beginReplay(conn);
+    let again = false;
+    this.replaying++;
     this.bounded(this.opts.store.pending(userId, clientType, this.clock()))
       .then(async ({ entries, expired }) => {
         for (const id of expired) {
@@ -221,9 +264,21 @@ export class Inbox {
       })
       .catch((err: Error) => {
         this.stats.storeFailures++;
-        this.opts.log.warn('inbox replay failed', { userId, err: err.message });
+        again = attempt < this.config.replayAttempts && !conn.closed && conn.userId === userId;
+        if (!again) this.opts.log.warn('inbox replay failed', { userId, attempt, err: err.message });
       })
-      .finally(() => push.endReplay(conn));
+      .finally(() => {
+        this.replaying--;
+        // Tried again later: its live pushes stay held behind it.
+        if (again) this.waiting.set(conn, attempt + 1);
+        else push.endReplay(conn);
+        for (const [next, n] of this.waiting) {
+          if (this.replaying >= this.config.maxConcurrentReplays) break;
+          this.waiting.delete(next);
+          if (next.closed) push.endReplay(next);
+          else this.startReplay(next, n);
+        }
+      });
   }
 
   /**

@@ -3,10 +3,45 @@ import type { Config } from '../config/index.js';
 import type { Connection } from '../connection/index.js';
 import type { Logger } from '../log.js';
 import { Command, ErrorCode, Flags, type GatewayPushMessage } from '../protocol/index.js';
+import { LatencyHistogram } from '../util/latency-histogram.js';
 import { AckTracker, type AckWaiter } from './ack-tracker.js';
 import { BroadcastTask } from './broadcast-task.js';
 import { compileCondition } from './condition/index.js';
-import type { PushOutcome } from './outcome.js';
+import type { BroadcastCounts, PushOutcome } from './outcome.js';
+
+/** Single-user pushes by how they ended on this node, and broadcast tasks started (/metrics, /api/stats). */
+export interface PushStats {
+  success: number;
+  failure: number;
+  offline: number;
+  timeout: number;
+  /** Route changes: the user is on another node (the push client follows, and that node counts it). */
+  redirect: number;
+  broadcasts: number;
+}
+
+/**
+ * What one push costs the metrics: counters and three histograms, observed from the clock reads
+ * the push's time points already make (gateway receipt, write, ack), no allocation.
+ */
+export class PushMeter {
+  readonly stats: PushStats = { success: 0, failure: 0, offline: 0, timeout: 0, redirect: 0, broadcasts: 0 };
+  /** Gateway receipt → written to the device. */
+  readonly toWrite = new LatencyHistogram();
+  /** Gateway receipt → the device's ack. */
+  readonly toAck = new LatencyHistogram();
+  /** Written → acked: the device's round trip. */
+  readonly ack = new LatencyHistogram();
+
+  count(o: PushOutcome): void {
+    const s = this.stats;
+    if (o.kind === 'ok') s.success++;
+    else if (o.code === ErrorCode.OFFLINE) s.offline++;
+    else if (o.code === ErrorCode.ACK_TIMEOUT) s.timeout++;
+    else if (o.code === ErrorCode.ROUTER_CHANGE) s.redirect++;
+    else s.failure++;
+  }
+}
 
 /**
  * What the push center needs of this node's connection server: a narrow view, so push/ does not
@@ -46,38 +81,67 @@ export interface Delivery extends AckWaiter {
 
 /** A single-user push on this node, completed exactly once. */
 class UnicastJob implements Delivery {
+  private written = 0;
+
   constructor(
     readonly userId: string,
     readonly clientType: number,
     readonly timePoints: Record<string, number>,
+    private readonly received: number,
+    private readonly meter: PushMeter,
     private readonly done: (outcome: PushOutcome) => void,
   ) {}
 
   onAck(): void {
-    this.timePoints.acked = Date.now();
+    const now = Date.now();
+    this.timePoints.acked = now;
+    this.meter.ack.observe(now - (this.written || this.received));
+    this.meter.toAck.observe(now - this.received);
     this.succeed();
   }
 
   onWritten(final: boolean): void {
-    this.timePoints.written = Date.now();
+    const now = Date.now();
+    this.timePoints.written = now;
+    this.written = now;
+    this.meter.toWrite.observe(now - this.received);
     if (final) this.succeed();
   }
 
   private succeed(): void {
-    this.done({ kind: 'ok', userId: this.userId, clientType: this.clientType, timePoints: this.timePoints });
+    this.finish({
+      kind: 'ok',
+      userId: this.userId,
+      clientType: this.clientType,
+      timePoints: this.timePoints,
+    });
   }
 
   onAckTimeout(): void {
-    this.done({ kind: 'error', code: ErrorCode.ACK_TIMEOUT, reason: 'ack timeout' });
+    this.finish({ kind: 'error', code: ErrorCode.ACK_TIMEOUT, reason: 'ack timeout' });
   }
 
   fail(code: number, reason: string): void {
-    this.done({ kind: 'error', code, reason });
+    this.finish({ kind: 'error', code, reason });
   }
+
+  finish(o: PushOutcome): void {
+    this.meter.count(o);
+    this.done(o);
+  }
+}
+
+function addCounts(into: BroadcastCounts, from: BroadcastCounts): void {
+  into.matched += from.matched;
+  into.sent += from.sent;
+  into.acked += from.acked;
+  into.failed += from.failed;
 }
 
 /** Live pushes held for one connection while its stored messages are replayed. */
 const MAX_HELD = 10_000;
+
+const offline = (): PushOutcome => ({ kind: 'error', code: ErrorCode.OFFLINE, reason: 'offline' });
 
 /**
  * The push center: delivers gateway pushes to this node's devices. A single-user push ends in
@@ -87,7 +151,11 @@ const MAX_HELD = 10_000;
 export class PushCenter {
   readonly acks: AckTracker;
   readonly slice: number;
+  /** Outcome counts and latency histograms (api/metrics.ts reads them). */
+  readonly meter = new PushMeter();
   private readonly tasks = new Map<string, BroadcastTask>();
+  /** The counts of broadcast tasks no longer held (swept or replaced). */
+  private readonly retired: BroadcastCounts = { matched: 0, sent: 0, acked: 0, failed: 0 };
   /** Connections whose stored messages are being replayed: new unicasts wait behind them. */
   private readonly replaying = new Map<Connection, Array<() => void>>();
   private readonly sweeper: NodeJS.Timeout;
@@ -131,12 +199,13 @@ export class PushCenter {
   }
 
   private unicastHere(m: GatewayPushMessage, flags: number, done: (outcome: PushOutcome) => void): void {
-    const timePoints: Record<string, number> = { received: Date.now() };
-    const job = new UnicastJob(m.userId, m.clientType, timePoints, done);
+    const received = Date.now();
+    const timePoints: Record<string, number> = { received };
+    const job = new UnicastJob(m.userId, m.clientType, timePoints, received, this.meter, done);
     const conn = this.opts.server.router.get(m.userId, m.clientType);
     if (!conn || conn.closed) {
       this.notHere(m.userId, m.clientType).then(
-        (o) => done(o),
+        (o) => job.finish(o),
         (err: Error) => job.fail(ErrorCode.PUSH_CLIENT_FAILURE, `route store: ${err.message}`),
       );
       return;
@@ -178,11 +247,14 @@ export class PushCenter {
 
   /** No local connection: offline, or moved to a live node (route change). */
   private async notHere(userId: string, clientType: number): Promise<PushOutcome> {
+    // A store push for a user the sender found no route for (client type -1): no route has that
+    // type, so no lookup can make it a route change.
+    if (clientType < 0) return offline();
     const route = (await this.opts.routes.lookup(userId)).get(clientType);
     if (route && !route.connId.startsWith(`${this.nodeId}:`) && (await this.opts.isRouteLive(route))) {
       return { kind: 'error', code: ErrorCode.ROUTER_CHANGE, reason: 'router change' };
     }
-    return { kind: 'error', code: ErrorCode.OFFLINE, reason: 'offline' };
+    return offline();
   }
 
   /**
@@ -209,7 +281,9 @@ export class PushCenter {
       this.opts.server.router.all(),
       this,
     );
+    if (existing) this.retire(existing);
     this.tasks.set(taskId, task);
+    this.meter.stats.broadcasts++;
     task.start();
     return task;
   }
@@ -218,11 +292,27 @@ export class PushCenter {
     return this.tasks.get(taskId);
   }
 
+  /** Deliveries of every broadcast this node ran: those still held and those swept. */
+  broadcastTotals(): BroadcastCounts {
+    const sum = { ...this.retired };
+    for (const t of this.tasks.values()) addCounts(sum, t.counts);
+    return sum;
+  }
+
+  /** Keeps a dropped task's counts in the totals (an ack after this is not counted). */
+  private retire(t: BroadcastTask): void {
+    addCounts(this.retired, t.counts);
+  }
+
   private sweepTasks(): void {
     const keep = this.opts.config.push.taskRetentionMs;
     const now = Date.now();
-    for (const [id, t] of this.tasks)
-      if (t.finishedAt !== null && now - t.finishedAt > keep) this.tasks.delete(id);
+    for (const [id, t] of this.tasks) {
+      if (t.finishedAt !== null && now - t.finishedAt > keep) {
+        this.retire(t);
+        this.tasks.delete(id);
+      }
+    }
   }
 
   close(): void {

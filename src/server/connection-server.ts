@@ -2,6 +2,11 @@ import type { KeyObject } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
+import {
+  createServer as createTlsServer,
+  type SecureContextOptions,
+  type Server as TlsServer,
+} from 'node:tls';
 import type { WebSocket } from 'ws';
 import type { SessionStore } from '../cluster/session-store.js';
 import type { Config } from '../config/index.js';
@@ -20,6 +25,7 @@ import type { CryptoError } from '../crypto/index.js';
 import { type Cipher, RsaDecryptor, RsaServerCipher } from '../crypto/index.js';
 import type { Logger } from '../log.js';
 import type { JsonPacket, Packet, ProtocolError } from '../protocol/index.js';
+import { closeServer, listenOn } from '../util/listen.js';
 import { TimerWheel } from '../util/timer-wheel.js';
 import { dispatchJson, dispatchPacket, rejectInput } from './dispatch.js';
 import {
@@ -41,7 +47,7 @@ export interface ConnectionServerOptions {
 }
 
 /**
- * The connection server: accepts devices over TCP (MPush binary protocol) and WebSocket
+ * The connection server: accepts devices over TCP and TLS (MPush binary protocol) and WebSocket
  * (JSON, or binary frames), enforces the limits, and dispatches packets to one handler per
  * command. The handlers see its {@link ServerHandlerContext} (router, sessions, stats, events),
  * never the server.
@@ -61,6 +67,9 @@ export class ConnectionServer implements ConnectionHandler {
   private readonly ctx: ConnectionContext;
   private readonly wheel: TimerWheel<Connection>;
   private tcp: Server | undefined;
+  private tls: TlsServer | undefined;
+  /** TLS handshakes that failed (bad client hello, no shared cipher, timeout). */
+  private tlsFailures = 0;
   private nextId = 1;
 
   constructor(opts: ConnectionServerOptions) {
@@ -102,15 +111,43 @@ export class ConnectionServer implements ConnectionHandler {
   listen(port = this.config.server.port, host = this.config.server.host): Promise<number> {
     const server = createServer({ noDelay: true }, (socket) => this.acceptSocket(socket));
     this.tcp = server;
-    server.on('error', (err) => this.log.error('tcp server error', { err: err.message }));
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ port, host, backlog: this.config.server.backlog }, () => {
-        server.off('error', reject);
-        const addr = server.address();
-        resolve(typeof addr === 'object' && addr ? addr.port : port);
-      });
+    return listenOn(server, port, host, this.config.server.backlog, (err) =>
+      this.log.error('tcp server error', { err: err.message }),
+    );
+  }
+
+  /**
+   * Listens for devices over TLS (the same binary protocol inside, a 'tls' transport); resolves
+   * with the bound port. The handshake must finish within limits.handshakeTimeoutMs; one that
+   * fails closes that socket only, and is logged at debug, rate-limited.
+   */
+  listenTls(
+    secure: SecureContextOptions,
+    port = this.config.tls.port,
+    host = this.config.server.host,
+  ): Promise<number> {
+    const server = createTlsServer(
+      { ...secure, noDelay: true, handshakeTimeout: this.config.limits.handshakeTimeoutMs },
+      (socket) => this.acceptSocket(socket, 'tls'),
+    );
+    // Sockets still in their TLS handshake are not connections yet (admit() counts those): the
+    // server's own cap keeps a flood of handshakes that never finish within the same limit.
+    server.maxConnections = this.config.limits.maxConnections;
+    // Node leaves the socket open after a failed (or timed-out) handshake once anyone listens.
+    server.on('tlsClientError', (err, socket) => {
+      socket.destroy();
+      if (++this.tlsFailures === 1 || this.tlsFailures % 1000 === 0)
+        this.log.debug('tls handshake failed', { err: err.message, failures: this.tlsFailures });
     });
+    this.tls = server;
+    return listenOn(server, port, host, this.config.server.backlog, (err) =>
+      this.log.error('tls server error', { err: err.message }),
+    );
+  }
+
+  /** New certificates for the TLS port: later handshakes use them, open connections stay. */
+  setSecureContext(secure: SecureContextOptions): void {
+    this.tls?.setSecureContext(secure);
   }
 
   private admit(): boolean {
@@ -162,6 +199,13 @@ export class ConnectionServer implements ConnectionHandler {
     conn.cipher = this.rsa;
     this.connections.set(conn.id, conn);
     this.stats.accepted++;
+    const open = this.stats.open;
+    open[transport.kind] = (open[transport.kind] ?? 0) + 1;
+    this.log.debug('connection accepted', {
+      conn: conn.id,
+      transport: transport.kind,
+      remote: transport.remoteAddress,
+    });
     return conn;
   }
 
@@ -187,6 +231,8 @@ export class ConnectionServer implements ConnectionHandler {
   onClose(conn: Connection, reason: DisconnectReason): void {
     this.connections.delete(conn.id);
     this.stats.closed[reason.name] = (this.stats.closed[reason.name] ?? 0) + 1;
+    this.stats.open[conn.transport.kind]!--;
+    this.log.debug('connection closed', { conn: conn.id, userId: conn.userId, reason: reason.name });
     this.context.unbind(conn);
     this.events.emit('close', conn, reason);
   }
@@ -195,10 +241,11 @@ export class ConnectionServer implements ConnectionHandler {
 
   /** Stops accepting, closes every connection, stops the timers. */
   async close(): Promise<void> {
-    const tcp = this.tcp;
+    const closed = Promise.all([closeServer(this.tcp), closeServer(this.tls)]);
     this.tcp = undefined;
-    const closed = tcp ? new Promise<void>((r) => tcp.close(() => r())) : Promise.resolve();
+    this.tls = undefined;
     for (const conn of [...this.connections.values()]) conn.close(Disconnect.SHUTDOWN);
+    this.context.httpProxy?.close();
     this.wheel.stop();
     await closed;
   }

@@ -7,6 +7,7 @@ import {
   errorReply,
   FastConnectCodec,
   HandshakeCodec,
+  HttpRequestCodec,
   type JsonPacket,
   jsonIntField,
   jsonStringField,
@@ -19,19 +20,22 @@ import { handleAck, handleDevicePush } from './handlers/ack.js';
 import { handleBind, handleUnbind } from './handlers/bind.js';
 import { handleFastConnect } from './handlers/fast-connect.js';
 import { handleHandshake, handleJsonHandshake } from './handlers/handshake.js';
+import { handleHttpProxy } from './handlers/http-proxy.js';
 import { replyError } from './handlers/reply.js';
 
 /**
  * Commands a device may send only once its handshake (or fast connect) is done: the ones that
  * act for a device identity. MPush answers them, before a handshake, with ERROR (code 0,
- * "not handshake") and closes (mpush-wire §12). HEARTBEAT, HANDSHAKE and FAST_CONNECT are what
- * make the handshake; any other command is unsupported either way (mpush-wire §2).
+ * "not handshake") and closes (mpush-wire §12). HTTP_PROXY too: its body is under the session key
+ * and a device with no session has nothing to proxy for. HEARTBEAT, HANDSHAKE and FAST_CONNECT are
+ * what make the handshake; any other command is unsupported either way (mpush-wire §2).
  */
 const NEEDS_HANDSHAKE: ReadonlySet<number> = new Set([
   Command.BIND,
   Command.UNBIND,
   Command.ACK,
   Command.PUSH,
+  Command.HTTP_PROXY,
 ]);
 
 /** The two fixed answers of the dispatcher, from the one error table (built once, not per packet). */
@@ -146,6 +150,8 @@ export function dispatchPacket(ctx: HandlerContext, conn: Connection, p: Packet)
         return handleAck(ctx, conn, p.sessionId);
       case Command.PUSH: // mpush-wire §9: a client-originated message
         return handleDevicePush(ctx, conn, p.sessionId, p.flags, conn.openBody(p));
+      case Command.HTTP_PROXY: // mpush-wire §11
+        return handleHttpProxy(ctx.httpProxy, conn, p.sessionId, HttpRequestCodec.decode(conn.openBody(p)));
       default:
         return unsupported(ctx, conn, p.cmd, p.sessionId);
     }
@@ -206,6 +212,13 @@ export function dispatchJson(ctx: HandlerContext, conn: Connection, p: JsonPacke
           p.flags,
           Buffer.from(jsonStringField(b, 'content'), 'utf8'),
         );
+      case Command.HTTP_PROXY: // beyond MPush's web clients: the HttpRequest fields by name, a text body
+        return handleHttpProxy(ctx.httpProxy, conn, p.sessionId, {
+          method: jsonIntField(b, 'method', 0),
+          uri: jsonStringField(b, 'uri'),
+          headers: jsonStringField(b, 'headers'),
+          body: Buffer.from(jsonStringField(b, 'body'), 'utf8'),
+        });
       default:
         return unsupported(ctx, conn, p.cmd, p.sessionId);
     }

@@ -5,6 +5,7 @@ import { type Connection, Disconnect, type DisconnectReason } from '../connectio
 import type { Logger } from '../log.js';
 import { Command, ErrorCode } from '../protocol/index.js';
 import { TokenBucket } from '../util/token-bucket.js';
+import { HttpProxy } from './handlers/http-proxy.js';
 import { replyError } from './handlers/reply.js';
 import { LocalRouter } from './local-router.js';
 
@@ -12,8 +13,12 @@ import { LocalRouter } from './local-router.js';
 export interface ConnectionStats {
   accepted: number;
   refused: number;
+  /** Connections open now, by transport kind (`tcp`, `ws`, `tls`, …). */
+  open: Record<string, number>;
   handshakes: number;
   fastConnects: number;
+  /** Fast connects answered with an error (session expired, another device's session). */
+  fastConnectsRefused: number;
   handshakesThrottled: number;
   binds: number;
   bindsRefused: number;
@@ -42,7 +47,7 @@ export interface ConnectionServerEvents {
 export type AckListener = (conn: Connection, sessionId: number) => void;
 
 /** The configuration the dispatcher and the handlers read: only these groups. */
-export type HandlerConfig = Pick<Config, 'heartbeat' | 'session' | 'auth' | 'limits'>;
+export type HandlerConfig = Pick<Config, 'heartbeat' | 'session' | 'auth' | 'limits' | 'httpProxy'>;
 
 /**
  * What the dispatcher and the command handlers see of the connection server: the router, the
@@ -59,6 +64,8 @@ export interface HandlerContext {
   readonly sessions: SessionStore;
   readonly stats: ConnectionStats;
   readonly events: EventEmitter<ConnectionServerEvents>;
+  /** The HTTP proxy (mpush-wire §11); undefined when `httpProxy.enabled` is off. */
+  readonly httpProxy: HttpProxy | undefined;
   /** Set by the push center: called for every ACK a device sends. */
   ackListener: AckListener | undefined;
   /** One handshake token (full or fast); when the rate is exceeded, answers ERROR, closes, and returns false. */
@@ -103,8 +110,10 @@ export class ServerHandlerContext implements HandlerContext {
   readonly stats: ConnectionStats = {
     accepted: 0,
     refused: 0,
+    open: {},
     handshakes: 0,
     fastConnects: 0,
+    fastConnectsRefused: 0,
     handshakesThrottled: 0,
     binds: 0,
     bindsRefused: 0,
@@ -115,6 +124,7 @@ export class ServerHandlerContext implements HandlerContext {
     protocolErrors: 0,
     closed: {},
   };
+  readonly httpProxy: HttpProxy | undefined;
   ackListener: AckListener | undefined;
   private readonly handshakes: TokenBucket;
   private pushSeq = 0;
@@ -125,6 +135,12 @@ export class ServerHandlerContext implements HandlerContext {
     this.sessions = opts.sessions;
     const { handshakesPerSecond, handshakeBurst } = opts.config.limits;
     this.handshakes = new TokenBucket(handshakesPerSecond, handshakeBurst, opts.clock);
+    if (opts.config.httpProxy.enabled) {
+      const proxy = new HttpProxy(opts.config.httpProxy, opts.log);
+      this.httpProxy = proxy;
+      // A closed connection's proxied requests are dropped: nobody is left to read their answers.
+      this.events.on('close', (conn) => proxy.dropConnection(conn));
+    }
   }
 
   takeHandshakeToken(conn: Connection, sessionId: number): boolean {
@@ -152,6 +168,7 @@ export class ServerHandlerContext implements HandlerContext {
     conn.userId = '';
     conn.tags = '';
     this.stats.kicks++;
+    this.log.debug('kicked', { conn: conn.id, userId });
     this.events.emit('kick', conn, userId);
     this.events.emit('offline', conn, userId, Disconnect.KICKED.name);
   }
@@ -160,8 +177,11 @@ export class ServerHandlerContext implements HandlerContext {
     const userId = conn.userId;
     if (!userId) return;
     conn.userId = '';
-    if (this.router.unbind(conn, userId))
-      this.events.emit('offline', conn, userId, conn.closeReason?.name ?? 'unbind');
+    if (this.router.unbind(conn, userId)) {
+      const reason = conn.closeReason?.name ?? 'unbind';
+      this.log.debug('unbound', { conn: conn.id, userId, reason });
+      this.events.emit('offline', conn, userId, reason);
+    }
   }
 
   unbindAndKick(conn: Connection): void {

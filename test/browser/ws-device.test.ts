@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +11,7 @@ import { WebSocket } from 'ws';
 import { WsDeviceClient } from '../../src/client/device/index.js';
 import { Disconnect } from '../../src/protocol/disconnect.js';
 import { ClientType } from '../../src/protocol/index.js';
+import { makeTestPki, type TestPki } from '../helpers/certs.js';
 import { launchChromium } from '../helpers/chromium.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait.js';
@@ -105,9 +107,13 @@ describe('WsDeviceClient in Chromium, loaded from the package', () => {
   let page: Page;
   const nodes: TestNode[] = [];
   const others: WsDeviceClient[] = [];
+  let pki: TestPki;
 
   before(async () => {
-    browser = await launchChromium();
+    pki = await makeTestPki();
+    // The test CA (self-signed, made per run) trusted by its key alone: a certificate chaining to
+    // any other key still fails, as ignoreHTTPSErrors (which trusts anything) would not show.
+    browser = await launchChromium([`--ignore-certificate-errors-spki-list=${spkiHash(pki.ca.cert)}`]);
     site = await staticServer();
   });
   afterEach(async () => {
@@ -118,18 +124,29 @@ describe('WsDeviceClient in Chromium, loaded from the package', () => {
   after(async () => {
     await browser?.close();
     await new Promise((resolve) => site?.close(resolve));
+    pki?.remove();
   });
 
-  /** A fresh page with the client module loaded, and a device started on `node` as `userId`. */
-  async function device(node: TestNode, deviceId: string, userId: string): Promise<Page> {
-    page = await browser.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(String(e)));
-    await page.goto(`http://127.0.0.1:${(site.address() as AddressInfo).port}/`);
-    await page.waitForFunction(() => (globalThis as unknown as { loaded?: boolean }).loaded === true, null, {
+  /** A fresh page with the client module loaded; its errors go to `errors`. */
+  async function loadPage(errors: string[] = []): Promise<Page> {
+    const p = await browser.newPage();
+    p.on('pageerror', (e) => errors.push(String(e)));
+    await p.goto(`http://127.0.0.1:${(site.address() as AddressInfo).port}/`);
+    await p.waitForFunction(() => (globalThis as unknown as { loaded?: boolean }).loaded === true, null, {
       timeout: WAIT,
     });
-    const url = `ws://127.0.0.1:${node.httpPort}/`;
+    return p;
+  }
+
+  /** A fresh page with the client module loaded, and a device started on `node` as `userId`. */
+  async function device(
+    node: TestNode,
+    deviceId: string,
+    userId: string,
+    url = `ws://127.0.0.1:${node.httpPort}/`,
+  ): Promise<Page> {
+    const errors: string[] = [];
+    page = await loadPage(errors);
     const connected = await page.evaluate(
       ([u, d, id]) =>
         (globalThis as unknown as { startDevice: (...a: string[]) => Promise<string> }).startDevice(u, d, id),
@@ -154,6 +171,46 @@ describe('WsDeviceClient in Chromium, loaded from the package', () => {
     const [push] = await seen(p, 'push');
     assert.equal(push!.e.content, 'hello from the gateway');
     assert.equal(push!.e.ackModel, 'auto');
+  });
+
+  it('binds and receives a push over WSS (https.port), the certificate chaining to a self-signed CA', async () => {
+    const node = await startTestNode({
+      // The chain (server certificate, then the CA's): Chromium matches the SPKI list against the
+      // certificates the server presents.
+      tls: { cert: pki.server.chainFile, key: pki.server.keyFile },
+      https: { enabled: true, port: 0 },
+    });
+    nodes.push(node);
+    const p = await device(node, 'page-wss', 'wss-user', `wss://127.0.0.1:${node.node.addresses.httpsPort}/`);
+    assert.equal(node.node.connections.router.get('wss-user', ClientType.WEB)?.transport.kind, 'ws');
+    assert.deepEqual(
+      (await pushViaApi(node, 'wss-user', 'hello over wss')).map((r) => r.result),
+      ['success'],
+    );
+    const [push] = await seen(p, 'push');
+    assert.equal(push!.e.content, 'hello over wss');
+  });
+
+  it('refuses WSS with a certificate whose CA the browser does not trust', async () => {
+    const node = await startTestNode({
+      tls: { cert: pki.otherCa.certFile, key: pki.otherCa.keyFile },
+      https: { enabled: true, port: 0 },
+    });
+    nodes.push(node);
+    page = await loadPage();
+    const url = `wss://127.0.0.1:${node.node.addresses.httpsPort}/`;
+    // The client keeps retrying a connection that never opens: what matters is it never binds.
+    await page.evaluate(
+      ([u]) =>
+        void (globalThis as unknown as { startDevice: (...a: string[]) => Promise<string> }).startDevice(
+          u,
+          'page-x',
+          'x-user',
+        ),
+      [url] as const,
+    );
+    await seen(page, 'reconnecting');
+    assert.equal(node.node.connections.stats.accepted, 0);
   });
 
   it('is kicked by another web device of its user, and does not reconnect when the connection goes', async () => {
@@ -209,3 +266,9 @@ describe('WsDeviceClient in Chromium, loaded from the package', () => {
     assert.equal(pushes.at(-1)!.e.content, 'after the restart');
   });
 });
+
+/** base64 SHA-256 of a certificate's SubjectPublicKeyInfo: what Chromium's SPKI list names. */
+function spkiHash(pem: string): string {
+  const spki = new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(spki).digest('base64');
+}

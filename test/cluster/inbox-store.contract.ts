@@ -95,6 +95,26 @@ export function inboxStoreContract(name: string, factory: () => Promise<InboxSto
       assert.deepEqual((await store.store('u', entry('m4'), 2)).dropped, ['m2']);
     });
 
+    it('operations issued at once apply in call order', async () => {
+      const [s1, s2, , p1, p2] = await Promise.all([
+        store.store('u', entry('m1'), 10),
+        store.store('v', entry('m2'), 10),
+        store.settle('u', 1, 'm1', 60_000),
+        store.pending('u', 1, T0),
+        store.pending('u', 2, T0),
+        store.store('u', entry('m3'), 10),
+      ]);
+      assert.deepEqual(
+        [s1, s2],
+        [
+          { added: true, dropped: [] },
+          { added: true, dropped: [] },
+        ],
+      );
+      assert.deepEqual([ids(p1.entries), ids(p2.entries)], [[], ['m1']], 'm3 came after the reads');
+      assert.deepEqual(ids((await peer.pending('u', 1, T0)).entries), ['m3']);
+    });
+
     it('a settle before the store still counts (a live type finished before another type missed)', async () => {
       await store.settle('u', 1, 'm1', 60_000);
       await peer.store('u', entry('m1'), 10);

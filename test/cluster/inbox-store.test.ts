@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { after, describe, it } from 'node:test';
 import { MemoryInboxStore } from '../../src/cluster/inbox-store.js';
 import { RedisInboxStore } from '../../src/cluster/redis-inbox-store.js';
@@ -68,5 +69,78 @@ describe('RedisInboxStore: keys', () => {
     assert.ok(ttl > 0 && ttl <= 30_000, `entries expire with the message (pttl ${ttl})`);
     const rttl = await client.pttl(`${prefix}msg:m1`);
     assert.ok(rttl > 30_000 && rttl <= 40_000, `receipt kept receiptTtl (pttl ${rttl})`);
+  });
+});
+
+/** The commands `client` sends while `fn` runs (ioredis's diagnostics channel). */
+async function commandsDuring(fn: () => Promise<unknown>): Promise<string[]> {
+  const sent: string[] = [];
+  const onStart = (m: unknown) => sent.push((m as { command: string }).command);
+  subscribe('tracing:ioredis:command:start', onStart);
+  try {
+    await fn();
+  } finally {
+    unsubscribe('tracing:ioredis:command:start', onStart);
+  }
+  return sent;
+}
+
+describe('RedisInboxStore: one script per turn', () => {
+  const e = (messageId: string) => ({
+    messageId,
+    content: Buffer.from('x'),
+    ackFlags: 0,
+    timeoutMs: 1,
+    storedAt: Date.now(),
+    expiresAt: Date.now() + 60_000,
+  });
+
+  it("stores, receipts, settles and reads of one turn, over many users' keys, go in one EVALSHA", async () => {
+    const { client } = await testRedis();
+    const s = new RedisInboxStore(client, await freshPrefix());
+    await s.store('warm', e('w'), 10); // loads the script
+    const ops = () =>
+      Promise.all([
+        ...['a', 'b', 'c'].map((u) => s.store(u, e(`m-${u}`), 10)),
+        ...['a', 'b', 'c'].map((u) =>
+          s.record(`m-${u}`, [{ userId: u, clientType: null, state: 'stored', at: 1 }], 60_000),
+        ),
+        s.settle('a', 1, 'm-a', 60_000),
+        s.pending('b', 1, Date.now()),
+      ]);
+    assert.deepEqual(await commandsDuring(ops), ['evalsha']);
+    assert.equal((await s.receipt('m-c'))?.users[0]?.inbox, 'stored');
+  });
+
+  it('past maxBatch operations, the turn is cut into several scripts, in order', async () => {
+    const { client } = await testRedis();
+    const s = new RedisInboxStore(client, await freshPrefix(), { maxBatch: 2 });
+    await s.store('warm', e('w'), 10);
+    let out: Awaited<ReturnType<typeof s.store>>[] = [];
+    const sent = await commandsDuring(async () => {
+      out = await Promise.all(['m1', 'm2', 'm3', 'm4', 'm5'].map((id) => s.store('u', e(id), 3)));
+    });
+    assert.deepEqual(sent, ['evalsha', 'evalsha', 'evalsha']);
+    assert.deepEqual(
+      out.map((o) => o.dropped),
+      [[], [], [], ['m1'], ['m2']],
+    );
+  });
+
+  it('an operation on a key of another type fails alone; the others of its script go through', async () => {
+    const { client } = await testRedis();
+    const prefix = await freshPrefix();
+    const s = new RedisInboxStore(client, prefix);
+    await client.set(s.receiptKey('bad'), 'not a hash');
+    const at = Date.now();
+    const [bad, good, stored] = await Promise.allSettled([
+      s.record('bad', [{ userId: 'u', clientType: null, state: 'stored', at }], 60_000),
+      s.record('good', [{ userId: 'u', clientType: null, state: 'stored', at }], 60_000),
+      s.store('u', e('good'), 10),
+    ]);
+    assert.equal(bad.status, 'rejected');
+    assert.match(String((bad as PromiseRejectedResult).reason), /WRONGTYPE/);
+    assert.deepEqual([good.status, stored.status], ['fulfilled', 'fulfilled']);
+    assert.equal((await s.receipt('good'))?.users[0]?.inbox, 'stored');
   });
 });

@@ -17,6 +17,7 @@ export function nodeInfo(id: string, over: Partial<NodeInfo> = {}): NodeInfo {
     gatewayPort: 4000 + n,
     host: '0.0.0.0',
     port: 3000 + n,
+    tlsPort: 0,
     connections: 0,
     onlineUsers: 0,
     ...over,

@@ -141,6 +141,7 @@ describe('RedisNodeRegistry: TTL and refresh', () => {
           gatewayPort: 4009,
           host: '',
           port: 0,
+          tlsPort: 0,
           connections: 0,
           onlineUsers: 0,
         },

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { closeRedis, createRedis, type RedisClient } from '../../src/cluster/redis-connection.js';
+import { RedisInboxStore } from '../../src/cluster/redis-inbox-store.js';
 import { RedisNodeRegistry } from '../../src/cluster/redis-node-registry.js';
 import { RedisRouteStore } from '../../src/cluster/redis-route-store.js';
 import { RedisSessionStore } from '../../src/cluster/redis-session-store.js';
+import { inboxStoreContract } from './inbox-store.contract.js';
 import { nodeInfo, nodeRegistryContract } from './node-registry.contract.js';
 import { type SpawnedServers, startRedisCluster, startRedisSentinel } from './redis-servers.js';
 import { route, routeStoreContract } from './route-store.contract.js';
@@ -57,6 +59,16 @@ for (const kind of ['cluster', 'sentinel'] as const) {
       store: new RedisSessionStore(a, prefix),
       peer: new RedisSessionStore(b, prefix),
       elapse: (ms) => new Promise((r) => setTimeout(r, ms + 400)),
+      cleanup: () => closeAll([a, b]),
+    };
+  });
+
+  inboxStoreContract(label, async () => {
+    const prefix = `t${++n}:`;
+    const [a, b] = [await connect(kind), await connect(kind)];
+    return {
+      store: new RedisInboxStore(a, prefix),
+      peer: new RedisInboxStore(b, prefix),
       cleanup: () => closeAll([a, b]),
     };
   });

@@ -5,8 +5,8 @@ import { type Browser, chromium } from 'playwright-core';
 /** Debian's Chromium: the browser suite never downloads one of its own. */
 export const CHROMIUM = '/usr/bin/chromium';
 
-/** A headless Chromium with the flags the browser suite runs it with. */
-export function launchChromium(): Promise<Browser> {
+/** A headless Chromium with the flags the browser suite runs it with, and `extraArgs`. */
+export function launchChromium(extraArgs: readonly string[] = []): Promise<Browser> {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
   return chromium.launch({
     executablePath: CHROMIUM,
@@ -16,6 +16,7 @@ export function launchChromium(): Promise<Browser> {
       '--disable-gpu',
       '--disable-background-networking',
       '--disable-component-update',
+      ...extraArgs,
     ],
   });
 }

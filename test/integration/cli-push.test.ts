@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ClientType } from '../../src/protocol/index.js';
 import { closeAll, connectDevice, type TestDevice } from '../helpers/devices.js';
 import { freePort as closedPort } from '../helpers/free-port.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
+import { type Run, runToEnd } from '../helpers/run.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** The compiled CLI, beside this compiled test: dist/test/integration → dist/src/cli. */
@@ -16,12 +16,6 @@ const GUARD = 20_000;
 // biome-ignore lint/suspicious/noExplicitAny: the CLI's JSON output is checked field by field
 type Json = any;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** The parent's environment without MPUSH_* variables, so a developer's shell cannot change a test. */
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -31,32 +25,7 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 
 /** Runs `mpush <args>` to its end. */
 function mpush(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [cliPath, ...args], {
-      env: cleanEnv(env),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    proc.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    const guard = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`mpush ${args.join(' ')} did not exit; stdout:\n${stdout}\nstderr:\n${stderr}`));
-    }, GUARD);
-    proc.on('error', (err) => {
-      clearTimeout(guard);
-      reject(err);
-    });
-    proc.on('close', (code) => {
-      clearTimeout(guard);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runToEnd(process.execPath, [cliPath, ...args], { env: cleanEnv(env), guardMs: GUARD });
 }
 
 function parse(run: Run): Json {

@@ -512,16 +512,24 @@ describe('HTTP API: what the log says', () => {
         socket.write('POST /api/push HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n{"userId":');
         socket.destroy();
       }
+      const entries = () => lines.map((l) => JSON.parse(l) as Record<string, unknown>);
       await waitFor(
-        () => lines.filter((l) => / DEBUG .*aborted/.test(l)).length === 3,
+        () => entries().filter((e) => e.level === 'debug' && /aborted/.test(String(e.msg))).length === 3,
         3000,
         'the three aborts noted at debug',
       );
       assert.deepEqual(
-        lines.filter((l) => / (ERROR|WARN) /.test(l)),
+        entries().filter((e) => e.level === 'error' || e.level === 'warn'),
         [],
         'no error or warning for a client that left',
       );
+      assert.deepEqual(
+        lines.filter((l) => /\bat .*\.js:\d+|stack/.test(l)),
+        [],
+        'no stack trace for a client that left',
+      );
+      // Lines of the HTTP port's component.
+      assert.ok(entries().some((e) => e.component === 'api' && /aborted/.test(String(e.msg))));
       // The port still answers.
       assert.equal((await call(httpPort, 'GET', '/health')).status, 200);
     } finally {
@@ -857,7 +865,7 @@ describe('HTTP API: users, stats, health, public key', () => {
     assert.equal(health.body.onlineUsers, 2);
   });
 
-  it('GET /api/stats: the node, its counts, the connection, gateway, inbox and webhook counters, in that order', async () => {
+  it('GET /api/stats: the node, its counts, the connection, push, broadcast, gateway, inbox, webhook and HTTP proxy counters, in that order', async () => {
     const stats = await call(port, 'GET', '/api/stats');
     assert.equal(stats.status, 200, stats.text);
     assert.deepEqual(Object.keys(stats.body), [
@@ -867,14 +875,22 @@ describe('HTTP API: users, stats, health, public key', () => {
       'boundConnections',
       'pendingAcks',
       'connection',
+      'push',
+      'broadcast',
       'gateway',
+      'gatewayClients',
       'inbox',
       'webhooks',
+      'httpProxy',
     ]);
+    assert.deepEqual(stats.body.push, t.node.push.meter.stats);
+    assert.deepEqual(stats.body.broadcast, t.node.push.broadcastTotals());
+    assert.equal(stats.body.gatewayClients, t.node.gateway.clients);
     assert.deepEqual(stats.body.connection, JSON.parse(JSON.stringify(t.node.connections.stats)));
     assert.deepEqual(stats.body.gateway, t.node.gateway.stats);
     assert.deepEqual(stats.body.inbox, t.node.inbox.stats);
     assert.equal(stats.body.webhooks, null, 'no webhooks.urls');
+    assert.equal(stats.body.httpProxy, null, 'httpProxy.enabled is off');
   });
 
   it('a user whose device goes away is offline again, and the stats follow', async () => {

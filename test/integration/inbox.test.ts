@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
+import { type InboxStore, MemoryInboxStore } from '../../src/cluster/inbox-store.js';
 import { RedisInboxStore } from '../../src/cluster/redis-inbox-store.js';
 import { closeAll, connectDevice, type TestDevice } from '../helpers/devices.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
@@ -239,5 +240,49 @@ describe('a store that does not answer never holds the push path', () => {
     assert.equal(r.body.results[0].result, 'success');
     assert.match(r.body.results[0].storeError, /timed out/);
     assert.equal(d.pushes[0]!.content.toString(), 'live');
+  });
+});
+
+describe('inbox.maxConcurrentReplays: a burst of binds is replayed a few at a time', () => {
+  let n: TestNode;
+  const devices: TestDevice[] = [];
+  /**
+   * The memory store, its reads answered 50 ms late (a slow store), counting how many overlap;
+   * the reads for users in `failOnce` fail the first time (a store fault).
+   */
+  const memory = new MemoryInboxStore();
+  const reads = { now: 0, most: 0 };
+  const failOnce = new Set(['b2']);
+  const slow: InboxStore = Object.assign(Object.create(memory) as InboxStore, {
+    async pending(...args: Parameters<InboxStore['pending']>) {
+      reads.most = Math.max(reads.most, ++reads.now);
+      await new Promise((r) => setTimeout(r, 50));
+      reads.now--;
+      if (failOnce.delete(args[0])) throw new Error('store fault');
+      return memory.pending(...args);
+    },
+  });
+  before(async () => {
+    n = await startTestNode({ inbox: { maxConcurrentReplays: 2 } }, { inbox: slow });
+  });
+  after(async () => {
+    await closeAll(devices);
+    await n.stop();
+  });
+
+  it('every device gets its messages, with at most two reads at once; a failed read is tried again', async () => {
+    const users = ['b0', 'b1', 'b2', 'b3', 'b4', 'b5'];
+    for (const u of users) {
+      const r = await push(n, { userId: u, msgId: `${u}-m`, msg: { content: u }, store: true });
+      assert.equal(r.body.results[0].stored, true);
+    }
+    devices.push(...(await Promise.all(users.map((u) => connectDevice(n.tcpPort, u)))));
+    await waitFor(() => devices.every((d) => d.pushes.length === 1), 5000, 'every replay');
+    assert.deepEqual(
+      devices.map((d) => texts(d)[0].msgId),
+      users.map((u) => `${u}-m`),
+    );
+    assert.equal(reads.most, 2);
+    assert.equal(n.node.inbox.stats.storeFailures, 1, "b2's first read");
   });
 });

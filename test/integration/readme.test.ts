@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ClientType } from '../../src/protocol/index.js';
+import { freePort } from '../helpers/free-port.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -43,7 +44,11 @@ interface Running {
 }
 
 function start(file: string): Running {
-  const proc = spawn(process.execPath, ['--enable-source-maps', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return startNode(['--enable-source-maps', file]);
+}
+
+function startNode(args: string[]): Running {
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const r: Running = {
     proc,
     stdout: '',
@@ -66,10 +71,32 @@ describe('the README examples', () => {
   let compiled: string[] = [];
   let devices: Example[] = [];
   let business: Example[] = [];
+  let proxy: Example[] = [];
+  let upstream: Running | undefined;
 
   before(async () => {
-    t = await startTestNode();
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    // The HTTP proxy section's upstream (its `node -e` line) and flags, on a free port for 9000.
+    const proxyText = readme.slice(readme.indexOf('\n### HTTP proxy through the long connection\n'));
+    const upstreamCode = /node -e "(.+)" &/.exec(proxyText)?.[1];
+    const upstreamsFlag = /--httpProxy\.upstreams=(\S+)/.exec(proxyText)?.[1];
+    assert.ok(upstreamCode && upstreamsFlag, 'the HTTP proxy section starts an upstream and names it');
+    const upstreamPort = String(await freePort());
+    upstream = startNode(['-e', upstreamCode.replace('9000', upstreamPort)]);
+    running.push(upstream);
+    const deadline = Date.now() + WAIT;
+    while (
+      !(await fetch(`http://127.0.0.1:${upstreamPort}/`).then(
+        () => true,
+        () => false,
+      ))
+    ) {
+      assert.ok(Date.now() < deadline, `the README upstream listens: ${upstream.stderr}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    t = await startTestNode({
+      httpProxy: { enabled: true, upstreams: upstreamsFlag.replace('9000', upstreamPort) },
+    });
     const ports: Record<string, number> = {
       '3000': t.tcpPort,
       '3001': t.node.addresses.gatewayPort,
@@ -81,10 +108,15 @@ describe('the README examples', () => {
       name: `business-${i + 1}`,
       source: localize(c),
     }));
+    proxy = examples(readme, 'HTTP proxy through the long connection').map((c, i) => ({
+      name: `proxy-${i + 1}`,
+      source: localize(c),
+    }));
     assert.ok(devices.length >= 2, 'a TCP and a WebSocket device example');
     assert.ok(business.length >= 1, 'a PushSender example');
+    assert.equal(proxy.length, 1, 'an HTTP proxy example');
     mkdirSync(dir, { recursive: true });
-    for (const e of [...devices, ...business]) writeFileSync(join(dir, `${e.name}.ts`), e.source);
+    for (const e of [...devices, ...business, ...proxy]) writeFileSync(join(dir, `${e.name}.ts`), e.source);
     writeFileSync(
       join(dir, 'tsconfig.json'),
       JSON.stringify({
@@ -103,7 +135,7 @@ describe('the README examples', () => {
         include: ['*.ts'],
       }),
     );
-    compiled = [...devices, ...business].map((e) => join(dir, 'out', `${e.name}.js`));
+    compiled = [...devices, ...business, ...proxy].map((e) => join(dir, 'out', `${e.name}.js`));
   });
 
   after(async () => {
@@ -152,5 +184,19 @@ describe('the README examples', () => {
         `a device printed the push: ${r.stderr}`,
       );
     }
+  });
+
+  it('run: the HTTP proxy example prints what its comment says, from the README upstream', async () => {
+    const want = /console\.log\(res\.status.*\/\/ (.+)$/m.exec(proxy[0]!.source)?.[1];
+    assert.ok(want, 'the example says what it prints');
+    const r = start(compiled[devices.length + business.length]!);
+    running.push(r);
+    const code = await r.exited;
+    assert.equal(
+      code,
+      0,
+      `the HTTP proxy example exits cleanly: ${r.stderr} (upstream: ${upstream?.stderr})`,
+    );
+    assert.equal(r.stdout.trim(), want);
   });
 });

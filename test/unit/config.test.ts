@@ -9,6 +9,7 @@ import {
   describeConfig,
   type KeySpec,
   loadConfig,
+  parseProxyUpstreams,
   parseWebhookUrls,
   schema,
 } from '../../src/config/index.js';
@@ -291,13 +292,20 @@ describe('configuration', () => {
           value = spec.enum.find((v) => v !== spec.default)!;
           want = value;
         } else {
-          value = r.key === 'webhooks.urls' ? 'http://127.0.0.1:9/hook' : `value-of-${r.key}`;
+          value =
+            r.key === 'webhooks.urls'
+              ? 'http://127.0.0.1:9/hook'
+              : r.key === 'httpProxy.upstreams'
+                ? 'other=http://127.0.0.1:9'
+                : `value-of-${r.key}`;
           want = value;
         }
-        // Keeps heartbeat.minMs ≤ heartbeat.maxMs whichever of the two is being set; webhooks.urls needs a secret.
+        // Keeps heartbeat.minMs ≤ heartbeat.maxMs whichever of the two is being set; webhooks.urls needs a
+        // secret, httpProxy.enabled an upstream.
         const env: Record<string, string> = {
           MPUSH_HEARTBEAT_MAX_MS: '999999999',
           MPUSH_WEBHOOKS_SECRET: 's',
+          MPUSH_HTTP_PROXY_UPSTREAMS: 'api=http://127.0.0.1:9',
           [r.env]: value,
         };
         assert.equal(valueAt(loadConfig({ env }), r.key), want, r.key);
@@ -352,6 +360,58 @@ describe('webhooks config', () => {
     assertConfigError(
       { flags: { 'webhooks.retryMinMs': '2000', 'webhooks.retryMaxMs': '1000' } },
       'webhooks.retryMinMs',
+    );
+  });
+});
+
+describe('httpProxy config', () => {
+  it('httpProxy.upstreams: name=baseUrl entries, names in lower case, blanks ignored', () => {
+    const c = loadConfig({
+      flags: { 'httpProxy.upstreams': ' API=http://127.0.0.1:9000 , ,pay.internal=https://pay.example/v1/' },
+    });
+    assert.deepEqual(
+      [...parseProxyUpstreams(c.httpProxy.upstreams)].map(([name, url]) => [name, url.href]),
+      [
+        ['api', 'http://127.0.0.1:9000/'],
+        ['pay.internal', 'https://pay.example/v1/'],
+      ],
+    );
+    assert.equal(loadConfig().httpProxy.enabled, false, 'off by default');
+  });
+
+  it('refuses an entry that is not name=http(s) base URL, naming it', () => {
+    const bad: Array<[string, string]> = [
+      ['api', 'not name=baseUrl'],
+      ['a b=http://x', 'not a host name'],
+      ['-api=http://x', 'not a host name'],
+      ['api=http://x,API=http://y', 'second time'],
+      ['api=nope', 'not a URL'],
+      ['api=ftp://x', 'not http(s)'],
+      ['api=http://u:p@x', 'credentials'],
+      ['api=http://x/?q=1', 'query or fragment'],
+      ['api=http://x/#f', 'query or fragment'],
+    ];
+    for (const [spec, why] of bad) {
+      assertConfigError({ flags: { 'httpProxy.upstreams': spec } }, 'httpProxy.upstreams', why);
+    }
+  });
+
+  it('httpProxy.enabled needs an upstream', () => {
+    assertConfigError({ flags: { 'httpProxy.enabled': 'true' } }, 'httpProxy.upstreams');
+  });
+
+  it('httpProxy.maxResponseBytes must leave room under limits.maxOutboundBytes (one packet), when enabled', () => {
+    const flags = {
+      'httpProxy.enabled': 'true',
+      'httpProxy.upstreams': 'api=http://127.0.0.1:9',
+      'httpProxy.maxResponseBytes': String(5 * 1024 * 1024),
+    };
+    assertConfigError({ flags }, 'httpProxy.maxResponseBytes', 'limits.maxOutboundBytes');
+    const ok = loadConfig({ flags: { ...flags, 'limits.maxOutboundBytes': String(6 * 1024 * 1024) } });
+    assert.equal(ok.httpProxy.maxResponseBytes, 5 * 1024 * 1024);
+    assert.equal(
+      loadConfig({ flags: { 'httpProxy.maxResponseBytes': String(5 * 1024 * 1024) } }).httpProxy.enabled,
+      false,
     );
   });
 });

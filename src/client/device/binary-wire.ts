@@ -27,11 +27,20 @@ import {
   HandshakeCodec,
   HandshakeOkCodec,
   HEARTBEAT_FRAME,
+  HttpRequestCodec,
+  HttpResponseCodec,
   KickCodec,
   OkCodec,
   type Packet,
 } from '../../protocol/index.js';
-import type { DeviceProfile, DeviceWire, ResumeSession, WireHandler, WireTypes } from './device-protocol.js';
+import type {
+  DeviceProfile,
+  DeviceWire,
+  ResumeSession,
+  WireHandler,
+  WireHttpRequest,
+  WireTypes,
+} from './device-protocol.js';
 
 /** The binary wire's types: bytes in and out, undecoded packets as the frame decoder gives them. */
 export interface BinaryWireTypes extends WireTypes {
@@ -164,6 +173,9 @@ export class BinaryWire implements DeviceWire<BinaryWireTypes>, FrameHandler {
           h.receivedKick({ deviceId: m.deviceId, userId: m.userId });
           break;
         }
+        case Command.HTTP_PROXY:
+          h.receivedHttpResponse(p.sessionId, HttpResponseCodec.decode(this.open(p.body, p.flags)));
+          break;
         case Command.HANDSHAKE:
           this.handshakeOk(p);
           break;
@@ -227,6 +239,11 @@ export class BinaryWire implements DeviceWire<BinaryWireTypes>, FrameHandler {
 
   push(sessionId: number, content: Buffer, flags: number): Buffer {
     return this.seal(Command.PUSH, sessionId, content, flags);
+  }
+
+  /** Sealed like every request: compressed past the threshold, encrypted (mpush-wire §11). */
+  httpRequest(sessionId: number, r: WireHttpRequest<Buffer>): Buffer {
+    return this.seal(Command.HTTP_PROXY, sessionId, HttpRequestCodec.encode(r), 0);
   }
 
   openContent(content: Buffer, flags: number): Buffer {

@@ -17,6 +17,7 @@ export type {
   ReconnectingEvent,
 } from './device-session.js';
 export { DeviceClientError, type DeviceClientErrorCode, ServerReplyError } from './errors.js';
+export type { HttpProxyMethod, HttpProxyRequest, HttpProxyResponse } from './http-request.js';
 export {
   type WebSocketConstructorLike,
   type WebSocketLike,

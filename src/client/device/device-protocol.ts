@@ -106,6 +106,26 @@ export interface DevicePush<C> {
   ackModel: AckModel;
 }
 
+/** An HTTP request through the long connection (mpush-wire §3 HttpRequest, §11), as a wire carries it. */
+export interface WireHttpRequest<C> {
+  /** 0 GET, 1 POST, 2 PUT, 3 DELETE. */
+  method: number;
+  uri: string;
+  /** `name:value` lines, each ended by `\n`. */
+  headers: string;
+  body: C;
+}
+
+/** The server's answer to a {@link WireHttpRequest} (mpush-wire §3 HttpResponse). */
+export interface WireHttpResponse<C> {
+  statusCode: number;
+  reasonPhrase: string;
+  /** `name:value` lines. */
+  headers: string;
+  /** Decrypted and inflated. */
+  body: C;
+}
+
 /** Another device of the same client type bound this user (mpush-wire §8). */
 export interface KickEvent {
   /** The kicked device (this one). */
@@ -143,9 +163,11 @@ export interface DeviceHost<T extends WireTypes> {
   onAck?(sessionId: number): void;
   onPush?(push: DevicePush<T['content']>): void;
   onKick?(kick: KickEvent): void;
+  /** The answer to the HTTP_PROXY request with this sessionId (mpush-wire §11). */
+  onHttpResponse?(sessionId: number, response: WireHttpResponse<T['content']>): void;
   /** A heartbeat came back. */
   onHeartbeat?(): void;
-  /** A packet of a command the protocol does not handle (e.g. HTTP_PROXY replies). */
+  /** A packet of a command the protocol does not handle (e.g. CHAT). */
   onPacket?(packet: T['packet']): void;
 }
 
@@ -167,6 +189,7 @@ export interface WireHandler<T extends WireTypes> {
   /** `content` as it travelled; the protocol opens it with {@link DeviceWire.openContent}. */
   receivedPush(content: T['content'], sessionId: number, flags: number): void;
   receivedKick(kick: KickEvent): void;
+  receivedHttpResponse(sessionId: number, response: WireHttpResponse<T['content']>): void;
   receivedPacket(packet: T['packet']): void;
   /**
    * Input the wire cannot read: a bad frame (`cmd` undefined) or a packet of command `cmd` whose body
@@ -196,6 +219,8 @@ export interface DeviceWire<T extends WireTypes> {
   bind(cmd: number, sessionId: number, userId: string, tags: string, data: string): T['frame'];
   ack(sessionId: number): T['frame'];
   push(sessionId: number, content: T['content'], flags: number): T['frame'];
+  /** HTTP_PROXY with an HttpRequest (mpush-wire §11). */
+  httpRequest(sessionId: number, request: WireHttpRequest<T['content']>): T['frame'];
   /** Opens push content as it travelled (decrypt, inflate). */
   openContent(content: T['content'], flags: number): T['content'];
   /** Forgets the connection: keys, cipher, partial frames. */
@@ -351,6 +376,15 @@ export class DeviceProtocol<T extends WireTypes> implements WireHandler<T> {
     return sessionId;
   }
 
+  /**
+   * Sends an HTTP request for the server to perform (mpush-wire §11); the answer comes as
+   * `onHttpResponse` (or `onServerError`) with the returned sessionId.
+   */
+  httpRequest(request: WireHttpRequest<T['content']>, sessionId = this.nextId()): number {
+    this.write(this.wire.httpRequest(sessionId, request));
+    return sessionId;
+  }
+
   /** Writes a heartbeat now. False on a wire without heartbeats. */
   heartbeat(): boolean {
     const frame = this.wire.heartbeatFrame;
@@ -499,6 +533,11 @@ export class DeviceProtocol<T extends WireTypes> implements WireHandler<T> {
   /** @internal */
   receivedKick(kick: KickEvent): void {
     if (this.live) this.notify('onKick', kick);
+  }
+
+  /** @internal */
+  receivedHttpResponse(sessionId: number, response: WireHttpResponse<T['content']>): void {
+    if (this.live) this.notify('onHttpResponse', sessionId, response);
   }
 
   /** @internal */

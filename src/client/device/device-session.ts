@@ -25,9 +25,17 @@ import {
   type OkEvent,
   type ResumeSession,
   type ServerErrorEvent,
+  type WireHttpRequest,
+  type WireHttpResponse,
   type WireTypes,
 } from './device-protocol.js';
 import { DeviceClientError, type DeviceClientErrorCode, ServerReplyError } from './errors.js';
+import {
+  fromWireResponse,
+  type HttpProxyRequest,
+  type HttpProxyResponse,
+  toWireRequest,
+} from './http-request.js';
 import { PendingRequests, Waiters } from './requests.js';
 
 /** Where a device client is. */
@@ -79,7 +87,7 @@ export type DeviceSessionEvents<T extends WireTypes> = {
   kick: [KickEvent];
   /** Every ERROR packet, also those that reject a request. */
   serverError: [ServerErrorEvent];
-  /** A command this client does not handle (e.g. HTTP_PROXY replies). */
+  /** A command this client does not handle (e.g. CHAT). */
   packet: [T['packet']];
   disconnected: [DisconnectedEvent];
   reconnecting: [ReconnectingEvent];
@@ -270,6 +278,7 @@ export class DeviceSession<T extends WireTypes, C> {
       onAck: (sessionId) => this.onAck(sessionId),
       onPush: (p) => this.onPush(p),
       onKick: (k) => this.onKick(k),
+      onHttpResponse: (id, r) => this.onHttpResponse(id, r),
       onPacket: (p) => this.transport.emit('packet', p),
     };
   }
@@ -382,6 +391,33 @@ export class DeviceSession<T extends WireTypes, C> {
     const id = this.protocol.nextId();
     const done = this.requests.add(id, Command.PUSH, '');
     this.protocol.push(content, Flags.AUTO_ACK, id);
+    return done;
+  }
+
+  /**
+   * An HTTP request performed by the server (HTTP_PROXY, mpush-wire §11), `body` resolved by the
+   * client. Resolves with the response, whatever its status; rejects with `MPUSH_ERR_TIMEOUT` when
+   * nothing came back within the timeout, `MPUSH_ERR_NOT_CONNECTED` / `MPUSH_ERR_DISCONNECTED`
+   * without a connection, and a {@link ServerReplyError} when the server answers ERROR (an MPush server
+   * with its proxy off answers 101).
+   */
+  httpRequest(
+    request: HttpProxyRequest<T['content']>,
+    body: T['content'],
+  ): Promise<HttpProxyResponse<T['content']>> {
+    const timeoutMs = request.timeoutMs ?? this.options.requestTimeoutMs;
+    let wire: WireHttpRequest<T['content']>;
+    try {
+      wire = toWireRequest(request, body, timeoutMs);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (!this.ready) {
+      return Promise.reject(new DeviceClientError('MPUSH_ERR_NOT_CONNECTED', 'not connected'));
+    }
+    const id = this.protocol.nextId();
+    const done = this.requests.add<HttpProxyResponse<T['content']>>(id, Command.HTTP_PROXY, '', timeoutMs);
+    this.protocol.httpRequest(wire, id);
     return done;
   }
 
@@ -618,6 +654,13 @@ export class DeviceSession<T extends WireTypes, C> {
     if (pending === undefined || pending.cmd !== Command.PUSH) return;
     this.requests.take(sessionId);
     pending.resolve();
+  }
+
+  private onHttpResponse(sessionId: number, r: WireHttpResponse<T['content']>): void {
+    const pending = this.requests.get(sessionId);
+    if (pending === undefined || pending.cmd !== Command.HTTP_PROXY) return;
+    this.requests.take(sessionId);
+    pending.resolve(fromWireResponse(r));
   }
 
   private onPush(p: DevicePush<T['content']>): void {

@@ -3,6 +3,7 @@
 // (DeviceProtocol) over a binary or a JSON wire. A browser imports `mpush-ts/device/browser`
 // (browser.ts): it and what it imports have no Node imports.
 
+export type { ClientTlsOptions } from '../tls.js';
 export { backoffDelay } from './backoff.js';
 export {
   BinaryWire,
@@ -24,6 +25,8 @@ export {
   type OkEvent,
   type ResumeSession,
   type WireHandler,
+  type WireHttpRequest,
+  type WireHttpResponse,
   type WireTypes,
 } from './device-protocol.js';
 export {

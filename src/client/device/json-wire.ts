@@ -9,6 +9,7 @@ import type {
   DeviceProfile,
   DeviceWire,
   WireHandler,
+  WireHttpRequest,
   WireTypes,
 } from './device-protocol.js';
 
@@ -93,6 +94,14 @@ export class JsonWire implements DeviceWire<JsonWireTypes> {
       case Command.KICK:
         h.receivedKick({ deviceId: str(body, 'deviceId'), userId: str(body, 'userId') });
         break;
+      case Command.HTTP_PROXY:
+        h.receivedHttpResponse(p.sessionId, {
+          statusCode: num(body, 'statusCode'),
+          reasonPhrase: str(body, 'reasonPhrase'),
+          headers: str(body, 'headers'),
+          body: str(body, 'body'),
+        });
+        break;
       default:
         h.receivedPacket(p);
     }
@@ -117,6 +126,16 @@ export class JsonWire implements DeviceWire<JsonWireTypes> {
 
   push(sessionId: number, content: string, flags: number): string {
     return encodeJsonPacket(Command.PUSH, sessionId, { content }, flags | Flags.JSON_BODY);
+  }
+
+  /** mpush-ts's JSON form of HttpRequest (MPush's web clients have none): its fields by name, a text body. */
+  httpRequest(sessionId: number, r: WireHttpRequest<string>): string {
+    return encodeJsonPacket(Command.HTTP_PROXY, sessionId, {
+      method: r.method,
+      uri: r.uri,
+      headers: r.headers,
+      body: r.body,
+    });
   }
 
   openContent(content: string): string {

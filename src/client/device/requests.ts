@@ -9,7 +9,8 @@ export interface PendingRequest {
   cmd: number;
   /** The user a BIND or UNBIND names. */
   userId: string;
-  resolve: () => void;
+  /** Settles the request's promise with the reply's value (none for BIND, UNBIND and acked pushes). */
+  resolve: (value?: unknown) => void;
   reject: (err: Error) => void;
   timer: ReturnType<typeof setTimeout>;
 }
@@ -24,11 +25,14 @@ export class PendingRequests {
 
   constructor(private readonly timeoutMs: number) {}
 
-  /** Registers request `id` (before it is written) and returns its outcome. */
-  add(id: number, cmd: number, userId: string): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(onRequestTimeout, this.timeoutMs, this, id);
-      this.pending.set(id, { cmd, userId, resolve, reject, timer });
+  /**
+   * Registers request `id` (before it is written) and returns its outcome: `R` is what its reply
+   * resolves it with. `timeoutMs` defaults to the client's request timeout.
+   */
+  add<R = void>(id: number, cmd: number, userId: string, timeoutMs = this.timeoutMs): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      const timer = setTimeout(onRequestTimeout, timeoutMs, this, id);
+      this.pending.set(id, { cmd, userId, resolve: resolve as (value?: unknown) => void, reject, timer });
     });
   }
 

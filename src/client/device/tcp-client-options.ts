@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import type { ClientTlsOptions } from '../tls.js';
 import type { ReconnectOptions } from './backoff.js';
 import { type BinaryWireSettings, binaryWireSettings } from './binary-wire.js';
 import type { DeviceProfile } from './device-protocol.js';
@@ -9,7 +10,7 @@ import { MemorySessionStorage, type SessionStorage } from './session-storage.js'
 export interface ServerAddress {
   /** Host name or IP address. */
   host: string;
-  /** TCP port of the server's device port (3000 by default). */
+  /** Port of the server's device port (3000 by default; its TLS port, 3443, with `tls`). */
   port: number;
 }
 
@@ -48,6 +49,13 @@ export interface DeviceClientOptions {
   osVersion?: string;
   /** Sent at the handshake. Default `''`. */
   clientVersion?: string;
+  /**
+   * Connect with TLS (the server's `tls.port`; the MPush protocol runs inside as over TCP): `true`
+   * trusts the system's CAs; `{ ca }` pins: only that CA (PEM; a self-signed certificate, such as
+   * `--tls-self-signed` writes, is its own CA) is trusted. The certificate must name the host
+   * dialed (or `servername`). Every address (`servers`, the allocator's) is dialed so.
+   */
+  tls?: boolean | ClientTlsOptions;
   /** When set, the user is bound after every handshake (as the Java SDK re-binds). */
   userId?: string;
   /** Bind tags, sent as one string (an array is joined with `,`). */
@@ -97,6 +105,8 @@ export interface ResolvedDeviceClientOptions {
   wire: BinaryWireSettings;
   session: DeviceSessionOptions;
   storage: SessionStorage | undefined;
+  /** Undefined: plain TCP. */
+  tls: ClientTlsOptions | undefined;
 }
 
 /** Checks and completes the options. */
@@ -126,6 +136,7 @@ export function resolveDeviceClientOptions(options: DeviceClientOptions): Resolv
     session: resolveSessionOptions(options),
     storage:
       options.sessionStorage === null ? undefined : (options.sessionStorage ?? new MemorySessionStorage()),
+    tls: options.tls === true ? {} : options.tls || undefined,
   };
 }
 

@@ -5,6 +5,7 @@ import { fetchServerList } from './allocator.js';
 import { BinaryWire, type BinaryWireTypes } from './binary-wire.js';
 import type { DeviceHandshake, ResumeSession } from './device-protocol.js';
 import { DeviceSession, type SessionTransport } from './device-session.js';
+import type { HttpProxyRequest, HttpProxyResponse } from './http-request.js';
 import type { StoredSession } from './session-storage.js';
 import type { DeviceClientEvents, DeviceClientState, HandshakeEvent } from './tcp-client-events.js';
 import {
@@ -29,6 +30,7 @@ import {
 type LinkSource = 'servers' | 'alloc' | 'pending';
 
 const NO_ADDRESS: ServerAddress = Object.freeze({ host: '', port: 0 });
+const EMPTY = Buffer.alloc(0);
 
 function rethrow(err: unknown): void {
   throw err;
@@ -204,6 +206,23 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> implements Li
     return this.session.push(body, options?.ack === true);
   }
 
+  /**
+   * Has the server perform an HTTP request (MPush's HTTP_PROXY, mpush-wire §11) and resolves with the
+   * response, whatever its status: the upstream's, or the server's own refusal (403 host not allowed,
+   * 408 upstream timeout, 413, 429, 502, 504). A string body is sent as UTF-8. Rejects with
+   * `MPUSH_ERR_TIMEOUT` when no answer came within `timeoutMs` (default `requestTimeoutMs`).
+   *
+   * ```ts
+   * const res = await client.httpRequest({ url: 'http://api/users/1', headers: { accept: 'application/json' } });
+   * if (res.status === 200) console.log(JSON.parse(res.body.toString()));
+   * ```
+   */
+  httpRequest(request: HttpProxyRequest<Buffer | string>): Promise<HttpProxyResponse<Buffer>> {
+    const body = request.body;
+    const bytes = body === undefined ? EMPTY : typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+    return this.session.httpRequest(request as HttpProxyRequest<Buffer>, bytes);
+  }
+
   /** Writes a heartbeat byte now. False when there is no connection. */
   heartbeat(): boolean {
     return this.session.heartbeat();
@@ -246,9 +265,9 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> implements Li
     const next = this.allotted[this.allotIndex];
     if (alloc === undefined || next !== undefined) {
       this.source = next === undefined ? 'servers' : 'alloc';
-      return this.dialed(openLink(this, next ?? this.options.servers[this.serverIndex]!));
+      return this.dialed(openLink(this, next ?? this.options.servers[this.serverIndex]!, this.options.tls));
     }
-    const link = pendingLink(this);
+    const link = pendingLink(this, this.options.tls);
     this.source = 'pending';
     fetchServerList(alloc.url, alloc).then(
       (list) => {

@@ -14,6 +14,7 @@ import {
 } from './device-session.js';
 import { TinyEmitter } from './emitter.js';
 import { DeviceClientError } from './errors.js';
+import type { HttpProxyRequest, HttpProxyResponse } from './http-request.js';
 import { JsonWire, type JsonWireTypes } from './json-wire.js';
 
 /**
@@ -234,6 +235,16 @@ export class WsDeviceClient extends TinyEmitter<WsDeviceClientEvents> {
   ack(sessionId: number): boolean {
     const ws = this.session.connection;
     return ws !== undefined && ws.readyState === OPEN && this.session.ack(sessionId);
+  }
+
+  /**
+   * Has the server perform an HTTP request (HTTP_PROXY over the JSON protocol, an mpush-ts extension:
+   * MPush's own WebSocket server does not serve it) and resolves with the response, whatever its
+   * status. Bodies are text both ways. Rejects with `MPUSH_ERR_TIMEOUT` when no answer came within
+   * `timeoutMs` (default `requestTimeoutMs`).
+   */
+  httpRequest(request: HttpProxyRequest<string>): Promise<HttpProxyResponse<string>> {
+    return this.session.httpRequest(request, request.body ?? '');
   }
 
   /** Sends one JSON packet as given (tests, tools). False when the socket is not open. */

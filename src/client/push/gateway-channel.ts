@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 import { signGatewayAuth } from '../../crypto/gateway-mac.js';
 import {
   decodeHelloReply,
@@ -15,6 +16,7 @@ import {
 import { Deadline, type DeadlineQueue } from '../../util/deadline-queue.js';
 import type { OutboundLimit, OutboundOwner, OutboundWriter } from '../../util/outbound-writer.js';
 import { streamWriter } from '../../util/stream-sink.js';
+import { type ClientTlsOptions, tlsConnectOptions } from '../tls.js';
 import { decodeReply } from './gateway-reply.js';
 import type { PushLogger } from './types.js';
 
@@ -29,6 +31,8 @@ export interface ReplyHandler {
 export interface GatewayChannelOptions {
   secret?: string;
   clientId?: string;
+  /** Connect with TLS (a gateway with gateway.tls): the connect is done once the handshake is. */
+  tls?: ClientTlsOptions;
   /** A connect (and its authentication) not done in this long fails, ms. */
   connectTimeoutMs: number;
   /** Largest reply body accepted. */
@@ -141,19 +145,24 @@ export class GatewayChannel extends Deadline implements FrameHandler, OutboundOw
     this.refusal = '';
     const deadlines = this.owner.deadlines;
     deadlines.add(this, deadlines.clock() + this.opts.connectTimeoutMs, LANE_CONNECT);
-    const socket = connect({ host: this.host, port: this.port, noDelay: true });
+    const tls = this.opts.tls;
+    const socket = tls
+      ? connectTls(tlsConnectOptions(this.host, this.port, tls)).setNoDelay(true)
+      : connect({ host: this.host, port: this.port, noDelay: true });
     this.socket = socket;
     socket.on('error', (err) => {
-      if (this.socket === socket && this.stateName === 'connecting') {
-        this.attemptFailed(`gateway ${this.address}: ${err.message}`);
-      }
+      if (this.socket !== socket) return;
+      if (this.stateName === 'connecting') this.attemptFailed(`gateway ${this.address}: ${err.message}`);
+      // TLS 1.3 finishes the client's handshake before the gateway checks its certificate: a
+      // refused one arrives as an alert on a connection that is up. Its close says why.
+      else if (tls && !this.refusal) this.refusal = err.message;
     });
     socket.on('close', () => this.dropped(socket));
     // What was queued went out: requests held back while `congested` may be written.
     socket.on('drain', () => {
       if (this.socket === socket && this.stateName === 'up') this.owner.channelUp(this);
     });
-    socket.once('connect', () => {
+    socket.once(tls ? 'secureConnect' : 'connect', () => {
       if (this.socket !== socket) return;
       this.lastRead = Date.now();
       this.writer = streamWriter(socket, this, {

@@ -1,3 +1,4 @@
+export type { ClientTlsOptions } from '../tls.js';
 export * from './gateway-channel.js';
 export * from './local-gateway.js';
 export * from './push-request.js';

@@ -11,6 +11,7 @@ import {
   type PushExt,
 } from '../../protocol/index.js';
 import { Deadline, DeadlineQueue } from '../../util/deadline-queue.js';
+import type { ClientTlsOptions } from '../tls.js';
 import { type CallOutcome, GatewayCall } from './gateway-call.js';
 import type { GatewayChannel } from './gateway-channel.js';
 import { GatewayPool, type GatewayPoolOptions } from './gateway-pool.js';
@@ -50,6 +51,13 @@ export interface PushSenderOptions {
   broadcastTargets?: () => Promise<GatewayAddress[]>;
   /** The nodes' `gateway.secret`, when set. */
   gatewaySecret?: string;
+  /**
+   * Connect to the gateways with TLS (nodes with `gateway.tls`): `{}` trusts the system's CAs;
+   * `ca` pins the node's CA (or its self-signed certificate); `cert` and `key` are the client
+   * certificate a gateway with `tls.ca` requires. Every gateway, routed-to ones included, is
+   * reached this way.
+   */
+  tls?: ClientTlsOptions;
   clientId?: string;
   /** Default timeout of a call, ms (3000): it bounds the call, route lookup included. */
   timeout?: number;
@@ -273,6 +281,7 @@ export class PushSender implements RequestHost, RouteQueryHost {
     this.poolOptions = {
       ...(opts.gatewaySecret ? { secret: opts.gatewaySecret } : {}),
       ...(opts.clientId ? { clientId: opts.clientId } : {}),
+      ...(opts.tls ? { tls: opts.tls } : {}),
       connectTimeoutMs: opts.connectTimeoutMs ?? 3000,
       maxPacketSize: opts.maxPacketSize ?? 16 * 1024 * 1024,
       maxOutboundBytes: opts.maxOutboundBytes ?? 16 * 1024 * 1024,

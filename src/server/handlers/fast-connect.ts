@@ -19,9 +19,11 @@ export async function handleFastConnect(
   const session = m.sessionId ? await ctx.sessions.get(m.sessionId) : undefined;
   if (conn.closed) return;
   if (!session || session.expireTime <= Date.now()) {
+    ctx.stats.fastConnectsRefused++;
     return replyError(conn, Command.FAST_CONNECT, sessionId, ErrorCode.SESSION_EXPIRED, 'session expired');
   }
   if (session.deviceId !== m.deviceId) {
+    ctx.stats.fastConnectsRefused++;
     return replyError(conn, Command.FAST_CONNECT, sessionId, ErrorCode.INVALID_DEVICE, 'invalid device');
   }
   const heartbeat = negotiateHeartbeat(ctx, m.maxHeartbeat);

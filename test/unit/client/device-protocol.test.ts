@@ -539,11 +539,11 @@ describe('DeviceProtocol over the binary wire, against the Java SDK vectors', ()
 
   it('hands commands it does not handle to onPacket', () => {
     const { p, host } = readyBinary();
-    const packet: Packet = { cmd: Command.HTTP_PROXY, flags: 0, sessionId: 4, body: Buffer.from('x') };
+    const packet: Packet = { cmd: Command.CHAT, flags: 0, sessionId: 4, body: Buffer.from('x') };
     p.receive(encodePacket(packet));
     const [[name, got]] = host.takeEvents() as [[string, Packet]];
     assert.equal(name, 'packet');
-    assert.deepEqual([got.cmd, got.sessionId, got.body.toString()], [Command.HTTP_PROXY, 4, 'x']);
+    assert.deepEqual([got.cmd, got.sessionId, got.body.toString()], [Command.CHAT, 4, 'x']);
   });
 });
 

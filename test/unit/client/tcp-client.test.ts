@@ -16,6 +16,8 @@ import {
   ErrorCode,
   Flags,
   HEADER_LENGTH,
+  HttpRequestCodec,
+  HttpResponseCodec,
   KickCodec,
 } from '../../../src/protocol/index.js';
 import { readFixture } from '../../helpers/shared.js';
@@ -691,6 +693,62 @@ describe('DeviceClient', () => {
       (err: unknown) => err instanceof DeviceClientError && err.code === 'MPUSH_ERR_CLOSED',
     );
     assert.equal(client.state, 'closed');
+  });
+  it('httpRequest: HTTP_PROXY with readTimeout, the reply matched by sessionId; ERROR and no reply reject', async (t) => {
+    await setup(t);
+    const { client, peer } = await handshaken();
+    const pending = client.httpRequest({
+      url: 'http://api/x?y=1',
+      method: 'POST',
+      headers: { 'x-a': '1' },
+      body: 'hi',
+      timeoutMs: 2000,
+    });
+    const req = await peer.next();
+    assert.equal(req.cmd, Command.HTTP_PROXY);
+    assert.equal(req.flags & Flags.CRYPTO, Flags.CRYPTO);
+    const m = HttpRequestCodec.decode(peer.open(req));
+    // The server is told a little less than the client waits, so its 408 comes first.
+    assert.deepEqual(
+      { ...m, body: m.body.toString() },
+      { method: 1, uri: 'http://api/x?y=1', headers: 'x-a:1\nreadTimeout:1800\n', body: 'hi' },
+    );
+    const other = HttpResponseCodec.encode({
+      statusCode: 500,
+      reasonPhrase: '',
+      headers: '',
+      body: Buffer.alloc(0),
+    });
+    peer.sendEncrypted(Command.HTTP_PROXY, req.sessionId + 100, other);
+    const body = Buffer.from('z'.repeat(5000));
+    const reply = {
+      statusCode: 201,
+      reasonPhrase: 'Created',
+      headers: 'Set-Cookie:a=1\nset-cookie:b=2\nX-Y: z\n',
+      body,
+    };
+    peer.sendEncrypted(Command.HTTP_PROXY, req.sessionId, HttpResponseCodec.encode(reply), 0, true);
+    const res = await pending;
+    assert.deepEqual(
+      { ...res, body: res.body.equals(body) },
+      { status: 201, reason: 'Created', headers: { 'set-cookie': 'a=1, b=2', 'x-y': 'z' }, body: true },
+    );
+
+    // An MPush server with its proxy off answers ERROR 101.
+    const refused = client.httpRequest({ url: 'http://api/x' });
+    peer.error(await peer.next(), ErrorCode.UNSUPPORTED_CMD, 'unsupported');
+    await assert.rejects(
+      refused,
+      (e: unknown) => e instanceof ServerReplyError && e.code === ErrorCode.UNSUPPORTED_CMD,
+    );
+    await assert.rejects(
+      client.httpRequest({ url: 'http://api/x', timeoutMs: 50 }),
+      (e: unknown) => e instanceof DeviceClientError && e.code === 'MPUSH_ERR_TIMEOUT',
+    );
+    // What cannot travel is refused before anything is sent.
+    await assert.rejects(client.httpRequest({ url: 'http://api/x', headers: { 'a:b': 'c' } }), TypeError);
+    await assert.rejects(client.httpRequest({ url: 'http://api/x', headers: { a: 'b\nc: d' } }), TypeError);
+    await assert.rejects(client.httpRequest({ url: 'http://api/x', method: 'PATCH' as never }), TypeError);
   });
 });
 

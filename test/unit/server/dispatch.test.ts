@@ -121,7 +121,7 @@ describe('dispatch: what has no handler, and handlers that fail', () => {
 
   it('answers an unsupported command before any handshake with 101 too, not "not handshake"', () => {
     const fresh = s.connect();
-    fresh.send(Command.HTTP_PROXY, Buffer.alloc(0), { sessionId: 3 });
+    fresh.send(Command.CHAT, Buffer.alloc(0), { sessionId: 3 });
     assert.equal(errorOf(fresh.transport.take(Command.ERROR)).code, ErrorCode.UNSUPPORTED_CMD);
     assert.equal(fresh.conn.closeReason, Disconnect.UNSUPPORTED_CMD);
   });
