@@ -174,6 +174,7 @@ export class MpushNode {
       routes: this.stores.routes,
       registry: this.stores.registry,
       inbox: this.inbox,
+      push: this.push,
       gatewayAddress: () => ({ host: this.gatewayHost, port: this.addresses.gatewayPort }),
       ...(config.gateway.tls && this.tls ? { gatewayTls: gatewayClientTls(this.tls) } : {}),
       stats: () => this.stats(),
@@ -376,7 +377,7 @@ export class MpushNode {
   /** Gateway pushes per second since the previous call (the registry refresh), kept for 1 s at least. */
   private pushRate(): number {
     const now = Date.now();
-    const pushes = this.gateway.stats.pushes;
+    const pushes = this.push.unicasts;
     const s = this.pushSample;
     if (now - s.at >= 1000) {
       s.rate = s.at === 0 ? 0 : Math.round(((pushes - s.pushes) * 10_000) / (now - s.at)) / 10;

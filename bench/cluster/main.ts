@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { benchFlags } from '../lib/args.js';
 import {
+  asStarted,
   fleetRun,
   fleetStats,
   forkFleets,
@@ -103,7 +104,8 @@ async function startNode(name: string, prefix: string, workers = 0) {
   const shown = args.join(' ').replace(keys.privateKey, '<MPush default test key>');
   commands.push(`${name}: node ${cliPath} ${shown}`);
   // --cpu-prof is refused in NODE_OPTIONS; as a node flag, node:cluster workers inherit it too.
-  const nodeFlags = P.nodeProfDir ? ['--cpu-prof', `--cpu-prof-dir=${P.nodeProfDir}`] : [];
+  // The flags `mpush start` would relaunch itself with, given up front: the node is this process.
+  const nodeFlags = asStarted(P.nodeProfDir ? ['--cpu-prof', `--cpu-prof-dir=${P.nodeProfDir}`] : []);
   const child = spawn(process.execPath, [...nodeFlags, cliPath, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

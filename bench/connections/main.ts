@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { benchFlags } from '../lib/args.js';
-import { bindUsers, fleetStats, forkFleets, measure, runMain, scripts } from '../lib/drive.js';
+import { asStarted, bindUsers, fleetStats, forkFleets, measure, runMain, scripts } from '../lib/drive.js';
 import type { ServerStats } from '../lib/node-server.js';
 import { machine } from '../lib/procstat.js';
 import { logger, printReport, round, sum, targets } from '../lib/report.js';
@@ -57,7 +57,10 @@ async function hold(bare: boolean, n: number) {
   const name = bare ? 'bare' : 'mpush';
   log(`${name}: starting the server (--expose-gc ${params.serverNodeOptions.join(' ')}), ${n} connections`);
   const script = bare ? new URL('./bare-server.js', import.meta.url) : scripts.nodeServer;
-  const execArgv = ['--expose-gc', ...params.serverNodeOptions];
+  const execArgv = [
+    '--expose-gc',
+    ...(bare ? params.serverNodeOptions : asStarted(params.serverNodeOptions)),
+  ];
   const rpc = await forkChild(script, `${name} server`, { execArgv });
   const options = { maxConnections: 25_000, heartbeatMs: 180_000 };
   const { tcpPort, publicKey } = await rpc.call<{ tcpPort: number; publicKey: string }>('start', { options });

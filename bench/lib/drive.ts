@@ -1,6 +1,8 @@
 // The driver's side of the shared children: where their scripts are, how fleets of them run, what a
 // measured window of the server and its load generators reports, and how a driver ends.
 
+import { launchFlags } from '../../src/cli/launch.js';
+import { loadConfig } from '../../src/config/index.js';
 import type { DeviceGroup, FleetResult, FleetRun, FleetStats } from './fleet.js';
 import type { NodeOptions, NodeReady, ServerStats } from './node-server.js';
 import { cpuBetween, type LoopStats, type Proc, sample } from './procstat.js';
@@ -26,12 +28,18 @@ export function shareGroup(port: number, userPrefix: string, n: number, k: numbe
 export const forkFleets = (k: number, name: string) =>
   Promise.all(Array.from({ length: k }, (_, i) => forkChild(scripts.fleet, `${name} ${i}`)));
 
+/** Node flags as `mpush start` runs a node by default (its young generation, unless `flags` set one), then `flags`. */
+export const asStarted = (flags: string[]) => [
+  ...launchFlags(loadConfig(), flags, process.env.NODE_OPTIONS ?? ''),
+  ...flags,
+];
+
 /**
  * A one-node benchmark's children: the node under test (started with `options`, `execArgv` its node
  * flags), a pusher, `k` fleets; `startSender` starts the pusher's PushSender on the node's gateway.
  */
 export async function startOneNode(options: NodeOptions, k: number, execArgv: string[] = []) {
-  const server = await forkChild(scripts.nodeServer, 'server', { execArgv });
+  const server = await forkChild(scripts.nodeServer, 'server', { execArgv: asStarted(execArgv) });
   const ready = await server.call<NodeReady>('start', { options }, 60_000);
   const [pusher, fleets] = await Promise.all([forkChild(scripts.pusher, 'pusher'), forkFleets(k, 'devices')]);
   const gateways = [{ host: '127.0.0.1', port: ready.gatewayPort }];

@@ -60,8 +60,8 @@ async function start(o: NodeOptions) {
   }
   const n = new MpushNode({ config });
   node = n;
-  const { tcpPort, gatewayPort } = await n.start();
-  return { tcpPort, gatewayPort, publicKey: n.keys.publicKeyBase64 };
+  const { tcpPort, gatewayPort, httpPort } = await n.start();
+  return { tcpPort, gatewayPort, httpPort, publicKey: n.keys.publicKeyBase64 };
 }
 
 export type NodeReady = Awaited<ReturnType<typeof start>>;

@@ -8,7 +8,7 @@ import type { GatewayServer } from '../gateway/gateway-server.js';
 import type { Logger } from '../log.js';
 import type { Inbox, InboxStats } from '../push/inbox.js';
 import type { BroadcastCounts } from '../push/outcome.js';
-import type { PushStats } from '../push/push-center.js';
+import type { PushCenter, PushStats } from '../push/push-center.js';
 import type { ConnectionStats } from '../server/connection-server.js';
 import type { HttpProxy } from '../server/handlers/http-proxy.js';
 import type { LatencySummary } from '../util/latency-histogram.js';
@@ -63,7 +63,9 @@ export interface HttpNodeView {
   readonly registry: NodeRegistry;
   /** The durable inbox: what `store: true` pushes missed, and message receipts. */
   readonly inbox: Inbox;
-  /** This node's gateway, which the API pushes through (known once it listens). */
+  /** This node's push center: the API's pushes for users of this node go straight to it. */
+  readonly push: PushCenter;
+  /** This node's gateway: where this node's routes point (known once it listens). */
   gatewayAddress(): { host: string; port: number };
   /** How the API's pushes reach TLS gateways (gateway.tls); undefined: plain TCP. */
   readonly gatewayTls?: ClientTlsOptions;

@@ -8,6 +8,7 @@ import { isLiveNow, type NodeInfo } from '../cluster/node-registry.js';
 import { clientTypeName } from '../protocol/index.js';
 import { readJsonBody } from './body.js';
 import { ConsoleRoutes } from './console.js';
+import { NodeGateway } from './node-gateway.js';
 import type { HttpNodeView } from './node-view.js';
 import { decodeSegment, HttpError, sendJson, sendText } from './reply.js';
 import { broadcastSchema, pushSchema } from './schemas.js';
@@ -16,7 +17,9 @@ import { validate } from './validate.js';
 /**
  * The handlers of the HTTP port: the open routes (public key, health, allocator) and the push API
  * (`/api/*`, behind the bearer check), which pushes through an in-process PushSender exactly as
- * a business server would. A refusal is thrown (HttpError, ValidationError) for the server to answer.
+ * a business server would, but for the users of this node: those it hands to this node's push
+ * center directly (NodeGateway), with the same results. A refusal is thrown (HttpError,
+ * ValidationError) for the server to answer.
  */
 export class ApiRoutes {
   private sender: PushSender | undefined;
@@ -150,6 +153,7 @@ export class ApiRoutes {
       const gateway = this.node.gatewayAddress();
       this.sender = PushSender.create({
         gateways: [gateway],
+        localGateway: new NodeGateway(this.node, gateway),
         routeSource: new StoreRouteSource(routes, (host, port) => isLiveNow(registry, host, port)),
         broadcastTargets: async () =>
           (await registry.list()).map((n) => ({ host: n.gatewayHost, port: n.gatewayPort })),

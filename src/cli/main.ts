@@ -11,6 +11,7 @@ import { loadServerKeys } from '../keys.js';
 import { MpushNode } from '../node.js';
 import { MAX_MESSAGE_ID_LENGTH } from '../protocol/index.js';
 import { type Flags, type FlagTable, parseFlags, splitConfigFlags, UsageError } from './args.js';
+import { launchFlags, relaunch, semiSpaceFlag, watchLauncher } from './launch.js';
 
 const usage = `mpush — an MPush-compatible push system
 
@@ -108,7 +109,12 @@ async function start(argv: string[]): Promise<void> {
   const config = loadConfig({ ...(file ? { file } : {}), env: process.env, flags: overrides });
   // Before forking: the primary makes the certificate, its workers find it in node.dataDir.
   const dev = flags['tls-self-signed'] ? await useDevCertificate(config) : undefined;
-  if (config.cluster.workers > 1 && cluster.isPrimary) return startWorkers(config);
+  const nodeFlags = launchFlags(config, process.execArgv, process.env.NODE_OPTIONS ?? '');
+  if (config.cluster.workers > 1 && cluster.isPrimary) return startWorkers(config, nodeFlags);
+  // The primary of --workers passes them to its workers; a single node runs in a node that has them
+  // (relaunched, it finds a development certificate in node.dataDir, as a worker does).
+  if (nodeFlags.length > 0 && cluster.isPrimary) return relaunch(nodeFlags);
+  watchLauncher();
   const worker = Number(process.env.MPUSH_WORKER_INDEX ?? 0);
   // Each worker is a cluster node of its own: the public ports are shared, the gateway is not.
   if (worker > 0 && config.gateway.port !== 0) config.gateway.port += worker;
@@ -171,6 +177,7 @@ async function start(argv: string[]): Promise<void> {
   if (node.http.apiSecretGenerated) {
     out.write(`  HTTP API bearer secret (generated; set api.secret to choose one): ${node.http.apiSecret}\n`);
   }
+  out.write(`  V8 young generation: ${semiSpaceFlag() ?? "V8's default"} (node.maxSemiSpaceMb)\n`);
   out.write(`  RSA key: ${node.keys.source}\n`);
   out.write(`  public key for MPush SDKs (base64 X.509):\n  ${node.keys.publicKeyBase64}\n`);
   if (config.auth.bindSecret) out.write('  bind tokens required (auth.bindSecret is set)\n');
@@ -227,7 +234,7 @@ function openFileLimit(): number | undefined {
  * here). The primary keeps the RSA key (generated once, before forking), restarts a worker that
  * dies, and stops them all on SIGTERM/SIGINT.
  */
-function startWorkers(config: Config): void {
+function startWorkers(config: Config, nodeFlags: string[]): void {
   if (!config.cluster.redis)
     throw new ConfigError('--workers needs --redis: workers share routes and sessions through it');
   const keys = loadServerKeys(config);
@@ -235,6 +242,7 @@ function startWorkers(config: Config): void {
     `mpush-ts primary ${process.pid}: ${config.cluster.workers} workers, RSA key ${keys.source}\n`,
   );
   let stopping = false;
+  cluster.setupPrimary({ execArgv: [...process.execArgv, ...nodeFlags] });
   const fork = (index: number) => {
     const w = cluster.fork({ MPUSH_WORKER_INDEX: String(index) });
     w.on('exit', (code, signal) => {

@@ -19,7 +19,6 @@ import {
   encodeHelloReply,
   encodePacket,
   errorReply,
-  Flags,
   FrameDecoder,
   type FrameHandler,
   GATEWAY_EXT_VERSION,
@@ -37,7 +36,8 @@ import {
   type Packet,
   RouteQueryCodec,
 } from '../protocol/index.js';
-import type { Inbox, InboxVerdict, LiveEnd, StoreTicket } from '../push/inbox.js';
+import type { Inbox } from '../push/inbox.js';
+import { keptUnicast } from '../push/kept-unicast.js';
 import type { PushOutcome } from '../push/outcome.js';
 import type { PushCenter } from '../push/push-center.js';
 import type { KickTarget } from '../server/handler-context.js';
@@ -414,43 +414,18 @@ export class GatewayServer {
     );
   }
 
-  /**
-   * A unicast with the inbox extension (push-ext.ts): the same push, and a reply that names the
-   * message and says whether it was kept. A route change is not stored here: the push client
-   * follows it with the same messageId, and the node the user moved to decides.
-   */
+  /** A unicast with the inbox extension: a reply that names the message and says whether it was kept. */
   private pushWithExt(c: GatewayConnection, sessionId: number, flags: number, m: GatewayPushMessage): void {
-    const ext = m.ext!;
-    const messageId = ext.messageId ?? randomUUID();
-    const ackFlags = flags & (Flags.AUTO_ACK | Flags.BIZ_ACK);
-    const ticket: StoreTicket | null = ext.store
-      ? {
-          messageId,
-          userId: m.userId,
-          content: m.content,
-          ackFlags,
-          timeoutMs: m.timeout > 0 ? m.timeout : this.config.push.defaultTimeoutMs,
-          ...(ext.ttl !== undefined ? { ttlSeconds: ext.ttl } : {}),
-        }
-      : null;
-    this.opts.push.unicast(m, flags, (o) => {
-      const end = liveEnd(o, ackFlags);
-      const verdict: Promise<InboxVerdict> =
-        ticket && end
-          ? this.opts.inbox.afterPush(ticket, m.clientType, end)
-          : Promise.resolve({ stored: false });
-      void verdict.then((v) => {
-        const info = { messageId, ...v };
-        if (o.kind === 'ok') {
-          c.ok(
-            Command.GATEWAY_PUSH,
-            sessionId,
-            JSON.stringify({ userId: o.userId, clientType: o.clientType, timePoints: o.timePoints, ...info }),
-          );
-        } else {
-          c.error(Command.GATEWAY_PUSH, sessionId, o.code, o.reason, JSON.stringify(info));
-        }
-      });
+    keptUnicast(this.opts.push, this.opts.inbox, m, flags, (o, info) => {
+      if (o.kind === 'ok') {
+        c.ok(
+          Command.GATEWAY_PUSH,
+          sessionId,
+          JSON.stringify({ userId: o.userId, clientType: o.clientType, timePoints: o.timePoints, ...info }),
+        );
+      } else {
+        c.error(Command.GATEWAY_PUSH, sessionId, o.code, o.reason, JSON.stringify(info));
+      }
     });
   }
 
@@ -517,10 +492,4 @@ export class GatewayServer {
     for (const c of this.conns) c.close();
     await closeServer(tcp);
   }
-}
-
-/** What the inbox makes of a live outcome; null for a route change (the next node decides). */
-function liveEnd(o: PushOutcome, ackFlags: number): LiveEnd | null {
-  if (o.kind === 'ok') return ackFlags ? 'acked' : 'sent';
-  return o.code === ErrorCode.ROUTER_CHANGE ? null : 'missed';
 }

@@ -160,6 +160,8 @@ export class PushCenter {
   private readonly replaying = new Map<Connection, Array<() => void>>();
   private readonly sweeper: NodeJS.Timeout;
   private nodeId: string;
+  /** Single-user pushes handed to this node (by its gateway or its HTTP API): the push rate's base. */
+  unicasts = 0;
 
   constructor(private readonly opts: PushCenterOptions) {
     this.nodeId = opts.nodeId;
@@ -182,7 +184,8 @@ export class PushCenter {
     return this.opts.server.nextPushSessionId();
   }
 
-  private timeoutOf(ms: number): number {
+  /** A push's ack timeout: its own, else push.defaultTimeoutMs. */
+  timeoutOf(ms: number): number {
     return ms > 0 ? ms : this.opts.config.push.defaultTimeoutMs;
   }
 
@@ -191,6 +194,11 @@ export class PushCenter {
    * (mpush-wire §12), so an ack can never arrive unexpected.
    */
   unicast(m: GatewayPushMessage, flags: number, done: (outcome: PushOutcome) => void): void {
+    this.unicasts++;
+    this.unicastHere(m, flags, done);
+  }
+
+  private unicastHere(m: GatewayPushMessage, flags: number, done: (outcome: PushOutcome) => void): void {
     const received = Date.now();
     const timePoints: Record<string, number> = { received };
     const job = new UnicastJob(m.userId, m.clientType, timePoints, received, this.meter, done);
@@ -204,7 +212,7 @@ export class PushCenter {
     }
     const held = this.replaying.get(conn);
     if (held && held.length < MAX_HELD) {
-      held.push(() => this.unicast(m, flags, done));
+      held.push(() => this.unicastHere(m, flags, done));
       return;
     }
     this.deliver(conn, m.content, flags & (Flags.AUTO_ACK | Flags.BIZ_ACK), this.timeoutOf(m.timeout), job);

@@ -53,18 +53,41 @@ export interface OutboundLimits {
 const CORKED = 1;
 const STOPPED = 2;
 const BLOCKED = 4;
+/** Wrote this tick: a second write in it corks (cleared, with CORKED, when the tick ends). */
+const WROTE = 8;
 
-/** Writers corked this tick; one nextTick uncorks them all, however many there are. */
-let corked: OutboundWriter[] = [];
+/** Writers that wrote this tick; one nextTick ends the tick for all of them, however many there are. */
+let wrote: OutboundWriter[] = [];
 
-function uncorkAll(): void {
-  const list = corked;
-  corked = [];
+function endTick(): void {
+  const list = wrote;
+  wrote = [];
+  for (const w of list) {
+    const corked = w.state & CORKED;
+    w.state &= ~(CORKED | WROTE);
+    if (corked) w.sink.uncork();
+  }
+}
+
+/** Writers batched per event-loop turn and corked in this one; one setImmediate uncorks them all. */
+let looped: OutboundWriter[] = [];
+
+function endLoop(): void {
+  const list = looped;
+  looped = [];
   for (const w of list) {
     w.state &= ~CORKED;
     w.sink.uncork();
   }
 }
+
+/**
+ * How a writer batches: `tick` (a device connection: a push is one write, it leaves at once, and a
+ * tick's further writes together) or `loop` (a gateway or push-client connection, whose replies and
+ * requests come one per tick, each from another socket's read: corked for the whole event-loop
+ * turn, so a turn's packets leave in one syscall, uncorked by a setImmediate after the turn's I/O).
+ */
+export type OutboundBatching = 'tick' | 'loop';
 
 /**
  * Node's longest timer (2^31 - 1 ms, ~24.8 days): a longer delay fires after 1 ms instead, so a
@@ -79,7 +102,9 @@ function onDrainTimer(writer: OutboundWriter): void {
 /**
  * The one write path of every connection, device, gateway or push client (aedes `write.js` with
  * `waitForDrain`, centrifuge's bounded client queue):
- * - corked per tick: a tick's writes leave together, uncorked on the next tick;
+ * - batched per tick: the first write of a tick leaves at once (a push is one write: no cork to
+ *   undo, nothing held), the tick's further writes are corked and leave together on the next tick;
+ *   or, for connections that carry many small packets, per event-loop turn (`loop`);
  * - bounded in bytes: past `maxBytes` queued the owner is told `outbound-limit`;
  * - a drain deadline: a sink still backpressured `drainTimeoutMs` after a write returned false
  *   gets `drain-timeout`.
@@ -87,7 +112,7 @@ function onDrainTimer(writer: OutboundWriter): void {
  */
 export class OutboundWriter {
   readonly sink: OutboundSink;
-  /** @internal CORKED | STOPPED | BLOCKED; CORKED is cleared by the tick's uncork */
+  /** @internal CORKED | STOPPED | BLOCKED | WROTE; CORKED and WROTE are cleared when the tick ends */
   state = 0;
   private blockedSince = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -95,19 +120,23 @@ export class OutboundWriter {
   /** Held by reference, not copied: a server's writers share one object. */
   private readonly limits: OutboundLimits;
   private readonly scheduler: DeadlineScheduler | undefined;
+  private readonly perLoop: boolean;
 
   /**
    * @param limits kept by reference, so every writer of a server can share one object.
    * @param scheduler where the drain deadline is kept (a device connection files it with its
    *   server's timer wheel). Without one: the writer's own timer, armed only while the sink is
    *   backpressured, unref'd (a deadline past ~24.8 days, Node's longest timer, is clamped to it).
+   * @param batching see {@link OutboundBatching} (default `tick`).
    */
   constructor(
     sink: OutboundSink,
     owner: OutboundOwner,
     limits: OutboundLimits,
     scheduler?: DeadlineScheduler,
+    batching: OutboundBatching = 'tick',
   ) {
+    this.perLoop = batching === 'loop';
     this.sink = sink;
     this.owner = owner;
     this.limits = limits;
@@ -128,10 +157,19 @@ export class OutboundWriter {
     if (this.state & STOPPED) return false;
     const sink = this.sink;
     if (!sink.writable) return false;
-    if (!(this.state & CORKED)) {
-      this.state |= CORKED;
+    const state = this.state;
+    if (this.perLoop) {
+      if (!(state & CORKED)) {
+        this.state = state | CORKED;
+        sink.cork();
+        if (looped.push(this) === 1) setImmediate(endLoop);
+      }
+    } else if (!(state & WROTE)) {
+      this.state = state | WROTE;
+      if (wrote.push(this) === 1) process.nextTick(endTick);
+    } else if (!(state & CORKED)) {
+      this.state = state | CORKED;
       sink.cork();
-      if (corked.push(this) === 1) process.nextTick(uncorkAll);
     }
     const ok = sink.write(data);
     if (sink.bufferedBytes > this.limits.maxBytes) {

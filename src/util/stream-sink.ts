@@ -40,11 +40,12 @@ export class StreamSink implements OutboundSink {
 }
 
 /**
- * The {@link OutboundWriter} of one stream, with the stream's drain event wired to it. Call
+ * The {@link OutboundWriter} of one stream (gateway, push-client and telnet connections: many small
+ * packets, batched per event-loop turn), with the stream's drain event wired to it. Call
  * {@link OutboundWriter.stop} when the stream closes, so a pending drain timer is cleared.
  */
 export function streamWriter(stream: Writable, owner: OutboundOwner, limits: OutboundLimits): OutboundWriter {
-  const writer = new OutboundWriter(new StreamSink(stream), owner, limits);
+  const writer = new OutboundWriter(new StreamSink(stream), owner, limits, undefined, 'loop');
   (stream as TaggedStream)[kWriter] = writer;
   stream.on('drain', onDrain);
   return writer;

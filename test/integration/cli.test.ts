@@ -47,8 +47,9 @@ class Cli {
   exit: Exit | undefined;
   readonly proc: ChildProcess;
 
-  constructor(args: string[]) {
-    this.proc = spawn(process.execPath, [cliPath, ...args], {
+  /** @param nodeArgs node's own flags, before the script. */
+  constructor(args: string[], nodeArgs: string[] = []) {
+    this.proc = spawn(process.execPath, [...nodeArgs, cliPath, ...args], {
       env: cleanEnv(),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -105,8 +106,8 @@ function parseBanner(out: string): Banner | undefined {
 }
 
 /** Runs `mpush start` and resolves once it printed where it listens. */
-async function startCli(args: string[]): Promise<{ cli: Cli; banner: Banner }> {
-  const cli = new Cli(['start', ...args]);
+async function startCli(args: string[], nodeArgs: string[] = []): Promise<{ cli: Cli; banner: Banner }> {
+  const cli = new Cli(['start', ...args], nodeArgs);
   let banner: Banner | undefined;
   try {
     await waitFor(
@@ -222,6 +223,43 @@ describe('mpush CLI', () => {
       await disconnected;
       assert.equal((await webDisconnected).code, 1001, 'WebSocket closed with 1001 (going away)');
       assert.equal(client.state, 'idle', 'down, and not reconnecting (autoReconnect: false)');
+    });
+
+    it('node.maxSemiSpaceMb: relaunched in a node with that young generation, which dies with the launcher', async () => {
+      const { cli, banner } = await startCli([
+        ...loopbackFlags(join(dir, 'node-young')),
+        '--node.maxSemiSpaceMb=32',
+      ]);
+      running.push(cli);
+      assert.match(cli.stdout, /V8 young generation: --max-semi-space-size=32 \(node\.maxSemiSpaceMb\)/);
+      // A crash of the launcher (nothing forwarded) takes the node down too: no server is left behind.
+      cli.proc.kill('SIGKILL');
+      await cli.waitExit();
+      let gone = false;
+      for (const end = Date.now() + GUARD; !gone && Date.now() < end; ) {
+        gone = await fetch(`http://127.0.0.1:${banner.httpPort}/health`).then(
+          () => false,
+          () => true,
+        );
+        if (!gone) await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(gone, 'the node is gone with its launcher');
+    });
+
+    it("V8's default unless set; node's own --max-semi-space-size wins over node.maxSemiSpaceMb", async () => {
+      const plain = await startCli(loopbackFlags(join(dir, 'node-v8')));
+      running.push(plain.cli);
+      assert.match(plain.cli.stdout, /V8 young generation: V8's default/);
+      const own = await startCli(
+        [...loopbackFlags(join(dir, 'node-own')), '--node.maxSemiSpaceMb=32'],
+        ['--max-semi-space-size=8'],
+      );
+      running.push(own.cli);
+      assert.match(own.cli.stdout, /V8 young generation: --max-semi-space-size=8 /);
+      for (const c of [plain.cli, own.cli]) {
+        c.proc.kill('SIGTERM');
+        assert.deepEqual(await c.waitExit(), { code: 0, signal: null });
+      }
     });
 
     it('warns when limits.maxConnections is above what the process may open', async () => {

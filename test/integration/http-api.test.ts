@@ -301,6 +301,38 @@ describe('HTTP API: POST /api/push', () => {
       await sender.stop();
     }
   });
+
+  it("a push for this node's users goes straight to its push center, not through its gateway", async () => {
+    const one = await connectDevice(t.tcpPort, 'u-direct');
+    const two = await connectDevice(t.tcpPort, 'u-direct-2');
+    devices.push(one, two);
+    const gatewayPushes = t.node.gateway.stats.pushes;
+    const unicasts = t.node.push.unicasts;
+    const single = await call(port, 'POST', '/api/push', {
+      json: { userId: 'u-direct', content: 'direct', ackModel: 'AUTO_ACK' },
+    });
+    assert.equal(single.status, 200, single.text);
+    assert.equal(single.body.results[0].result, 'success');
+    assert.ok(single.body.results[0].timePoints.acked, 'the push center saw the ack');
+    assertTimeline(single.body.results[0]);
+    assert.equal(single.body.results[0].gateway, `127.0.0.1:${t.node.addresses.gatewayPort}`);
+    const batch = await call(port, 'POST', '/api/push', {
+      json: { userIds: ['u-direct', 'u-direct-2', 'u-direct-nobody'], content: 'batch', store: true },
+    });
+    assert.equal(batch.status, 200, batch.text);
+    assert.deepEqual(
+      batch.body.results.map((r: Json) => [r.userId, r.result, r.stored]),
+      [
+        ['u-direct', 'success', false],
+        ['u-direct-2', 'success', false],
+        ['u-direct-nobody', 'offline', true],
+      ],
+    );
+    await waitFor(() => two.pushes.length === 1, 3000, 'the batch push');
+    assert.equal(t.node.gateway.stats.pushes, gatewayPushes, 'no push went through the gateway socket');
+    // Every push still reaches the push center (and counts in the node's push rate).
+    assert.equal(t.node.push.unicasts, unicasts + 4);
+  });
 });
 
 describe('HTTP API: validation and routing', () => {

@@ -58,6 +58,30 @@ describe('two nodes sharing stores', () => {
     assert.equal(onB.pushes[0]?.content.toString(), 'via A');
   });
 
+  it("a user with a device on each node, pushed through A's API: A's pushed in-process, B's through B's gateway", async () => {
+    const onA = await connectDevice(a.tcpPort, 'x2', { osName: 'android' });
+    const onB = await connectDevice(b.tcpPort, 'x2', { osName: 'Windows' });
+    devices.push(onA, onB);
+    const before = { a: a.node.gateway.stats.pushes, b: b.node.gateway.stats.pushes };
+    const res = await fetch(`http://127.0.0.1:${a.httpPort}/api/push`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ userId: 'x2', content: 'both', ackModel: 'AUTO_ACK' }),
+    });
+    const { results } = (await res.json()) as {
+      results: Array<{ clientType: number; result: string; gateway: string }>;
+    };
+    const byType = new Map(results.map((r) => [r.clientType, r]));
+    assert.equal(byType.get(ClientType.MOBILE)?.result, 'success');
+    assert.equal(byType.get(ClientType.MOBILE)?.gateway, `127.0.0.1:${a.node.addresses.gatewayPort}`);
+    assert.equal(byType.get(ClientType.PC)?.result, 'success');
+    assert.equal(byType.get(ClientType.PC)?.gateway, `127.0.0.1:${b.node.addresses.gatewayPort}`);
+    assert.equal(onA.pushes[0]?.content.toString(), 'both');
+    assert.equal(onB.pushes[0]?.content.toString(), 'both');
+    assert.equal(a.node.gateway.stats.pushes, before.a, "A's own user did not go through A's gateway");
+    assert.equal(b.node.gateway.stats.pushes, before.b + 1, "B's user went through B's gateway");
+  });
+
   it('a broadcast reaches every node and reports one total', async () => {
     const extra = [await connectDevice(a.tcpPort, 'bcA'), await connectDevice(b.tcpPort, 'bcB')];
     devices.push(...extra);

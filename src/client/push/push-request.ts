@@ -10,6 +10,7 @@ import { Deadline, type DeadlineQueue } from '../../util/deadline-queue.js';
 import type { GatewayChannel, ReplyHandler } from './gateway-channel.js';
 import type { GatewayPool, PoolWaiter } from './gateway-pool.js';
 import { decodePushOk, decodePushReply, decodeReply, type PushReplyInfo } from './gateway-reply.js';
+import type { LocalGateway, PushAnswer } from './local-gateway.js';
 import type { RouteEntry } from './route-source.js';
 import { type PushResult, ResultCode, type ResultName, type Timeline } from './types.js';
 
@@ -25,6 +26,8 @@ export interface RequestHost {
   /** Queues the completion to run after the current I/O callback. */
   complete(request: PushRequest, result: PushResult): void;
   readonly maxRedirects: number;
+  /** The gateway in this process, if any: requests routed to it are handed over, not sent. */
+  readonly local?: LocalGateway | undefined;
 }
 
 const GATEWAY_MARGIN_MS = 500;
@@ -60,6 +63,8 @@ export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
   private channelRef: GatewayChannel | null = null;
   private poolRef: GatewayPool | null = null;
   private sessionId = -1;
+  /** Handed to a gateway (written to its connection, or to the local gateway) since the last route. */
+  private handedOver = false;
   private tries = 0;
   /** Kept while a redirect may still need to resend it; dropped once no resend can happen. */
   private content: Buffer | null;
@@ -107,6 +112,8 @@ export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
 
   private acquire(): void {
     this.timeline['check-gateway-conn'] = Date.now();
+    const local = this.host.local;
+    if (local?.serves(this.route.host, this.route.port)) return this.handOver(local);
     const pool = this.host.pool(this.route.host, this.route.port);
     this.poolRef = pool;
     pool.acquire(this);
@@ -136,8 +143,34 @@ export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
     }
     this.channelRef = ch;
     this.sessionId = sid;
+    this.handedOver = true;
     this.timeline['send-to-gateway-end'] = Date.now();
     if (this.redirects >= this.host.maxRedirects) this.content = null;
+  }
+
+  /** The route is this process's gateway: the same push, handed over with no socket in between. */
+  private handOver(local: LocalGateway): void {
+    this.poolRef = null;
+    const content = this.content;
+    if (!content) return;
+    const now = Date.now();
+    // As on a connection, the node gives up first (see onChannel).
+    const timeout = Math.max(1, this.deadline - now - GATEWAY_MARGIN_MS);
+    this.timeline['send-to-gateway-begin'] = now;
+    this.timeline['send-to-gateway-end'] = now;
+    this.handedOver = true;
+    if (this.redirects >= this.host.maxRedirects) this.content = null;
+    const p = {
+      userId: this.userId,
+      clientType: this.clientType,
+      timeout,
+      content,
+      ackFlags: this.ackFlags,
+      ext: this.ext,
+    };
+    local.push(p, (a) => {
+      if (!this.done) this.onAnswer(a);
+    });
   }
 
   /** @internal PoolWaiter: no connection to the gateway could be had. */
@@ -153,21 +186,29 @@ export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
     const r = decodeReply(p);
     const ext = this.ext !== null;
     if (r.ok) {
-      if (!ext) return this.finish('success', undefined, undefined, decodePushOk(r.data));
+      if (!ext) return this.onAnswer({ ok: true, timePoints: decodePushOk(r.data) });
       const info = decodePushReply(r.data, this.messageId, true);
-      return this.finish('success', undefined, info, info.timePoints);
+      return this.onAnswer({ ok: true, timePoints: info.timePoints, info });
     }
-    // A redirect is not stored by the node: the node the user moved to decides.
+    // A redirect is not stored by the node (its data is not read): the node the user moved to decides.
     if (r.code === ErrorCode.ROUTER_CHANGE) return this.redirect();
     const info = ext ? decodePushReply(r.data, this.messageId, false) : undefined;
-    switch (r.code) {
+    this.onAnswer({ ok: false, code: r.code, reason: r.reason, info });
+  }
+
+  /** What the gateway answered (read from its connection, or from the local gateway). */
+  private onAnswer(a: PushAnswer): void {
+    if (a.ok) return this.finish('success', undefined, a.info, a.timePoints);
+    switch (a.code) {
+      case ErrorCode.ROUTER_CHANGE:
+        return this.redirect();
       case ErrorCode.OFFLINE:
         this.host.dropRoute(this.userId);
-        return this.finish('offline', r.reason, info);
+        return this.finish('offline', a.reason, a.info);
       case ErrorCode.ACK_TIMEOUT:
-        return this.finish('timeout', r.reason, info);
+        return this.finish('timeout', a.reason, a.info);
       default:
-        return this.finish('failure', r.reason, info);
+        return this.finish('failure', a.reason, a.info);
     }
   }
 
@@ -194,6 +235,7 @@ export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
     this.redirects++;
     this.channelRef = null;
     this.sessionId = -1;
+    this.handedOver = false;
     this.tries = 0;
     this.host.relookup(this.userId, this.clientType, this.deadline).then(
       (route) => {
@@ -233,7 +275,7 @@ export class PushRequest extends Deadline implements ReplyHandler, PoolWaiter {
     if (reason !== undefined) out.reason = reason;
     if (timePoints !== undefined) out.timePoints = timePoints;
     if (info?.storeError !== undefined) out.storeError = info.storeError;
-    else if (this.ext && !info) out.storeError = this.channelRef ? UNKNOWN_STORE : NOT_STORED;
+    else if (this.ext && !info) out.storeError = this.handedOver ? UNKNOWN_STORE : NOT_STORED;
     this.host.complete(this, out);
   }
 }

@@ -16,6 +16,7 @@ import { type CallOutcome, GatewayCall } from './gateway-call.js';
 import type { GatewayChannel } from './gateway-channel.js';
 import { GatewayPool, type GatewayPoolOptions } from './gateway-pool.js';
 import { decodeReceipt, decodeTaskReport } from './gateway-reply.js';
+import type { LocalGateway } from './local-gateway.js';
 import { ackFlagsOf, PushRequest, type RequestHost } from './push-request.js';
 import { RouteCache } from './route-cache.js';
 import {
@@ -97,6 +98,11 @@ export interface PushSenderOptions {
   drainTimeoutMs?: number;
   /** Where lost connections, unreadable replies and throwing callbacks are reported (stderr). */
   logger?: PushLogger;
+  /**
+   * A gateway in this process (the node's own HTTP API passes its node's): requests routed to it
+   * are handed over as calls, with the same results, and no socket in between.
+   */
+  localGateway?: LocalGateway;
 }
 
 /** What is in flight in a sender (all zero after {@link PushSender.stop}). */
@@ -254,6 +260,7 @@ export class PushSender implements RequestHost, RouteQueryHost {
   readonly timeoutMs: number;
   readonly deadlines = new DeadlineQueue(DEADLINE_TICK_MS);
   readonly log: PushLogger;
+  readonly local: LocalGateway | undefined;
   /** By host, then port: no key string built per push. */
   private readonly pools = new Map<string, Map<number, GatewayPool>>();
   private readonly routes: RouteCache;
@@ -269,6 +276,7 @@ export class PushSender implements RequestHost, RouteQueryHost {
     this.timeoutMs = opts.timeout ?? 3000;
     this.broadcastTimeoutMs = opts.broadcastTimeoutMs ?? 600_000;
     this.log = opts.logger ?? stderrLogger;
+    this.local = opts.localGateway;
     const heartbeatMs = opts.heartbeatMs ?? 10_000;
     this.poolOptions = {
       ...(opts.gatewaySecret ? { secret: opts.gatewaySecret } : {}),

@@ -61,25 +61,51 @@ class FakeScheduler implements DeadlineScheduler {
 const HUGE = Number.MAX_SAFE_INTEGER;
 const nextTick = () => new Promise<void>((r) => process.nextTick(r));
 
-describe('OutboundWriter: corked per tick', () => {
-  it('corks the sink on the first write of a tick and uncorks it on the next tick', async () => {
+describe('OutboundWriter: batched per tick', () => {
+  it('the first write of a tick leaves at once; the rest are corked and leave on the next tick', async () => {
     const sink = new MemorySink();
     const w = new OutboundWriter(sink, new Owner(), { maxBytes: HUGE, drainTimeoutMs: HUGE });
     assert.ok(w.write('a'));
+    assert.equal(sink.corks, 0, 'nothing held for a lone write');
     assert.ok(w.write('b'));
     assert.ok(w.write(Buffer.from('c')));
-    assert.equal(sink.corks, 1, 'one cork for the tick, not one per write');
+    assert.equal(sink.corks, 1, 'one cork for the rest of the tick, not one per write');
     assert.equal(sink.uncorks, 0, 'still corked within the tick');
     await nextTick();
     assert.equal(sink.uncorks, 1, 'uncorked on the next tick');
     assert.ok(w.write('d'));
-    assert.equal(sink.corks, 2, 'a new tick corks again');
+    assert.equal(sink.corks, 1, 'a new tick: its first write leaves at once again');
+    assert.ok(w.write('e'));
+    assert.equal(sink.corks, 2, 'and its second corks again');
     await nextTick();
     assert.equal(sink.uncorks, 2);
-    assert.deepEqual(sink.written, ['a', 'b', Buffer.from('c'), 'd']);
+    assert.ok(w.write('f'));
+    await nextTick();
+    assert.equal(sink.uncorks, 2, 'a tick of one write has nothing to uncork');
+    assert.deepEqual(sink.written, ['a', 'b', Buffer.from('c'), 'd', 'e', 'f']);
   });
 
-  it('queues one nextTick per tick for every writer corked in it', async () => {
+  it("batched per loop turn ('loop'): a turn's writes, over many ticks, leave in one uncork", async () => {
+    const sink = new MemorySink();
+    const limits = { maxBytes: HUGE, drainTimeoutMs: HUGE };
+    const w = new OutboundWriter(sink, new Owner(), limits, undefined, 'loop');
+    assert.ok(w.write('a'));
+    assert.equal(sink.corks, 1, 'held from the first write');
+    await nextTick();
+    assert.ok(w.write('b'));
+    await nextTick();
+    assert.equal(sink.corks, 1, 'one cork for the turn, not one per tick');
+    assert.equal(sink.uncorks, 0, 'still corked within the turn');
+    await new Promise<void>((r) => setImmediate(r));
+    assert.equal(sink.uncorks, 1, 'uncorked once the turn is done');
+    assert.ok(w.write('c'));
+    assert.equal(sink.corks, 2, 'a new turn corks again');
+    await new Promise<void>((r) => setImmediate(r));
+    assert.equal(sink.uncorks, 2);
+    assert.deepEqual(sink.written, ['a', 'b', 'c']);
+  });
+
+  it('queues one nextTick per tick for every writer that wrote in it', async () => {
     const sinks = [new MemorySink(), new MemorySink(), new MemorySink()];
     const writers = sinks.map(
       (s) => new OutboundWriter(s, new Owner(), { maxBytes: HUGE, drainTimeoutMs: HUGE }),
