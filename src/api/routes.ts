@@ -134,8 +134,13 @@ export class ApiRoutes {
    * node that answers it keeps what a device type missed (push/inbox.ts), and the result says
    * `stored`. The node's other test pushes (the telnet console's) come the same way.
    */
-  push(b: PushContext): Promise<PushResult[]> {
-    return this.pushSender().send(b);
+  async push(b: PushContext): Promise<PushResult[]> {
+    const results = await this.pushSender().send(b);
+    // "No route" is decided by the sender before any gateway sees the push: this node counts it, as
+    // a gateway (this node's or another's) counts every push it ends.
+    const meter = this.node.push.meter;
+    for (const r of results) if (r.result === 'offline' && r.gateway === undefined) meter.stats.offline++;
+    return results;
   }
 
   /** Stops the API's PushSender, if it ever started. */

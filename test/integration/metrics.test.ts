@@ -153,6 +153,32 @@ describe('GET /metrics', () => {
     assert.equal(grew('mpush_gateway_requests_total{kind="broadcast"}'), 1);
   });
 
+  it('an HTTP API push to a user with no route is counted offline, once; one a gateway ends is not counted again', async () => {
+    const post = async (userId: string): Promise<string[]> => {
+      const res = await fetch(`http://127.0.0.1:${t.httpPort}/api/push`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ userId, content: 'hi' }),
+      });
+      assert.equal(res.status, 200);
+      return ((await res.json()) as { results: Array<{ result: string }> }).results.map((r) => r.result);
+    };
+    const off = 'mpush_pushes_total{outcome="offline"}';
+    const ok = 'mpush_pushes_total{outcome="success"}';
+    const s0 = (await scrape(t.httpPort)).samples;
+    assert.deepEqual(await post('metrics-api-nobody'), ['offline']);
+    const s1 = (await scrape(t.httpPort)).samples;
+    assert.equal(s1.get(off), s0.get(off)! + 1);
+    devices.push(await connectDevice(t.tcpPort, 'metrics-api-user'));
+    for (let i = 0; i < 100 && (await t.node.stores.routes.lookup('metrics-api-user')).size === 0; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.deepEqual(await post('metrics-api-user'), ['success']);
+    const s2 = (await scrape(t.httpPort)).samples;
+    assert.equal(s2.get(ok), s1.get(ok)! + 1);
+    assert.equal(s2.get(off), s1.get(off), 'no offline counted for a push the gateway ended');
+  });
+
   it('no label names a user, a device or a connection', async () => {
     const m = await scrape(t.httpPort);
     const allowed = new Set([
