@@ -110,7 +110,7 @@ export class ServerHandlerContext implements HandlerContext {
   readonly stats: ConnectionStats = {
     accepted: 0,
     refused: 0,
-    open: {},
+    open: { tcp: 0, tls: 0, ws: 0 },
     handshakes: 0,
     fastConnects: 0,
     fastConnectsRefused: 0,
