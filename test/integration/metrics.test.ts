@@ -78,6 +78,10 @@ describe('GET /metrics', () => {
     // Every disconnect reason of the catalogue is there from the start, at 0.
     assert.equal(m.samples.get('mpush_disconnects_total{reason="slow-reader"}'), 0);
     assert.equal(m.samples.get('mpush_ack_latency_seconds_bucket{le="+Inf"}'), 0);
+    // And every transport's gauge, before its first connection.
+    for (const transport of ['tcp', 'tls', 'ws']) {
+      assert.equal(m.samples.get(`mpush_connections{transport="${transport}"}`), 0, transport);
+    }
   });
 
   it('the figures move: connections by transport, binds, pushes by outcome, ack latency, disconnects', async () => {
