@@ -2,7 +2,14 @@
 // AES on a 100-byte body and the handshake's RSA block decrypt. No flags; one JSON report on stdout.
 
 import os from 'node:os';
-import { AesCipher, loadPrivateKey, publicKeyOf, RsaDecryptor, randomKey, rsaEncrypt } from '../../src/crypto/index.js';
+import {
+  AesCipher,
+  loadPrivateKey,
+  publicKeyOf,
+  RsaDecryptor,
+  randomKey,
+  rsaEncrypt,
+} from '../../src/crypto/index.js';
 import { Command, encodePacket, Flags, FrameDecoder, HandshakeCodec } from '../../src/protocol/index.js';
 import { defaultKeys } from '../lib/keys.js';
 import { printReport } from '../lib/report.js';
