@@ -57,7 +57,8 @@ async function hold(bare: boolean, n: number) {
   const name = bare ? 'bare' : 'mpush';
   log(`${name}: starting the server (--expose-gc ${params.serverNodeOptions.join(' ')}), ${n} connections`);
   const script = bare ? new URL('./bare-server.js', import.meta.url) : scripts.nodeServer;
-  const execArgv = ['--expose-gc', ...(bare ? params.serverNodeOptions : asStarted(params.serverNodeOptions))];
+  const flags = params.serverNodeOptions;
+  const execArgv = ['--expose-gc', ...(bare ? flags : asStarted(flags))];
   const rpc = await forkChild(script, `${name} server`, { execArgv });
   const options = { maxConnections: 25_000, heartbeatMs: 180_000 };
   const { tcpPort, publicKey } = await rpc.call<{ tcpPort: number; publicKey: string }>('start', { options });
