@@ -81,6 +81,8 @@ class StoreTimeout extends Error {}
 /** A store call bounded by `inbox.storeTimeoutMs`. */
 interface BoundedCall {
   deadline: number;
+  /** Answered or timed out. */
+  done: boolean;
   reject(err: unknown): void;
 }
 
@@ -102,8 +104,13 @@ export class Inbox {
   private readonly clock: () => number;
   /** @internal ReplayDelivery reads it. */
   readonly events: InboxEventSink | undefined;
-  /** Store calls awaiting an answer, oldest first, and the timer for the oldest one's deadline. */
-  private readonly inflight = new Set<BoundedCall>();
+  /**
+   * Store calls from `head` on, oldest first (answered ones wait for those before them to go),
+   * and the timer for the oldest one's deadline. An array, not a Set: a burst of stores adds and
+   * removes thousands a second, and a Set's table churns for it.
+   */
+  private readonly inflight: BoundedCall[] = [];
+  private head = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   /** Replays reading or writing now, and the binds waiting for one (in bind order) → their attempt. */
   private replaying = 0;
@@ -125,28 +132,58 @@ export class Inbox {
    */
   private bounded<T>(p: Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const call: BoundedCall = { deadline: performance.now() + this.config.storeTimeoutMs, reject };
-      this.inflight.add(call);
+      const deadline = performance.now() + this.config.storeTimeoutMs;
+      const call: BoundedCall = { deadline, done: false, reject };
+      this.inflight.push(call);
       if (!this.sweepTimer) this.armSweep();
       p.then(
-        (v) => this.inflight.delete(call) && resolve(v),
-        (err: unknown) => this.inflight.delete(call) && reject(err),
+        (v) => {
+          if (call.done) return;
+          call.done = true;
+          this.dropAnswered();
+          resolve(v);
+        },
+        (err: unknown) => {
+          if (call.done) return;
+          call.done = true;
+          this.dropAnswered();
+          reject(err);
+        },
       );
     });
   }
 
+  /** Moves `head` past the calls already answered; the array is cut once half of it is behind. */
+  private dropAnswered(): void {
+    const q = this.inflight;
+    let h = this.head;
+    while (h < q.length && q[h]!.done) h++;
+    if (h === q.length) {
+      q.length = 0;
+      h = 0;
+    } else if (h > 1024 && h * 2 > q.length) {
+      q.splice(0, h);
+      h = 0;
+    }
+    this.head = h;
+  }
+
   private armSweep(): void {
-    const oldest = this.inflight.values().next().value;
+    const oldest = this.inflight[this.head];
     this.sweepTimer = oldest && setTimeout(this.sweep, Math.max(0, oldest.deadline - performance.now()));
   }
 
   private readonly sweep = (): void => {
     const now = performance.now();
-    for (const call of this.inflight) {
+    const q = this.inflight;
+    for (; this.head < q.length; this.head++) {
+      const call = q[this.head]!;
+      if (call.done) continue;
       if (call.deadline > now) break;
-      this.inflight.delete(call);
+      call.done = true;
       call.reject(new StoreTimeout('inbox store timed out (inbox.storeTimeoutMs)'));
     }
+    this.dropAnswered();
     this.armSweep();
   };
 
