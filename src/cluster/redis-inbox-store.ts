@@ -126,9 +126,15 @@ type Step = 'store' | 'pending' | 'settle' | 'record';
 interface Op {
   keys: string[];
   /** [step, args...]: the operation's element of the BATCH's JSON. */
-  args: Array<string | number>;
+  args: [Step, ...Array<string | number>];
   resolve(reply: unknown): void;
   reject(err: Error): void;
+}
+
+/** The store step's reply: `{1, dropped id, ...}` or `{0}`. */
+function storeOutcome(reply: unknown): StoreOutcome {
+  const out = reply as [number, ...string[]];
+  return { added: out[0] === 1, dropped: out.length > 1 ? (out.slice(1) as string[]) : [] };
 }
 
 /** Every inbox client type, as the settle step reads them. */
@@ -214,7 +220,7 @@ export class RedisInboxStore implements InboxStore {
   }
 
   /** Queues `args` ([step, args...]) for the next BATCH. */
-  private run(keys: string[], args: [Step, ...Array<string | number>]): Promise<unknown> {
+  private run(keys: string[], args: Op['args']): Promise<unknown> {
     return new Promise((resolve, reject) => {
       if (this.queue.length === 0) setImmediate(this.flush);
       this.queue.push({ keys, args, resolve, reject });
@@ -249,16 +255,10 @@ export class RedisInboxStore implements InboxStore {
     );
   }
 
-  async store(userId: string, entry: InboxEntry, maxMessages: number): Promise<StoreOutcome> {
+  store(userId: string, entry: InboxEntry, maxMessages: number): Promise<StoreOutcome> {
     const ttlMs = Math.max(1, entry.expiresAt - Date.now());
-    const out = (await this.run(this.inboxKeys(userId), [
-      'store',
-      entry.messageId,
-      encodeEntry(entry),
-      ttlMs,
-      maxMessages,
-    ])) as [number, ...string[]];
-    return { added: out[0] === 1, dropped: out.slice(1) as string[] };
+    const args: Op['args'] = ['store', entry.messageId, encodeEntry(entry), ttlMs, maxMessages];
+    return this.run(this.inboxKeys(userId), args).then(storeOutcome);
   }
 
   async pending(userId: string, clientType: number, now: number): Promise<PendingMessages> {
@@ -278,11 +278,12 @@ export class RedisInboxStore implements InboxStore {
     await this.run(this.inboxKeys(userId), ['settle', messageId, clientType, ttlMs, ALL_TYPES]);
   }
 
-  async record(messageId: string, events: readonly ReceiptEvent[], ttlMs: number): Promise<void> {
-    if (events.length === 0) return;
-    const args: [Step, ...Array<string | number>] = ['record', ttlMs];
+  record(messageId: string, events: readonly ReceiptEvent[], ttlMs: number): Promise<void> {
+    if (events.length === 0) return Promise.resolve();
+    const args: Op['args'] = ['record', ttlMs];
     for (const e of events) args.push(eventKey(e), e.at);
-    await this.run([this.receiptKey(messageId)], args);
+    // The reply (1) is no one's business: the promise is only waited for.
+    return this.run([this.receiptKey(messageId)], args) as Promise<void>;
   }
 
   async receipt(messageId: string): Promise<Receipt | undefined> {

@@ -4,6 +4,7 @@ import {
   type InboxStore,
   type Receipt,
   type ReceiptEvent,
+  type StoreOutcome,
 } from '../cluster/inbox-store.js';
 import type { Config } from '../config/index.js';
 import type { Connection } from '../connection/index.js';
@@ -77,6 +78,9 @@ export interface InboxOptions {
 }
 
 class StoreTimeout extends Error {}
+
+/** The verdict of every message kept (read only by its callers). */
+const STORED: InboxVerdict = Object.freeze({ stored: true });
 
 /** A store call bounded by `inbox.storeTimeoutMs`. */
 interface BoundedCall {
@@ -207,56 +211,83 @@ export class Inbox {
    * The live push of `t` to `clientType` (-1: the user had no route at all) ended: a delivered
    * one is marked so that type never gets it again; a missed one is kept for later.
    */
-  async afterPush(t: StoreTicket, clientType: number, end: LiveEnd): Promise<InboxVerdict> {
+  afterPush(t: StoreTicket, clientType: number, end: LiveEnd): Promise<InboxVerdict> {
     const now = this.clock();
     const ttlMs = (t.ttlSeconds ?? this.config.defaultTtlSeconds) * 1000;
-    const events = this.events;
-    if (events && end !== 'missed') {
-      events.onInboxEvent('delivered', t.messageId, t.userId, clientType);
-      if (end === 'acked') events.onInboxEvent('acked', t.messageId, t.userId, clientType);
+    if (end !== 'missed') return this.afterDelivered(t, clientType, end, now, ttlMs);
+    if (t.content.length > this.config.maxMessageBytes) {
+      this.stats.tooLarge++;
+      return Promise.resolve({ stored: false, storeError: 'content exceeds inbox.maxMessageBytes' });
     }
+    const entry: InboxEntry = {
+      messageId: t.messageId,
+      content: t.content,
+      ackFlags: t.ackFlags,
+      timeoutMs: t.timeoutMs,
+      storedAt: now,
+      expiresAt: now + ttlMs,
+    };
+    const steps: ReceiptEvent[] = [{ userId: t.userId, clientType: null, state: 'stored', at: now }];
+    if (clientType >= 0) steps.push({ userId: t.userId, clientType, state: 'stored', at: now });
+    // A chain, not an async function: thousands of these wait on Redis at once, and each
+    // object one holds is copied by every young-generation GC while it waits.
+    return this.bounded(
+      Promise.all([
+        this.opts.store.store(t.userId, entry, this.config.maxMessagesPerUser),
+        this.record(t.messageId, steps),
+      ]),
+    ).then(([outcome]) => this.kept(t, clientType, outcome, now), this.storeFailed);
+  }
+
+  /**
+   * A missed push is in the inbox: counts it and tells the events of it and of what it pushed
+   * out (a sink that throws makes it a store failure, as in the store itself: never a rejection).
+   */
+  private kept(t: StoreTicket, clientType: number, outcome: StoreOutcome, now: number): InboxVerdict {
+    const events = this.events;
+    if (outcome.added) this.stats.stored++;
     try {
-      if (end !== 'missed') {
-        await this.bounded(
-          Promise.all([
-            this.opts.store.settle(t.userId, clientType, t.messageId, ttlMs),
-            this.record(t.messageId, [{ userId: t.userId, clientType, state: end, at: now }]),
-          ]),
-        );
-        return { stored: false };
-      }
-      if (t.content.length > this.config.maxMessageBytes) {
-        this.stats.tooLarge++;
-        return { stored: false, storeError: 'content exceeds inbox.maxMessageBytes' };
-      }
-      const entry: InboxEntry = {
-        messageId: t.messageId,
-        content: t.content,
-        ackFlags: t.ackFlags,
-        timeoutMs: t.timeoutMs,
-        storedAt: now,
-        expiresAt: now + ttlMs,
-      };
-      const steps: ReceiptEvent[] = [{ userId: t.userId, clientType: null, state: 'stored', at: now }];
-      if (clientType >= 0) steps.push({ userId: t.userId, clientType, state: 'stored', at: now });
-      const [outcome] = await this.bounded(
-        Promise.all([
-          this.opts.store.store(t.userId, entry, this.config.maxMessagesPerUser),
-          this.record(t.messageId, steps),
-        ]),
-      );
-      if (outcome.added) this.stats.stored++;
       events?.onInboxEvent('stored', t.messageId, t.userId, clientType >= 0 ? clientType : null);
       for (const id of outcome.dropped) {
         this.stats.dropped++;
         this.recordLater(id, [{ userId: t.userId, clientType: null, state: 'dropped', at: now }]);
         events?.onInboxEvent('dropped', id, t.userId, null);
       }
-      return { stored: true };
     } catch (err) {
-      this.stats.storeFailures++;
-      const reason = err instanceof StoreTimeout ? err.message : `inbox store: ${(err as Error).message}`;
-      return { stored: false, storeError: reason };
+      return this.storeFailed(err);
+    }
+    return STORED;
+  }
+
+  private readonly storeFailed = (err: unknown): InboxVerdict => {
+    this.stats.storeFailures++;
+    const reason = err instanceof StoreTimeout ? err.message : `inbox store: ${(err as Error).message}`;
+    return { stored: false, storeError: reason };
+  };
+
+  /** The live push reached `clientType`: that type never gets it from the inbox. */
+  private async afterDelivered(
+    t: StoreTicket,
+    clientType: number,
+    end: 'sent' | 'acked',
+    now: number,
+    ttlMs: number,
+  ): Promise<InboxVerdict> {
+    const events = this.events;
+    if (events) {
+      events.onInboxEvent('delivered', t.messageId, t.userId, clientType);
+      if (end === 'acked') events.onInboxEvent('acked', t.messageId, t.userId, clientType);
+    }
+    try {
+      await this.bounded(
+        Promise.all([
+          this.opts.store.settle(t.userId, clientType, t.messageId, ttlMs),
+          this.record(t.messageId, [{ userId: t.userId, clientType, state: end, at: now }]),
+        ]),
+      );
+      return { stored: false };
+    } catch (err) {
+      return this.storeFailed(err);
     }
   }
 
