@@ -130,30 +130,37 @@ export class Inbox {
   }
 
   /**
-   * `p`, or a StoreTimeout once `inbox.storeTimeoutMs` passed. Every call has the same timeout,
-   * so the calls in flight are in deadline order and one timer, set for the oldest, serves them
-   * all (not a timer per call: a burst of pushes makes thousands).
+   * `p`'s value once `p` and `also` (when given) are both done, or the first failure, or a
+   * StoreTimeout once `inbox.storeTimeoutMs` passed. Every call has the same timeout, so the
+   * calls in flight are in deadline order and one timer, set for the oldest, serves them all
+   * (not a timer per call: a burst of pushes makes thousands). `also`, not Promise.all: a store
+   * and its receipt wait on Redis together, with as few objects as can be.
    */
-  private bounded<T>(p: Promise<T>): Promise<T> {
+  private bounded<T>(p: Promise<T>, also?: Promise<unknown>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const deadline = performance.now() + this.config.storeTimeoutMs;
       const call: BoundedCall = { deadline, done: false, reject };
       this.inflight.push(call);
       if (!this.sweepTimer) this.armSweep();
-      p.then(
-        (v) => {
-          if (call.done) return;
-          call.done = true;
-          this.dropAnswered();
-          resolve(v);
-        },
-        (err: unknown) => {
-          if (call.done) return;
-          call.done = true;
-          this.dropAnswered();
-          reject(err);
-        },
-      );
+      let left = also ? 2 : 1;
+      let value: T;
+      const part = () => {
+        if (--left > 0 || call.done) return;
+        call.done = true;
+        this.dropAnswered();
+        resolve(value);
+      };
+      const fail = (err: unknown) => {
+        if (call.done) return;
+        call.done = true;
+        this.dropAnswered();
+        reject(err);
+      };
+      p.then((v) => {
+        value = v;
+        part();
+      }, fail);
+      also?.then(part, fail);
     });
   }
 
@@ -232,11 +239,9 @@ export class Inbox {
     // A chain, not an async function: thousands of these wait on Redis at once, and each
     // object one holds is copied by every young-generation GC while it waits.
     return this.bounded(
-      Promise.all([
-        this.opts.store.store(t.userId, entry, this.config.maxMessagesPerUser),
-        this.record(t.messageId, steps),
-      ]),
-    ).then(([outcome]) => this.kept(t, clientType, outcome, now), this.storeFailed);
+      this.opts.store.store(t.userId, entry, this.config.maxMessagesPerUser),
+      this.record(t.messageId, steps),
+    ).then((outcome) => this.kept(t, clientType, outcome, now), this.storeFailed);
   }
 
   /**
@@ -280,10 +285,8 @@ export class Inbox {
     }
     try {
       await this.bounded(
-        Promise.all([
-          this.opts.store.settle(t.userId, clientType, t.messageId, ttlMs),
-          this.record(t.messageId, [{ userId: t.userId, clientType, state: end, at: now }]),
-        ]),
+        this.opts.store.settle(t.userId, clientType, t.messageId, ttlMs),
+        this.record(t.messageId, [{ userId: t.userId, clientType, state: end, at: now }]),
       );
       return { stored: false };
     } catch (err) {
@@ -381,10 +384,8 @@ export class Inbox {
   delivered(userId: string, clientType: number, e: InboxEntry, state: 'sent' | 'acked'): void {
     const at = this.clock();
     this.bounded(
-      Promise.all([
-        this.opts.store.settle(userId, clientType, e.messageId, Math.max(1, e.expiresAt - at)),
-        this.record(e.messageId, [{ userId, clientType, state, at }]),
-      ]),
+      this.opts.store.settle(userId, clientType, e.messageId, Math.max(1, e.expiresAt - at)),
+      this.record(e.messageId, [{ userId, clientType, state, at }]),
     ).catch((err: Error) => {
       // Not marked: the device may get it once more on its next bind (it deduplicates by msgId).
       this.stats.storeFailures++;
