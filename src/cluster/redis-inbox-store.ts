@@ -127,13 +127,15 @@ interface Op {
   keys: string[];
   /** [step, args...]: the operation's element of the BATCH's JSON. */
   args: [Step, ...Array<string | number>];
+  /** What the caller gets from the reply (unset: the reply); here, not a `.then` per call. */
+  map: ((reply: unknown) => unknown) | undefined;
   resolve(reply: unknown): void;
   reject(err: Error): void;
 }
 
 /** The store step's reply: `{1, dropped id, ...}` or `{0}`. */
 function storeOutcome(reply: unknown): StoreOutcome {
-  const out = reply as [number, ...string[]];
+  const out = Array.isArray(reply) ? (reply as [number, ...string[]]) : [0];
   return { added: out[0] === 1, dropped: out.length > 1 ? (out.slice(1) as string[]) : [] };
 }
 
@@ -220,10 +222,10 @@ export class RedisInboxStore implements InboxStore {
   }
 
   /** Queues `args` ([step, args...]) for the next BATCH. */
-  private run(keys: string[], args: Op['args']): Promise<unknown> {
+  private run(keys: string[], args: Op['args'], map?: Op['map']): Promise<unknown> {
     return new Promise((resolve, reject) => {
       if (this.queue.length === 0) setImmediate(this.flush);
-      this.queue.push({ keys, args, resolve, reject });
+      this.queue.push({ keys, args, map, resolve, reject });
     });
   }
 
@@ -244,9 +246,10 @@ export class RedisInboxStore implements InboxStore {
     BATCH.run(this.redis, keys, [batchJson(all)]).then(
       (replies) => {
         for (let i = 0; i < ops.length; i++) {
+          const op = ops[i]!;
           const r = (replies as unknown[])[i];
-          if (r instanceof Error) ops[i]!.reject(r);
-          else ops[i]!.resolve(r);
+          if (r instanceof Error) op.reject(r);
+          else op.resolve(op.map ? op.map(r) : r);
         }
       },
       (err: Error) => {
@@ -258,7 +261,7 @@ export class RedisInboxStore implements InboxStore {
   store(userId: string, entry: InboxEntry, maxMessages: number): Promise<StoreOutcome> {
     const ttlMs = Math.max(1, entry.expiresAt - Date.now());
     const args: Op['args'] = ['store', entry.messageId, encodeEntry(entry), ttlMs, maxMessages];
-    return this.run(this.inboxKeys(userId), args).then(storeOutcome);
+    return this.run(this.inboxKeys(userId), args, storeOutcome) as Promise<StoreOutcome>;
   }
 
   async pending(userId: string, clientType: number, now: number): Promise<PendingMessages> {
