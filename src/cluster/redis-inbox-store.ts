@@ -26,19 +26,20 @@ import { RedisScript } from './redis-script.js';
 // fails (a key of the wrong type) fails alone. On a Redis Cluster the keys of different users
 // live on different servers, so there each operation is a BATCH of one (its keys share a slot).
 //
-// ARGV[1]: the number of operations; then, per operation, its step, key count, argument count
-// and arguments. KEYS: every operation's keys, in order. Returns one reply per operation.
+// ARGV[1]: every operation as one JSON array (cjson decodes it): per operation [step, args...];
+// a step's key count is fixed. KEYS: every operation's keys, in order. One reply per operation.
+// One string, not a dozen arguments per message: ioredis builds and writes each argument apart.
 const BATCH = new RedisScript(`
-local steps = {}
+local steps, nkeys = {}, {store = 2, pending = 2, settle = 2, record = 1}
 
--- KEYS: order, entries. ARGV: messageId, value, ttlMs, maxMessages. {1, dropped id, ...} or {0}.
-steps.store = function(k, a)
-  local order, entries, id = KEYS[k], KEYS[k + 1], ARGV[a]
-  if redis.call('HSETNX', entries, id, ARGV[a + 1]) == 0 then return {0} end
+-- KEYS: order, entries. op: messageId, value, ttlMs, maxMessages. {1, dropped id, ...} or {0}.
+steps.store = function(k, op)
+  local order, entries, id = KEYS[k], KEYS[k + 1], op[2]
+  if redis.call('HSETNX', entries, id, op[3]) == 0 then return {0} end
   local last = redis.call('ZRANGE', order, -1, -1, 'WITHSCORES')
   redis.call('ZADD', order, (tonumber(last[2]) or 0) + 1, id)
   local out = {1}
-  local over = redis.call('ZCARD', order) - tonumber(ARGV[a + 3])
+  local over = redis.call('ZCARD', order) - op[5]
   if over > 0 then
     local gone = redis.call('ZPOPMIN', order, over)
     for i = 1, #gone, 2 do
@@ -46,21 +47,21 @@ steps.store = function(k, a)
       out[#out + 1] = gone[i]
     end
   end
-  local ttl = tonumber(ARGV[a + 2])
+  local ttl = op[4]
   if redis.call('PTTL', order) < ttl then redis.call('PEXPIRE', order, ttl) end
   if redis.call('PTTL', entries) < ttl then redis.call('PEXPIRE', entries, ttl) end
   return out
 end
 
--- KEYS: order, entries. ARGV: client type, now. {{id, value, ...}, {expired id, ...}}.
-steps.pending = function(k, a)
+-- KEYS: order, entries. op: client type, now. {{id, value, ...}, {expired id, ...}}.
+steps.pending = function(k, op)
   local order, entries = KEYS[k], KEYS[k + 1]
   local out, expired = {}, {}
   local ids = redis.call('ZRANGE', order, 0, -1)
   if #ids == 0 then return {out, expired} end
   local all, h = redis.call('HGETALL', entries), {}
   for i = 1, #all, 2 do h[all[i]] = all[i + 1] end
-  local mark, now = ',' .. ARGV[a] .. ',', tonumber(ARGV[a + 1])
+  local mark, now = ',' .. op[2] .. ',', op[3]
   for _, id in ipairs(ids) do
     local v = h[id]
     if not v then
@@ -80,17 +81,17 @@ steps.pending = function(k, a)
   return {out, expired}
 end
 
--- KEYS: order, entries. ARGV: messageId, client type, ttlMs, every inbox type (",1,2,3,").
+-- KEYS: order, entries. op: messageId, client type, ttlMs, every inbox type (",1,2,3,").
 -- 1 when every type has it (it left the inbox), else 0.
-steps.settle = function(k, a)
-  local order, entries, id = KEYS[k], KEYS[k + 1], ARGV[a]
+steps.settle = function(k, op)
+  local order, entries, id = KEYS[k], KEYS[k + 1], op[2]
   local f = id .. '|d'
   local d = redis.call('HGET', entries, f) or ','
-  if not string.find(d, ',' .. ARGV[a + 1] .. ',', 1, true) then d = d .. ARGV[a + 1] .. ',' end
-  for t in string.gmatch(ARGV[a + 3], '[^,]+') do
+  if not string.find(d, ',' .. op[3] .. ',', 1, true) then d = d .. op[3] .. ',' end
+  for t in string.gmatch(op[5], '[^,]+') do
     if not string.find(d, ',' .. t .. ',', 1, true) then
       redis.call('HSET', entries, f, d)
-      if redis.call('PTTL', entries) < 0 then redis.call('PEXPIRE', entries, ARGV[a + 2]) end
+      if redis.call('PTTL', entries) < 0 then redis.call('PEXPIRE', entries, op[4]) end
       return 0
     end
   end
@@ -99,25 +100,22 @@ steps.settle = function(k, a)
   return 1
 end
 
--- KEYS: receipt. ARGV: ttlMs, field, ms, field, ms, ...
-steps.record = function(k, a, n)
-  redis.call('HSET', KEYS[k], unpack(ARGV, a + 1, a + n - 1))
-  redis.call('PEXPIRE', KEYS[k], ARGV[a])
+-- KEYS: receipt. op: ttlMs, field, ms, field, ms, ...
+steps.record = function(k, op)
+  redis.call('HSET', KEYS[k], unpack(op, 3))
+  redis.call('PEXPIRE', KEYS[k], op[2])
   return 1
 end
 
-local out = {}
-local k, a = 1, 2
-for i = 1, tonumber(ARGV[1]) do
-  local step, nk, na = steps[ARGV[a]], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local ok, res = pcall(step, k, a + 3, na)
+local out, k = {}, 1
+for i, op in ipairs(cjson.decode(ARGV[1])) do
+  local ok, res = pcall(steps[op[1]], k, op)
   if ok then
     out[i] = res
   else
     out[i] = redis.error_reply(type(res) == 'table' and res.err or tostring(res))
   end
-  k = k + nk
-  a = a + 3 + na
+  k = k + nkeys[op[1]]
 end
 return out
 `);
@@ -126,11 +124,19 @@ type Step = 'store' | 'pending' | 'settle' | 'record';
 
 /** An operation waiting for the next BATCH. */
 interface Op {
-  step: Step;
   keys: string[];
-  args: Array<string | number>;
+  /** [step, args...]: the operation's element of the BATCH's JSON. */
+  args: [Step, ...Array<string | number>];
+  /** What the caller gets from the reply (unset: the reply); here, not a `.then` per call. */
+  map: ((reply: unknown) => unknown) | undefined;
   resolve(reply: unknown): void;
   reject(err: Error): void;
+}
+
+/** The store step's reply: `{1, dropped id, ...}` or `{0}`. */
+function storeOutcome(reply: unknown): StoreOutcome {
+  const out = Array.isArray(reply) ? (reply as [number, ...string[]]) : [0];
+  return { added: out[0] === 1, dropped: out.length > 1 ? (out.slice(1) as string[]) : [] };
 }
 
 /** Every inbox client type, as the settle step reads them. */
@@ -143,14 +149,14 @@ const entrySchema = z.object({
   c: z.string(),
 });
 
+/**
+ * `<expiresAt>\n{"t":storedAt,"f":ackFlags,"o":timeoutMs,"c":"<base64 content>"}`: the JSON
+ * JSON.stringify writes for it (numbers print alike, base64 needs no escape), without the
+ * object and the walk over it, once per stored message.
+ */
 function encodeEntry(e: InboxEntry): string {
-  const json = JSON.stringify({
-    t: e.storedAt,
-    f: e.ackFlags,
-    o: e.timeoutMs,
-    c: e.content.toString('base64'),
-  });
-  return `${e.expiresAt}\n${json}`;
+  const c = e.content.toString('base64');
+  return `${e.expiresAt}\n{"t":${e.storedAt},"f":${e.ackFlags},"o":${e.timeoutMs},"c":"${c}"}`;
 }
 
 function decodeEntry(messageId: string, value: string): InboxEntry | undefined {
@@ -166,6 +172,18 @@ function decodeEntry(messageId: string, value: string): InboxEntry | undefined {
     storedAt: v.t,
     expiresAt,
   };
+}
+
+/**
+ * The operations as JSON for cjson, which refuses an escaped lone surrogate (JSON.stringify
+ * writes one as a `\udxxx` escape): those go as U+FFFD, as ioredis writes a lone one in a string.
+ */
+function batchJson(ops: unknown[]): string {
+  const json = JSON.stringify(ops);
+  if (!json.includes('\\ud')) return json;
+  return JSON.stringify(ops, (_, v: unknown) =>
+    typeof v === 'string' ? v.replace(/\p{Cs}/gu, '\ufffd') : v,
+  );
 }
 
 /** Operations one BATCH takes at most: bounds how long one script holds Redis. */
@@ -203,10 +221,11 @@ export class RedisInboxStore implements InboxStore {
     return `${this.prefix}msg:${messageId}`;
   }
 
-  private run(step: Step, keys: string[], args: Array<string | number>): Promise<unknown> {
+  /** Queues `args` ([step, args...]) for the next BATCH. */
+  private run(keys: string[], args: Op['args'], map?: Op['map']): Promise<unknown> {
     return new Promise((resolve, reject) => {
       if (this.queue.length === 0) setImmediate(this.flush);
-      this.queue.push({ step, keys, args, resolve, reject });
+      this.queue.push({ keys, args, map, resolve, reject });
     });
   }
 
@@ -218,17 +237,19 @@ export class RedisInboxStore implements InboxStore {
 
   private send(ops: Op[]): void {
     const keys: string[] = [];
-    const args: Array<string | number> = [ops.length];
-    for (const op of ops) {
-      keys.push(...op.keys);
-      args.push(op.step, op.keys.length, op.args.length, ...op.args);
+    const all: Op['args'][] = new Array(ops.length);
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      for (const k of op.keys) keys.push(k);
+      all[i] = op.args;
     }
-    BATCH.run(this.redis, keys, args).then(
+    BATCH.run(this.redis, keys, [batchJson(all)]).then(
       (replies) => {
         for (let i = 0; i < ops.length; i++) {
+          const op = ops[i]!;
           const r = (replies as unknown[])[i];
-          if (r instanceof Error) ops[i]!.reject(r);
-          else ops[i]!.resolve(r);
+          if (r instanceof Error) op.reject(r);
+          else op.resolve(op.map ? op.map(r) : r);
         }
       },
       (err: Error) => {
@@ -237,19 +258,14 @@ export class RedisInboxStore implements InboxStore {
     );
   }
 
-  async store(userId: string, entry: InboxEntry, maxMessages: number): Promise<StoreOutcome> {
+  store(userId: string, entry: InboxEntry, maxMessages: number): Promise<StoreOutcome> {
     const ttlMs = Math.max(1, entry.expiresAt - Date.now());
-    const out = (await this.run('store', this.inboxKeys(userId), [
-      entry.messageId,
-      encodeEntry(entry),
-      ttlMs,
-      maxMessages,
-    ])) as [number, ...string[]];
-    return { added: out[0] === 1, dropped: out.slice(1) as string[] };
+    const args: Op['args'] = ['store', entry.messageId, encodeEntry(entry), ttlMs, maxMessages];
+    return this.run(this.inboxKeys(userId), args, storeOutcome) as Promise<StoreOutcome>;
   }
 
   async pending(userId: string, clientType: number, now: number): Promise<PendingMessages> {
-    const [flat, expired] = (await this.run('pending', this.inboxKeys(userId), [clientType, now])) as [
+    const [flat, expired] = (await this.run(this.inboxKeys(userId), ['pending', clientType, now])) as [
       string[],
       string[],
     ];
@@ -262,14 +278,15 @@ export class RedisInboxStore implements InboxStore {
   }
 
   async settle(userId: string, clientType: number, messageId: string, ttlMs: number): Promise<void> {
-    await this.run('settle', this.inboxKeys(userId), [messageId, clientType, ttlMs, ALL_TYPES]);
+    await this.run(this.inboxKeys(userId), ['settle', messageId, clientType, ttlMs, ALL_TYPES]);
   }
 
-  async record(messageId: string, events: readonly ReceiptEvent[], ttlMs: number): Promise<void> {
-    if (events.length === 0) return;
-    const args: Array<string | number> = [ttlMs];
+  record(messageId: string, events: readonly ReceiptEvent[], ttlMs: number): Promise<void> {
+    if (events.length === 0) return Promise.resolve();
+    const args: Op['args'] = ['record', ttlMs];
     for (const e of events) args.push(eventKey(e), e.at);
-    await this.run('record', [this.receiptKey(messageId)], args);
+    // The reply (1) is no one's business: the promise is only waited for.
+    return this.run([this.receiptKey(messageId)], args) as Promise<void>;
   }
 
   async receipt(messageId: string): Promise<Receipt | undefined> {

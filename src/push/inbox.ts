@@ -4,6 +4,7 @@ import {
   type InboxStore,
   type Receipt,
   type ReceiptEvent,
+  type StoreOutcome,
 } from '../cluster/inbox-store.js';
 import type { Config } from '../config/index.js';
 import type { Connection } from '../connection/index.js';
@@ -78,9 +79,14 @@ export interface InboxOptions {
 
 class StoreTimeout extends Error {}
 
+/** The verdict of every message kept (read only by its callers). */
+const STORED: InboxVerdict = Object.freeze({ stored: true });
+
 /** A store call bounded by `inbox.storeTimeoutMs`. */
 interface BoundedCall {
   deadline: number;
+  /** Answered or timed out. */
+  done: boolean;
   reject(err: unknown): void;
 }
 
@@ -102,8 +108,13 @@ export class Inbox {
   private readonly clock: () => number;
   /** @internal ReplayDelivery reads it. */
   readonly events: InboxEventSink | undefined;
-  /** Store calls awaiting an answer, oldest first, and the timer for the oldest one's deadline. */
-  private readonly inflight = new Set<BoundedCall>();
+  /**
+   * Store calls from `head` on, oldest first (answered ones wait for those before them to go),
+   * and the timer for the oldest one's deadline. An array, not a Set: a burst of stores adds and
+   * removes thousands a second, and a Set's table churns for it.
+   */
+  private readonly inflight: BoundedCall[] = [];
+  private head = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   /** Replays reading or writing now, and the binds waiting for one (in bind order) → their attempt. */
   private replaying = 0;
@@ -119,34 +130,71 @@ export class Inbox {
   }
 
   /**
-   * `p`, or a StoreTimeout once `inbox.storeTimeoutMs` passed. Every call has the same timeout,
-   * so the calls in flight are in deadline order and one timer, set for the oldest, serves them
-   * all (not a timer per call: a burst of pushes makes thousands).
+   * `p`'s value once `p` and `also` (when given) are both done, or the first failure, or a
+   * StoreTimeout once `inbox.storeTimeoutMs` passed. Every call has the same timeout, so the
+   * calls in flight are in deadline order and one timer, set for the oldest, serves them all
+   * (not a timer per call: a burst of pushes makes thousands). `also`, not Promise.all: a store
+   * and its receipt wait on Redis together, with as few objects as can be.
    */
-  private bounded<T>(p: Promise<T>): Promise<T> {
+  private bounded<T>(p: Promise<T>, also?: Promise<unknown>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const call: BoundedCall = { deadline: performance.now() + this.config.storeTimeoutMs, reject };
-      this.inflight.add(call);
+      const deadline = performance.now() + this.config.storeTimeoutMs;
+      const call: BoundedCall = { deadline, done: false, reject };
+      this.inflight.push(call);
       if (!this.sweepTimer) this.armSweep();
-      p.then(
-        (v) => this.inflight.delete(call) && resolve(v),
-        (err: unknown) => this.inflight.delete(call) && reject(err),
-      );
+      let left = also ? 2 : 1;
+      let value: T;
+      const part = () => {
+        if (--left > 0 || call.done) return;
+        call.done = true;
+        this.dropAnswered();
+        resolve(value);
+      };
+      const fail = (err: unknown) => {
+        if (call.done) return;
+        call.done = true;
+        this.dropAnswered();
+        reject(err);
+      };
+      p.then((v) => {
+        value = v;
+        part();
+      }, fail);
+      also?.then(part, fail);
     });
   }
 
+  /** Moves `head` past the calls already answered; the array is cut once half of it is behind. */
+  private dropAnswered(): void {
+    const q = this.inflight;
+    let h = this.head;
+    while (h < q.length && q[h]!.done) h++;
+    if (h === q.length) {
+      q.length = 0;
+      h = 0;
+    } else if (h > 1024 && h * 2 > q.length) {
+      q.splice(0, h);
+      h = 0;
+    }
+    this.head = h;
+  }
+
   private armSweep(): void {
-    const oldest = this.inflight.values().next().value;
+    const oldest = this.inflight[this.head];
     this.sweepTimer = oldest && setTimeout(this.sweep, Math.max(0, oldest.deadline - performance.now()));
   }
 
   private readonly sweep = (): void => {
     const now = performance.now();
-    for (const call of this.inflight) {
+    const q = this.inflight;
+    for (; this.head < q.length; this.head++) {
+      const call = q[this.head]!;
+      if (call.done) continue;
       if (call.deadline > now) break;
-      this.inflight.delete(call);
+      call.done = true;
       call.reject(new StoreTimeout('inbox store timed out (inbox.storeTimeoutMs)'));
     }
+    this.dropAnswered();
     this.armSweep();
   };
 
@@ -170,56 +218,79 @@ export class Inbox {
    * The live push of `t` to `clientType` (-1: the user had no route at all) ended: a delivered
    * one is marked so that type never gets it again; a missed one is kept for later.
    */
-  async afterPush(t: StoreTicket, clientType: number, end: LiveEnd): Promise<InboxVerdict> {
+  afterPush(t: StoreTicket, clientType: number, end: LiveEnd): Promise<InboxVerdict> {
     const now = this.clock();
     const ttlMs = (t.ttlSeconds ?? this.config.defaultTtlSeconds) * 1000;
-    const events = this.events;
-    if (events && end !== 'missed') {
-      events.onInboxEvent('delivered', t.messageId, t.userId, clientType);
-      if (end === 'acked') events.onInboxEvent('acked', t.messageId, t.userId, clientType);
+    if (end !== 'missed') return this.afterDelivered(t, clientType, end, now, ttlMs);
+    if (t.content.length > this.config.maxMessageBytes) {
+      this.stats.tooLarge++;
+      return Promise.resolve({ stored: false, storeError: 'content exceeds inbox.maxMessageBytes' });
     }
+    const entry: InboxEntry = {
+      messageId: t.messageId,
+      content: t.content,
+      ackFlags: t.ackFlags,
+      timeoutMs: t.timeoutMs,
+      storedAt: now,
+      expiresAt: now + ttlMs,
+    };
+    const steps: ReceiptEvent[] = [{ userId: t.userId, clientType: null, state: 'stored', at: now }];
+    if (clientType >= 0) steps.push({ userId: t.userId, clientType, state: 'stored', at: now });
+    // A chain, not an async function: thousands of these wait on Redis at once, and each
+    // object one holds is copied by every young-generation GC while it waits.
+    return this.bounded(
+      this.opts.store.store(t.userId, entry, this.config.maxMessagesPerUser),
+      this.record(t.messageId, steps),
+    ).then((outcome) => this.kept(t, clientType, outcome, now), this.storeFailed);
+  }
+
+  /**
+   * A missed push is in the inbox: counts it and tells the events of it and of what it pushed
+   * out (a sink that throws makes it a store failure, as in the store itself: never a rejection).
+   */
+  private kept(t: StoreTicket, clientType: number, outcome: StoreOutcome, now: number): InboxVerdict {
+    const events = this.events;
+    if (outcome.added) this.stats.stored++;
     try {
-      if (end !== 'missed') {
-        await this.bounded(
-          Promise.all([
-            this.opts.store.settle(t.userId, clientType, t.messageId, ttlMs),
-            this.record(t.messageId, [{ userId: t.userId, clientType, state: end, at: now }]),
-          ]),
-        );
-        return { stored: false };
-      }
-      if (t.content.length > this.config.maxMessageBytes) {
-        this.stats.tooLarge++;
-        return { stored: false, storeError: 'content exceeds inbox.maxMessageBytes' };
-      }
-      const entry: InboxEntry = {
-        messageId: t.messageId,
-        content: t.content,
-        ackFlags: t.ackFlags,
-        timeoutMs: t.timeoutMs,
-        storedAt: now,
-        expiresAt: now + ttlMs,
-      };
-      const steps: ReceiptEvent[] = [{ userId: t.userId, clientType: null, state: 'stored', at: now }];
-      if (clientType >= 0) steps.push({ userId: t.userId, clientType, state: 'stored', at: now });
-      const [outcome] = await this.bounded(
-        Promise.all([
-          this.opts.store.store(t.userId, entry, this.config.maxMessagesPerUser),
-          this.record(t.messageId, steps),
-        ]),
-      );
-      if (outcome.added) this.stats.stored++;
       events?.onInboxEvent('stored', t.messageId, t.userId, clientType >= 0 ? clientType : null);
       for (const id of outcome.dropped) {
         this.stats.dropped++;
         this.recordLater(id, [{ userId: t.userId, clientType: null, state: 'dropped', at: now }]);
         events?.onInboxEvent('dropped', id, t.userId, null);
       }
-      return { stored: true };
     } catch (err) {
-      this.stats.storeFailures++;
-      const reason = err instanceof StoreTimeout ? err.message : `inbox store: ${(err as Error).message}`;
-      return { stored: false, storeError: reason };
+      return this.storeFailed(err);
+    }
+    return STORED;
+  }
+
+  private readonly storeFailed = (err: unknown): InboxVerdict => {
+    this.stats.storeFailures++;
+    const reason = err instanceof StoreTimeout ? err.message : `inbox store: ${(err as Error).message}`;
+    return { stored: false, storeError: reason };
+  };
+
+  /** The live push reached `clientType`: that type never gets it from the inbox. */
+  private async afterDelivered(
+    t: StoreTicket,
+    clientType: number,
+    end: 'sent' | 'acked',
+    now: number,
+    ttlMs: number,
+  ): Promise<InboxVerdict> {
+    const events = this.events;
+    if (events) {
+      events.onInboxEvent('delivered', t.messageId, t.userId, clientType);
+      if (end === 'acked') events.onInboxEvent('acked', t.messageId, t.userId, clientType);
+    }
+    try {
+      await this.bounded(
+        this.opts.store.settle(t.userId, clientType, t.messageId, ttlMs),
+        this.record(t.messageId, [{ userId: t.userId, clientType, state: end, at: now }]),
+      );
+      return { stored: false };
+    } catch (err) {
+      return this.storeFailed(err);
     }
   }
 
@@ -313,10 +384,8 @@ export class Inbox {
   delivered(userId: string, clientType: number, e: InboxEntry, state: 'sent' | 'acked'): void {
     const at = this.clock();
     this.bounded(
-      Promise.all([
-        this.opts.store.settle(userId, clientType, e.messageId, Math.max(1, e.expiresAt - at)),
-        this.record(e.messageId, [{ userId, clientType, state, at }]),
-      ]),
+      this.opts.store.settle(userId, clientType, e.messageId, Math.max(1, e.expiresAt - at)),
+      this.record(e.messageId, [{ userId, clientType, state, at }]),
     ).catch((err: Error) => {
       // Not marked: the device may get it once more on its next bind (it deduplicates by msgId).
       this.stats.storeFailures++;

@@ -143,4 +143,13 @@ describe('RedisInboxStore: one script per turn', () => {
     assert.deepEqual([good.status, stored.status], ['fulfilled', 'fulfilled']);
     assert.equal((await s.receipt('good'))?.users[0]?.inbox, 'stored');
   });
+
+  it('a messageId with a lone surrogate is kept (as U+FFFD, as Redis gets any string) and spoils nothing else', async () => {
+    const { client } = await testRedis();
+    const s = new RedisInboxStore(client, await freshPrefix());
+    const [a, b] = await Promise.all([s.store('u', e('m\ud800'), 10), s.store('v', e('m2'), 10)]);
+    assert.deepEqual([a.added, b.added], [true, true]);
+    const ids = async (u: string) => (await s.pending(u, 1, Date.now())).entries.map((x) => x.messageId);
+    assert.deepEqual([await ids('u'), await ids('v')], [['m\ufffd'], ['m2']]);
+  });
 });

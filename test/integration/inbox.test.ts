@@ -6,6 +6,7 @@ import { type InboxStore, MemoryInboxStore } from '../../src/cluster/inbox-store
 import { RedisInboxStore } from '../../src/cluster/redis-inbox-store.js';
 import { closeAll, connectDevice, type TestDevice } from '../helpers/devices.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
+import { startTestRedis, type TestRedis } from '../helpers/redis.js';
 import { waitFor } from '../helpers/wait.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: JSON bodies are checked field by field
@@ -240,6 +241,28 @@ describe('a store that does not answer never holds the push path', () => {
     assert.equal(r.body.results[0].result, 'success');
     assert.match(r.body.results[0].storeError, /timed out/);
     assert.equal(d.pushes[0]!.content.toString(), 'live');
+  });
+});
+
+describe('a receipt Redis refuses while the message is kept', () => {
+  let redis: TestRedis;
+  let n: TestNode;
+  before(async () => {
+    redis = await startTestRedis();
+    const store = new RedisInboxStore(redis.client, redis.prefix);
+    n = await startTestNode({}, { inbox: store });
+    // The receipt's key holds a string: HSET on it fails (WRONGTYPE), the inbox write does not.
+    await redis.client.set(store.receiptKey('refused'), 'not a hash');
+  });
+  after(async () => {
+    await n.stop();
+    await redis.close();
+  });
+
+  it('the result says the store failed and why, as when the inbox write fails', async () => {
+    const r = await push(n, { userId: 'u', content: 'x', store: true, msgId: 'refused' });
+    assert.deepEqual([r.body.results[0].result, r.body.results[0].stored], ['offline', false]);
+    assert.match(r.body.results[0].storeError, /WRONGTYPE/);
   });
 });
 
