@@ -1,6 +1,8 @@
-import { BodyReader, BodyWriter } from './body.js';
+import { BodyReader, BodyWriter, LONG_LENGTH_MARK } from './body.js';
+import { Command } from './command.js';
 import { ProtocolError } from './errors.js';
 import type { MessageCodec } from './messages.js';
+import { HEADER_LENGTH } from './packet.js';
 import { MAX_MESSAGE_ID_LENGTH } from './push-ext.js';
 
 /**
@@ -156,6 +158,60 @@ export function mpushPushResult(
 ): string {
   const type = clientType > 0 ? `"clientType":${clientType},` : '';
   return `{${type}"timePoints":${JSON.stringify(timePoints)},"userId":${JSON.stringify(userId)}}`;
+}
+
+/**
+ * An OK packet answering `cmd`, in one buffer: the bytes of
+ * `encodePacket({cmd: OK, flags: 0, sessionId, body: OkCodec.encode({cmd, code: 0, data})})`
+ * (mpush-wire §1, §9), without the body's own buffers. The gateway answers every request with it.
+ */
+export function encodeOkFrame(cmd: number, sessionId: number, data: string): Buffer {
+  const n = data.length === 0 ? 0 : Buffer.byteLength(data);
+  const prefix = n < LONG_LENGTH_MARK ? 2 : 6;
+  const bodyLength = 2 + prefix + n;
+  const out = Buffer.allocUnsafe(HEADER_LENGTH + bodyLength);
+  out.writeInt32BE(bodyLength, 0);
+  out[4] = Command.OK;
+  out.writeInt16BE(0, 5);
+  out[7] = 0;
+  out.writeInt32BE(sessionId | 0, 8);
+  out[12] = 0;
+  out[13] = cmd & 0xff;
+  out[14] = 0;
+  if (prefix === 2) out.writeInt16BE(n, 15);
+  else {
+    out.writeInt16BE(LONG_LENGTH_MARK, 15);
+    out.writeInt32BE(n - LONG_LENGTH_MARK, 17);
+  }
+  if (n > 0) out.write(data, HEADER_LENGTH + 2 + prefix);
+  return out;
+}
+
+/**
+ * The data of an OK to GATEWAY_PUSH on a connection that said GATEWAY_HELLO, as
+ * `JSON.stringify({userId, clientType, timePoints, ...rest})` writes it, built without the nested
+ * object: `timePoints` (name → ms; the push center's names, plain identifiers) is left out when
+ * undefined (a push client that did not ask for them), and `rest` is a flat JSON object whose
+ * members follow.
+ */
+export function pushOkData(
+  userId: string,
+  clientType: number,
+  timePoints: Readonly<Record<string, number>> | undefined,
+  rest?: string,
+): string {
+  let out = `{"userId":${JSON.stringify(userId)},"clientType":${clientType}`;
+  if (timePoints !== undefined) {
+    let sep = '{';
+    out += ',"timePoints":';
+    for (const k in timePoints) {
+      out += `${sep}"${k}":${timePoints[k]}`;
+      sep = ',';
+    }
+    out += sep === '{' ? '{}' : '}';
+  }
+  if (rest !== undefined && rest.length > 2) out += `,${rest.slice(1, -1)}`;
+  return `${out}}`;
 }
 
 /** MPush's reason text for the error codes its gateway sends (its ErrorCode enum). */
