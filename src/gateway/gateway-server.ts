@@ -62,6 +62,8 @@ class GatewayConnection implements FrameHandler, OutboundOwner, UnicastListener 
   nonce: Buffer | undefined;
   /** Said GATEWAY_HELLO: gets mpush-ts's replies; until then, exactly MPush's. */
   extended = false;
+  /** Its push replies carry the time points (it did not say otherwise in GATEWAY_HELLO). */
+  timePoints = true;
   closed = false;
 
   constructor(
@@ -334,9 +336,10 @@ export class GatewayServer {
   }
 
   private hello(c: GatewayConnection, p: Packet): void {
-    const { version } = GatewayHelloCodec.decode(p.body);
+    const { version, timePoints } = GatewayHelloCodec.decode(p.body);
     // Any version ≥ 1 speaks at least ours; the reply says which one we speak.
     c.extended = version >= 1;
+    c.timePoints = timePoints ?? true;
     // Not yet authenticated (a secret is set): the challenge, made once per connection.
     if (!c.authed) c.nonce ??= gatewayNonce();
     c.ok(
@@ -369,7 +372,11 @@ export class GatewayServer {
     if (!c.extended) return this.replyAsMPush(c, sessionId, push.userId, push.clientType, push.received, o);
     if (o.kind === 'ok') {
       c.write(
-        encodeOkFrame(Command.GATEWAY_PUSH, sessionId, pushOkData(o.userId, o.clientType, o.timePoints)),
+        encodeOkFrame(
+          Command.GATEWAY_PUSH,
+          sessionId,
+          pushOkData(o.userId, o.clientType, c.timePoints ? o.timePoints : undefined),
+        ),
       );
     } else {
       c.error(Command.GATEWAY_PUSH, sessionId, o.code, o.reason);
@@ -425,7 +432,7 @@ export class GatewayServer {
         c.ok(
           Command.GATEWAY_PUSH,
           sessionId,
-          pushOkData(o.userId, o.clientType, o.timePoints, JSON.stringify(info)),
+          pushOkData(o.userId, o.clientType, c.timePoints ? o.timePoints : undefined, JSON.stringify(info)),
         );
       } else {
         c.error(Command.GATEWAY_PUSH, sessionId, o.code, o.reason, JSON.stringify(info));

@@ -102,14 +102,31 @@ export const GATEWAY_EXT_VERSION = 2;
  * gateway answers OK with {@link GatewayHelloReply} as data. A connection that never says hello
  * (MPush's own PushClient) gets MPush's replies only: no ERROR on an ack timeout, MPush's time
  * points. With a gateway secret, hello is the one request answered before GATEWAY_AUTH.
+ *
+ * `timePoints`: whether the OK to each GATEWAY_PUSH carries the node's time points. Sent as a
+ * flags byte after the version ({@link HELLO_TIME_POINTS}); a hello without it (4 bytes, as
+ * earlier push clients send it) asks for them, and a gateway that does not read the byte ignores it.
  */
 export interface GatewayHelloMessage {
   version: number;
+  timePoints?: boolean;
 }
 
+/** Hello flag: the push client wants the time points in its push replies. */
+export const HELLO_TIME_POINTS = 1;
+
 export const GatewayHelloCodec: MessageCodec<GatewayHelloMessage> = {
-  encode: (m) => new BodyWriter(4).writeInt(m.version).finish(),
-  decode: (body) => ({ version: new BodyReader(body).readInt() }),
+  encode: (m) => {
+    const w = new BodyWriter(5).writeInt(m.version);
+    if (m.timePoints !== undefined) w.writeByte(m.timePoints ? HELLO_TIME_POINTS : 0);
+    return w.finish();
+  },
+  decode: (body) => {
+    const r = new BodyReader(body);
+    const version = r.readInt();
+    if (r.remaining === 0) return { version };
+    return { version, timePoints: (r.readByte() & HELLO_TIME_POINTS) !== 0 };
+  },
 };
 
 /**

@@ -11,6 +11,7 @@ import {
   encodeOkFrame,
   encodePacket,
   GatewayAuthCodec,
+  GatewayHelloCodec,
   type MessageCodec,
   OkCodec,
   ProtocolError,
@@ -197,5 +198,15 @@ describe('the gateway OK reply in one buffer', () => {
       );
       assert.equal(pushOkData(userId, 2, undefined, '{}'), JSON.stringify({ userId, clientType: 2 }));
     }
+  });
+});
+
+describe('GatewayHelloCodec', () => {
+  it('the time points flag travels after the version; a 4-byte hello (earlier clients) has none', () => {
+    for (const m of [{ version: 2 }, { version: 2, timePoints: true }, { version: 2, timePoints: false }]) {
+      assert.deepEqual(GatewayHelloCodec.decode(GatewayHelloCodec.encode(m)), m);
+    }
+    assert.equal(GatewayHelloCodec.encode({ version: 2 }).length, 4);
+    assert.deepEqual(GatewayHelloCodec.decode(new BodyWriter(4).writeInt(1).finish()), { version: 1 });
   });
 });
