@@ -221,7 +221,8 @@ export class PushCenter {
       );
       return;
     }
-    const held = this.replaying.get(conn);
+    // Nearly always none replaying: no lookup per push then.
+    const held = this.replaying.size === 0 ? undefined : this.replaying.get(conn);
     if (held && held.length < MAX_HELD) {
       held.push(() => this.unicastHere(m, flags, listener, tag));
       return;
