@@ -81,7 +81,7 @@ async function unicastPhase(ctx: Ctx, rate?: number) {
     ? ['load', { params: { users, total: params.m, concurrency: params.concurrency, random: true } }]
     : ['open', { users, rate, durationMs: params.duration * 1000 }];
   log(`${kind}: ${closed ? `${params.m} pushes, ${params.concurrency} in flight` : `${params.duration} s`}`);
-  const c = await measured(ctx, closed && 'closed-loop', () =>
+  const c = await measured(ctx, closed ? 'closed-loop' : `open-loop-${rate}`, () =>
     ctx.pusher.call<PhaseResult>(cmd, args, 1_800_000),
   );
   const r = c.out;

@@ -17,6 +17,7 @@ import {
   ErrorCodec,
   ExtCommand,
   encodeHelloReply,
+  encodeOkFrame,
   encodePacket,
   errorReply,
   FrameDecoder,
@@ -32,14 +33,14 @@ import {
   MPUSH_END_POINTS,
   MPUSH_REASONS,
   mpushPushResult,
-  OkCodec,
   type Packet,
+  pushOkData,
   RouteQueryCodec,
 } from '../protocol/index.js';
 import type { Inbox } from '../push/inbox.js';
 import { keptUnicast } from '../push/kept-unicast.js';
 import type { PushOutcome } from '../push/outcome.js';
-import type { PushCenter } from '../push/push-center.js';
+import type { PushCenter, UnicastJob, UnicastListener } from '../push/push-center.js';
 import type { KickTarget } from '../server/handler-context.js';
 import { closeServer, listenOn } from '../util/listen.js';
 import type { OutboundLimit, OutboundOwner, OutboundWriter } from '../util/outbound-writer.js';
@@ -50,7 +51,7 @@ import { streamWriter } from '../util/stream-sink.js';
  * bounded by `gateway.maxOutboundBytes` and `gateway.drainTimeoutMs`: a client that stops
  * reading its replies is dropped, not buffered for.
  */
-class GatewayConnection implements FrameHandler, OutboundOwner {
+class GatewayConnection implements FrameHandler, OutboundOwner, UnicastListener {
   readonly decoder: FrameDecoder;
   readonly writer: OutboundWriter;
   authed: boolean;
@@ -61,6 +62,8 @@ class GatewayConnection implements FrameHandler, OutboundOwner {
   nonce: Buffer | undefined;
   /** Said GATEWAY_HELLO: gets mpush-ts's replies; until then, exactly MPush's. */
   extended = false;
+  /** Its push replies carry the time points (it did not say otherwise in GATEWAY_HELLO). */
+  timePoints = true;
   closed = false;
 
   constructor(
@@ -128,9 +131,12 @@ class GatewayConnection implements FrameHandler, OutboundOwner {
   }
 
   ok(cmd: number, sessionId: number, data: string): void {
-    this.write(
-      encodePacket({ cmd: Command.OK, flags: 0, sessionId, body: OkCodec.encode({ cmd, code: 0, data }) }),
-    );
+    this.write(encodeOkFrame(cmd, sessionId, data));
+  }
+
+  /** @internal UnicastListener: a push of this connection ended (`sessionId`: the request's). */
+  unicastDone(o: PushOutcome, sessionId: number, push: UnicastJob): void {
+    if (!this.closed) this.gw.pushDone(this, sessionId, push, o);
   }
 
   error(cmd: number, sessionId: number, code: number, reason: string, data = ''): void {
@@ -330,9 +336,10 @@ export class GatewayServer {
   }
 
   private hello(c: GatewayConnection, p: Packet): void {
-    const { version } = GatewayHelloCodec.decode(p.body);
+    const { version, timePoints } = GatewayHelloCodec.decode(p.body);
     // Any version ≥ 1 speaks at least ours; the reply says which one we speak.
     c.extended = version >= 1;
+    c.timePoints = timePoints ?? true;
     // Not yet authenticated (a secret is set): the challenge, made once per connection.
     if (!c.authed) c.nonce ??= gatewayNonce();
     c.ok(
@@ -355,21 +362,25 @@ export class GatewayServer {
       return;
     }
     this.stats.pushes++;
-    // Only a plain MPush client gets the receipt time back (its push-center-begin).
-    const received = c.extended ? 0 : Date.now();
     if (m.ext) return this.pushWithExt(c, sessionId, p.flags, m);
-    this.opts.push.unicast(m, p.flags, (o) => {
-      if (!c.extended) return this.replyAsMPush(c, sessionId, m.userId, m.clientType, received, o);
-      if (o.kind === 'ok') {
-        c.ok(
+    this.opts.push.unicastTo(m, p.flags, c, sessionId);
+  }
+
+  /** @internal A unicast of `c` ended: its reply, as the connection said it speaks (GATEWAY_HELLO). */
+  pushDone(c: GatewayConnection, sessionId: number, push: UnicastJob, o: PushOutcome): void {
+    // A plain MPush client gets the receipt time back (its push-center-begin).
+    if (!c.extended) return this.replyAsMPush(c, sessionId, push.userId, push.clientType, push.received, o);
+    if (o.kind === 'ok') {
+      c.write(
+        encodeOkFrame(
           Command.GATEWAY_PUSH,
           sessionId,
-          JSON.stringify({ userId: o.userId, clientType: o.clientType, timePoints: o.timePoints }),
-        );
-      } else {
-        c.error(Command.GATEWAY_PUSH, sessionId, o.code, o.reason);
-      }
-    });
+          pushOkData(o.userId, o.clientType, c.timePoints ? o.timePoints : undefined),
+        ),
+      );
+    } else {
+      c.error(Command.GATEWAY_PUSH, sessionId, o.code, o.reason);
+    }
   }
 
   /**
@@ -421,7 +432,7 @@ export class GatewayServer {
         c.ok(
           Command.GATEWAY_PUSH,
           sessionId,
-          JSON.stringify({ userId: o.userId, clientType: o.clientType, timePoints: o.timePoints, ...info }),
+          pushOkData(o.userId, o.clientType, c.timePoints ? o.timePoints : undefined, JSON.stringify(info)),
         );
       } else {
         c.error(Command.GATEWAY_PUSH, sessionId, o.code, o.reason, JSON.stringify(info));

@@ -1,6 +1,8 @@
-import { BodyReader, BodyWriter } from './body.js';
+import { BodyReader, BodyWriter, LONG_LENGTH_MARK } from './body.js';
+import { Command } from './command.js';
 import { ProtocolError } from './errors.js';
 import type { MessageCodec } from './messages.js';
+import { HEADER_LENGTH } from './packet.js';
 import { MAX_MESSAGE_ID_LENGTH } from './push-ext.js';
 
 /**
@@ -100,14 +102,31 @@ export const GATEWAY_EXT_VERSION = 2;
  * gateway answers OK with {@link GatewayHelloReply} as data. A connection that never says hello
  * (MPush's own PushClient) gets MPush's replies only: no ERROR on an ack timeout, MPush's time
  * points. With a gateway secret, hello is the one request answered before GATEWAY_AUTH.
+ *
+ * `timePoints`: whether the OK to each GATEWAY_PUSH carries the node's time points. Sent as a
+ * flags byte after the version ({@link HELLO_TIME_POINTS}); a hello without it (4 bytes, as
+ * earlier push clients send it) asks for them, and a gateway that does not read the byte ignores it.
  */
 export interface GatewayHelloMessage {
   version: number;
+  timePoints?: boolean;
 }
 
+/** Hello flag: the push client wants the time points in its push replies. */
+export const HELLO_TIME_POINTS = 1;
+
 export const GatewayHelloCodec: MessageCodec<GatewayHelloMessage> = {
-  encode: (m) => new BodyWriter(4).writeInt(m.version).finish(),
-  decode: (body) => ({ version: new BodyReader(body).readInt() }),
+  encode: (m) => {
+    const w = new BodyWriter(5).writeInt(m.version);
+    if (m.timePoints !== undefined) w.writeByte(m.timePoints ? HELLO_TIME_POINTS : 0);
+    return w.finish();
+  },
+  decode: (body) => {
+    const r = new BodyReader(body);
+    const version = r.readInt();
+    if (r.remaining === 0) return { version };
+    return { version, timePoints: (r.readByte() & HELLO_TIME_POINTS) !== 0 };
+  },
 };
 
 /**
@@ -156,6 +175,60 @@ export function mpushPushResult(
 ): string {
   const type = clientType > 0 ? `"clientType":${clientType},` : '';
   return `{${type}"timePoints":${JSON.stringify(timePoints)},"userId":${JSON.stringify(userId)}}`;
+}
+
+/**
+ * An OK packet answering `cmd`, in one buffer: the bytes of
+ * `encodePacket({cmd: OK, flags: 0, sessionId, body: OkCodec.encode({cmd, code: 0, data})})`
+ * (mpush-wire §1, §9), without the body's own buffers. The gateway answers every request with it.
+ */
+export function encodeOkFrame(cmd: number, sessionId: number, data: string): Buffer {
+  const n = data.length === 0 ? 0 : Buffer.byteLength(data);
+  const prefix = n < LONG_LENGTH_MARK ? 2 : 6;
+  const bodyLength = 2 + prefix + n;
+  const out = Buffer.allocUnsafe(HEADER_LENGTH + bodyLength);
+  out.writeInt32BE(bodyLength, 0);
+  out[4] = Command.OK;
+  out.writeInt16BE(0, 5);
+  out[7] = 0;
+  out.writeInt32BE(sessionId | 0, 8);
+  out[12] = 0;
+  out[13] = cmd & 0xff;
+  out[14] = 0;
+  if (prefix === 2) out.writeInt16BE(n, 15);
+  else {
+    out.writeInt16BE(LONG_LENGTH_MARK, 15);
+    out.writeInt32BE(n - LONG_LENGTH_MARK, 17);
+  }
+  if (n > 0) out.write(data, HEADER_LENGTH + 2 + prefix);
+  return out;
+}
+
+/**
+ * The data of an OK to GATEWAY_PUSH on a connection that said GATEWAY_HELLO, as
+ * `JSON.stringify({userId, clientType, timePoints, ...rest})` writes it, built without the nested
+ * object: `timePoints` (name → ms; the push center's names, plain identifiers) is left out when
+ * undefined (a push client that did not ask for them), and `rest` is a flat JSON object whose
+ * members follow.
+ */
+export function pushOkData(
+  userId: string,
+  clientType: number,
+  timePoints: Readonly<Record<string, number>> | undefined,
+  rest?: string,
+): string {
+  let out = `{"userId":${JSON.stringify(userId)},"clientType":${clientType}`;
+  if (timePoints !== undefined) {
+    let sep = '{';
+    out += ',"timePoints":';
+    for (const k in timePoints) {
+      out += `${sep}"${k}":${timePoints[k]}`;
+      sep = ',';
+    }
+    out += sep === '{' ? '{}' : '}';
+  }
+  if (rest !== undefined && rest.length > 2) out += `,${rest.slice(1, -1)}`;
+  return `${out}}`;
 }
 
 /** MPush's reason text for the error codes its gateway sends (its ErrorCode enum). */

@@ -79,17 +79,32 @@ export interface Delivery extends AckWaiter {
   fail(code: number, reason: string): void;
 }
 
-/** A single-user push on this node, completed exactly once. */
-class UnicastJob implements Delivery {
+/**
+ * Told how a unicast ended, once, with the `tag` it was started with: one listener serves many
+ * pushes (the gateway: the connection, tagged with the request's sessionId), so a push makes no
+ * closure of its own.
+ */
+export interface UnicastListener {
+  unicastDone(outcome: PushOutcome, tag: number, push: UnicastJob): void;
+}
+
+/**
+ * A single-user push on this node, completed exactly once. On success it is itself the outcome
+ * (kind `ok`), so a delivered push allocates no outcome object.
+ */
+export class UnicastJob implements Delivery {
+  readonly kind = 'ok' as const;
   private written = 0;
 
   constructor(
     readonly userId: string,
     readonly clientType: number,
     readonly timePoints: Record<string, number>,
-    private readonly received: number,
+    /** When the push center took the push (ms). */
+    readonly received: number,
     private readonly meter: PushMeter,
-    private readonly done: (outcome: PushOutcome) => void,
+    private readonly listener: UnicastListener,
+    private readonly tag: number,
   ) {}
 
   onAck(): void {
@@ -97,7 +112,7 @@ class UnicastJob implements Delivery {
     this.timePoints.acked = now;
     this.meter.ack.observe(now - (this.written || this.received));
     this.meter.toAck.observe(now - this.received);
-    this.succeed();
+    this.finish(this);
   }
 
   onWritten(final: boolean): void {
@@ -105,16 +120,7 @@ class UnicastJob implements Delivery {
     this.timePoints.written = now;
     this.written = now;
     this.meter.toWrite.observe(now - this.received);
-    if (final) this.succeed();
-  }
-
-  private succeed(): void {
-    this.finish({
-      kind: 'ok',
-      userId: this.userId,
-      clientType: this.clientType,
-      timePoints: this.timePoints,
-    });
+    if (final) this.finish(this);
   }
 
   onAckTimeout(): void {
@@ -127,7 +133,7 @@ class UnicastJob implements Delivery {
 
   finish(o: PushOutcome): void {
     this.meter.count(o);
-    this.done(o);
+    this.listener.unicastDone(o, this.tag, this);
   }
 }
 
@@ -194,14 +200,19 @@ export class PushCenter {
    * (mpush-wire §12), so an ack can never arrive unexpected.
    */
   unicast(m: GatewayPushMessage, flags: number, done: (outcome: PushOutcome) => void): void {
-    this.unicasts++;
-    this.unicastHere(m, flags, done);
+    this.unicastTo(m, flags, { unicastDone: done }, 0);
   }
 
-  private unicastHere(m: GatewayPushMessage, flags: number, done: (outcome: PushOutcome) => void): void {
+  /** {@link unicast}, its outcome told to `listener` with `tag`: no closure per push. */
+  unicastTo(m: GatewayPushMessage, flags: number, listener: UnicastListener, tag: number): void {
+    this.unicasts++;
+    this.unicastHere(m, flags, listener, tag);
+  }
+
+  private unicastHere(m: GatewayPushMessage, flags: number, listener: UnicastListener, tag: number): void {
     const received = Date.now();
     const timePoints: Record<string, number> = { received };
-    const job = new UnicastJob(m.userId, m.clientType, timePoints, received, this.meter, done);
+    const job = new UnicastJob(m.userId, m.clientType, timePoints, received, this.meter, listener, tag);
     const conn = this.opts.server.router.get(m.userId, m.clientType);
     if (!conn || conn.closed) {
       this.notHere(m.userId, m.clientType).then(
@@ -210,9 +221,10 @@ export class PushCenter {
       );
       return;
     }
-    const held = this.replaying.get(conn);
+    // Nearly always none replaying: no lookup per push then.
+    const held = this.replaying.size === 0 ? undefined : this.replaying.get(conn);
     if (held && held.length < MAX_HELD) {
-      held.push(() => this.unicastHere(m, flags, done));
+      held.push(() => this.unicastHere(m, flags, listener, tag));
       return;
     }
     this.deliver(conn, m.content, flags & (Flags.AUTO_ACK | Flags.BIZ_ACK), this.timeoutOf(m.timeout), job);

@@ -81,6 +81,25 @@ describe('push path: one node', () => {
     );
   });
 
+  it('timePoints: false: the gateway leaves the time points out of its replies, the push still succeeds', async () => {
+    const quiet = PushSender.create({
+      gateways: [{ host: '127.0.0.1', port: t.node.addresses.gatewayPort }],
+      routeCacheMs: 0,
+      timePoints: false,
+    });
+    await quiet.start();
+    try {
+      const d = await connectDevice(t.tcpPort, 'u-quiet');
+      devices.push(d);
+      const [r] = await quiet.send({ userId: 'u-quiet', content: 'hush', ackModel: 'AUTO_ACK' });
+      assert.equal(r!.result, 'success');
+      assert.equal(r!.timePoints, undefined);
+      assert.equal(d.pushes[0]!.content.toString(), 'hush');
+    } finally {
+      await quiet.stop();
+    }
+  });
+
   it('AUTO_ACK: success after the SDK acks; msg is sent as JSON', async () => {
     const d = await connectDevice(t.tcpPort, 'u-auto');
     devices.push(d);

@@ -48,6 +48,8 @@ export interface GatewayChannelOptions {
   heartbeatMs: number;
   /** A connection that read nothing (heartbeat echoes included) for this long is dropped, ms. */
   heartbeatTimeoutMs: number;
+  /** False: GATEWAY_HELLO asks the gateway to leave the time points out of its push replies. */
+  timePoints?: boolean;
 }
 
 /** What a channel reports to, and keeps its deadline in (its pool). */
@@ -66,6 +68,7 @@ type State = 'idle' | 'connecting' | 'up' | 'backoff' | 'closed';
 /** Lanes of the deadline queue that are not request timeouts (see DeadlineQueue.add). */
 const LANE_CONNECT = -1;
 const HELLO_BODY = GatewayHelloCodec.encode({ version: GATEWAY_EXT_VERSION });
+const HELLO_NO_TIME_POINTS = GatewayHelloCodec.encode({ version: GATEWAY_EXT_VERSION, timePoints: false });
 const LANE_HEARTBEAT = -2;
 const LANE_BACKOFF = -3;
 
@@ -110,6 +113,10 @@ export class GatewayChannel extends Deadline implements FrameHandler, OutboundOw
 
   get address(): string {
     return `${this.host}:${this.port}`;
+  }
+
+  private helloBody(): Buffer {
+    return this.opts.timePoints === false ? HELLO_NO_TIME_POINTS : HELLO_BODY;
   }
 
   get state(): State {
@@ -195,7 +202,7 @@ export class GatewayChannel extends Deadline implements FrameHandler, OutboundOw
    * channel is up at once.
    */
   private login(secret: string): void {
-    this.write(ExtCommand.GATEWAY_HELLO, 0, HELLO_BODY, {
+    this.write(ExtCommand.GATEWAY_HELLO, 0, this.helloBody(), {
       onReply: (p) => {
         if (this.stateName !== 'connecting') return;
         const r = decodeReply(p);
@@ -235,7 +242,7 @@ export class GatewayChannel extends Deadline implements FrameHandler, OutboundOw
     // awaited: the gateway reads it before any request written after it. A gateway that does not
     // know it (MPush's own) answers with MPush's replies, which the requests read as well.
     if (sayHello) {
-      this.write(ExtCommand.GATEWAY_HELLO, 0, HELLO_BODY, {
+      this.write(ExtCommand.GATEWAY_HELLO, 0, this.helloBody(), {
         onReply: (p) => {
           const r = decodeReply(p);
           this.extended = r.ok;

@@ -85,10 +85,9 @@ class GatewayPeer {
    * Says GATEWAY_HELLO, as mpush-ts's PushSender does: from here on, mpush-ts's replies.
    * @returns the login challenge, when the gateway has a secret and this connection is not in yet.
    */
-  async hello(): Promise<Buffer | undefined> {
-    const { ok } = await this.reply(
-      this.send(ExtCommand.GATEWAY_HELLO, GatewayHelloCodec.encode({ version: 1 })),
-    );
+  async hello(timePoints?: boolean): Promise<Buffer | undefined> {
+    const m = timePoints === undefined ? { version: 1 } : { version: 1, timePoints };
+    const { ok } = await this.reply(this.send(ExtCommand.GATEWAY_HELLO, GatewayHelloCodec.encode(m)));
     assert.ok(ok, 'hello answered OK');
     const reply = decodeHelloReply(ok.data);
     assert.equal(reply.version, GATEWAY_EXT_VERSION);
@@ -153,6 +152,20 @@ describe('GatewayServer packet handling (devices on memory transports)', () => {
     assert.deepEqual(Object.keys(data.timePoints), ['received', 'written']);
     assert.equal(d.open(d.transport.take(Command.PUSH)).toString(), 'hi');
     assert.equal(gw.stats.pushes, 1);
+  });
+
+  it('a hello asking for no time points: OK data {userId, clientType}, with the inbox extension too', async () => {
+    await peer.hello(false);
+    rig.bound('quiet');
+    const { ok } = await peer.reply(push({ userId: 'quiet' }));
+    assert.equal(ok!.data, `{"userId":"quiet","clientType":${ClientType.MOBILE}}`);
+    const ext = { messageId: 'q1' };
+    const { ok: kept } = await peer.reply(push({ userId: 'quiet', ext }));
+    assert.deepEqual(Object.keys(JSON.parse(kept!.data)), ['userId', 'clientType', 'messageId', 'stored']);
+    // Asking again for them: they are back.
+    await peer.hello(true);
+    const { ok: again } = await peer.reply(push({ userId: 'quiet' }));
+    assert.deepEqual(Object.keys(JSON.parse(again!.data)), ['userId', 'clientType', 'timePoints']);
   });
 
   it('GATEWAY_PUSH with AUTO_ACK: OK only after the device acks', async () => {

@@ -5,12 +5,18 @@ import {
   BodyWriter,
   BroadcastAction,
   BroadcastControlCodec,
+  Command,
   decodeHelloReply,
   encodeHelloReply,
+  encodeOkFrame,
+  encodePacket,
   GatewayAuthCodec,
+  GatewayHelloCodec,
   type MessageCodec,
+  OkCodec,
   ProtocolError,
   type ProtocolErrorCode,
+  pushOkData,
   RouteQueryCodec,
 } from '../../../src/protocol/index.js';
 
@@ -156,4 +162,51 @@ describe('gateway extension codecs', () => {
       });
     });
   }
+});
+
+describe('the gateway OK reply in one buffer', () => {
+  it('encodeOkFrame writes the bytes of encodePacket(OK, OkCodec.encode(...)), short and long data', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 255 }),
+        fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+        fc.oneof(
+          fc.string(),
+          fc.string({ unit: 'grapheme', maxLength: 40 }),
+          fc.constant('x'.repeat(0x7fff + 3)),
+        ),
+        (cmd, sessionId, data) => {
+          const body = OkCodec.encode({ cmd, code: 0, data });
+          const want = encodePacket({ cmd: Command.OK, flags: 0, sessionId, body });
+          assert.deepEqual(encodeOkFrame(cmd, sessionId, data), want);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('pushOkData is JSON.stringify({userId, clientType, timePoints, ...rest}), timePoints left out when undefined', () => {
+    const tp = { received: 1764657690123, written: 1764657690124, acked: 1764657690129 };
+    for (const userId of ['alice', 'a"b\\c\u0001é', '']) {
+      assert.equal(pushOkData(userId, 3, tp), JSON.stringify({ userId, clientType: 3, timePoints: tp }));
+      assert.equal(pushOkData(userId, 1, {}), JSON.stringify({ userId, clientType: 1, timePoints: {} }));
+      assert.equal(pushOkData(userId, -1, undefined), JSON.stringify({ userId, clientType: -1 }));
+      const info = { messageId: 'm"1', stored: true, storeError: 'x' };
+      assert.equal(
+        pushOkData(userId, 2, tp, JSON.stringify(info)),
+        JSON.stringify({ userId, clientType: 2, timePoints: tp, ...info }),
+      );
+      assert.equal(pushOkData(userId, 2, undefined, '{}'), JSON.stringify({ userId, clientType: 2 }));
+    }
+  });
+});
+
+describe('GatewayHelloCodec', () => {
+  it('the time points flag travels after the version; a 4-byte hello (earlier clients) has none', () => {
+    for (const m of [{ version: 2 }, { version: 2, timePoints: true }, { version: 2, timePoints: false }]) {
+      assert.deepEqual(GatewayHelloCodec.decode(GatewayHelloCodec.encode(m)), m);
+    }
+    assert.equal(GatewayHelloCodec.encode({ version: 2 }).length, 4);
+    assert.deepEqual(GatewayHelloCodec.decode(new BodyWriter(4).writeInt(1).finish()), { version: 1 });
+  });
 });
