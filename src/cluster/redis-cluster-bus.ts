@@ -1,4 +1,4 @@
-import type { Cluster, Redis } from 'ioredis';
+import { type Cluster, Redis } from 'ioredis';
 import { type BusMessage, busMessageSchema, type ClusterBus } from './cluster-bus.js';
 import { readJson } from './redis-json.js';
 
@@ -15,7 +15,11 @@ export class RedisClusterBus implements ClusterBus {
     private readonly redis: Redis | Cluster,
     private readonly prefix = 'mp:',
   ) {
-    this.sub = redis.duplicate();
+    // No CLIENT SETINFO on the subscriber (single server, Sentinel): ioredis sends it before its
+    // ready check, asynchronously, and a SUBSCRIBE issued in that window is written at once (it is
+    // allowed while connecting), so the ready check's INFO then fails "Connection in subscriber mode"
+    // and the connection is dropped. A Cluster subscribes through its own subscriber connection.
+    this.sub = redis instanceof Redis ? redis.duplicate({ disableClientInfo: true }) : redis.duplicate();
     this.sub.on('error', () => {});
     this.sub.on('message', (channel: string, text: string) => {
       const list = this.handlers.get(channel);

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { Redis } from 'ioredis';
 import { startTestRedis, type TestRedis } from '../helpers/redis.js';
 
@@ -23,5 +24,9 @@ export async function freshPrefix(): Promise<string> {
 
 /** A new connection to the test Redis (as another node would have); the caller closes it. */
 export async function newClient(): Promise<Redis> {
-  return new Redis((await testRedis()).url);
+  const client = new Redis((await testRedis()).url);
+  // Ready before use: ioredis writes a SUBSCRIBE issued while it is still connecting at once, and
+  // its own ready check then fails "Connection in subscriber mode".
+  await once(client, 'ready');
+  return client;
 }
