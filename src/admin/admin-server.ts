@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { closeServer, listenOn } from '../util/listen.js';
 import type { OutboundLimit, OutboundOwner, OutboundWriter } from '../util/outbound-writer.js';
 import { streamWriter } from '../util/stream-sink.js';
 import type { AdminNodeView } from './admin-view.js';
@@ -172,20 +173,13 @@ export class AdminServer {
   listen(port = this.config.port, host = this.config.host): Promise<number> {
     const server = createServer((s) => this.accept(s));
     this.tcp = server;
-    return new Promise((resolve, reject) => {
-      server.once('error', (err) =>
-        reject(
-          new Error(
-            `admin console cannot listen on ${host}:${port}: ${err.message} (admin.port, admin.enabled)`,
-          ),
-        ),
+    // Node's default backlog: the console takes admin.maxConnections (8) at once.
+    return listenOn(server, port, host, 511, (err) =>
+      this.view.log.error('admin console error', { err: err.message }),
+    ).catch((err: Error) => {
+      throw new Error(
+        `admin console cannot listen on ${host}:${port}: ${err.message} (admin.port, admin.enabled)`,
       );
-      server.listen({ port, host }, () => {
-        server.removeAllListeners('error');
-        server.on('error', (err) => this.view.log.error('admin console error', { err: err.message }));
-        const a = server.address();
-        resolve(typeof a === 'object' && a ? a.port : port);
-      });
     });
   }
 
@@ -226,6 +220,6 @@ export class AdminServer {
     const tcp = this.tcp;
     this.tcp = undefined;
     for (const c of this.conns) c.close();
-    if (tcp) await new Promise<void>((r) => tcp.close(() => r()));
+    await closeServer(tcp);
   }
 }

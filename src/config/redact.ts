@@ -10,8 +10,13 @@ export const REDACTED = '<redacted>';
  */
 const SECRET_NAME = /secret|password|passphrase|privatekey|digest|token/i;
 
-/** The user:password part of a URL (`redis://:pw@host`, `https://u:pw@hook`), also inside a list. */
-const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/)[^@/\s,]*@/gi;
+/**
+ * The user:password part of a URL (`redis://:pw@host`, `https://u:pw@hook`), also inside a list: up
+ * to the last `@` of the list item, since a password may hold `@` or `/` (a URL parser reads
+ * `redis://:p@ss@h` as password `p@ss`). A path with an `@` in it is cut too: shown too little, never
+ * too much.
+ */
+const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/)[^\s,]*@/gi;
 
 /** Is `group.key` a credential whose value must never be shown? */
 export function isSecretKey(path: string): boolean {

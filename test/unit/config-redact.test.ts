@@ -35,6 +35,13 @@ describe('config redaction (what an operator view may show)', () => {
       redactValue('webhooks.urls', 'https://u:p@a.example/h,https://b.example/h'),
       `https://${REDACTED}@a.example/h,https://b.example/h`,
     );
+    // A password holding `@` or `/`: everything up to the item's last `@` goes.
+    assert.equal(redactValue('cluster.redis', 'redis://:p@ss@h:6379'), `redis://${REDACTED}@h:6379`);
+    assert.equal(redactValue('cluster.redis', 'redis://:a/b@h:6379'), `redis://${REDACTED}@h:6379`);
+    assert.equal(
+      redactValue('webhooks.urls', 'https://u:p@x@a.example/h,https://v:q/r@b.example/h'),
+      `https://${REDACTED}@a.example/h,https://${REDACTED}@b.example/h`,
+    );
     assert.equal(redactValue('server.port', 3000), 3000);
     const shown = JSON.stringify(
       redactedConfig(
