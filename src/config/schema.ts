@@ -277,6 +277,7 @@ export const schema = {
       10_000,
       "Longest one proxied request may take, response body included: past it 408 (504 if the upstream was never reached). A device's readTimeout header can only lower it.",
       1,
+      600_000,
     ),
     maxConcurrentPerConnection: int(
       8,

@@ -312,6 +312,18 @@ describe('HTTP proxy through the long connection (mpush-wire §11)', () => {
     assert.equal((JSON.parse(res.body.toString()) as Seen).url, '/base//evil.example/echo');
   });
 
+  it("stays under the base path: '..' is resolved by the URL, an encoded slash is refused (400)", async () => {
+    const c = await device(undefined);
+    const dots = await c.httpRequest({ url: 'http://api/x/../%2e%2e/echo' });
+    assert.equal(dots.status, 200);
+    assert.equal((JSON.parse(dots.body.toString()) as Seen).url, '/base/echo');
+    for (const url of ['http://api/..%2F..%2Fecho', 'http://api/..%5cecho', 'http://api/a%2fb']) {
+      const res = await c.httpRequest({ url });
+      assert.equal(res.status, 400, url);
+    }
+    assert.equal(upstream.seen.length, 1, 'only the first request reached the upstream');
+  });
+
   it('a bad or empty URL: 502 and 400, as MPush', async () => {
     const d = await raw();
     assert.equal((await rawRequest(d, { uri: 'not a url' })).response.statusCode, 502);

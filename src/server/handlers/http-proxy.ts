@@ -204,6 +204,9 @@ export class HttpProxy {
       return proxyReply(502, 'bad url');
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') return proxyReply(502, 'bad url: not http(s)');
+    // The URL parser resolves `..` and `%2e%2e` but leaves an encoded slash alone; an upstream that
+    // decodes it would walk `..%2F` out of the base path.
+    if (/%2f|%5c/i.test(url.pathname)) return proxyReply(400, 'encoded slash in the path');
     const base = this.upstreams.get(url.hostname);
     if (base === undefined) return proxyReply(403, `host ${url.hostname} is not an allowed upstream`);
     const target = new URL(base.href);
