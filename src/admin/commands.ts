@@ -153,8 +153,7 @@ export class AdminCommands {
     const [group, name, ...more] = key.split('.');
     const values = Object.hasOwn(config, group!) ? config[group!] : undefined;
     if (values && name === undefined) return JSON.stringify(values, null, 2);
-    if (values && more.length === 0 && Object.hasOwn(values, name!))
-      return String(redactValue(key, values[name!]));
+    if (values && more.length === 0 && Object.hasOwn(values, name!)) return String(values[name!]);
     return `key [${key}] not find in config`;
   }
 

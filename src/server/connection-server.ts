@@ -201,11 +201,14 @@ export class ConnectionServer implements ConnectionHandler {
     this.stats.accepted++;
     const open = this.stats.open;
     open[transport.kind] = (open[transport.kind] ?? 0) + 1;
-    this.log.debug('connection accepted', {
-      conn: conn.id,
-      transport: transport.kind,
-      remote: transport.remoteAddress,
-    });
+    // Guarded: the remote address is a getpeername() call, per connection, for a line rarely printed.
+    if (this.log.enabled('debug')) {
+      this.log.debug('connection accepted', {
+        conn: conn.id,
+        transport: transport.kind,
+        remote: transport.remoteAddress,
+      });
+    }
     return conn;
   }
 
@@ -232,7 +235,9 @@ export class ConnectionServer implements ConnectionHandler {
     this.connections.delete(conn.id);
     this.stats.closed[reason.name] = (this.stats.closed[reason.name] ?? 0) + 1;
     this.stats.open[conn.transport.kind]!--;
-    this.log.debug('connection closed', { conn: conn.id, userId: conn.userId, reason: reason.name });
+    if (this.log.enabled('debug')) {
+      this.log.debug('connection closed', { conn: conn.id, userId: conn.userId, reason: reason.name });
+    }
     this.context.unbind(conn);
     this.events.emit('close', conn, reason);
   }

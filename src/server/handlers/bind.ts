@@ -43,7 +43,9 @@ export function handleBind(
   const previous = ctx.router.bind(conn);
   if (previous) ctx.kick(previous);
   ctx.stats.binds++;
-  ctx.log.debug('bound', { conn: conn.id, userId: m.userId, clientType: conn.clientType });
+  if (ctx.log.enabled('debug')) {
+    ctx.log.debug('bound', { conn: conn.id, userId: m.userId, clientType: conn.clientType });
+  }
   replyOk(conn, Command.BIND, sessionId, `${m.userId},${conn.clientType}`);
   ctx.events.emit('online', conn);
 }

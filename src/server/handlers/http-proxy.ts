@@ -4,6 +4,7 @@ import type { Connection } from '../../connection/index.js';
 import type { Logger } from '../../log.js';
 import {
   Command,
+  HttpMethod,
   type HttpRequestMessage,
   type HttpResponseMessage,
   parseHeaderLines,
@@ -17,7 +18,10 @@ import {
 } from './http-proxy-upstream.js';
 
 /** HttpRequest's method byte (mpush-wire §3). */
-const METHODS: readonly string[] = ['GET', 'POST', 'PUT', 'DELETE'];
+/** HttpRequest's method byte → its name (mpush-wire §3). */
+const METHODS: Readonly<Record<number, string>> = Object.fromEntries(
+  Object.entries(HttpMethod).map(([name, code]) => [code, name]),
+);
 
 /**
  * Request headers a device may not set: hop-by-hop ones, `host` (the upstream's own is sent), `expect`
