@@ -194,6 +194,7 @@ export class NodeMetrics {
         ['oversized', s.gateway.oversized],
         ['auth-failure', s.gateway.authFailures],
         ['auth-timeout', s.gateway.authTimeouts],
+        ['max-connections', s.gateway.refused],
       ],
     );
     this.counter('mpush_inbox_messages_total', 'Durable inbox messages, by event.', ['event'], (s) => [

@@ -127,6 +127,11 @@ export const schema = {
       'With gateway.secret set: a connection that has not authenticated this long after it opened is closed.',
       100,
     ),
+    maxConnections: int(
+      10_000,
+      'Push-client connections the gateway holds at once, those still in their TLS handshake or login included; the next is closed at accept.',
+      1,
+    ),
     maxPacketSize: int(
       1 * MiB,
       'Largest gateway packet body; an oversize push is answered with an ERROR, not a close.',

@@ -191,6 +191,8 @@ export class GatewayServer {
     silentTimeouts: 0,
     /** TLS handshakes that failed (gateway.tls): no client certificate, or one tls.ca did not sign. */
     tlsFailures: 0,
+    /** Connections closed at accept: gateway.maxConnections were open. */
+    refused: 0,
   };
   private tcp: Server | undefined;
   private tls: TlsServer | undefined;
@@ -239,6 +241,9 @@ export class GatewayServer {
       server = createServer({ noDelay: true }, (s) => this.accept(s));
     }
     this.tcp = server;
+    // Counted before login, so a flood of sockets that never authenticate is bounded too.
+    server.maxConnections = this.config.gateway.maxConnections;
+    server.on('drop', () => this.stats.refused++);
     return listenOn(server, port, host, this.config.server.backlog, (err) =>
       this.opts.log.error('gateway server error', { err: err.message }),
     );

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { deflate, loadPublicKey } from '../../src/crypto/index.js';
 import {
@@ -100,6 +101,36 @@ describe('limits: each closes only the offending connection', () => {
       await ds[0]!.handshake(publicKey);
       for (const d of ds) d.close();
     } finally {
+      await t.stop();
+    }
+  });
+
+  it('gateway.maxConnections: the next push-client connection is closed at accept, before any login', async () => {
+    const t = await startTestNode({ gateway: { maxConnections: 2 } });
+    const open: Socket[] = [];
+    try {
+      const port = t.node.addresses.gatewayPort;
+      const dial = () =>
+        new Promise<Socket>((resolve, reject) => {
+          const s = connect(port, '127.0.0.1', () => resolve(s));
+          s.on('error', reject);
+          open.push(s);
+        });
+      const first = await Promise.all([dial(), dial()]);
+      await waitFor(() => t.node.gateway.clients === 2);
+      const extra = await dial();
+      let closed = false;
+      extra.on('close', () => {
+        closed = true;
+      });
+      await waitFor(() => closed, 3000, 'the third connection to be closed');
+      assert.equal(t.node.gateway.stats.refused, 1);
+      assert.ok(
+        first.every((s) => !s.destroyed && s.readyState === 'open'),
+        'the first two stay',
+      );
+    } finally {
+      for (const s of open) s.destroy();
       await t.stop();
     }
   });
