@@ -542,3 +542,67 @@ describe('HTTP proxy keep-alive pool', () => {
     }
   });
 });
+
+describe('HTTP proxy pool limits', () => {
+  // An upstream that answers `/slow` after 150 ms and keeps idle connections open for a minute, so
+  // only the proxy's own pool decides how many sockets there are and when an idle one closes.
+  let live = 0;
+  let most = 0;
+  let opened = 0;
+  const server = createServer((_req, res) => setTimeout(() => res.end('ok'), 150));
+  server.keepAliveTimeout = 60_000;
+  server.on('connection', (s) => {
+    opened++;
+    most = Math.max(most, ++live);
+    s.on('close', () => live--);
+  });
+
+  before(() => new Promise<void>((r) => server.listen(0, '127.0.0.1', r)));
+  after(() => {
+    server.closeAllConnections();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+
+  const nodeWith = (pool: { maxSocketsPerUpstream?: number; idleSocketMs?: number }) =>
+    startTestNode({
+      httpProxy: {
+        enabled: true,
+        upstreams: `slow=http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        ...pool,
+      },
+    });
+
+  it('httpProxy.maxSocketsPerUpstream: requests past it wait for a pooled socket instead of opening more', async () => {
+    [live, most, opened] = [0, 0, 0];
+    const t = await nodeWith({ maxSocketsPerUpstream: 1 });
+    const d = await RawDevice.connect(t.tcpPort);
+    try {
+      await d.handshake(publicKey);
+      const all = await Promise.all([1, 2, 3].map(() => rawRequest(d, { uri: 'http://slow/slow' })));
+      assert.deepEqual(
+        all.map((r) => r.response.statusCode),
+        [200, 200, 200],
+      );
+      assert.deepEqual([most, opened], [1, 1], 'one socket, reused in turn');
+    } finally {
+      d.close();
+      await t.stop();
+    }
+  });
+
+  it('httpProxy.idleSocketMs: a pooled socket idle that long is closed by the proxy', async () => {
+    [live, most, opened] = [0, 0, 0];
+    const t = await nodeWith({ idleSocketMs: 200 });
+    const d = await RawDevice.connect(t.tcpPort);
+    try {
+      await d.handshake(publicKey);
+      assert.equal((await rawRequest(d, { uri: 'http://slow/slow' })).response.statusCode, 200);
+      assert.equal(opened, 1);
+      // The upstream would keep it a minute: only the proxy's idle deadline closes it.
+      await waitFor(() => live === 0, 3000, 'the idle pooled socket to close');
+    } finally {
+      d.close();
+      await t.stop();
+    }
+  });
+});
