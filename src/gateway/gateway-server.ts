@@ -1,10 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
-import {
-  createServer as createTlsServer,
-  type SecureContextOptions,
-  type Server as TlsServer,
-} from 'node:tls';
+import type { SecureContextOptions, Server as TlsServer } from 'node:tls';
 import type { RouteStore } from '../cluster/route-store.js';
 import type { Config } from '../config/index.js';
 import { gatewayNonce, verifyGatewayAuth } from '../crypto/gateway-mac.js';
@@ -42,7 +38,7 @@ import { keptUnicast } from '../push/kept-unicast.js';
 import type { PushOutcome } from '../push/outcome.js';
 import type { PushCenter, UnicastJob, UnicastListener } from '../push/push-center.js';
 import type { KickTarget } from '../server/handler-context.js';
-import { closeServer, listenOn } from '../util/listen.js';
+import { closeServer, listenOn, tlsListener } from '../util/listen.js';
 import type { OutboundLimit, OutboundOwner, OutboundWriter } from '../util/outbound-writer.js';
 import { streamWriter } from '../util/stream-sink.js';
 
@@ -220,21 +216,16 @@ export class GatewayServer {
     let server: Server;
     if (tls) {
       const verify = tls.clientCertificates;
-      const t = createTlsServer(
+      const t = tlsListener(
         {
           ...tls.secure,
-          noDelay: true,
           requestCert: verify,
           rejectUnauthorized: verify,
           handshakeTimeout: this.config.gateway.authTimeoutMs,
         },
         (s) => this.accept(s),
+        () => this.stats.tlsFailures++,
       );
-      // Node leaves the socket open after a failed (or timed-out) handshake once anyone listens.
-      t.on('tlsClientError', (_err, socket) => {
-        socket.destroy();
-        this.stats.tlsFailures++;
-      });
       this.tls = t;
       server = t;
     } else {
@@ -376,12 +367,10 @@ export class GatewayServer {
     // A plain MPush client gets the receipt time back (its push-center-begin).
     if (!c.extended) return this.replyAsMPush(c, sessionId, push.userId, push.clientType, push.received, o);
     if (o.kind === 'ok') {
-      c.write(
-        encodeOkFrame(
-          Command.GATEWAY_PUSH,
-          sessionId,
-          pushOkData(o.userId, o.clientType, c.timePoints ? o.timePoints : undefined),
-        ),
+      c.ok(
+        Command.GATEWAY_PUSH,
+        sessionId,
+        pushOkData(o.userId, o.clientType, c.timePoints ? o.timePoints : undefined),
       );
     } else {
       c.error(Command.GATEWAY_PUSH, sessionId, o.code, o.reason);

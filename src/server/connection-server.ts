@@ -2,11 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
-import {
-  createServer as createTlsServer,
-  type SecureContextOptions,
-  type Server as TlsServer,
-} from 'node:tls';
+import type { SecureContextOptions, Server as TlsServer } from 'node:tls';
 import type { WebSocket } from 'ws';
 import type { SessionStore } from '../cluster/session-store.js';
 import type { Config } from '../config/index.js';
@@ -25,7 +21,7 @@ import type { CryptoError } from '../crypto/index.js';
 import { type Cipher, RsaDecryptor, RsaServerCipher } from '../crypto/index.js';
 import type { Logger } from '../log.js';
 import type { JsonPacket, Packet, ProtocolError } from '../protocol/index.js';
-import { closeServer, listenOn } from '../util/listen.js';
+import { closeServer, listenOn, tlsListener } from '../util/listen.js';
 import { TimerWheel } from '../util/timer-wheel.js';
 import { dispatchJson, dispatchPacket, rejectInput } from './dispatch.js';
 import {
@@ -126,19 +122,17 @@ export class ConnectionServer implements ConnectionHandler {
     port = this.config.tls.port,
     host = this.config.server.host,
   ): Promise<number> {
-    const server = createTlsServer(
-      { ...secure, noDelay: true, handshakeTimeout: this.config.limits.handshakeTimeoutMs },
+    const server = tlsListener(
+      { ...secure, handshakeTimeout: this.config.limits.handshakeTimeoutMs },
       (socket) => this.acceptSocket(socket, 'tls'),
+      (err) => {
+        if (++this.tlsFailures === 1 || this.tlsFailures % 1000 === 0)
+          this.log.debug('tls handshake failed', { err: err.message, failures: this.tlsFailures });
+      },
     );
     // Sockets still in their TLS handshake are not connections yet (admit() counts those): the
     // server's own cap keeps a flood of handshakes that never finish within the same limit.
     server.maxConnections = this.config.limits.maxConnections;
-    // Node leaves the socket open after a failed (or timed-out) handshake once anyone listens.
-    server.on('tlsClientError', (err, socket) => {
-      socket.destroy();
-      if (++this.tlsFailures === 1 || this.tlsFailures % 1000 === 0)
-        this.log.debug('tls handshake failed', { err: err.message, failures: this.tlsFailures });
-    });
     this.tls = server;
     return listenOn(server, port, host, this.config.server.backlog, (err) =>
       this.log.error('tls server error', { err: err.message }),

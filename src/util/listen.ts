@@ -1,4 +1,10 @@
-import type { Server } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import {
+  createServer as createTlsServer,
+  type TLSSocket,
+  type TlsOptions,
+  type Server as TlsServer,
+} from 'node:tls';
 
 /**
  * Starts `server` listening (a net, tls, http or https server alike); resolves with the bound port
@@ -25,4 +31,21 @@ export function listenOn(
 /** Closes `server` (undefined: nothing to close); resolves once its listener is gone. */
 export function closeServer(server: Server | undefined): Promise<void> {
   return server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve();
+}
+
+/**
+ * A TLS server (no Nagle) whose failed or timed-out handshakes close their socket, then tell
+ * `onFailure`: Node leaves that socket open once anyone listens for `tlsClientError`.
+ */
+export function tlsListener(
+  options: TlsOptions,
+  onConnection: (socket: TLSSocket) => void,
+  onFailure: (err: Error) => void,
+): TlsServer {
+  const server = createTlsServer({ ...options, noDelay: true }, onConnection);
+  server.on('tlsClientError', (err: Error, socket: Socket) => {
+    socket.destroy();
+    onFailure(err);
+  });
+  return server;
 }
