@@ -10,6 +10,17 @@ const HOST_NAME = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-
  */
 export const HTTP_PROXY_PACKET_SLACK = 64 * 1024;
 
+/** `text` as an http(s) URL, or why it is not one (`not a URL`, `not http(s)`): for the URL lists of the config. */
+export function httpUrl(text: string): URL | 'not a URL' | 'not http(s)' {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return 'not a URL';
+  }
+  return url.protocol === 'http:' || url.protocol === 'https:' ? url : 'not http(s)';
+}
+
 /**
  * `httpProxy.upstreams` (`name=baseUrl,name=baseUrl`) as a map from lower-case host name to base
  * URL. Strict: every entry needs a host name, an `=`, and an http(s) base URL with no credentials,
@@ -29,13 +40,9 @@ export function parseProxyUpstreams(spec: string): Map<string, URL> {
     const target = entry.slice(eq + 1).trim();
     if (!HOST_NAME.test(name)) fail(`names ${JSON.stringify(name)}, which is not a host name`);
     if (upstreams.has(name)) fail(`names ${name} a second time`);
-    let url: URL;
-    try {
-      url = new URL(target);
-    } catch {
-      return fail(`maps to ${JSON.stringify(target)}, which is not a URL`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') fail('maps to a URL that is not http(s)');
+    const url = httpUrl(target);
+    if (url === 'not a URL') return fail(`maps to ${JSON.stringify(target)}, which is not a URL`);
+    if (url === 'not http(s)') return fail('maps to a URL that is not http(s)');
     if (url.username || url.password) fail('maps to a URL with credentials');
     if (url.search || url.hash || target.includes('?') || target.includes('#'))
       fail('maps to a URL with a query or fragment');

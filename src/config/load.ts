@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { closest } from '../util/closest.js';
 import { ConfigError } from './config-error.js';
-import { checkHttpProxyConfig } from './http-proxy.js';
+import { checkHttpProxyConfig, httpUrl } from './http-proxy.js';
 import { type Config, type KeySpec, schema } from './schema.js';
 
 export { ConfigError } from './config-error.js';
@@ -131,13 +131,9 @@ export function parseWebhookUrls(list: string): URL[] {
   for (const raw of list.split(',')) {
     const text = raw.trim();
     if (!text) continue;
-    let url: URL;
-    try {
-      url = new URL(text);
-    } catch {
-      throw new ConfigError(`webhooks.urls: ${JSON.stringify(text)} is not a URL`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    const url = httpUrl(text);
+    if (url === 'not a URL') throw new ConfigError(`webhooks.urls: ${JSON.stringify(text)} is not a URL`);
+    if (url === 'not http(s)') {
       throw new ConfigError(`webhooks.urls: ${JSON.stringify(text)} is not an http(s) URL`);
     }
     urls.push(url);
