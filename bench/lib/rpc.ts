@@ -97,7 +97,7 @@ export async function forkChild(script: URL, name: string, o: { execArgv?: strin
 
 /** The child side: dispatches requests to handlers and sends back their results; then `ready`. */
 export function serveRequests(handlers: Record<string, (req: Request) => unknown>): void {
-  // Watched from the first `loop` only: the 1 ms delay histogram costs an idle process CPU.
+  // Watched from the first `loop` only: the delay histogram's timer costs an idle process CPU.
   let loop: ReturnType<typeof watchLoop> | undefined;
   const all: Record<string, (req: Request) => unknown> = {
     loop: () => {

@@ -153,7 +153,7 @@ export class BroadcastTask {
   private deliver(conn: Connection): void {
     const sessionId = this.host.nextPushSessionId();
     const { ackFlags, content, timeoutMs } = this.spec;
-    if (ackFlags) this.host.acks.add(sessionId, conn, Date.now() + timeoutMs, this.ackWaiter);
+    if (ackFlags) this.host.acks.add(sessionId, conn, timeoutMs, this.ackWaiter);
     if (conn.send({ cmd: Command.PUSH, sessionId, flags: ackFlags, content })) {
       this.counts.sent++;
     } else {

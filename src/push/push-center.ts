@@ -236,7 +236,7 @@ export class PushCenter {
    */
   deliver(conn: Connection, content: Buffer, ackFlags: number, timeoutMs: number, job: Delivery): void {
     const sessionId = this.nextPushSessionId();
-    if (ackFlags) this.acks.add(sessionId, conn, Date.now() + timeoutMs, job);
+    if (ackFlags) this.acks.add(sessionId, conn, timeoutMs, job);
     if (!conn.send({ cmd: Command.PUSH, sessionId, flags: ackFlags, content })) {
       if (ackFlags) this.acks.cancel(sessionId);
       return job.fail(ErrorCode.PUSH_CLIENT_FAILURE, 'write to device failed');

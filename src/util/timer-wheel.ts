@@ -1,8 +1,11 @@
+import type { DeadlineQueue } from './deadline-queue.js';
+
 /**
  * One timer for many deadlines. Items are filed in buckets by due tick; a single interval walks
  * the due buckets. Scheduling is O(1) and nothing is ever removed: an item whose deadline moved
  * or that was closed is simply re-checked (or skipped) when its bucket comes due. This is what
- * holds 100k connections' heartbeats and deadlines without 100k timers.
+ * holds 100k connections' heartbeats and deadlines without 100k timers. Short-lived requests
+ * (ack timeouts) belong in a {@link DeadlineQueue} instead, which lets a finished one go at once.
  */
 export class TimerWheel<T> {
   private readonly buckets = new Map<number, T[]>();
@@ -20,42 +23,26 @@ export class TimerWheel<T> {
     tickMs: number,
     private readonly onDue: (item: T, now: number) => void,
     private readonly clock: () => number = Date.now,
-    /**
-     * Run the interval only while items wait (a fine-grained wheel that is often empty, like ack
-     * timeouts, then costs nothing when idle). `now` is then fresh only while items wait.
-     */
-    private readonly idleStop = false,
   ) {
     this.tickMs = tickMs;
     this.now = clock();
     this.lastTick = Math.floor(this.now / tickMs);
   }
 
-  private started = false;
-
   /** Starts the interval (unref'd: it never keeps the process alive). */
   start(): void {
-    this.started = true;
-    if (this.timer || (this.idleStop && this.buckets.size === 0)) return;
+    if (this.timer) return;
     this.timer = setInterval(() => this.advance(), this.tickMs);
     this.timer.unref();
   }
 
   stop(): void {
-    this.started = false;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
   }
 
   /** Files `item` to be checked at (or just after) `atMs`. */
   schedule(item: T, atMs: number): void {
-    if (this.idleStop && this.started && !this.timer) {
-      // Waking from idle: skip the ticks that passed with nothing to do.
-      this.now = this.clock();
-      this.lastTick = Math.floor(this.now / this.tickMs);
-      this.timer = setInterval(() => this.advance(), this.tickMs);
-      this.timer.unref();
-    }
     const tick = Math.max(Math.ceil(atMs / this.tickMs), this.lastTick + 1);
     const bucket = this.buckets.get(tick);
     if (bucket) bucket.push(item);
@@ -92,9 +79,5 @@ export class TimerWheel<T> {
       }
     }
     this.lastTick = Math.max(this.lastTick, current);
-    if (this.idleStop && this.buckets.size === 0 && this.timer) {
-      clearInterval(this.timer);
-      this.timer = undefined;
-    }
   }
 }

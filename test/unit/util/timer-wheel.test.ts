@@ -174,20 +174,3 @@ describe('TimerWheel on a fake clock', () => {
     w.stop();
   });
 });
-
-describe('TimerWheel with idleStop', () => {
-  it('runs no interval while empty, wakes on schedule, and skips the idle ticks', async () => {
-    const fired: number[] = [];
-    const wheel = new TimerWheel<number>(5, (item) => fired.push(item), Date.now, true);
-    wheel.start();
-    const internals = wheel as unknown as { timer: unknown };
-    assert.equal(internals.timer, undefined, 'no interval while empty');
-    wheel.schedule(1, Date.now() + 10);
-    assert.notEqual(internals.timer, undefined, 'woken by schedule');
-    const deadline = Date.now() + 2000;
-    while (fired.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-    assert.deepEqual(fired, [1]);
-    assert.equal(internals.timer, undefined, 'asleep again once empty');
-    wheel.stop();
-  });
-});
