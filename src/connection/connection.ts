@@ -115,7 +115,9 @@ export class Connection implements FrameHandler, OutboundOwner, DeadlineSchedule
     if (this.closed) return;
     this.lastReadAt = this.ctx.wheel.now;
     this.readSinceCheck = true;
-    if (!this.decoder) this.decoder = new FrameDecoder(this, { maxBodyLength: this.ctx.maxPacketSize });
+    // Bodies are copied: a TCP transport reads into one buffer it reuses (tcp-transport.ts), and a
+    // handler may keep a body past its call (fast connect holds packets, HTTP proxy bodies).
+    this.decoder ??= new FrameDecoder(this, { maxBodyLength: this.ctx.maxPacketSize, copyBodies: true });
     try {
       this.decoder.push(chunk);
     } catch (err) {

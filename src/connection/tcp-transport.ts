@@ -9,6 +9,43 @@ type TaggedSocket = Socket & { [kConn]?: Connection };
 function onData(this: TaggedSocket, chunk: Buffer): void {
   this[kConn]?.receive(chunk);
 }
+/** A read into the lent buffer: called by Node as a method of the socket. */
+function onLentRead(this: TaggedSocket, nread: number, buf: Buffer): void {
+  this[kConn]?.receive(buf.subarray(0, nread));
+}
+
+/**
+ * One read buffer for every plain TCP device socket of the process. By default Node reads each
+ * chunk into a fresh 64 KiB allocation, shrinks it, wraps it in an ArrayBuffer and a Buffer and
+ * passes it through the stream machinery ('data'); at one read per acked push that is a malloc, a
+ * realloc, a free and an ArrayBuffer to sweep per push. Reads are synchronous and each is
+ * consumed before the next one (the decoder copies what it keeps), so one buffer serves all.
+ */
+const lent = Buffer.allocUnsafeSlow(64 * 1024);
+
+/**
+ * Node's `onread` option (a caller-supplied read buffer and callback, public for client sockets)
+ * for a socket a server accepted: Node's net module keeps the option under private symbols, set
+ * here before the first read. False, and nothing changed, where this Node does not have them: the
+ * socket then reads through 'data' events.
+ */
+function lendReadBuffer(socket: Socket): boolean {
+  const handle = (socket as unknown as { _handle?: { useUserBuffer?: (b: Uint8Array) => void } })._handle;
+  if (typeof handle?.useUserBuffer !== 'function') return false;
+  let kBuffer: symbol | undefined;
+  let kBufferCb: symbol | undefined;
+  for (const sym of Object.getOwnPropertySymbols(socket)) {
+    if (sym.description === 'kBuffer') kBuffer = sym;
+    else if (sym.description === 'kBufferCb') kBufferCb = sym;
+  }
+  const slots = socket as unknown as Record<symbol, unknown>;
+  // Both present and unset (null): a socket made without `onread`, as every accepted one is.
+  if (!kBuffer || !kBufferCb || slots[kBuffer] !== null || slots[kBufferCb] !== null) return false;
+  slots[kBuffer] = lent;
+  slots[kBufferCb] = onLentRead;
+  handle.useUserBuffer(lent);
+  return true;
+}
 function onDrain(this: TaggedSocket): void {
   this[kConn]?.drained();
 }
@@ -33,17 +70,32 @@ function destroySocket(socket: Socket): void {
 export class TcpTransport implements Transport {
   readonly kind: 'tcp' | 'tls';
   private readonly socket: TaggedSocket;
+  /** Reads land in the process's one lent buffer instead of 'data' events (plain TCP, see lendReadBuffer). */
+  lendsReads = false;
 
-  constructor(socket: Socket, kind: 'tcp' | 'tls' = 'tcp') {
+  /**
+   * @param lend read plain TCP into the process's one read buffer where this Node allows it (a
+   *   test turns it off to run the 'data' path).
+   */
+  constructor(
+    socket: Socket,
+    kind: 'tcp' | 'tls' = 'tcp',
+    private readonly lend = true,
+  ) {
     this.socket = socket;
     this.kind = kind;
   }
 
-  /** Wires the socket's events to `conn`. Call once, right after constructing the connection. */
+  /**
+   * Wires the socket's events to `conn`. Call once, right after constructing the connection, in
+   * the tick the socket was accepted (before its first read).
+   */
   attach(conn: Connection): void {
     const s = this.socket;
     s[kConn] = conn; // Nagle is off from the server's noDelay option; writes are batched per tick
-    s.on('data', onData);
+    // A TLS socket's reads are the TLS layer's: only plain TCP lends.
+    this.lendsReads = this.lend && this.kind === 'tcp' && lendReadBuffer(s);
+    if (!this.lendsReads) s.on('data', onData);
     s.on('drain', onDrain);
     s.on('error', onError);
     s.on('end', onEnd);

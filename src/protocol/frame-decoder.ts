@@ -16,6 +16,12 @@ export interface FrameHandler {
 export interface FrameDecoderOptions {
   /** Largest body length accepted; a header declaring more fails at once (mpush-wire §1). */
   maxBodyLength?: number;
+  /**
+   * Hand out every body as a copy, never as a view of the chunk: for a reader whose chunks are one
+   * buffer it reuses for the next read (a device socket reading into a lent buffer). A handler may
+   * then keep a body past its call; and no kept body pins a read chunk.
+   */
+  copyBodies?: boolean;
 }
 
 enum State {
@@ -31,7 +37,8 @@ enum State {
  * Streaming decoder for the MPush binary protocol: a state machine fed arbitrary chunks.
  *
  * It knows nothing of sockets. A frame that lies wholly inside one chunk is handed out as a
- * view of that chunk (no copy); bytes are copied only when a header or body straddles chunks.
+ * view of that chunk (no copy, unless `copyBodies`); bytes are copied when a header or body
+ * straddles chunks, so the caller may reuse a chunk once push() returns.
  * The declared length is checked as soon as the header is complete, before any of the body is
  * kept, and a partial body is held as the chunks received so far, so memory follows what the
  * peer actually sent, never what it claimed it would send.
@@ -41,6 +48,7 @@ enum State {
 export class FrameDecoder {
   private state: State = State.Header;
   private readonly maxBodyLength: number;
+  private readonly copyBodies: boolean;
   private readonly handler: FrameHandler;
   /** Bytes of a header that straddles chunks. */
   /** Allocated on first need: most connections never see a header cut between chunks. */
@@ -62,6 +70,7 @@ export class FrameDecoder {
   constructor(handler: FrameHandler, options: FrameDecoderOptions = {}) {
     this.handler = handler;
     this.maxBodyLength = options.maxBodyLength ?? DEFAULT_MAX_BODY_LENGTH;
+    this.copyBodies = options.copyBodies ?? false;
   }
 
   /** Bytes held for an incomplete frame (bounded by header size + the limit). */
@@ -96,7 +105,7 @@ export class FrameDecoder {
             pos += HEADER_LENGTH;
             // Fast path: the whole body is in this chunk.
             if ((this.state as State) === State.Body && end - pos >= this.bodyLength) {
-              this.emit(chunk.subarray(pos, pos + this.bodyLength));
+              this.emit(this.view(chunk, pos, pos + this.bodyLength));
               pos += this.bodyLength;
             }
             continue;
@@ -120,7 +129,7 @@ export class FrameDecoder {
         const need = this.bodyLength - this.partsLength;
         const n = Math.min(need, end - pos);
         if (this.partsLength === 0 && n === need) {
-          this.emit(chunk.subarray(pos, pos + n));
+          this.emit(this.view(chunk, pos, pos + n));
         } else {
           // Copy: the caller may reuse its chunk once push() returns.
           this.parts.push(Buffer.from(chunk.subarray(pos, pos + n)));
@@ -146,6 +155,12 @@ export class FrameDecoder {
     this.headerFill = 0;
     this.parts = [];
     this.partsLength = 0;
+  }
+
+  /** A whole body found in one chunk: a view of it, or a copy (`copyBodies`). */
+  private view(chunk: Buffer, start: number, end: number): Buffer {
+    const v = chunk.subarray(start, end);
+    return this.copyBodies ? Buffer.from(v) : v;
   }
 
   private readHeader(buf: Buffer, at: number): void {

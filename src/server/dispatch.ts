@@ -109,8 +109,8 @@ export function dispatchPacket(ctx: HandlerContext, conn: Connection, p: Packet)
         p.sessionId,
         new ProtocolError('MPUSH_ERR_QUEUE_FULL', 'too many packets during fast connect'),
       );
-    // The body may be a view of a chunk the socket reuses only after we return: keep a copy.
-    held.push({ ...p, body: Buffer.from(p.body) });
+    // The body is the decoder's own copy (Connection decodes with copyBodies): kept as it is.
+    held.push(p);
     return;
   }
   if (!conn.handshaked && NEEDS_HANDSHAKE.has(p.cmd)) return notHandshaked(conn, p.cmd, p.sessionId);

@@ -250,7 +250,27 @@ export class RawDevice {
 
   /** Sends BIND and waits for its OK or ERROR. */
   async bind(userId: string, data = '', tags = ''): Promise<{ ok?: OkMessage; error?: ErrorMessage }> {
-    const sid = this.send(Command.BIND, BindUserCodec.encode({ userId, data, tags }));
+    return this.reply(this.send(Command.BIND, BindUserCodec.encode({ userId, data, tags })));
+  }
+
+  /**
+   * Sends BIND as `pieces` writes a few ms apart (so the server reads its header and body in
+   * separate chunks), and waits for its OK or ERROR.
+   */
+  async bindInPieces(userId: string, pieces: number): Promise<{ ok?: OkMessage; error?: ErrorMessage }> {
+    const sessionId = this.nextSessionId();
+    const body = this.cipher!.encrypt(BindUserCodec.encode({ userId, data: '', tags: '' }));
+    const frame = encodePacket({ cmd: Command.BIND, flags: Flags.CRYPTO, sessionId, body });
+    const step = Math.ceil(frame.length / pieces);
+    for (let at = 0; at < frame.length; at += step) {
+      this.socket.write(frame.subarray(at, at + step));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return this.reply(sessionId);
+  }
+
+  /** The OK or ERROR answering the packet `sid`. */
+  private async reply(sid: number): Promise<{ ok?: OkMessage; error?: ErrorMessage }> {
     const p = await this.until(
       () => {
         const i = this.packets.findIndex(

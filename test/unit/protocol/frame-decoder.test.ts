@@ -290,6 +290,25 @@ describe('FrameDecoder', () => {
     assert.equal(ev.packet.body.byteOffset, chunk.byteOffset + 1 + HEADER_LENGTH);
   });
 
+  it('with copyBodies, hands out copies: the caller may overwrite its chunk once push() returns', () => {
+    const { decoder, events } = collector({ copyBodies: true });
+    const wire = Buffer.concat([encodePacket(push('first body')), encodePacket(push('second'))]);
+    // One reused buffer, as a socket reading into a lent buffer fills it: the whole frames, then
+    // the same buffer again with a frame cut after its header.
+    const lent = Buffer.from(wire);
+    decoder.push(lent);
+    lent.fill(0xee);
+    const third = encodePacket(push('third, cut'));
+    third.copy(lent);
+    decoder.push(lent.subarray(0, HEADER_LENGTH + 3));
+    lent.fill(0xee);
+    third.copy(lent, 0, HEADER_LENGTH + 3);
+    decoder.push(lent.subarray(0, third.length - HEADER_LENGTH - 3));
+    lent.fill(0xee);
+    const bodies = events.map((e) => (e.kind === 'packet' ? e.packet.body.toString() : ''));
+    assert.deepEqual(bodies, ['first body', 'second', 'third, cut']);
+  });
+
   it('copies a body that straddles chunks, so the caller may reuse its chunks', () => {
     const wire = encodePacket(push('straddling body'));
     for (let cut = HEADER_LENGTH + 1; cut < wire.length; cut++) {
