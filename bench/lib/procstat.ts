@@ -133,9 +133,8 @@ async function memory(gc: boolean) {
   return { rss, heapTotal, heapUsed, external, arrayBuffers };
 }
 
-/** Watches this process's GC and event-loop delay, sampled every 20 ms (a 1 ms timer alone costs an
- * idle process ~2 % of a core: 10 µs per push at 2,000/s); `take()`: CPU so far (µs), and GC and
- * delay since the last `take()`. */
+/** This process's GC and event-loop delay (sampled every 20 ms: a 1 ms timer costs ~2 % of a core);
+ * `take()`: CPU so far (µs), and GC and delay since the last `take()`. */
 export function watchLoop() {
   const h = monitorEventLoopDelay({ resolution: 20 });
   h.enable();
