@@ -6,7 +6,7 @@ import {
   createDecipheriv,
   type Decipher,
   type Cipher as NodeCipher,
-  randomBytes,
+  randomFillSync,
 } from 'node:crypto';
 import type { Cipher } from './cipher.js';
 import { CryptoError, MPUSH_ERR_AES_DECRYPT, MPUSH_ERR_KEY } from './errors.js';
@@ -144,7 +144,21 @@ export function mixKey(clientKey: Buffer, serverKey: Buffer): Buffer {
   return out;
 }
 
+// Keys are cut from a pool filled 64 at a time: one randomFillSync costs about what one
+// randomBytes(16) does (3 µs, mostly the call), and every handshake draws a serverKey. A key's bytes
+// are zeroed in the pool as it is handed out.
+const keyPool = Buffer.alloc(64 * BLOCK);
+let keyPoolUsed = keyPool.length;
+
 /** 16 cryptographically random bytes: an AES key, a serverKey or an iv. */
 export function randomKey(): Buffer {
-  return randomBytes(BLOCK);
+  if (keyPoolUsed === keyPool.length) {
+    randomFillSync(keyPool);
+    keyPoolUsed = 0;
+  }
+  const key = Buffer.allocUnsafe(BLOCK);
+  keyPool.copy(key, 0, keyPoolUsed, keyPoolUsed + BLOCK);
+  keyPool.fill(0, keyPoolUsed, keyPoolUsed + BLOCK);
+  keyPoolUsed += BLOCK;
+  return key;
 }

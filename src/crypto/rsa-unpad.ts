@@ -3,7 +3,7 @@
 // a secret and the ciphertext, never an error, so a padding oracle (the Marvin attack) learns nothing
 // from the answer. The raw RSA operation itself is in rsa.ts.
 
-import { createHmac } from 'node:crypto';
+import { HMAC_SHA256_BYTES, HmacSha256 } from './hmac-sha256.js';
 
 /** What a rejected block decrypts to: derived from the secret and the ciphertext only. */
 export interface SyntheticMessage {
@@ -22,32 +22,63 @@ export function syntheticLengthMask(k: number): number {
   return m;
 }
 
+/** Bytes of the length PRF: 128 16-bit candidates, as in OpenSSL. */
+const LENGTH_PRF_BYTES = 256;
+
 /**
- * The synthetic message for one ciphertext block. Computed before the block is decrypted, and
- * whether or not it is needed, so the work done does not depend on the padding.
- *
- * @param secret the decryptor's rejection secret.
- * @param block one modulus-size ciphertext block.
- * @param k the modulus size in bytes.
- * @param lenMask {@link syntheticLengthMask} of k.
+ * The synthetic messages of one decryptor (one secret, one modulus size), as OpenSSL's
+ * ossl_rsa_padding_check_PKCS1_type_2: KDK = HMAC(secret, ciphertext), then the IRPRF of
+ * draft-irtf-cfrg-rsa-guidance (HMAC-SHA256 in counter mode under the KDK) gives the message bytes
+ * and the candidate lengths. The secret's HMAC state, the PRF inputs and the outputs are kept and
+ * reused from block to block.
  */
-export function syntheticMessage(
-  secret: Buffer,
-  block: Buffer,
-  k: number,
-  lenMask: number,
-): SyntheticMessage {
-  const kdk = createHmac('sha256', secret).update(block).digest();
-  const bytes = prf(kdk, 'message', k);
-  const lengths = prf(kdk, 'length', 256);
-  const maxLen = k - 10;
-  let length = 0;
-  for (let i = 0; i < 256; i += 2) {
-    const candidate = ((lengths[i]! << 8) | lengths[i + 1]!) & lenMask;
-    const ok = ctLt(candidate, maxLen);
-    length = (candidate & ok) | (length & ~ok);
+export class SyntheticMessages {
+  readonly #bySecret: HmacSha256;
+  readonly #byKdk: HmacSha256;
+  readonly #kdk = Buffer.alloc(HMAC_SHA256_BYTES);
+  readonly #k: number;
+  readonly #lenMask: number;
+  readonly #messageInput: Buffer;
+  readonly #lengthInput: Buffer;
+  readonly #bytes: Buffer;
+  readonly #lengths = Buffer.alloc(LENGTH_PRF_BYTES);
+
+  /**
+   * @param secret the decryptor's rejection secret.
+   * @param k the modulus size in bytes.
+   */
+  constructor(secret: Buffer, k: number) {
+    this.#bySecret = new HmacSha256(secret);
+    this.#byKdk = new HmacSha256(this.#kdk);
+    this.#k = k;
+    this.#lenMask = syntheticLengthMask(k);
+    this.#messageInput = prfInput('message', k);
+    this.#lengthInput = prfInput('length', LENGTH_PRF_BYTES);
+    this.#bytes = Buffer.alloc(roundUp(k));
   }
-  return { bytes, length };
+
+  /**
+   * The synthetic message for one ciphertext block. Computed before the block is decrypted, and
+   * whether or not it is needed, so the work done does not depend on the padding. The result's
+   * bytes are overwritten by the next call.
+   *
+   * @param block one modulus-size ciphertext block.
+   */
+  of(block: Buffer): SyntheticMessage {
+    this.#bySecret.mac(block, this.#kdk);
+    this.#byKdk.setKey(this.#kdk);
+    prf(this.#byKdk, this.#messageInput, this.#bytes);
+    const lengths = this.#lengths;
+    prf(this.#byKdk, this.#lengthInput, lengths);
+    const maxLen = this.#k - 10;
+    let length = 0;
+    for (let i = 0; i < LENGTH_PRF_BYTES; i += 2) {
+      const candidate = ((lengths[i]! << 8) | lengths[i + 1]!) & this.#lenMask;
+      const ok = ctLt(candidate, maxLen);
+      length = (candidate & ok) | (length & ~ok);
+    }
+    return { bytes: this.#bytes, length };
+  }
 }
 
 /**
@@ -88,18 +119,25 @@ export function unpadPkcs1(em: Buffer, synthetic: SyntheticMessage): Buffer {
   return out;
 }
 
-/** The IRPRF of draft-irtf-cfrg-rsa-guidance / OpenSSL's ossl_rsa_prf: HMAC-SHA256 in counter mode. */
-function prf(kdk: Buffer, label: string, length: number): Buffer {
-  const bits = length * 8;
-  const header = Buffer.allocUnsafe(2 + label.length + 2);
-  header.write(label, 2, 'latin1');
-  header.writeUInt16BE(bits & 0xffff, 2 + label.length);
-  const out = Buffer.allocUnsafe(Math.ceil(length / 32) * 32);
-  for (let pos = 0, iter = 0; pos < length; pos += 32, iter++) {
-    header.writeUInt16BE(iter, 0);
-    createHmac('sha256', kdk).update(header).digest().copy(out, pos);
+const roundUp = (n: number) => Math.ceil(n / HMAC_SHA256_BYTES) * HMAC_SHA256_BYTES;
+
+/** The IRPRF's input for `length` output bytes: a 16-bit counter (set by {@link prf}), the label, the length in bits. */
+function prfInput(label: string, length: number): Buffer {
+  const input = Buffer.alloc(2 + label.length + 2);
+  input.write(label, 2, 'latin1');
+  input.writeUInt16BE((length * 8) & 0xffff, 2 + label.length);
+  return input;
+}
+
+/**
+ * The IRPRF of draft-irtf-cfrg-rsa-guidance / OpenSSL's ossl_rsa_prf: HMAC-SHA256 in counter mode,
+ * filling `out` (a multiple of 32 bytes; callers use the first `length` bytes of {@link prfInput}).
+ */
+function prf(mac: HmacSha256, input: Buffer, out: Buffer): void {
+  for (let pos = 0, iter = 0; pos < out.length; pos += HMAC_SHA256_BYTES, iter++) {
+    input.writeUInt16BE(iter, 0);
+    mac.mac(input, out, pos);
   }
-  return out.subarray(0, length);
 }
 
 // Masks are -1 (all ones) for true and 0 for false. Inputs are small non-negative integers, far from

@@ -15,7 +15,7 @@ import {
 import type { Cipher } from './cipher.js';
 import { CryptoError, keyError, MPUSH_ERR_KEY, MPUSH_ERR_RSA_BLOCK } from './errors.js';
 import { modulusBytes, requirePrivate, rsaPublicNumbers } from './rsa-keys.js';
-import { syntheticLengthMask, syntheticMessage, unpadPkcs1 } from './rsa-unpad.js';
+import { SyntheticMessages, unpadPkcs1 } from './rsa-unpad.js';
 
 /** PKCS#1 v1.5 needs 0x00 0x02, at least 8 padding bytes and a 0x00 separator. */
 const PKCS1_OVERHEAD = 11;
@@ -57,10 +57,9 @@ export function rsaEncrypt(publicKey: KeyObject, plain: Buffer): Buffer {
  */
 export class RsaDecryptor {
   readonly #key: KeyObject;
-  readonly #secret: Buffer;
   readonly #k: number;
   readonly #modulus: Buffer;
-  readonly #lenMask: number;
+  readonly #synthetic: SyntheticMessages;
 
   /**
    * @param privateKey RSA private key (see {@link loadPrivateKey}).
@@ -74,12 +73,13 @@ export class RsaDecryptor {
       throw keyError('the rejection secret must be at least 16 bytes');
     }
     this.#key = privateKey;
-    this.#secret = rejectionSecret === undefined ? randomBytes(32) : Buffer.from(rejectionSecret);
     this.#k = modulusBytes(privateKey);
     if (this.#k < PKCS1_OVERHEAD + 1 || this.#k > 4096) throw keyError('unsupported modulus size');
     const n = rsaPublicNumbers(privateKey).n;
     this.#modulus = Buffer.from(n.toString(16).padStart(this.#k * 2, '0'), 'hex');
-    this.#lenMask = syntheticLengthMask(this.#k);
+    const secret = rejectionSecret ?? randomBytes(32);
+    this.#synthetic = new SyntheticMessages(secret, this.#k);
+    if (rejectionSecret === undefined) secret.fill(0);
   }
 
   /**
@@ -137,7 +137,7 @@ export class RsaDecryptor {
 
     // Everything derived from the ciphertext and the secret (not from the plaintext) is computed
     // first and unconditionally, so the work done does not depend on whether the padding is good.
-    const synthetic = syntheticMessage(this.#secret, block, k, this.#lenMask);
+    const synthetic = this.#synthetic.of(block);
 
     let em: Buffer;
     try {

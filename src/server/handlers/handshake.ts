@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { type Connection, Disconnect } from '../../connection/index.js';
 import { AesCipher, mixKey, randomKey } from '../../crypto/index.js';
 import { Command, clientTypeOf, ErrorCode, type HandshakeMessage } from '../../protocol/index.js';
@@ -10,6 +10,9 @@ export function negotiateHeartbeat(ctx: HandlerContext, clientMax: number): numb
   const { minMs, maxMs } = ctx.config.heartbeat;
   return Math.max(minMs, Math.min(clientMax > 0 ? clientMax : maxMs, maxMs));
 }
+
+/** MPush's session id: MD5 of the deviceId and the time, in hex (one-shot `hash`, no Hash object). */
+const sessionIdOf = (deviceId: string, now: number) => hash('md5', deviceId + now, 'hex');
 
 /**
  * Gives the connection its device identity. A binding made under an earlier identity (a second
@@ -69,9 +72,7 @@ export function handleHandshake(
   const heartbeat = negotiateHeartbeat(ctx, m.maxHeartbeat);
   const now = Date.now();
   const expireTime = now + ctx.config.session.expireMs;
-  const id = createHash('md5')
-    .update(m.deviceId + now)
-    .digest('hex');
+  const id = sessionIdOf(m.deviceId, now);
 
   conn.cipher = new AesCipher(m.clientKey, m.iv);
   conn.send({ cmd: Command.HANDSHAKE, sessionId, body: { serverKey, heartbeat, sessionId: id, expireTime } });
@@ -107,9 +108,7 @@ export function handleJsonHandshake(
   if (!acceptable(conn, sessionId, m.deviceId, true)) return;
   const heartbeat = negotiateHeartbeat(ctx, m.maxHeartbeat);
   const now = Date.now();
-  const id = createHash('md5')
-    .update(m.deviceId + now)
-    .digest('hex');
+  const id = sessionIdOf(m.deviceId, now);
   identify(ctx, conn, m);
   conn.sessionId = id;
   conn.send({

@@ -170,4 +170,16 @@ describe('mixKey and randomKey', () => {
     assert.equal(a.length, 16);
     assert.notDeepEqual(randomKey(), a);
   });
+
+  test('randomKey keeps giving distinct keys past its pool of 64, and a key is not shared', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 300; i++) {
+      const key = randomKey();
+      assert.equal(key.length, 16);
+      seen.add(key.toString('hex'));
+      key.fill(0); // the caller owns its copy: zeroing it changes no later key
+    }
+    assert.equal(seen.size, 300);
+    assert.ok(!seen.has('00'.repeat(16)));
+  });
 });
