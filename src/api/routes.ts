@@ -11,7 +11,7 @@ import { ConsoleRoutes } from './console.js';
 import { NodeGateway } from './node-gateway.js';
 import type { HttpNodeView } from './node-view.js';
 import { decodeSegment, HttpError, sendJson, sendText } from './reply.js';
-import { broadcastSchema, pushSchema } from './schemas.js';
+import { broadcastSchema, parsePushBody } from './schemas.js';
 import { validate } from './validate.js';
 
 /**
@@ -78,7 +78,7 @@ export class ApiRoutes {
     const method = req.method ?? 'GET';
     if (await this.console.api(req, res, path)) return;
     if (method === 'POST' && path === '/api/push') {
-      const results = await this.push(validate(pushSchema, await this.body(req)));
+      const results = await this.push(parsePushBody(await this.body(req)));
       return sendJson(res, 200, { results });
     }
     if (method === 'POST' && path === '/api/broadcast') {
