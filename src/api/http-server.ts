@@ -63,7 +63,9 @@ export class HttpServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const url = req.url ?? '/';
+    const query = url.indexOf('?');
+    const path = query < 0 ? url : url.slice(0, query);
     if (path === '/metrics' && req.method === 'GET' && this.opts.metrics)
       return this.opts.metrics.serve(req, res, this.opts.node.config, this.auth);
     if (!path.startsWith('/api/')) return this.routes.open(req, res, path);

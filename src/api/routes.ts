@@ -76,7 +76,8 @@ export class ApiRoutes {
   async api(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const node = this.node;
     const method = req.method ?? 'GET';
-    if (await this.console.api(req, res, path)) return;
+    // The console's routes are all GETs: a push does not wait on them.
+    if (method === 'GET' && (await this.console.api(req, res, path))) return;
     if (method === 'POST' && path === '/api/push') {
       const results = await this.push(parsePushBody(await this.body(req)));
       return sendJson(res, 200, { results });
