@@ -62,7 +62,8 @@ function onData(this: Reading, chunk: Buffer): void {
     return r.reject(new HttpError(413, `body larger than api.maxBodyBytes (${r.maxBytes})`));
   }
   if (r.first === null) r.first = chunk;
-  else (r.more ??= [r.first]).push(chunk);
+  else if (r.more === null) r.more = [r.first, chunk];
+  else r.more.push(chunk);
 }
 
 function onEnd(this: Reading): void {
