@@ -121,6 +121,9 @@ export const broadcastSchema = body({
 /** A valid POST /api/push body. */
 export type PushBody = z.infer<typeof pushSchema>;
 
+/** A valid POST /api/broadcast body. */
+export type BroadcastBody = z.infer<typeof broadcastSchema>;
+
 const PUSH_FIELDS = new Set(Object.keys(pushSchema.shape));
 const ACK_MODELS = new Set<unknown>(ackModel.options);
 const isInt = (v: unknown, min: number, max: number) =>
@@ -133,7 +136,7 @@ const isMsgId = (v: unknown) => typeof v === 'string' && v !== '' && v.length <=
  * type and within its limits) is checked here with no schema walk, and comes out as the schema
  * would give it (its fields in the schema's order, `null` as undefined, `msg` with `content`
  * first); anything else, valid or not, goes through the schema, so every refusal names its
- * problems exactly as the schema words them (test/unit/push-body.test.ts holds the two to the
+ * problems exactly as the schema words them (test/unit/api/push-body.test.ts holds the two to the
  * same answers).
  */
 export function parsePushBody(body: unknown): PushBody {
@@ -179,8 +182,6 @@ function allStrings(list: unknown[]): boolean {
   for (const v of list) if (typeof v !== 'string') return false;
   return true;
 }
-/** A valid POST /api/broadcast body. */
-export type BroadcastBody = z.infer<typeof broadcastSchema>;
 
 /** A query parameter that must be a whole number (query strings are text). */
 function queryInteger(min: number, max: number) {
