@@ -20,6 +20,9 @@ export class BearerAuth {
   /** True when the secret was generated at start (printed in the banner). */
   readonly generated: boolean;
 
+  /** The secret's bytes, made once. */
+  private readonly expected: Buffer | null;
+
   constructor(config: Config) {
     if (config.api.secret) {
       this.secret = config.api.secret;
@@ -31,14 +34,15 @@ export class BearerAuth {
       this.secret = randomBytes(24).toString('base64url');
       this.generated = true;
     }
+    this.expected = this.secret === null ? null : Buffer.from(this.secret);
   }
 
   /** Throws a 401 unless `req` carries `Authorization: Bearer <secret>` (compared in constant time). */
   check(req: IncomingMessage): void {
-    if (this.secret === null) return;
+    const expected = this.expected;
+    if (expected === null) return;
     const header = req.headers.authorization ?? '';
     const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
-    const expected = Buffer.from(this.secret);
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
       throw new HttpError(401, 'missing or wrong bearer secret (api.secret)');
     }

@@ -9,42 +9,81 @@ export class BodyAborted extends Error {
   override readonly name = 'BodyAborted';
 }
 
+/** A body being read: found from its request through {@link kBody}, so no closure is made per request. */
+interface BodyRead {
+  /** The first chunk; most bodies are one (no concat then). */
+  first: Buffer | null;
+  more: Buffer[] | null;
+  size: number;
+  maxBytes: number;
+  over: boolean;
+  ended: boolean;
+  resolve: (body: unknown) => void;
+  reject: (err: Error) => void;
+}
+
+const kBody = Symbol('mpush.body');
+type Reading = IncomingMessage & { [kBody]: BodyRead };
+
 /**
  * Reads a request body of at most `maxBytes` as JSON. Rejects with a 413 past the limit, a 400
  * when it is not JSON, and {@link BodyAborted} when the client leaves before its end.
  */
 export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let over = false;
-    let ended = false;
-    req.on('data', (chunk: Buffer) => {
-      // Past the limit the rest is still read, and dropped: a request left half-read would
-      // stall its keep-alive connection, and the client's next request on it.
-      if (over) return;
-      size += chunk.length;
-      if (size > maxBytes) {
-        over = true;
-        chunks.length = 0;
-        return reject(new HttpError(413, `body larger than api.maxBodyBytes (${maxBytes})`));
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      ended = true;
-      if (over) return;
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-      } catch {
-        reject(new HttpError(400, 'body is not JSON'));
-      }
-    });
+    const r: BodyRead = {
+      first: null,
+      more: null,
+      size: 0,
+      maxBytes,
+      over: false,
+      ended: false,
+      resolve,
+      reject,
+    };
+    (req as Reading)[kBody] = r;
+    req.on('data', onData);
+    req.on('end', onEnd);
     // A reset mid-body is an 'error' ('aborted', ECONNRESET); a close before 'end' covers the rest.
-    const aborted = () => reject(new BodyAborted(`request body aborted after ${size} bytes`));
-    req.on('error', aborted);
-    req.on('close', () => {
-      if (!ended) aborted();
-    });
+    req.on('error', onAborted);
+    req.on('close', onClose);
   });
+}
+
+function onData(this: Reading, chunk: Buffer): void {
+  const r = this[kBody];
+  // Past the limit the rest is still read, and dropped: a request left half-read would stall its
+  // keep-alive connection, and the client's next request on it.
+  if (r.over) return;
+  r.size += chunk.length;
+  if (r.size > r.maxBytes) {
+    r.over = true;
+    r.first = r.more = null;
+    return r.reject(new HttpError(413, `body larger than api.maxBodyBytes (${r.maxBytes})`));
+  }
+  if (r.first === null) r.first = chunk;
+  else if (r.more === null) r.more = [r.first, chunk];
+  else r.more.push(chunk);
+}
+
+function onEnd(this: Reading): void {
+  const r = this[kBody];
+  r.ended = true;
+  if (r.over) return;
+  const bytes = r.more ? Buffer.concat(r.more) : r.first;
+  r.first = r.more = null;
+  try {
+    r.resolve(JSON.parse(bytes ? bytes.toString('utf8') : ''));
+  } catch {
+    r.reject(new HttpError(400, 'body is not JSON'));
+  }
+}
+
+function onAborted(this: Reading): void {
+  const r = this[kBody];
+  r.reject(new BodyAborted(`request body aborted after ${r.size} bytes`));
+}
+
+function onClose(this: Reading): void {
+  if (!this[kBody].ended) onAborted.call(this);
 }

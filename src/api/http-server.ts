@@ -38,9 +38,7 @@ export class HttpServer {
     this.auth = new BearerAuth(node.config);
     this.routes = new ApiRoutes(node);
     const upgrade = new WebSocketUpgrade(node);
-    this.onRequest = (req, res) => {
-      this.handle(req, res).catch((err: Error) => this.fail(req, res, err));
-    };
+    this.onRequest = (req, res) => void this.handle(req, res);
     this.onUpgrade = (req, socket, head) => upgrade.handle(req, socket, head);
     this.server = this.serve(createServer(this.onRequest));
   }
@@ -62,13 +60,22 @@ export class HttpServer {
     return this.auth.generated;
   }
 
+  /** One request, answered whatever it throws (no closure per request to catch it). */
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
-    if (path === '/metrics' && req.method === 'GET' && this.opts.metrics)
-      return this.opts.metrics.serve(req, res, this.opts.node.config, this.auth);
-    if (!path.startsWith('/api/')) return this.routes.open(req, res, path);
-    this.auth.check(req);
-    return this.routes.api(req, res, path);
+    try {
+      const url = req.url ?? '/';
+      const query = url.indexOf('?');
+      const path = query < 0 ? url : url.slice(0, query);
+      if (path === '/metrics' && req.method === 'GET' && this.opts.metrics)
+        await this.opts.metrics.serve(req, res, this.opts.node.config, this.auth);
+      else if (!path.startsWith('/api/')) await this.routes.open(req, res, path);
+      else {
+        this.auth.check(req);
+        await this.routes.api(req, res, path);
+      }
+    } catch (err) {
+      this.fail(req, res, err as Error);
+    }
   }
 
   /** Answers a refusal; a client that left is noted at debug; only our own failures are errors. */

@@ -11,7 +11,7 @@ import { ConsoleRoutes } from './console.js';
 import { NodeGateway } from './node-gateway.js';
 import type { HttpNodeView } from './node-view.js';
 import { decodeSegment, HttpError, sendJson, sendText } from './reply.js';
-import { broadcastSchema, pushSchema } from './schemas.js';
+import { broadcastSchema, parsePushBody } from './schemas.js';
 import { validate } from './validate.js';
 
 /**
@@ -76,9 +76,10 @@ export class ApiRoutes {
   async api(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const node = this.node;
     const method = req.method ?? 'GET';
-    if (await this.console.api(req, res, path)) return;
+    // The console's routes are all GETs: a push does not wait on them.
+    if (method === 'GET' && (await this.console.api(req, res, path))) return;
     if (method === 'POST' && path === '/api/push') {
-      const results = await this.push(validate(pushSchema, await this.body(req)));
+      const results = await this.push(parsePushBody(await this.body(req)));
       return sendJson(res, 200, { results });
     }
     if (method === 'POST' && path === '/api/broadcast') {

@@ -413,6 +413,29 @@ describe('HTTP API: validation and routing', () => {
     }
   });
 
+  it('a body that arrives in several pieces is read whole', async () => {
+    const body = JSON.stringify({ userId: 'nobody', content: 'x'.repeat(300), ackModel: 'NO_ACK' });
+    const pieces = [body.slice(0, 7), body.slice(7, 200), body.slice(200)];
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => {
+      text += d;
+    });
+    socket.write(
+      `POST /api/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`,
+    );
+    for (const piece of pieces) {
+      await new Promise((r) => setTimeout(r, 30));
+      socket.write(piece);
+    }
+    await new Promise((r) => socket.once('close', r));
+    assert.match(text, /^HTTP\/1\.1 200 /, text);
+    const reply = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as Json;
+    assert.equal(reply.results[0].result, 'offline', text);
+  });
+
   it('a JSON body that is not an object: 400', async () => {
     for (const raw of ['[]', '[{"userId":"u1","content":"hi"}]', '"hi"', '42', 'null', 'true']) {
       const reply = await call(port, 'POST', '/api/push', { raw });
