@@ -32,6 +32,22 @@ describe('session.maxEntries', () => {
   });
 });
 
+describe('MemorySessionStore keys', () => {
+  it('gives back every key and iv as stored, hex or not', async () => {
+    const store = new MemorySessionStore();
+    const stored = [
+      ['0123456789abcdef'.repeat(2), 'fedcba9876543210'.repeat(2)],
+      ['00'.repeat(16), 'ff'.repeat(16)],
+      ['0123456789ABCDEF'.repeat(2), '00'.repeat(16)],
+      ['00'.repeat(15), '00'.repeat(16)],
+      ['not hex at all', ''],
+    ].map(([sessionKey, iv], i) => ({ ...session(`d${i}`), sessionKey: sessionKey!, iv: iv! }));
+    for (const [i, s] of stored.entries()) await store.set(`s${i}`, s, 60_000);
+    for (const [i, s] of stored.entries()) assert.deepEqual(await store.get(`s${i}`), s);
+    await store.close();
+  });
+});
+
 describe('AesCipher.release', () => {
   it('frees the contexts of an idle cipher and stays byte-exact afterwards', () => {
     const key = Buffer.alloc(16, 7);
