@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { slotDelete, slotEntries, slotGet, slotSet, type TypeSlots } from '../util/type-slots.js';
 
 /**
  * Where each user's devices are connected: user → client type → route. Memory here; Redis for a
@@ -50,30 +49,65 @@ export interface RouteStore {
   close(): Promise<void>;
 }
 
-/** In-memory routes for one machine. */
+/**
+ * A route as the memory store keeps it: one flat copy with its client type, so the one route of
+ * most users needs no slot array (a Route and its slots cost about 56 bytes more per user).
+ */
+type Held = Route & { clientType: number };
+
+const held = (clientType: number, r: Route): Held => {
+  const { host, port, deviceId, osName, clientVersion, connId } = r;
+  return { clientType, host, port, deviceId, osName, clientVersion, connId };
+};
+
+const routeOf = (h: Held): Route => {
+  const { host, port, deviceId, osName, clientVersion, connId } = h;
+  return { host, port, deviceId, osName, clientVersion, connId };
+};
+
+/** In-memory routes for one machine: a user's one route as it is, two or more in an array. */
 export class MemoryRouteStore implements RouteStore {
-  private readonly routes = new Map<string, TypeSlots<Route>>();
+  private readonly routes = new Map<string, Held | Held[]>();
   private readonly online = new Map<string, Set<string>>();
 
   async register(userId: string, clientType: number, route: Route): Promise<Route | undefined> {
-    const slots = this.routes.get(userId);
-    if (!slots) {
-      this.routes.set(userId, [clientType, route]); // exact size: [] + push reserves 17 slots
+    const h = held(clientType, route);
+    const cur = this.routes.get(userId);
+    if (cur === undefined) {
+      this.routes.set(userId, h);
       return undefined;
     }
-    return slotSet(slots, clientType, route);
+    if (!Array.isArray(cur)) {
+      this.routes.set(userId, cur.clientType === clientType ? h : [cur, h]);
+      return cur.clientType === clientType ? routeOf(cur) : undefined;
+    }
+    const i = cur.findIndex((x) => x.clientType === clientType);
+    if (i < 0) {
+      cur.push(h);
+      return undefined;
+    }
+    const previous = cur[i]!;
+    cur[i] = h;
+    return routeOf(previous);
   }
 
   async unregister(userId: string, clientType: number, connId: string): Promise<void> {
-    const slots = this.routes.get(userId);
-    if (!slots || slotGet(slots, clientType)?.connId !== connId) return;
-    slotDelete(slots, clientType);
-    if (slots.length === 0) this.routes.delete(userId);
+    const cur = this.routes.get(userId);
+    if (cur === undefined) return;
+    if (!Array.isArray(cur)) {
+      if (cur.clientType === clientType && cur.connId === connId) this.routes.delete(userId);
+      return;
+    }
+    const i = cur.findIndex((x) => x.clientType === clientType && x.connId === connId);
+    if (i < 0) return;
+    cur.splice(i, 1);
+    if (cur.length === 1) this.routes.set(userId, cur[0]!);
   }
 
   async lookup(userId: string): Promise<Map<number, Route>> {
-    const slots = this.routes.get(userId);
-    return new Map(slots ? slotEntries(slots) : []);
+    const cur = this.routes.get(userId);
+    const all = cur === undefined ? [] : Array.isArray(cur) ? cur : [cur];
+    return new Map(all.map((h) => [h.clientType, routeOf(h)]));
   }
 
   async markOnline(nodeId: string, userId: string): Promise<void> {

@@ -62,6 +62,7 @@ export class Connection implements FrameHandler, OutboundOwner, DeadlineSchedule
   private readonly writer: OutboundWriter;
   readonly ctx: ConnectionContext;
   protocol: WireProtocol;
+  /** Only while a frame straddles reads: between frames a connection keeps no decoder. */
   private decoder: FrameDecoder | null = null;
 
   /** Current cipher: RSA before the handshake, AES after; null on WebSocket JSON. */
@@ -117,13 +118,24 @@ export class Connection implements FrameHandler, OutboundOwner, DeadlineSchedule
     this.readSinceCheck = true;
     // Bodies are copied: a TCP transport reads into one buffer it reuses (tcp-transport.ts), and a
     // handler may keep a body past its call (fast connect holds packets, HTTP proxy bodies).
-    this.decoder ??= new FrameDecoder(this, { maxBodyLength: this.ctx.maxPacketSize, copyBodies: true });
+    const decoder =
+      this.decoder ?? new FrameDecoder(this, { maxBodyLength: this.ctx.maxPacketSize, copyBodies: true });
+    this.decoder = decoder;
     try {
-      this.decoder.push(chunk);
+      decoder.push(chunk);
     } catch (err) {
-      if (err instanceof ProtocolError) this.ctx.handler.onProtocolError(this, err);
-      else throw err;
+      if (err instanceof ProtocolError) return this.ctx.handler.onProtocolError(this, err);
+      throw err;
     }
+    // An idle device's reads end on a frame boundary: a decoder (about 170 bytes) per held
+    // connection would wait for a frame that may come once a heartbeat. A handler that closed
+    // the connection has dropped it already.
+    if (this.decoder === decoder && decoder.atBoundary) this.decoder = null;
+  }
+
+  /** @internal True while a partial frame is held between reads. */
+  get holdsDecoder(): boolean {
+    return this.decoder !== null;
   }
 
   /** A WebSocket text frame. */

@@ -58,7 +58,8 @@ function onClose(this: TaggedSocket, hadError: boolean): void {
   conn?.transportClosed(hadError);
 }
 function onEnd(this: TaggedSocket): void {
-  // The peer half-closed: MPush devices never do this on purpose; finish the close.
+  // The peer half-closed on a socket that allows half-open: MPush devices never do this on
+  // purpose; finish the close.
   this.end();
 }
 
@@ -98,7 +99,9 @@ export class TcpTransport implements Transport {
     if (!this.lendsReads) s.on('data', onData);
     s.on('drain', onDrain);
     s.on('error', onError);
-    s.on('end', onEnd);
+    // Without allowHalfOpen (the listeners' default) Node ends the socket itself when the peer
+    // half-closes: a second 'end' listener would cost a listener array (64 bytes) per connection.
+    if (s.allowHalfOpen) s.on('end', onEnd);
     s.on('close', onClose);
   }
 

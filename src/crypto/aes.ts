@@ -32,11 +32,16 @@ const DEC_LAST = 48;
  */
 export class AesCipher implements Cipher {
   /**
-   * Key, iv and the two chaining blocks in one unpooled 64-byte store, addressed by offset: four
-   * pooled 16-byte copies would each pin a slice of an 8 KiB pool slab, and four Buffer views
-   * would cost about 100 bytes each, per connection.
+   * Key then iv as 32 latin1 chars: all an idle cipher keeps. A 48-byte string, where a Buffer costs
+   * about 250 bytes with its ArrayBuffer and native backing store, per connection.
    */
-  readonly #s: Buffer;
+  readonly #keyIv: string;
+  /**
+   * Key, iv and the two chaining blocks in one unpooled 64-byte store, addressed by offset (four
+   * pooled 16-byte copies would each pin a slice of an 8 KiB pool slab); made from `#keyIv` when a
+   * context is, dropped with the last one.
+   */
+  #s: Buffer | undefined;
   #enc: NodeCipher | undefined;
   #dec: Decipher | undefined;
 
@@ -50,12 +55,24 @@ export class AesCipher implements Cipher {
       throw new CryptoError(MPUSH_ERR_KEY, `AES key must be 16 bytes, got ${key.length}`);
     if (iv.length !== BLOCK)
       throw new CryptoError(MPUSH_ERR_KEY, `AES iv must be 16 bytes, got ${iv.length}`);
+    // One flat string: `key.toString() + iv.toString()` would keep a cons string and its two halves.
+    this.#keyIv = Buffer.concat([key, iv], 2 * BLOCK).toString('latin1');
+  }
+
+  /** The store, made on first need, both chaining blocks at the iv as a fresh cipher's. */
+  #store(): Buffer {
+    if (this.#s !== undefined) return this.#s;
     const s = Buffer.alloc(4 * BLOCK);
-    key.copy(s, KEY);
-    iv.copy(s, IV);
-    iv.copy(s, ENC_LAST);
-    iv.copy(s, DEC_LAST);
+    s.write(this.#keyIv, KEY, 'latin1');
+    s.copyWithin(ENC_LAST, IV, IV + BLOCK);
+    s.copyWithin(DEC_LAST, IV, IV + BLOCK);
     this.#s = s;
+    return s;
+  }
+
+  /** True while the cipher holds a native context (and its store); false once released. */
+  get holdsContext(): boolean {
+    return this.#s !== undefined;
   }
 
   /**
@@ -64,19 +81,20 @@ export class AesCipher implements Cipher {
    */
   releaseDecrypt(): void {
     this.#dec = undefined;
-    this.#s.copyWithin(DEC_LAST, IV, IV + BLOCK);
+    if (this.#enc === undefined) this.#s = undefined;
+    else this.#s?.copyWithin(DEC_LAST, IV, IV + BLOCK);
   }
 
-  /** Drops both native contexts (about 1 KB each) of an idle connection. */
+  /** Drops both native contexts (about 1 KB each) and the store of an idle connection. */
   release(): void {
     this.#enc = undefined;
-    this.#s.copyWithin(ENC_LAST, IV, IV + BLOCK);
-    this.releaseDecrypt();
+    this.#dec = undefined;
+    this.#s = undefined;
   }
 
   /** Encrypts one message; the result is 1 to 16 bytes longer than the input (PKCS#7). */
   encrypt(plain: Buffer): Buffer {
-    const s = this.#s;
+    const s = this.#store();
     // Contexts are created on first use: many connections only ever decrypt or never send.
     if (this.#enc === undefined) {
       this.#enc = createCipheriv('aes-128-cbc', s.subarray(KEY, KEY + BLOCK), s.subarray(IV, IV + BLOCK));
@@ -107,7 +125,7 @@ export class AesCipher implements Cipher {
         `AES ciphertext length ${n} is not a positive multiple of 16`,
       );
     }
-    const s = this.#s;
+    const s = this.#store();
     if (this.#dec === undefined) {
       this.#dec = createDecipheriv('aes-128-cbc', s.subarray(KEY, KEY + BLOCK), s.subarray(IV, IV + BLOCK));
       this.#dec.setAutoPadding(false);

@@ -78,6 +78,11 @@ export class FrameDecoder {
     return this.headerFill + this.partsLength;
   }
 
+  /** True between frames: nothing held, nothing failed (a new decoder would carry on the same). */
+  get atBoundary(): boolean {
+    return this.state === State.Header && this.headerFill === 0;
+  }
+
   /** True once a bad header was seen; later input is ignored. */
   get failed(): boolean {
     return this.state === State.Failed;

@@ -1,7 +1,7 @@
 /**
  * A few values keyed by client type, as a flat array `[type, value, type, value, …]`. A user has
- * one or two device types, so a two-slot array (about 50 bytes) replaces a Map (about 200) in
- * the per-user tables that hold every online user: the router and the in-memory route store.
+ * one or two device types, so a slot array (about 64 bytes) replaces a Map (about 200) for the
+ * router's users with two or more.
  */
 export type TypeSlots<V> = Array<number | V>;
 
@@ -37,11 +37,5 @@ export function slotDelete<V>(slots: TypeSlots<V>, type: number): boolean {
 export function slotValues<V>(slots: TypeSlots<V>): V[] {
   const out: V[] = [];
   for (let i = 1; i < slots.length; i += 2) out.push(slots[i] as V);
-  return out;
-}
-
-export function slotEntries<V>(slots: TypeSlots<V>): Array<[number, V]> {
-  const out: Array<[number, V]> = [];
-  for (let i = 0; i < slots.length; i += 2) out.push([slots[i] as number, slots[i + 1] as V]);
   return out;
 }

@@ -66,6 +66,27 @@ export function routeStoreContract(name: string, factory: () => Promise<RouteSto
       assert.deepEqual([...(await store.lookup('u1')).keys()].sort(), [1, 3], 'the other types stay');
     });
 
+    it('down to one client type and back: each step keeps exactly the routes left', async () => {
+      await store.register('u1', 1, route('A', 1));
+      await store.register('u1', 2, route('A', 2));
+      assert.deepEqual(await store.register('u1', 2, route('A', 3)), route('A', 2), 'replaced among two');
+      await store.unregister('u1', 1, 'A:1');
+      assert.deepEqual(await store.lookup('u1'), new Map([[2, route('A', 3)]]));
+      await store.unregister('u1', 1, 'A:1'); // gone already
+      assert.deepEqual(await store.register('u1', 2, route('A', 4)), route('A', 3), 'replaced when alone');
+      await store.register('u1', 1, route('A', 5));
+      assert.deepEqual(
+        await store.lookup('u1'),
+        new Map([
+          [2, route('A', 4)],
+          [1, route('A', 5)],
+        ]),
+      );
+      await store.unregister('u1', 2, 'A:4');
+      await store.unregister('u1', 1, 'A:5');
+      assert.deepEqual(await store.lookup('u1'), new Map());
+    });
+
     it("unregister with another connection's id leaves the route", async () => {
       await store.register('u1', 1, route('A', 1));
       await peer.register('u1', 1, route('B', 2)); // the device moved to node B

@@ -5,6 +5,7 @@ import { Command, ErrorCode, FastConnectOkCodec, HEARTBEAT_FRAME } from '../../s
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { RawDevice } from '../helpers/raw-device.js';
 import { mpushDefaultKeys } from '../helpers/shared.js';
+import { waitFor } from '../helpers/wait.js';
 
 describe('handshake and fast connect over TCP', () => {
   let t: TestNode;
@@ -37,6 +38,17 @@ describe('handshake and fast connect over TCP', () => {
     const r = await d.bind('u-hs');
     assert.ok(r.ok, 'bind ok');
     assert.equal(r.ok.cmd, Command.BIND);
+  });
+
+  it('closes a device that half-closes its socket: the server ends its side and drops the connection', async () => {
+    const d = await open();
+    await d.handshake(publicKey, { deviceId: 'dev-half' });
+    const closed = () => t.node.connections.stats.closed['remote-closed'] ?? 0;
+    const before = closed();
+    d.socket.end();
+    // The device's socket closes only once the server has sent its FIN too.
+    await d.waitClosed(3000);
+    await waitFor(() => closed() > before, 3000, 'the connection closed as remote-closed');
   });
 
   it('answers garbage in place of the RSA block with ERROR and closes, the server unaffected', async () => {
