@@ -32,19 +32,28 @@ const lent = Buffer.allocUnsafeSlow(64 * 1024);
 function lendReadBuffer(socket: Socket): boolean {
   const handle = (socket as unknown as { _handle?: { useUserBuffer?: (b: Uint8Array) => void } })._handle;
   if (typeof handle?.useUserBuffer !== 'function') return false;
-  let kBuffer: symbol | undefined;
-  let kBufferCb: symbol | undefined;
-  for (const sym of Object.getOwnPropertySymbols(socket)) {
-    if (sym.description === 'kBuffer') kBuffer = sym;
-    else if (sym.description === 'kBufferCb') kBufferCb = sym;
-  }
   const slots = socket as unknown as Record<symbol, unknown>;
+  if (onreadSlots === undefined) onreadSlots = findOnreadSlots(socket);
+  const keys = onreadSlots;
   // Both present and unset (null): a socket made without `onread`, as every accepted one is.
-  if (!kBuffer || !kBufferCb || slots[kBuffer] !== null || slots[kBufferCb] !== null) return false;
-  slots[kBuffer] = lent;
-  slots[kBufferCb] = onLentRead;
+  if (keys === null || slots[keys.buffer] !== null || slots[keys.callback] !== null) return false;
+  slots[keys.buffer] = lent;
+  slots[keys.callback] = onLentRead;
   handle.useUserBuffer(lent);
   return true;
+}
+
+/** The net module's private `onread` slots, found once (on the first socket accepted); null: none. */
+let onreadSlots: { buffer: symbol; callback: symbol } | null | undefined;
+
+function findOnreadSlots(socket: Socket): { buffer: symbol; callback: symbol } | null {
+  let buffer: symbol | undefined;
+  let callback: symbol | undefined;
+  for (const sym of Object.getOwnPropertySymbols(socket)) {
+    if (sym.description === 'kBuffer') buffer = sym;
+    else if (sym.description === 'kBufferCb') callback = sym;
+  }
+  return buffer && callback ? { buffer, callback } : null;
 }
 function onDrain(this: TaggedSocket): void {
   this[kConn]?.drained();

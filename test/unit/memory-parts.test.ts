@@ -48,14 +48,17 @@ describe('MemorySessionStore keys', () => {
   });
 });
 
+/** A fresh Node cipher per message: what every AesCipher call must equal. */
+function cbc(key: Buffer, iv: Buffer, plain: Buffer): Buffer {
+  const c = createCipheriv('aes-128-cbc', key, iv);
+  return Buffer.concat([c.update(plain), c.final()]);
+}
+
 describe('AesCipher.release', () => {
   it('frees the contexts of an idle cipher and stays byte-exact afterwards', () => {
     const key = Buffer.alloc(16, 7);
     const iv = Buffer.alloc(16, 9);
-    const reference = (plain: Buffer) => {
-      const c = createCipheriv('aes-128-cbc', key, iv);
-      return Buffer.concat([c.update(plain), c.final()]);
-    };
+    const reference = (plain: Buffer) => cbc(key, iv, plain);
     const a = new AesCipher(key, iv);
     const b = new AesCipher(key, iv);
     for (const text of ['first', 'second message, longer than one block', 'third']) {
@@ -73,10 +76,7 @@ describe('AesCipher store', () => {
   it('is made on first use, dropped with the last context, and made again byte-exact', () => {
     const key = Buffer.alloc(16, 3);
     const iv = Buffer.alloc(16, 5);
-    const reference = (plain: Buffer) => {
-      const c = createCipheriv('aes-128-cbc', key, iv);
-      return Buffer.concat([c.update(plain), c.final()]);
-    };
+    const reference = (plain: Buffer) => cbc(key, iv, plain);
     const a = new AesCipher(key, iv);
     const b = new AesCipher(key, iv);
     assert.equal(a.holdsContext, false, 'a new cipher keeps only its key and iv');
