@@ -1,5 +1,6 @@
 import type { Connection } from '../connection/index.js';
 import { Deadline, DeadlineQueue } from '../util/deadline-queue.js';
+import { IntMap } from '../util/int-map.js';
 
 /** Told how an awaited ack ended: exactly one of the two, once. */
 export interface AckWaiter {
@@ -34,7 +35,8 @@ class AckTask extends Deadline {
  * held, copied twice each and swept by major GCs.
  */
 export class AckTracker {
-  private readonly tasks = new Map<number, AckTask>();
+  /** By sessionId; an IntMap, not a Map, so tasks that come and go one at a time are not promoted. */
+  private readonly tasks = new IntMap<AckTask>(1024);
   private readonly queue: DeadlineQueue;
 
   /**

@@ -37,6 +37,11 @@ class Lane {
  *
  * The interval runs only while items wait, so an idle queue costs nothing and keeps no process
  * alive. It is not unref'd while items wait: a pending deadline is a promise to answer.
+ *
+ * Emptying the queue neither stops the interval nor drops the lane: with one request in flight at
+ * a time, that was a new interval, a new lane and a re-made Map table (see util/int-map.ts for
+ * what a re-made table keeps alive) per request. The interval is unref'd while the queue is empty
+ * and stops at the first sweep that finds it so; empty lanes are dropped there too.
  */
 export class DeadlineQueue {
   private readonly lanes = new Map<number, Lane>();
@@ -88,7 +93,8 @@ export class DeadlineQueue {
       l.head = item;
     }
     if (this.count++ === 0 && this.autoStart) {
-      this.timer = setInterval(() => this.sweep(), this.tickMs);
+      if (this.timer) this.timer.ref();
+      else this.timer = setInterval(() => this.sweep(), this.tickMs);
     }
   }
 
@@ -102,14 +108,21 @@ export class DeadlineQueue {
     else l.tail = item.dlPrev;
     item.dlPrev = item.dlNext = null;
     item.dlLane = null;
-    if (l.head === null) this.lanes.delete(l.key);
-    if (--this.count === 0) this.idle();
+    if (--this.count === 0) this.timer?.unref();
   }
 
   /** Expires every item whose deadline is at or before the clock. */
   sweep(): void {
     const now = this.clock();
+    if (this.count === 0) {
+      this.lanes.clear();
+      return this.idle();
+    }
     for (const l of [...this.lanes.values()]) {
+      if (l.head === null) {
+        this.lanes.delete(l.key);
+        continue;
+      }
       while (l.head && l.head.deadline <= now) {
         const item = l.head;
         this.remove(item);
@@ -134,6 +147,8 @@ export class DeadlineQueue {
         this.remove(l.head);
       }
     }
+    this.lanes.clear();
+    this.idle();
     return out;
   }
 

@@ -14,6 +14,7 @@ import {
   type Packet,
 } from '../../protocol/index.js';
 import { Deadline, type DeadlineQueue } from '../../util/deadline-queue.js';
+import { IntMap } from '../../util/int-map.js';
 import type { OutboundLimit, OutboundOwner, OutboundWriter } from '../../util/outbound-writer.js';
 import { streamWriter } from '../../util/stream-sink.js';
 import { type ClientTlsOptions, tlsConnectOptions } from '../tls.js';
@@ -89,7 +90,8 @@ export class GatewayChannel extends Deadline implements FrameHandler, OutboundOw
   private socket: Socket | null = null;
   private writer: OutboundWriter | null = null;
   private decoder: FrameDecoder | null = null;
-  private readonly pending = new Map<number, ReplyHandler>();
+  /** Requests awaiting their reply, by sessionId (an IntMap: see util/int-map.ts). */
+  private readonly pending = new IntMap<ReplyHandler>();
   private seq = 0;
   private stateName: State = 'idle';
   private lastRead = 0;

@@ -90,4 +90,34 @@ describe('DeadlineQueue on a fake clock', () => {
     assert.deepEqual(fired, ['a']);
     assert.equal(timers(), idle, 'no interval once empty');
   });
+
+  it('keeps one interval while it empties and fills at every item, and none keeps the process alive once empty', async () => {
+    const q = new DeadlineQueue(5);
+    const fired: string[] = [];
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const idle = timers();
+    const real = globalThis.setInterval;
+    let made = 0;
+    globalThis.setInterval = ((...args: Parameters<typeof setInterval>) => {
+      made++;
+      return real(...args);
+    }) as typeof setInterval;
+    try {
+      // One request in flight at a time: each completes before the next is added.
+      for (let i = 0; i < 100; i++) {
+        const item = new Item(`r${i}`, fired);
+        q.add(item, Date.now() + 1_000, 1_000);
+        assert.equal(timers(), idle + 1, 'the interval holds the process while an item waits');
+        q.remove(item);
+        assert.equal(timers(), idle, 'an empty queue holds nothing');
+      }
+    } finally {
+      globalThis.setInterval = real;
+    }
+    assert.equal(made, 1, 'one interval for the hundred items, not one each');
+    assert.deepEqual(fired, []);
+    q.add(new Item('late', fired), Date.now() + 10, 10);
+    await new Promise((r) => setTimeout(r, 60));
+    assert.deepEqual(fired, ['late'], 'the kept interval still expires items');
+  });
 });
