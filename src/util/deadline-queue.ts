@@ -35,13 +35,12 @@ class Lane {
  * lane are added in (almost) deadline order, so an insert walks back from the tail a step or none,
  * and a sweep pops each lane's due head until the first item not yet due.
  *
- * The interval runs only while items wait, so an idle queue costs nothing and keeps no process
- * alive. It is not unref'd while items wait: a pending deadline is a promise to answer.
- *
- * Emptying the queue neither stops the interval nor drops the lane: with one request in flight at
- * a time, that was a new interval, a new lane and a re-made Map table (see util/int-map.ts for
- * what a re-made table keeps alive) per request. The interval is unref'd while the queue is empty
- * and stops at the first sweep that finds it so; empty lanes are dropped there too.
+ * The interval holds the process only while items wait (a pending deadline is a promise to
+ * answer). Once the queue empties it is unref'd, and it stops at the first sweep that finds the
+ * queue still empty, which also drops empty lanes: an idle queue costs nothing and keeps no
+ * process alive. Stopping at once instead, with one request in flight at a time, made a new
+ * interval, a new lane and a re-made Map table per request (util/int-map.ts says what a re-made
+ * table keeps alive).
  */
 export class DeadlineQueue {
   private readonly lanes = new Map<number, Lane>();
