@@ -15,21 +15,28 @@
  * eighth of its capacity.
  */
 export class IntMap<V> {
-  private keys: Int32Array;
-  private vals: Array<V | undefined>;
-  private mask: number;
-  private shift: number;
+  private keys = new Int32Array(0);
+  private vals: Array<V | undefined> = [];
+  private mask = 0;
+  private shift = 0;
   private count = 0;
+  private readonly minCapacity: number;
 
   /** @param minCapacity slots to start with and never shrink below (rounded up to a power of two). */
-  constructor(private readonly minCapacity = 16) {
+  constructor(minCapacity = 16) {
     let cap = 8;
     while (cap < minCapacity) cap *= 2;
     this.minCapacity = cap;
+    this.alloc(cap);
+  }
+
+  /** Fresh, empty arrays of `cap` slots (a power of two). */
+  private alloc(cap: number): void {
     this.keys = new Int32Array(cap);
     this.vals = new Array<V | undefined>(cap).fill(undefined);
     this.mask = cap - 1;
     this.shift = 32 - Math.log2(cap);
+    this.count = 0;
   }
 
   get size(): number {
@@ -53,10 +60,6 @@ export class IntMap<V> {
     if ((key | 0) !== key) return undefined;
     const i = this.find(key);
     return i < 0 ? undefined : this.vals[i];
-  }
-
-  has(key: number): boolean {
-    return this.get(key) !== undefined;
   }
 
   /**
@@ -119,11 +122,7 @@ export class IntMap<V> {
 
   private resize(cap: number): void {
     const { keys, vals } = this;
-    this.keys = new Int32Array(cap);
-    this.vals = new Array<V | undefined>(cap).fill(undefined);
-    this.mask = cap - 1;
-    this.shift = 32 - Math.log2(cap);
-    this.count = 0;
+    this.alloc(cap);
     for (let i = 0; i < vals.length; i++) {
       const v = vals[i];
       if (v !== undefined) this.set(keys[i]!, v);
