@@ -206,8 +206,9 @@ export class MpushNode {
           },
         })
       : undefined;
+    // The route is written before the bind's OK (handleBind says why), the rest after it.
+    this.connections.context.bindRecorder = (conn) => this.routeOnline(conn);
     this.connections.events.on('online', (conn) => {
-      this.routeOnline(conn);
       this.inbox.replay(conn);
       this.webhooks?.userOnline(conn);
     });
@@ -254,19 +255,23 @@ export class MpushNode {
     return connId.slice(0, connId.lastIndexOf(':'));
   }
 
-  private routeOnline(conn: Connection): void {
+  /**
+   * Writes `conn`'s route (and online-set entry); settles once the route is written or has failed.
+   * The kick of a displaced device on another node follows, not awaited.
+   */
+  private routeOnline(conn: Connection): Promise<void> {
     const userId = conn.userId;
     const clientType = conn.clientType;
     this.stores.routes.markOnline(this.id, userId).catch(() => {});
-    this.stores.routes
-      .register(userId, clientType, {
-        host: this.gatewayHost,
-        port: this.addresses.gatewayPort,
-        deviceId: conn.deviceId,
-        osName: conn.osName,
-        clientVersion: conn.clientVersion,
-        connId: this.connId(conn),
-      })
+    const registered = this.stores.routes.register(userId, clientType, {
+      host: this.gatewayHost,
+      port: this.addresses.gatewayPort,
+      deviceId: conn.deviceId,
+      osName: conn.osName,
+      clientVersion: conn.clientVersion,
+      connId: this.connId(conn),
+    });
+    registered
       .then(async (previous) => {
         // The same user's same-type device on another node: kick it there (mpush-wire §8).
         if (!previous) return;
@@ -290,6 +295,10 @@ export class MpushNode {
         });
       })
       .catch((err: Error) => this.clusterLog.warn('route register failed', { userId, err: err.message }));
+    return registered.then(
+      () => {},
+      () => {},
+    );
   }
 
   /** MPush's kick from an MPush-Java node (or any node speaking it) for one of ours. */
@@ -340,7 +349,7 @@ export class MpushNode {
       if (current && current.connId !== this.connId(conn) && MpushNode.nodeOf(current.connId) !== this.id) {
         this.connections.context.unbindAndKick(conn);
       } else {
-        this.routeOnline(conn);
+        void this.routeOnline(conn);
       }
       if (++n % 1000 === 0) await new Promise((r) => setImmediate(r)); // let I/O in between
     }

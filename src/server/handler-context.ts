@@ -46,6 +46,12 @@ export interface ConnectionServerEvents {
 /** Told of every ACK a device sends (the push center matches it to what it pushed). */
 export type AckListener = (conn: Connection, sessionId: number) => void;
 
+/**
+ * Records a new binding where every node looks it up (the cluster's route store). Settles, never
+ * rejects, once the record is written or has failed (a failure is the recorder's to log and retry).
+ */
+export type BindRecorder = (conn: Connection) => Promise<void>;
+
 /** The configuration the dispatcher and the handlers read: only these groups. */
 export type HandlerConfig = Pick<Config, 'heartbeat' | 'session' | 'auth' | 'limits' | 'httpProxy'>;
 
@@ -68,6 +74,8 @@ export interface HandlerContext {
   readonly httpProxy: HttpProxy | undefined;
   /** Set by the push center: called for every ACK a device sends. */
   ackListener: AckListener | undefined;
+  /** Set by the node: the BIND reply waits for it (see handleBind). Unset, binds are answered at once. */
+  bindRecorder: BindRecorder | undefined;
   /** One handshake token (full or fast); when the rate is exceeded, answers ERROR, closes, and returns false. */
   takeHandshakeToken(conn: Connection, sessionId: number): boolean;
   /** The next sessionId for a packet the server originates (pushes): its own counter (mpush-wire §12). */
@@ -126,6 +134,7 @@ export class ServerHandlerContext implements HandlerContext {
   };
   readonly httpProxy: HttpProxy | undefined;
   ackListener: AckListener | undefined;
+  bindRecorder: BindRecorder | undefined;
   private readonly handshakes: TokenBucket;
   private pushSeq = 0;
 

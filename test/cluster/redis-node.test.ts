@@ -1,15 +1,65 @@
 import assert from 'node:assert/strict';
+import { createServer, type Server, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { DeviceClient } from '../../src/client/device/index.js';
 import { RedisClusterBus } from '../../src/cluster/redis-cluster-bus.js';
 import { createRedis } from '../../src/cluster/redis-connection.js';
 import { createRedisStores, type RedisStores } from '../../src/cluster/redis-stores.js';
+import { loadPublicKey } from '../../src/crypto/index.js';
 import { ClientType } from '../../src/protocol/index.js';
 import { closeAll, connectDevice, type TestDevice } from '../helpers/devices.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
+import { mpushDefaultKeys } from '../helpers/shared.js';
 import { waitFor } from '../helpers/wait.js';
 import { closeTestRedis, freshPrefix, testRedis } from './shared-redis.js';
 
 after(closeTestRedis);
+
+/**
+ * A TCP proxy to Redis that can hold what its clients send (a node slow to reach Redis: a long GC
+ * pause, a descheduled process, a congested link) and let it all through later, in order.
+ */
+async function holdingProxy(target: { host: string; port: number }) {
+  const links: Array<{ upstream: Socket; held: Buffer[] }> = [];
+  let holding = false;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = new Socket();
+    upstream.connect(target.port, target.host);
+    const link = { upstream, held: [] as Buffer[] };
+    links.push(link);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.on('data', (chunk: Buffer) => {
+      if (holding) link.held.push(chunk);
+      else upstream.write(chunk);
+    });
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    hold() {
+      holding = true;
+    },
+    release() {
+      holding = false;
+      for (const l of links) for (const chunk of l.held.splice(0)) l.upstream.write(chunk);
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      }),
+  };
+}
 
 /** Two nodes, each with its own Redis connection, stores and bus, as two machines would run. */
 describe('two nodes on Redis stores', () => {
@@ -21,8 +71,8 @@ describe('two nodes on Redis stores', () => {
   let b: TestNode;
   const devices: TestDevice[] = [];
 
-  async function nodeOnRedis(): Promise<TestNode> {
-    const redis = createRedis((await testRedis()).url);
+  async function nodeOnRedis(url?: string): Promise<TestNode> {
+    const redis = createRedis(url ?? (await testRedis()).url);
     const s = createRedisStores(redis, { prefix, registry: { ttlMs: 2_000, refreshMs: 200 } });
     stores.push(s);
     const bus = new RedisClusterBus(redis, prefix);
@@ -53,12 +103,7 @@ describe('two nodes on Redis stores', () => {
   it("a device bound on B has its route in Redis in MPush's schema", async () => {
     devices.push(await connectDevice(b.tcpPort, 'r1'));
     const { client } = await testRedis();
-    let raw: Record<string, string> = {};
-    const key = `${prefix}ur:r1`;
-    for (let i = 0; i < 100 && !raw['1']; i++) {
-      raw = await client.hgetall(key);
-      if (!raw['1']) await new Promise((r) => setTimeout(r, 20));
-    }
+    const raw = await client.hgetall(`${prefix}ur:r1`);
     const route = JSON.parse(raw['1']!) as Record<string, unknown>;
     assert.deepEqual(Object.keys(route), ['host', 'port', 'deviceId', 'osName', 'clientVersion', 'connId']);
     assert.equal(route.port, b.node.addresses.gatewayPort);
@@ -67,22 +112,15 @@ describe('two nodes on Redis stores', () => {
   it('a push entering node A reaches the device on node B', async () => {
     const onB = await connectDevice(b.tcpPort, 'x1');
     devices.push(onB);
-    await waitFor(() => b.node.connections.router.get('x1', ClientType.MOBILE) !== undefined);
-    let result = '';
-    for (let i = 0; i < 50 && result !== 'success'; i++) {
-      // The route is written just after the bind: retry the few ms until it is there.
-      const res = await fetch(`http://127.0.0.1:${a.httpPort}/api/push`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ userId: 'x1', content: 'via A', ackModel: 'AUTO_ACK' }),
-      });
-      const { results } = (await res.json()) as { results: Array<{ result: string; gateway: string }> };
-      result = results[0]!.result;
-      if (result === 'success')
-        assert.equal(results[0]!.gateway, `127.0.0.1:${b.node.addresses.gatewayPort}`);
-      else await new Promise((r) => setTimeout(r, 20));
-    }
-    assert.equal(result, 'success');
+    // The bind was answered once its route was written: the first push through A finds it.
+    const res = await fetch(`http://127.0.0.1:${a.httpPort}/api/push`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ userId: 'x1', content: 'via A', ackModel: 'AUTO_ACK' }),
+    });
+    const { results } = (await res.json()) as { results: Array<{ result: string; gateway: string }> };
+    assert.equal(results[0]!.result, 'success', JSON.stringify(results));
+    assert.equal(results[0]!.gateway, `127.0.0.1:${b.node.addresses.gatewayPort}`);
     await waitFor(() => onB.pushes.some((p) => p.content.toString() === 'via A'));
   });
 
@@ -90,14 +128,9 @@ describe('two nodes on Redis stores', () => {
     const onB = await connectDevice(b.tcpPort, 'k1');
     devices.push(onB);
     await waitFor(() => b.node.connections.router.get('k1', ClientType.MOBILE) !== undefined);
-    // The route write is on its way to Redis when the bind is answered; a bind on A racing it would
-    // find no route to kick (B's late write then displaces A's device instead): wait until it landed.
+    // Answered once its route is written: a bind on A now finds B's route, and kicks B's device.
     const bPort = b.node.addresses.gatewayPort;
-    let routed: number | undefined;
-    for (let i = 0; i < 100 && routed !== bPort; i++) {
-      routed = (await stores[0]!.routes.lookup('k1')).get(ClientType.MOBILE)?.port;
-      if (routed !== bPort) await new Promise((r) => setTimeout(r, 20));
-    }
+    const routed = (await stores[0]!.routes.lookup('k1')).get(ClientType.MOBILE)?.port;
     assert.equal(routed, bPort, "B's route for k1 is in Redis");
     let kicked = false;
     onB.client.once('kick', () => {
@@ -112,6 +145,132 @@ describe('two nodes on Redis stores', () => {
       if (owner !== a.node.addresses.gatewayPort) await new Promise((r) => setTimeout(r, 20));
     }
     assert.equal(owner, a.node.addresses.gatewayPort, "the route is A's, B's late cleanup did not remove it");
+  });
+
+  /** A third node whose Redis traffic goes through a {@link holdingProxy}; `done` stops both. */
+  async function slowNode() {
+    const target = new URL((await testRedis()).url);
+    const proxy = await holdingProxy({ host: target.hostname, port: Number(target.port || 6379) });
+    const node = await nodeOnRedis(proxy.url);
+    const store = stores.at(-1)!;
+    const done = async () => {
+      proxy.release();
+      await node.stop();
+      await proxy.close();
+    };
+    return { proxy, node, store, done };
+  }
+
+  /** A connected device that has not bound a user yet. */
+  async function unboundDevice(port: number, deviceId: string): Promise<DeviceClient> {
+    const device = new DeviceClient({
+      servers: [{ host: '127.0.0.1', port }],
+      publicKey: loadPublicKey(mpushDefaultKeys().publicKey),
+      deviceId: `${deviceId}-${process.pid}`,
+      osName: 'android',
+      autoReconnect: false,
+    });
+    await device.connect();
+    return device;
+  }
+
+  /** Settles with undefined on the OK, with the error on anything else; `answered` says whether it has. */
+  function pending(p: Promise<void>): { result: Promise<Error | undefined>; answered: () => boolean } {
+    let answered = false;
+    const result = p.then(
+      () => undefined,
+      (err: Error) => err,
+    );
+    void result.then(() => {
+      answered = true;
+    });
+    return { result, answered: () => answered };
+  }
+
+  it("answers BIND once the route is written: a node slow to reach Redis cannot displace the device's next connection", async () => {
+    const slow = await slowNode();
+    const device = await unboundDevice(slow.node.tcpPort, 'mover');
+    const moved: TestDevice[] = [];
+    try {
+      slow.proxy.hold();
+      const bind = pending(device.bindUser('mover'));
+      // The node has bound the user (an OK sent with the binding would be here within a few ms), but
+      // its route write cannot reach Redis.
+      await waitFor(
+        () => slow.node.node.connections.router.get('mover', ClientType.MOBILE) !== undefined,
+        3_000,
+        'the slow node to bind the user',
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(bind.answered(), false, 'no OK while the route cannot be written');
+
+      slow.proxy.release();
+      assert.equal(await bind.result, undefined, 'the bind succeeds');
+      const route = (await stores[0]!.routes.lookup('mover')).get(ClientType.MOBILE);
+      assert.equal(
+        route?.port,
+        slow.node.node.addresses.gatewayPort,
+        'the route is in Redis when the OK arrives',
+      );
+
+      // The device moves on at once; its new connection is the newer binding and stays.
+      await device.close();
+      const onB = await connectDevice(b.tcpPort, 'mover');
+      moved.push(onB);
+      let kicked = false;
+      onB.client.once('kick', () => {
+        kicked = true;
+      });
+      await waitFor(
+        () => slow.node.node.connections.router.get('mover', ClientType.MOBILE) === undefined,
+        3_000,
+        'the slow node to let go of the old connection',
+      );
+      // A round trip on the slow node's own Redis connection: whatever it had queued has landed.
+      await slow.store.redis.ping();
+      const now = (await stores[0]!.routes.lookup('mover')).get(ClientType.MOBILE);
+      assert.equal(now?.port, b.node.addresses.gatewayPort, "the route is the new connection's");
+      assert.equal(kicked, false, 'the new connection was not kicked');
+      assert.equal(onB.client.boundUserId, 'mover');
+    } finally {
+      await device.close();
+      await closeAll(moved);
+      await slow.done();
+    }
+  });
+
+  it('a bind displaced while its route is being written is answered with ERROR, not OK', async () => {
+    const slow = await slowNode();
+    const first = await unboundDevice(slow.node.tcpPort, 'first');
+    const second = await unboundDevice(slow.node.tcpPort, 'second');
+    try {
+      let kicked = false;
+      first.once('kick', () => {
+        kicked = true;
+      });
+      slow.proxy.hold();
+      const bind = pending(first.bindUser('twice'));
+      await waitFor(
+        () => slow.node.node.connections.router.get('twice', ClientType.MOBILE) !== undefined,
+        3_000,
+        'the first bind',
+      );
+      // The same user's second device, same type, same node: it displaces the first at once.
+      const again = pending(second.bindUser('twice'));
+      await waitFor(() => kicked, 3_000, 'the first device to be kicked');
+      assert.equal(bind.answered(), false);
+
+      slow.proxy.release();
+      assert.match(String(await bind.result), /bind superseded/);
+      assert.equal(await again.result, undefined, "the second device's bind succeeds");
+      const route = (await stores[0]!.routes.lookup('twice')).get(ClientType.MOBILE);
+      assert.equal(route?.deviceId, `second-${process.pid}`);
+      assert.equal(first.state, 'ready', 'the displaced device stays connected, unbound');
+    } finally {
+      await first.close();
+      await second.close();
+      await slow.done();
+    }
   });
 
   it('a stopped node leaves the registry at once and its connection is closed', async () => {

@@ -289,13 +289,8 @@ describe('ZooKeeper registration in MPush layout (real ZooKeeper)', () => {
       // 1. Java → us: the kick names our gateway and the route's connId; a wrong connId is ignored.
       const a = await connectDevice(node.tcpPort, 'ann');
       devices.push(a);
-      // The route is written just after the bind is answered.
-      const routeOf = async () => (await stores.routes.lookup('ann')).get(1);
-      let found = await routeOf();
-      for (let i = 0; !found && i < 60; i++) {
-        await new Promise((r) => setTimeout(r, 50));
-        found = await routeOf();
-      }
+      // The bind is answered once the route is written.
+      const found = (await stores.routes.lookup('ann')).get(1);
       assert.ok(found, "ann's route");
       const route = found;
       let kicked = 0;

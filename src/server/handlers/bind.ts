@@ -17,6 +17,13 @@ function accepted(conn: Connection, cmd: number, sessionId: number, m: BindUserM
  * BIND (mpush-wire §8): one live connection per (user, client type). A second device of the same
  * type displaces the first, which gets a KICK and is unbound but left connected, as MPush does:
  * closing it would make MPush SDKs reconnect, re-bind and kick the new device back, for ever.
+ *
+ * The OK waits for the context's {@link HandlerContext.bindRecorder} (the cluster's route), as
+ * MPush's reply waits for its Redis write. That wait orders a device's bindings across nodes with
+ * no clock: a device opens its next connection only after this OK, so the next node's route write
+ * starts after this one is written. Answered first, a node slow to reach Redis could write this
+ * route after the device had moved on and bound elsewhere, replacing the newer route and kicking the
+ * device's live connection.
  */
 export function handleBind(
   ctx: HandlerContext,
@@ -46,7 +53,19 @@ export function handleBind(
   if (ctx.log.enabled('debug')) {
     ctx.log.debug('bound', { conn: conn.id, userId: m.userId, clientType: conn.clientType });
   }
-  replyOk(conn, Command.BIND, sessionId, `${m.userId},${conn.clientType}`);
+  const recorded = ctx.bindRecorder?.(conn);
+  if (recorded === undefined) return bound(ctx, conn, sessionId, m.userId);
+  void recorded.then(() => {
+    if (ctx.router.get(m.userId, conn.clientType) === conn) return bound(ctx, conn, sessionId, m.userId);
+    // Closed meanwhile: nobody to answer (its unbind came after the record). Displaced meanwhile (a
+    // KICK, an UNBIND or another BIND on this connection): this bind no longer holds, so no OK.
+    if (!conn.closed) replyError(conn, Command.BIND, sessionId, ErrorCode.UNKNOWN, 'bind superseded');
+  });
+}
+
+/** The binding holds: OK, then the rest of the node hears of it (inbox replay, webhooks). */
+function bound(ctx: HandlerContext, conn: Connection, sessionId: number, userId: string): void {
+  replyOk(conn, Command.BIND, sessionId, `${userId},${conn.clientType}`);
   ctx.events.emit('online', conn);
 }
 
