@@ -207,7 +207,7 @@ export class MpushNode {
         })
       : undefined;
     // The route is written before the bind's OK (handleBind says why), the rest after it.
-    this.connections.context.bindRecorder = (conn) => this.routeOnline(conn);
+    this.connections.context.bindRecorder = (conn) => this.recordBind(conn);
     this.connections.events.on('online', (conn) => {
       this.inbox.replay(conn);
       this.webhooks?.userOnline(conn);
@@ -253,6 +253,20 @@ export class MpushNode {
   /** The node a route was made by: connIds are `<nodeId>:<connection id>`. */
   static nodeOf(connId: string): string {
     return connId.slice(0, connId.lastIndexOf(':'));
+  }
+
+  /** The route write a BIND's OK waits for, at most `cluster.bindWaitMs`; undefined when it need not wait. */
+  private recordBind(conn: Connection): Promise<void> | undefined {
+    const written = this.routeOnline(conn);
+    const waitMs = this.config.cluster.bindWaitMs;
+    if (waitMs === 0) return undefined;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, waitMs);
+      void written.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /**

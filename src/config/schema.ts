@@ -367,6 +367,12 @@ export const schema = {
     prefix: str('mp:', 'Key prefix in Redis (MPush uses mp:, so its tools read the routes).'),
     registryTtlMs: int(10_000, 'A node missing its registry refresh this long is dead.', 1000),
     registryRefreshMs: int(3_000, 'How often a node refreshes its registry entry.', 100),
+    bindWaitMs: int(
+      3_000,
+      "Longest a BIND's OK waits for the route to be written to Redis (so that a device moving on at once is the newer binding on its next node). Past it, as in a Redis outage, the OK goes anyway: the node keeps the binding and re-publishes it when Redis is back. 0: answer at once.",
+      0,
+      60_000,
+    ),
     workers: int(
       1,
       'Worker processes on this machine (node:cluster), each a cluster node sharing the public ports; more than 1 needs cluster.redis.',

@@ -47,10 +47,11 @@ export interface ConnectionServerEvents {
 export type AckListener = (conn: Connection, sessionId: number) => void;
 
 /**
- * Records a new binding where every node looks it up (the cluster's route store). Settles, never
- * rejects, once the record is written or has failed (a failure is the recorder's to log and retry).
+ * Records a new binding where every node looks it up (the cluster's route store). Returns what the
+ * BIND's OK waits for, which settles and never rejects (a failure is the recorder's to log and
+ * retry), or undefined to answer at once.
  */
-export type BindRecorder = (conn: Connection) => Promise<void>;
+export type BindRecorder = (conn: Connection) => Promise<void> | undefined;
 
 /** The configuration the dispatcher and the handlers read: only these groups. */
 export type HandlerConfig = Pick<Config, 'heartbeat' | 'session' | 'auth' | 'limits' | 'httpProxy'>;

@@ -5,6 +5,7 @@ import { DeviceClient } from '../../src/client/device/index.js';
 import { RedisClusterBus } from '../../src/cluster/redis-cluster-bus.js';
 import { createRedis } from '../../src/cluster/redis-connection.js';
 import { createRedisStores, type RedisStores } from '../../src/cluster/redis-stores.js';
+import type { Config, DeepPartial } from '../../src/config/index.js';
 import { loadPublicKey } from '../../src/crypto/index.js';
 import { ClientType } from '../../src/protocol/index.js';
 import { closeAll, connectDevice, type TestDevice } from '../helpers/devices.js';
@@ -71,13 +72,13 @@ describe('two nodes on Redis stores', () => {
   let b: TestNode;
   const devices: TestDevice[] = [];
 
-  async function nodeOnRedis(url?: string): Promise<TestNode> {
+  async function nodeOnRedis(url?: string, overrides: DeepPartial<Config> = {}): Promise<TestNode> {
     const redis = createRedis(url ?? (await testRedis()).url);
     const s = createRedisStores(redis, { prefix, registry: { ttlMs: 2_000, refreshMs: 200 } });
     stores.push(s);
     const bus = new RedisClusterBus(redis, prefix);
     buses.push(bus);
-    return startTestNode({}, { ...s, bus });
+    return startTestNode(overrides, { ...s, bus });
   }
 
   before(async () => {
@@ -148,10 +149,10 @@ describe('two nodes on Redis stores', () => {
   });
 
   /** A third node whose Redis traffic goes through a {@link holdingProxy}; `done` stops both. */
-  async function slowNode() {
+  async function slowNode(overrides: DeepPartial<Config> = {}) {
     const target = new URL((await testRedis()).url);
     const proxy = await holdingProxy({ host: target.hostname, port: Number(target.port || 6379) });
-    const node = await nodeOnRedis(proxy.url);
+    const node = await nodeOnRedis(proxy.url, overrides);
     const store = stores.at(-1)!;
     const done = async () => {
       proxy.release();
@@ -235,6 +236,25 @@ describe('two nodes on Redis stores', () => {
     } finally {
       await device.close();
       await closeAll(moved);
+      await slow.done();
+    }
+  });
+
+  it('cluster.bindWaitMs bounds the wait: past it the OK goes, and the route follows when Redis answers', async () => {
+    const slow = await slowNode({ cluster: { bindWaitMs: 200 } });
+    const device = await unboundDevice(slow.node.tcpPort, 'patient');
+    try {
+      slow.proxy.hold();
+      const bind = pending(device.bindUser('patient'));
+      await waitFor(bind.answered, 5_000, 'the OK after cluster.bindWaitMs');
+      assert.equal(await bind.result, undefined, 'the bind succeeds');
+      assert.equal((await stores[0]!.routes.lookup('patient')).size, 0, 'the route is still held back');
+      slow.proxy.release();
+      await slow.store.redis.ping();
+      const route = (await stores[0]!.routes.lookup('patient')).get(ClientType.MOBILE);
+      assert.equal(route?.port, slow.node.node.addresses.gatewayPort);
+    } finally {
+      await device.close();
       await slow.done();
     }
   });
