@@ -259,21 +259,34 @@ export class MpushNode {
   private recordBind(conn: Connection): Promise<void> | undefined {
     const written = this.routeOnline(conn);
     const waitMs = this.config.cluster.bindWaitMs;
-    if (waitMs === 0) return undefined;
+    const stats = this.connections.stats;
+    if (waitMs === 0) {
+      void written.then((ok) => {
+        if (!ok) stats.bindsUnrouted++;
+      });
+      return undefined;
+    }
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, waitMs);
-      void written.then(() => {
-        clearTimeout(timer);
+      let answered = false;
+      const answer = (unrouted: boolean) => {
+        if (answered) return;
+        answered = true;
+        if (unrouted) stats.bindsUnrouted++;
         resolve();
+      };
+      const timer = setTimeout(() => answer(true), waitMs);
+      void written.then((ok) => {
+        clearTimeout(timer);
+        answer(!ok);
       });
     });
   }
 
   /**
-   * Writes `conn`'s route (and online-set entry); settles once the route is written or has failed.
-   * The kick of a displaced device on another node follows, not awaited.
+   * Writes `conn`'s route (and online-set entry); settles once the route is written (true) or the
+   * write has failed (false). The kick of a displaced device on another node follows, not awaited.
    */
-  private routeOnline(conn: Connection): Promise<void> {
+  private routeOnline(conn: Connection): Promise<boolean> {
     const userId = conn.userId;
     const clientType = conn.clientType;
     this.stores.routes.markOnline(this.id, userId).catch(() => {});
@@ -310,8 +323,8 @@ export class MpushNode {
       })
       .catch((err: Error) => this.clusterLog.warn('route register failed', { userId, err: err.message }));
     return registered.then(
-      () => {},
-      () => {},
+      () => true,
+      () => false,
     );
   }
 

@@ -120,6 +120,12 @@ export class NodeMetrics {
       (s) => s.connection.bindsRefused,
     );
     this.counter(
+      'mpush_binds_unrouted_total',
+      'Binds answered before their route was written to Redis (cluster.bindWaitMs passed, or the write failed).',
+      [],
+      (s) => s.connection.bindsUnrouted,
+    );
+    this.counter(
       'mpush_kicks_total',
       'Devices kicked by another of the same type.',
       [],

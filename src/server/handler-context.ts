@@ -22,6 +22,8 @@ export interface ConnectionStats {
   handshakesThrottled: number;
   binds: number;
   bindsRefused: number;
+  /** Binds answered before their route was written (`cluster.bindWaitMs` passed, or the write failed). */
+  bindsUnrouted: number;
   kicks: number;
   acks: number;
   devicePushes: number;
@@ -126,6 +128,7 @@ export class ServerHandlerContext implements HandlerContext {
     handshakesThrottled: 0,
     binds: 0,
     bindsRefused: 0,
+    bindsUnrouted: 0,
     kicks: 0,
     acks: 0,
     devicePushes: 0,

@@ -213,6 +213,7 @@ describe('two nodes on Redis stores', () => {
         slow.node.node.addresses.gatewayPort,
         'the route is in Redis when the OK arrives',
       );
+      assert.equal(slow.node.node.connections.stats.bindsUnrouted, 0, 'answered after the write');
 
       // The device moves on at once; its new connection is the newer binding and stays.
       await device.close();
@@ -249,10 +250,12 @@ describe('two nodes on Redis stores', () => {
       await waitFor(bind.answered, 5_000, 'the OK after cluster.bindWaitMs');
       assert.equal(await bind.result, undefined, 'the bind succeeds');
       assert.equal((await stores[0]!.routes.lookup('patient')).size, 0, 'the route is still held back');
+      assert.equal(slow.node.node.connections.stats.bindsUnrouted, 1, 'counted (mpush_binds_unrouted_total)');
       slow.proxy.release();
       await slow.store.redis.ping();
       const route = (await stores[0]!.routes.lookup('patient')).get(ClientType.MOBILE);
       assert.equal(route?.port, slow.node.node.addresses.gatewayPort);
+      assert.equal(slow.node.node.connections.stats.bindsUnrouted, 1, 'counted once');
     } finally {
       await device.close();
       await slow.done();
