@@ -244,15 +244,27 @@ export class MpushNode {
     return this.config.node.publicPort || this.addresses.tcpPort;
   }
 
+  /**
+   * `<nodeId>:<connection id>@<opened at, epoch ms in base 36>`: unique across the cluster, and it
+   * tells another node which of two claims on a user is the later (see resync).
+   */
   private connId(conn: Connection): string {
-    // Flat: the template's result is two cons strings over a number's (about 90 bytes), kept by
-    // every route of the in-memory store; flat, about 40.
-    return intern(`${this.id}:${conn.id}`);
+    // Flat: the template's result is cons strings over numbers' (about 100 bytes), kept by every
+    // route of the in-memory store; flat, about 48.
+    return intern(`${this.id}:${conn.id}@${conn.createdAt.toString(36)}`);
   }
 
-  /** The node a route was made by: connIds are `<nodeId>:<connection id>`. */
+  /** The node a route was made by (what precedes the connId's last `:`). */
   static nodeOf(connId: string): string {
     return connId.slice(0, connId.lastIndexOf(':'));
+  }
+
+  /** When a route's connection opened, epoch ms; undefined for a connId without it (MPush's, older nodes'). */
+  static openedAt(connId: string): number | undefined {
+    const at = connId.lastIndexOf('@');
+    if (at < 0 || at < connId.lastIndexOf(':')) return undefined;
+    const ms = Number.parseInt(connId.slice(at + 1), 36);
+    return Number.isFinite(ms) ? ms : undefined;
   }
 
   /** The route write a BIND's OK waits for, at most `cluster.bindWaitMs`; undefined when it need not wait. */
@@ -368,12 +380,18 @@ export class MpushNode {
     }
     let n = 0;
     for (const conn of [...this.connections.router.all()]) {
-      // A user who bound elsewhere while this node was cut off owns the route now (the kick sent
-      // to us then was lost): drop our older binding rather than take the route back.
+      // Another node's route for a user bound here is either newer (the user bound there while
+      // this node was cut off, and the kick sent to us was lost) or older (a connection that closed
+      // while Redis was down, its node's unregister not replayed yet). The connection opened later
+      // keeps the user: ours is dropped, or takes the route back (kicking the other, if still there).
+      // Without an opening time in the connId (MPush's), the route is taken as the newer.
       const current = (await this.stores.routes.lookup(conn.userId).catch(() => undefined))?.get(
         conn.clientType,
       );
-      if (current && current.connId !== this.connId(conn) && MpushNode.nodeOf(current.connId) !== this.id) {
+      const theirs =
+        current && current.connId !== this.connId(conn) && MpushNode.nodeOf(current.connId) !== this.id;
+      const theirsOpened = theirs ? MpushNode.openedAt(current.connId) : undefined;
+      if (theirs && (theirsOpened === undefined || theirsOpened >= conn.createdAt)) {
         this.connections.context.unbindAndKick(conn);
       } else {
         void this.routeOnline(conn);
@@ -409,7 +427,9 @@ export class MpushNode {
   private routeOwner(connId: string): RouteOwner {
     const node = MpushNode.nodeOf(connId);
     const conn =
-      node === this.id ? this.connections.connections.get(Number(connId.slice(node.length + 1))) : undefined;
+      node === this.id
+        ? this.connections.connections.get(Number.parseInt(connId.slice(node.length + 1), 10))
+        : undefined;
     return { node, connectedAt: conn ? conn.createdAt : null };
   }
 

@@ -85,6 +85,7 @@ export class Connection implements FrameHandler, OutboundOwner, DeadlineSchedule
    */
   held: Packet[] | null = null;
 
+  /** When the connection was accepted, exact (the wheel's clock read then): it orders connections across nodes. */
   readonly createdAt: number;
   /** Coarse time of the last read (the wheel's clock). */
   lastReadAt: number;
@@ -105,7 +106,8 @@ export class Connection implements FrameHandler, OutboundOwner, DeadlineSchedule
     this.protocol = protocol;
     this.ctx = ctx;
     this.writer = new OutboundWriter(transport, this, ctx.outbound, this);
-    this.createdAt = this.lastReadAt = ctx.wheel.now;
+    this.createdAt = ctx.wheel.exactNow();
+    this.lastReadAt = ctx.wheel.now;
     this.scheduleCheck(this.createdAt + ctx.handshakeTimeoutMs);
   }
 

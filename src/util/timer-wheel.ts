@@ -29,6 +29,11 @@ export class TimerWheel<T> {
     this.lastTick = Math.floor(this.now / tickMs);
   }
 
+  /** The wheel's clock read now, not the coarse {@link now}. */
+  exactNow(): number {
+    return this.clock();
+  }
+
   /** Starts the interval (unref'd: it never keeps the process alive). */
   start(): void {
     if (this.timer) return;

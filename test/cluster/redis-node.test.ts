@@ -7,6 +7,7 @@ import { createRedis } from '../../src/cluster/redis-connection.js';
 import { createRedisStores, type RedisStores } from '../../src/cluster/redis-stores.js';
 import type { Config, DeepPartial } from '../../src/config/index.js';
 import { loadPublicKey } from '../../src/crypto/index.js';
+import { MpushNode } from '../../src/node.js';
 import { ClientType } from '../../src/protocol/index.js';
 import { closeAll, connectDevice, type TestDevice } from '../helpers/devices.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
@@ -62,6 +63,19 @@ async function holdingProxy(target: { host: string; port: number }) {
   };
 }
 
+describe('connIds', () => {
+  it("read a connection's node and opening time; a connId without the time (MPush's, older nodes') has none", () => {
+    const at = 1_764_000_000_123;
+    const id = `10.0.0.1:3001:42@${at.toString(36)}`;
+    assert.equal(MpushNode.nodeOf(id), '10.0.0.1:3001');
+    assert.equal(MpushNode.openedAt(id), at);
+    assert.equal(MpushNode.openedAt('10.0.0.1:3001:42'), undefined);
+    assert.equal(MpushNode.openedAt('node@a:42'), undefined, 'an @ in the node id is not a time');
+    assert.equal(MpushNode.openedAt('5f3c9a'), undefined);
+    assert.equal(MpushNode.openedAt('n:1@'), undefined);
+  });
+});
+
 /** Two nodes, each with its own Redis connection, stores and bus, as two machines would run. */
 describe('two nodes on Redis stores', () => {
   let prefix: string;
@@ -102,12 +116,23 @@ describe('two nodes on Redis stores', () => {
   });
 
   it("a device bound on B has its route in Redis in MPush's schema", async () => {
+    const before = Date.now();
     devices.push(await connectDevice(b.tcpPort, 'r1'));
+    const after = Date.now();
     const { client } = await testRedis();
     const raw = await client.hgetall(`${prefix}ur:r1`);
     const route = JSON.parse(raw['1']!) as Record<string, unknown>;
     assert.deepEqual(Object.keys(route), ['host', 'port', 'deviceId', 'osName', 'clientVersion', 'connId']);
     assert.equal(route.port, b.node.addresses.gatewayPort);
+    // connId: `<nodeId>:<connection id>@<opened at, base 36>`.
+    const connId = route.connId as string;
+    assert.match(connId, /^.+:\d+@[0-9a-z]+$/);
+    assert.equal(MpushNode.nodeOf(connId), b.node.id);
+    const opened = MpushNode.openedAt(connId)!;
+    assert.ok(
+      opened >= before && opened <= after,
+      `opened ${opened}, connected between ${before} and ${after}`,
+    );
   });
 
   it('a push entering node A reaches the device on node B', async () => {
