@@ -538,102 +538,100 @@ describe('Redis going away under running node processes', () => {
     assert.equal((await routeOf(client, prefix, 'p-stay'))?.port, node.gatewayPort, 'the live route stays');
     assert.ok(node.alive);
   });
-  it('a node cut off from Redis while its user bound elsewhere drops its older binding when it is back', async () => {
+  /**
+   * A private Redis, the test's own client on it, and two node processes on one prefix: S behind a
+   * proxy that can be cut, B directly or behind its own proxy.
+   */
+  async function pairOnPrivateRedis(tag: string, opts: { proxyB: boolean }) {
     const server = await privateRedis();
     cleanups.push(() => server.close());
-    const toS = await redisProxy(server.port);
-    cleanups.push(() => toS.close());
+    const proxy = async () => {
+      const p = await redisProxy(server.port);
+      cleanups.push(() => p.close());
+      return p;
+    };
+    const toB = opts.proxyB ? await proxy() : undefined;
+    const toS = await proxy();
     const client = new Redis(server.port, '127.0.0.1');
     client.on('error', () => {});
     cleanups.push(async () => client.disconnect());
-    const prefix = `mpk:${process.pid}:`;
+    const prefix = `${tag}:${process.pid}:`;
     const common = { prefix, registryTtlMs: TTL_MS, registryRefreshMs: REFRESH_MS };
     const [b, s] = await Promise.all([
-      spawnNode({ ...common, redisUrl: server.url }),
+      spawnNode({ ...common, redisUrl: toB?.url ?? server.url }),
       spawnNode({ ...common, redisUrl: toS.url }),
     ]);
     nodes.push(b!, s!);
-    const onS = await connectDevice(s!.tcpPort, 'elsewhere');
+    return { client, prefix, b: b!, s: s!, toB, toS };
+  }
+
+  it('a node cut off from Redis while its user bound elsewhere drops its older binding when it is back', async () => {
+    const { client, prefix, b, s, toS } = await pairOnPrivateRedis('mpk', { proxyB: false });
+    const onS = await connectDevice(s.tcpPort, 'elsewhere');
     devices.push(onS);
     let kickedOnS = false;
     onS.client.on('kick', () => {
       kickedOnS = true;
     });
-    assert.equal((await routeOf(client, prefix, 'elsewhere'))?.port, s!.gatewayPort);
+    assert.equal((await routeOf(client, prefix, 'elsewhere'))?.port, s.gatewayPort);
 
     // S is cut off; the user's other phone binds on B. B's kick for S's device goes through Redis,
     // which S cannot hear.
     await toS.cut();
-    const onB = await connectDevice(b!.tcpPort, 'elsewhere');
+    const onB = await connectDevice(b.tcpPort, 'elsewhere');
     devices.push(onB);
     let kickedOnB = false;
     onB.client.on('kick', () => {
       kickedOnB = true;
     });
-    assert.equal((await routeOf(client, prefix, 'elsewhere'))?.port, b!.gatewayPort);
+    assert.equal((await routeOf(client, prefix, 'elsewhere'))?.port, b.gatewayPort);
     assert.equal(kickedOnS, false, 'the kick was lost');
 
     await toS.restore();
     await eventually(() => kickedOnS, "S's resync to drop its older binding", 15_000);
     assert.equal(kickedOnB, false, 'the newer binding stays');
-    assert.equal((await routeOf(client, prefix, 'elsewhere'))?.port, b!.gatewayPort, "the route is B's");
+    assert.equal((await routeOf(client, prefix, 'elsewhere'))?.port, b.gatewayPort, "the route is B's");
   });
 
   it('a device that moved between nodes while Redis was down keeps its new binding when Redis is back', async () => {
-    const server = await privateRedis();
-    cleanups.push(() => server.close());
-    const [toB, toS] = [await redisProxy(server.port), await redisProxy(server.port)];
-    cleanups.push(
-      () => toB.close(),
-      () => toS.close(),
-    );
-    const client = new Redis(server.port, '127.0.0.1');
-    client.on('error', () => {});
-    cleanups.push(async () => client.disconnect());
-    const prefix = `mpm:${process.pid}:`;
-    const common = { prefix, registryTtlMs: TTL_MS, registryRefreshMs: REFRESH_MS };
-    const [b, s] = await Promise.all([
-      spawnNode({ ...common, redisUrl: toB.url }),
-      spawnNode({ ...common, redisUrl: toS.url }),
-    ]);
-    nodes.push(b!, s!);
+    const { client, prefix, b, s, toB, toS } = await pairOnPrivateRedis('mpm', { proxyB: true });
     const deviceId = `moved-${process.pid}`;
-    const before = await connectDevice(b!.tcpPort, 'moved', { deviceId });
+    const before = await connectDevice(b.tcpPort, 'moved', { deviceId });
     devices.push(before);
-    assert.equal((await routeOf(client, prefix, 'moved'))?.port, b!.gatewayPort);
+    assert.equal((await routeOf(client, prefix, 'moved'))?.port, b.gatewayPort);
 
     // Redis goes away for both nodes. The device leaves B (whose unregister fails) and binds on S
     // (whose route write fails): Redis keeps B's route.
-    await Promise.all([toB.cut(), toS.cut()]);
+    await Promise.all([toB!.cut(), toS.cut()]);
     await before.client.close();
-    await eventually(() => b!.stderr.includes('route unregister failed'), "B's failed unregister", 20_000);
-    const after = await connectDevice(s!.tcpPort, 'moved', { deviceId });
+    await eventually(() => b.stderr.includes('route unregister failed'), "B's failed unregister", 20_000);
+    const after = await connectDevice(s.tcpPort, 'moved', { deviceId });
     devices.push(after);
     let kicked = false;
     after.client.on('kick', () => {
       kicked = true;
     });
-    await eventually(() => s!.stderr.includes('route register failed'), "S's failed route write", 20_000);
+    await eventually(() => s.stderr.includes('route register failed'), "S's failed route write", 20_000);
 
     // S is back first: its resync finds B's stale route. B's own replay of the unregister comes later.
     await toS.restore();
     await eventually(
-      async () => kicked || (await routeOf(client, prefix, 'moved'))?.port === s!.gatewayPort,
+      async () => kicked || (await routeOf(client, prefix, 'moved'))?.port === s.gatewayPort,
       "S's resync",
       15_000,
     );
-    await toB.restore();
+    await toB!.restore();
     await eventually(
-      async () => JSON.stringify(await liveNodeIds(client, prefix)) === JSON.stringify([b!.id, s!.id].sort()),
+      async () => JSON.stringify(await liveNodeIds(client, prefix)) === JSON.stringify([b.id, s.id].sort()),
       'both nodes back in the registry',
       15_000,
     );
     assert.equal(kicked, false, 'the device on S was not kicked');
     assert.equal(after.client.boundUserId, 'moved');
-    assert.equal((await routeOf(client, prefix, 'moved'))?.port, s!.gatewayPort, "the route is S's");
-    const [r] = await pushVia(b!, { userId: 'moved', content: 'after the outage', ackModel: 'AUTO_ACK' });
+    assert.equal((await routeOf(client, prefix, 'moved'))?.port, s.gatewayPort, "the route is S's");
+    const [r] = await pushVia(b, { userId: 'moved', content: 'after the outage', ackModel: 'AUTO_ACK' });
     assert.equal(r!.result, 'success', JSON.stringify(r));
-    assert.equal(r!.gateway, gatewayOf(s!));
+    assert.equal(r!.gateway, gatewayOf(s));
   });
 });
 
