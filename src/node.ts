@@ -267,12 +267,17 @@ export class MpushNode {
     return Number.isFinite(ms) ? ms : undefined;
   }
 
-  /** The route write a BIND's OK waits for, at most `cluster.bindWaitMs`; undefined when it need not wait. */
+  /**
+   * What a BIND's OK waits for: the route write, at most `cluster.bindWaitMs`. Undefined when there
+   * is nothing to wait for.
+   */
   private recordBind(conn: Connection): Promise<void> | undefined {
     const written = this.routeOnline(conn);
     const waitMs = this.config.cluster.bindWaitMs;
     const stats = this.connections.stats;
-    if (waitMs === 0) {
+    // A route in this process's memory is written before register() returns, and no other process
+    // reads it: the one-machine default answers at once, with no timer per bind.
+    if (waitMs === 0 || this.stores.routes instanceof MemoryRouteStore) {
       void written.then((ok) => {
         if (!ok) stats.bindsUnrouted++;
       });
