@@ -21,7 +21,8 @@ import { loadServerKeys, type ServerKeys } from './keys.js';
 import { createLogger, type Logger } from './log.js';
 import { Inbox } from './push/inbox.js';
 import { PushCenter } from './push/push-center.js';
-import { ConnectionServer } from './server/connection-server.js';
+import { ConnectionServer, type ConnectionStats } from './server/connection-server.js';
+import { Deadline, DeadlineQueue } from './util/deadline-queue.js';
 import { intern } from './util/intern.js';
 
 export type { NodeStores };
@@ -55,6 +56,35 @@ export interface NodeAddresses {
 /** A bind address as a client can dial it: a wildcard bind (every address) is reached on loopback. */
 function dialable(host: string): string {
   return host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+}
+
+/** How late past `cluster.bindWaitMs` a bind waiting for its route write may be answered. */
+const BIND_WAIT_TICK_MS = 50;
+
+/**
+ * A BIND's OK waiting for its route write (MpushNode.recordBind): answered by the write, or by the
+ * deadline (`cluster.bindWaitMs`), whichever comes first; the other finds it answered.
+ */
+class BindWait extends Deadline {
+  constructor(
+    private resolve: (() => void) | null,
+    private readonly stats: ConnectionStats,
+  ) {
+    super();
+  }
+
+  /** Sends the OK on its way; `routed`: the route was written first (else counted as unrouted). */
+  answer(routed: boolean): void {
+    const resolve = this.resolve;
+    if (resolve === null) return;
+    this.resolve = null;
+    if (!routed) this.stats.bindsUnrouted++;
+    resolve();
+  }
+
+  expire(): void {
+    this.answer(false);
+  }
 }
 
 export class MpushNode {
@@ -98,6 +128,8 @@ export class MpushNode {
     string,
     { userId: string; clientType: number; connId: string }
   >();
+  /** BINDs whose OK waits for the route write (recordBind): one interval for all, not a timer each. */
+  private readonly bindWaits = new DeadlineQueue(BIND_WAIT_TICK_MS);
   private publisher: NodeJS.Timeout | undefined;
   /** MPush's ZooKeeper layout, when cluster.zookeeper is set: for MPush's own PushClient. */
   zookeeper: ZookeeperRegistrar | undefined;
@@ -273,28 +305,21 @@ export class MpushNode {
    */
   private recordBind(conn: Connection): Promise<void> | undefined {
     const written = this.routeOnline(conn);
+    if (this.stores.routes.writesAtOnce) return undefined;
     const waitMs = this.config.cluster.bindWaitMs;
     const stats = this.connections.stats;
-    // A route in this process's memory is written before register() returns, and no other process
-    // reads it: the one-machine default answers at once, with no timer per bind.
-    if (waitMs === 0 || this.stores.routes instanceof MemoryRouteStore) {
+    if (waitMs === 0) {
       void written.then((ok) => {
         if (!ok) stats.bindsUnrouted++;
       });
       return undefined;
     }
     return new Promise<void>((resolve) => {
-      let answered = false;
-      const answer = (unrouted: boolean) => {
-        if (answered) return;
-        answered = true;
-        if (unrouted) stats.bindsUnrouted++;
-        resolve();
-      };
-      const timer = setTimeout(() => answer(true), waitMs);
+      const wait = new BindWait(resolve, stats);
+      this.bindWaits.add(wait, this.bindWaits.clock() + waitMs, waitMs);
       void written.then((ok) => {
-        clearTimeout(timer);
-        answer(!ok);
+        this.bindWaits.remove(wait);
+        wait.answer(ok);
       });
     });
   }
@@ -564,6 +589,9 @@ export class MpushNode {
       this.admin?.close(),
     ]);
     this.push.close();
+    // Their connections are closed: the OKs have no one to go to (nor a bind to count as unrouted),
+    // and their deadlines must not hold the process.
+    for (const wait of this.bindWaits.drain()) (wait as BindWait).answer(true);
     // After the connections: their offline events are queued by now, and get webhooks.stopTimeoutMs.
     await this.webhooks?.close();
     await Promise.all([

@@ -57,6 +57,7 @@ export function decodeRoute(json: string): Route | undefined {
  * clearOnline = 1 DEL.
  */
 export class RedisRouteStore implements RouteStore {
+  readonly writesAtOnce = false;
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix = 'mp:',

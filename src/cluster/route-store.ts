@@ -21,11 +21,19 @@ export const routeSchema = z.object({
   deviceId: optionalText,
   osName: optionalText,
   clientVersion: optionalText,
-  /** `<nodeId>:<connection id>`: tells two connections of one device apart. */
+  /**
+   * Tells two connections of one device apart. mpush-ts nodes write
+   * `<nodeId>:<connection id>@<opened at, epoch ms in base 36>`; to others it is opaque.
+   */
   connId: optionalText,
 });
 
 export interface RouteStore {
+  /**
+   * True when a route is written, for every reader, by the time register() returns (one process's
+   * memory); false when the write takes a round trip to a store other processes share.
+   */
+  readonly writesAtOnce: boolean;
   /**
    * Sets the route of (user, client type), replacing any other, atomically.
    * @returns the route it replaced (its node may have a device to kick), if any.
@@ -67,6 +75,7 @@ const routeOf = (h: Held): Route => {
 
 /** In-memory routes for one machine: a user's one route as it is, two or more in an array. */
 export class MemoryRouteStore implements RouteStore {
+  readonly writesAtOnce = true;
   private readonly routes = new Map<string, Held | Held[]>();
   private readonly online = new Map<string, Set<string>>();
 

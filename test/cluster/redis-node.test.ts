@@ -1,67 +1,18 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { DeviceClient } from '../../src/client/device/index.js';
 import { RedisClusterBus } from '../../src/cluster/redis-cluster-bus.js';
 import { createRedis } from '../../src/cluster/redis-connection.js';
 import { createRedisStores, type RedisStores } from '../../src/cluster/redis-stores.js';
 import type { Config, DeepPartial } from '../../src/config/index.js';
-import { loadPublicKey } from '../../src/crypto/index.js';
 import { MpushNode } from '../../src/node.js';
 import { ClientType } from '../../src/protocol/index.js';
-import { closeAll, connectDevice, type TestDevice } from '../helpers/devices.js';
+import { closeAll, connectDevice, connectUnbound, type TestDevice } from '../helpers/devices.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
-import { mpushDefaultKeys } from '../helpers/shared.js';
+import { redisProxy } from '../helpers/redis-proxy.js';
 import { waitFor } from '../helpers/wait.js';
 import { closeTestRedis, freshPrefix, testRedis } from './shared-redis.js';
 
 after(closeTestRedis);
-
-/**
- * A TCP proxy to Redis that can hold what its clients send (a node slow to reach Redis: a long GC
- * pause, a descheduled process, a congested link) and let it all through later, in order.
- */
-async function holdingProxy(target: { host: string; port: number }) {
-  const links: Array<{ upstream: Socket; held: Buffer[] }> = [];
-  let holding = false;
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = new Socket();
-    upstream.connect(target.port, target.host);
-    const link = { upstream, held: [] as Buffer[] };
-    links.push(link);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', () => {});
-      s.on('close', () => {
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.on('data', (chunk: Buffer) => {
-      if (holding) link.held.push(chunk);
-      else upstream.write(chunk);
-    });
-    upstream.pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    hold() {
-      holding = true;
-    },
-    release() {
-      holding = false;
-      for (const l of links) for (const chunk of l.held.splice(0)) l.upstream.write(chunk);
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      }),
-  };
-}
 
 describe('connIds', () => {
   it("read a connection's node and opening time; a connId without the time (MPush's, older nodes') has none", () => {
@@ -173,10 +124,9 @@ describe('two nodes on Redis stores', () => {
     assert.equal(owner, a.node.addresses.gatewayPort, "the route is A's, B's late cleanup did not remove it");
   });
 
-  /** A third node whose Redis traffic goes through a {@link holdingProxy}; `done` stops both. */
+  /** A third node whose Redis traffic goes through a {@link redisProxy}; `done` stops both. */
   async function slowNode(overrides: DeepPartial<Config> = {}) {
-    const target = new URL((await testRedis()).url);
-    const proxy = await holdingProxy({ host: target.hostname, port: Number(target.port || 6379) });
+    const proxy = await redisProxy((await testRedis()).url);
     const node = await nodeOnRedis(proxy.url, overrides);
     const store = stores.at(-1)!;
     const done = async () => {
@@ -185,19 +135,6 @@ describe('two nodes on Redis stores', () => {
       await proxy.close();
     };
     return { proxy, node, store, done };
-  }
-
-  /** A connected device that has not bound a user yet. */
-  async function unboundDevice(port: number, deviceId: string): Promise<DeviceClient> {
-    const device = new DeviceClient({
-      servers: [{ host: '127.0.0.1', port }],
-      publicKey: loadPublicKey(mpushDefaultKeys().publicKey),
-      deviceId: `${deviceId}-${process.pid}`,
-      osName: 'android',
-      autoReconnect: false,
-    });
-    await device.connect();
-    return device;
   }
 
   /** Settles with undefined on the OK, with the error on anything else; `answered` says whether it has. */
@@ -215,7 +152,7 @@ describe('two nodes on Redis stores', () => {
 
   it("answers BIND once the route is written: a node slow to reach Redis cannot displace the device's next connection", async () => {
     const slow = await slowNode();
-    const device = await unboundDevice(slow.node.tcpPort, 'mover');
+    const { client: device } = await connectUnbound(slow.node.tcpPort, { deviceId: `mover-${process.pid}` });
     const moved: TestDevice[] = [];
     try {
       slow.proxy.hold();
@@ -244,10 +181,6 @@ describe('two nodes on Redis stores', () => {
       await device.close();
       const onB = await connectDevice(b.tcpPort, 'mover');
       moved.push(onB);
-      let kicked = false;
-      onB.client.once('kick', () => {
-        kicked = true;
-      });
       await waitFor(
         () => slow.node.node.connections.router.get('mover', ClientType.MOBILE) === undefined,
         3_000,
@@ -257,7 +190,7 @@ describe('two nodes on Redis stores', () => {
       await slow.store.redis.ping();
       const now = (await stores[0]!.routes.lookup('mover')).get(ClientType.MOBILE);
       assert.equal(now?.port, b.node.addresses.gatewayPort, "the route is the new connection's");
-      assert.equal(kicked, false, 'the new connection was not kicked');
+      assert.equal(onB.kicks, 0, 'the new connection was not kicked');
       assert.equal(onB.client.boundUserId, 'mover');
     } finally {
       await device.close();
@@ -268,7 +201,7 @@ describe('two nodes on Redis stores', () => {
 
   it('cluster.bindWaitMs bounds the wait: past it the OK goes, and the route follows when Redis answers', async () => {
     const slow = await slowNode({ cluster: { bindWaitMs: 200 } });
-    const device = await unboundDevice(slow.node.tcpPort, 'patient');
+    const { client: device } = await connectUnbound(slow.node.tcpPort);
     try {
       slow.proxy.hold();
       const bind = pending(device.bindUser('patient'));
@@ -289,23 +222,19 @@ describe('two nodes on Redis stores', () => {
 
   it('a bind displaced while its route is being written is answered with ERROR, not OK', async () => {
     const slow = await slowNode();
-    const first = await unboundDevice(slow.node.tcpPort, 'first');
-    const second = await unboundDevice(slow.node.tcpPort, 'second');
+    const first = await connectUnbound(slow.node.tcpPort);
+    const second = await connectUnbound(slow.node.tcpPort, { deviceId: `second-${process.pid}` });
     try {
-      let kicked = false;
-      first.once('kick', () => {
-        kicked = true;
-      });
       slow.proxy.hold();
-      const bind = pending(first.bindUser('twice'));
+      const bind = pending(first.client.bindUser('twice'));
       await waitFor(
         () => slow.node.node.connections.router.get('twice', ClientType.MOBILE) !== undefined,
         3_000,
         'the first bind',
       );
       // The same user's second device, same type, same node: it displaces the first at once.
-      const again = pending(second.bindUser('twice'));
-      await waitFor(() => kicked, 3_000, 'the first device to be kicked');
+      const again = pending(second.client.bindUser('twice'));
+      await waitFor(() => first.kicks > 0, 3_000, 'the first device to be kicked');
       assert.equal(bind.answered(), false);
 
       slow.proxy.release();
@@ -313,10 +242,9 @@ describe('two nodes on Redis stores', () => {
       assert.equal(await again.result, undefined, "the second device's bind succeeds");
       const route = (await stores[0]!.routes.lookup('twice')).get(ClientType.MOBILE);
       assert.equal(route?.deviceId, `second-${process.pid}`);
-      assert.equal(first.state, 'ready', 'the displaced device stays connected, unbound');
+      assert.equal(first.client.state, 'ready', 'the displaced device stays connected, unbound');
     } finally {
-      await first.close();
-      await second.close();
+      await closeAll([first, second]);
       await slow.done();
     }
   });

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server, Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { closeRedis, createRedis, type RedisClient, retryDelay } from '../../src/cluster/redis-connection.js';
 import { RedisNodeRegistry } from '../../src/cluster/redis-node-registry.js';
 import { RedisRouteStore } from '../../src/cluster/redis-route-store.js';
 import { RedisSessionStore } from '../../src/cluster/redis-session-store.js';
 import { freePort as closedPort } from '../helpers/free-port.js';
+import { redisProxy } from '../helpers/redis-proxy.js';
 import { nodeInfo } from './node-registry.contract.js';
 import { route } from './route-store.contract.js';
 import { session } from './session-store.contract.js';
@@ -41,39 +42,6 @@ function listen(server: Server, port = 0): Promise<number> {
       resolve(typeof a === 'object' && a ? a.port : 0);
     });
   });
-}
-
-/** A TCP proxy to the test Redis that can be cut (as a network partition) and restored. */
-async function proxyTo(target: string) {
-  const { hostname, port: targetPort } = new URL(target);
-  const sockets = new Set<Socket>();
-  const make = () =>
-    createServer((client) => {
-      const upstream = new Socket();
-      upstream.connect(Number(targetPort || 6379), hostname);
-      for (const s of [client, upstream]) {
-        sockets.add(s);
-        s.on('error', () => {});
-        s.on('close', () => sockets.delete(s));
-      }
-      client.pipe(upstream).pipe(client);
-    });
-  let server = make();
-  const port = await listen(server);
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    async cut() {
-      await new Promise((r) => {
-        server.close(r);
-        for (const s of sockets) s.destroy();
-      });
-    },
-    async restore() {
-      server = make();
-      await listen(server, port);
-    },
-    close: () => new Promise((r) => server.close(r)),
-  };
 }
 
 async function withClient(url: string, fn: (redis: RedisClient, errors: Error[]) => Promise<void>) {
@@ -148,7 +116,7 @@ describe('Redis unreachable: store calls fail, they do not hang', () => {
   });
 
   it('after an outage the same stores work again once Redis is back', async () => {
-    const proxy = await proxyTo((await testRedis()).url);
+    const proxy = await redisProxy((await testRedis()).url);
     try {
       await withClient(proxy.url, async (redis) => {
         const routes = new RedisRouteStore(redis, await freshPrefix());

@@ -4,35 +4,53 @@ import { mpushDefaultKeys } from './shared.js';
 
 const publicKey = loadPublicKey(mpushDefaultKeys().publicKey);
 
-/** A connected, bound DeviceClient (the real SDK) recording its pushes. */
+/** A connected DeviceClient (the real SDK) recording its pushes and the kicks it got. */
 export interface TestDevice {
   client: DeviceClient;
   pushes: Array<{ content: Buffer; sessionId: number; ackModel: string }>;
+  kicks: number;
 }
 
 let seq = 0;
 
-export async function connectDevice(
-  port: number,
-  userId: string,
-  opts: Partial<DeviceClientOptions> = {},
-): Promise<TestDevice> {
+/** A device not yet connected, recording what it gets. */
+function device(port: number, opts: Partial<DeviceClientOptions>): TestDevice {
   const client = new DeviceClient({
     servers: [{ host: '127.0.0.1', port }],
     publicKey,
     deviceId: `test-dev-${process.pid}-${++seq}`,
     osName: 'android',
-    userId,
     autoReconnect: false,
     ...opts,
   });
-  const d: TestDevice = { client, pushes: [] };
+  const d: TestDevice = { client, pushes: [], kicks: 0 };
   client.on('push', (p) =>
     d.pushes.push({ content: p.content, sessionId: p.sessionId, ackModel: p.ackModel }),
   );
-  const bound = new Promise<void>((resolve) => client.once('bind', () => resolve()));
-  await client.connect();
+  client.on('kick', () => d.kicks++);
+  return d;
+}
+
+/** A connected device bound to `userId`. */
+export async function connectDevice(
+  port: number,
+  userId: string,
+  opts: Partial<DeviceClientOptions> = {},
+): Promise<TestDevice> {
+  const d = device(port, { userId, ...opts });
+  const bound = new Promise<void>((resolve) => d.client.once('bind', () => resolve()));
+  await d.client.connect();
   await bound;
+  return d;
+}
+
+/** A connected device that has not bound a user yet (`client.bindUser` binds it). */
+export async function connectUnbound(
+  port: number,
+  opts: Partial<DeviceClientOptions> = {},
+): Promise<TestDevice> {
+  const d = device(port, opts);
+  await d.client.connect();
   return d;
 }
 
