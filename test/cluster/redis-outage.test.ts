@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { closeRedis, createRedis, type RedisClient, retryDelay } from '../../src/cluster/redis-connection.js';
 import { RedisNodeRegistry } from '../../src/cluster/redis-node-registry.js';
 import { RedisRouteStore } from '../../src/cluster/redis-route-store.js';
 import { RedisSessionStore } from '../../src/cluster/redis-session-store.js';
+import { listenOn } from '../../src/util/listen.js';
 import { freePort as closedPort } from '../helpers/free-port.js';
 import { redisProxy } from '../helpers/redis-proxy.js';
 import { nodeInfo } from './node-registry.contract.js';
@@ -31,17 +32,6 @@ function settlesWithin<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     timer = setTimeout(() => reject(new Error(`${what} still pending after ${ms} ms`)), ms);
   });
   return Promise.race([p, guard]).finally(() => clearTimeout(timer));
-}
-
-function listen(server: Server, port = 0): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => {
-      server.off('error', reject);
-      const a = server.address();
-      resolve(typeof a === 'object' && a ? a.port : 0);
-    });
-  });
 }
 
 async function withClient(url: string, fn: (redis: RedisClient, errors: Error[]) => Promise<void>) {
@@ -103,7 +93,7 @@ describe('Redis unreachable: store calls fail, they do not hang', () => {
       s.on('error', () => {});
       s.resume(); // reads (so it sees the client hang up) but never answers
     });
-    const port = await listen(silent);
+    const port = await listenOn(silent, 0, '127.0.0.1', 511, () => {});
     try {
       await withClient(`redis://127.0.0.1:${port}`, async (redis) => {
         const sessions = new RedisSessionStore(redis, 'mp:');

@@ -1,4 +1,5 @@
 import { createServer, type Server, Socket } from 'node:net';
+import { listenOn } from '../../src/util/listen.js';
 
 /**
  * A TCP proxy to a Redis on 127.0.0.1, for the faults a real Redis cannot show on demand:
@@ -17,16 +18,8 @@ export interface RedisProxy {
   close(): Promise<void>;
 }
 
-function listen(server: Server, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => {
-      server.off('error', reject);
-      const a = server.address();
-      resolve(typeof a === 'object' && a ? a.port : 0);
-    });
-  });
-}
+/** On 127.0.0.1; a proxy's own socket errors are the test's to ignore. */
+const listen = (server: Server, port: number) => listenOn(server, port, '127.0.0.1', 511, () => {});
 
 /** A {@link RedisProxy} to `target` (a redis:// URL, or the port of a Redis on 127.0.0.1). */
 export async function redisProxy(target: string | number): Promise<RedisProxy> {
